@@ -1,0 +1,174 @@
+// The typed configuration: YAML read once into these structs, overridden with `--set key=value`,
+// validated, and passed down (each component takes its own section). Every key, its default and
+// its meaning are declared in one place, src/config.cpp (`config_keys()` lists them; the README's
+// config reference is printed by `yolo2 config --reference`).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace yolo2 {
+
+// One (VOC root, image set) pair, e.g. {"data/VOCdevkit/VOC2007", "trainval"}.
+struct DatasetSplit {
+  std::string root;
+  std::string split;
+};
+
+enum class EvalTransform { Letterbox, Resize };
+enum class ClassLoss { CrossEntropy, Focal, SigmoidFocal };
+enum class LrPolicy { Steps, Cosine, Constant };
+enum class GammaScheduleType { Constant, Step, Linear, Cosine };
+enum class JitterMode { Crop, Letterbox };
+
+// Focal alpha: a number for every class, one number per class, or `auto` (inverse class
+// frequency of the training set, normalised to mean 1).
+struct AlphaSpec {
+  enum class Kind { Scalar, PerClass, Auto } kind = Kind::Scalar;
+  double scalar = 1.0;
+  std::vector<double> per_class;
+};
+
+struct AugmentConfig {
+  JitterMode jitter_mode = JitterMode::Crop;
+  double jitter = 0.3;
+  bool flip = true;
+  double hue = 0.1;
+  double saturation = 1.5;
+  double exposure = 1.5;
+  double min_box_size = 0.001;  // boxes narrower or lower than this (fraction of the input) are dropped
+};
+
+struct DataConfig {
+  std::vector<std::string> classes;
+  std::vector<DatasetSplit> train;
+  std::vector<DatasetSplit> test;
+  bool train_difficult = false;     // darknet drops difficult objects from training
+  bool skip_unknown_classes = false;
+  int input_size = 416;
+  std::vector<int> multiscale_sizes;  // empty: train at input_size only
+  int multiscale_every = 10;          // iterations between size changes
+  int multiscale_final = 200;         // the last N iterations use the largest size (darknet)
+  EvalTransform eval_transform = EvalTransform::Letterbox;
+  AugmentConfig augment;
+  int workers = 2;
+  int prefetch = 4;  // batches queued ahead of the consumer
+  int max_boxes = 30;
+};
+
+struct ModelConfig {
+  double width = 1.0;  // channel multiplier (channels scaled, at least 8)
+  std::vector<double> anchors;  // w,h pairs in grid cells
+};
+
+struct GammaSchedule {
+  GammaScheduleType type = GammaScheduleType::Constant;
+  double start = 0.0;        // linear / cosine: gamma at span_begin
+  double end = 2.0;          // linear / cosine: gamma at span_end and after
+  double span_begin = 0.0;   // fraction of training where the ramp starts
+  double span_end = 0.5;     // fraction of training where the ramp ends
+  std::vector<double> milestones;  // step: fractions of training
+  std::vector<double> values;      // step: gamma before the first milestone, then after each
+};
+
+struct FocalConfig {
+  double gamma = 2.0;
+  AlphaSpec alpha;
+  GammaSchedule gamma_schedule;
+};
+
+struct LossConfig {
+  ClassLoss classification = ClassLoss::CrossEntropy;
+  FocalConfig focal;
+  double object_scale = 5.0;
+  double noobject_scale = 1.0;
+  double class_scale = 1.0;
+  double coord_scale = 1.0;
+  double thresh = 0.6;
+  bool rescore = true;
+  bool small_box_weight = true;   // coord_scale * (2 - w*h) (darknet since 2017-03)
+  int64_t warmup_images = 12800;  // prior warm-up toward the anchors for this many images
+  double warmup_scale = 0.01;
+};
+
+struct TrainConfig {
+  int batch = 64;
+  int subdivisions = 8;
+  double lr = 0.001;
+  double momentum = 0.9;
+  double decay = 0.0005;
+  int burn_in = 1000;
+  double burn_in_power = 4.0;
+  LrPolicy policy = LrPolicy::Steps;
+  std::vector<int64_t> steps{40000, 60000};
+  std::vector<double> scales{0.1, 0.1};
+  int64_t max_batches = 80200;
+  int epochs = 0;  // > 0: overrides max_batches with epochs * ceil(images / batch)
+  std::string init_weights;  // darknet .weights (full or prefix) or a yolo2 checkpoint
+  std::string output;        // run folder; empty: runs/<name>
+  std::string name = "yolo2";
+  int checkpoint_every = 100;  // iterations
+  int log_every = 1;
+  bool skip_nonfinite = false;  // skip a batch with a NaN/inf loss instead of stopping
+};
+
+struct EvalConfig {
+  std::string metric = "voc07";
+  double iou = 0.5;
+  double conf_thresh = 0.005;
+  double detect_thresh = 0.25;
+  double nms = 0.45;
+  int max_detections = 100;  // per image
+  int every = 0;  // iterations between evaluations during training; 0: at the end only
+  int batch = 8;
+};
+
+struct RuntimeConfig {
+  int threads = 0;  // 0: all cores
+  uint64_t seed = 0;
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+};
+
+struct Config {
+  DataConfig data;
+  ModelConfig model;
+  LossConfig loss;
+  TrainConfig train;
+  EvalConfig eval;
+  RuntimeConfig runtime;
+  std::string source;  // the file it was read from ("" for defaults)
+};
+
+// Description of one key, for documentation (`yolo2 config --reference`).
+struct ConfigKeyInfo {
+  std::string path;
+  std::string type;
+  std::string default_value;
+  std::string doc;
+};
+const std::vector<ConfigKeyInfo>& config_keys();
+
+// The defaults: darknet's yolov2-voc recipe on VOC07+12 (yolov2-reference.md §1.1, §1.2).
+Config default_config();
+
+// Reads a YAML file (following `base:` includes, relative to the file), applies `key=value`
+// overrides in order and validates. Errors name the file, line and key path.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// Same from YAML text; `origin` names it in errors.
+Config parse_config(const std::string& yaml_text, const std::string& origin = "<string>",
+                    const std::vector<std::string>& overrides = {});
+// Applies one `section.key=value` override (value parsed as YAML). Does not validate.
+void apply_override(Config& config, const std::string& assignment);
+// Cross-key checks (batch divisible by subdivisions, anchors in pairs, ...).
+void validate(const Config& config);
+// The resolved config as YAML, reloadable with parse_config.
+std::string to_yaml(const Config& config);
+
+// Resolves `runtime.threads` (0: all cores).
+int resolved_threads(const RuntimeConfig& runtime);
+
+const std::vector<std::string>& voc_class_names();
+const std::vector<double>& voc_anchors();
+
+}  // namespace yolo2

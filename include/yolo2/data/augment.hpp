@@ -1,0 +1,70 @@
+// Image transforms for training (darknet-style jitter, flip, HSV distortion) and evaluation
+// (letterbox or plain resize). yolov2-reference.md §2.6.
+//
+// Box convention: boxes here are continuous coordinates equal to the 0-based VOC pixel corners,
+// as darknet's voc_label.py makes them (width = x2 - x1, no +1); normalised boxes divide them by
+// the image size. Every geometric transform is an axis-aligned affine map x' = ax * x + bx,
+// applied to the image in one cv::warpAffine and to the boxes with the same numbers.
+#pragma once
+
+#include <opencv2/core.hpp>
+
+#include <vector>
+
+#include "yolo2/config.hpp"
+#include "yolo2/util/rng.hpp"
+
+namespace yolo2::data {
+
+// x' = ax * x + bx, y' = ay * y + by (continuous pixel coordinates). ax < 0 means flipped.
+struct Affine {
+  double ax = 1, bx = 0, ay = 1, by = 0;
+  // Inverse map: from network-input coordinates back to the original image.
+  double inv_x(double x) const { return (x - bx) / ax; }
+  double inv_y(double y) const { return (y - by) / ay; }
+};
+
+// A box with its class, in the coordinates of the image it belongs to.
+struct LabeledBox {
+  float x1 = 0, y1 = 0, x2 = 0, y2 = 0;
+  int label = 0;
+};
+
+// The random draws of one training augmentation (exposed so tests can check them).
+struct AugmentDraw {
+  Affine affine;      // original image -> output
+  bool flipped = false;
+  double dhue = 0, dsat = 1, dexp = 1;
+};
+
+// darknet's rand_scale: uniform in [1, s], inverted with probability 1/2.
+double rand_scale(util::Rng& rng, double s);
+
+// Draws the geometric and colour parameters for an image of ow x oh to an out x out input.
+AugmentDraw draw_augment(int ow, int oh, int out, const AugmentConfig& cfg, util::Rng& rng);
+
+// The evaluation map (letterbox like darknet's letterbox_image, or plain resize).
+Affine eval_affine(int ow, int oh, int out, EvalTransform transform);
+
+// Renders `image` (8-bit BGR) through `affine` into an out x out 8-bit BGR image. Pixels that come
+// from outside the source replicate its border (crop jitter) or are gray 127 (letterbox).
+cv::Mat warp_image(const cv::Mat& image, const Affine& affine, int out, bool replicate_border);
+
+// In-place HSV distortion of an 8-bit BGR image: hue shift (wrapped), saturation and value scale.
+void distort_hsv(cv::Mat& bgr, double dhue, double dsat, double dexp);
+
+// Maps boxes through `affine`, clips them to [0, out], and drops those narrower or lower than
+// min_size * out (darknet: 0.001) without disturbing the others' order.
+std::vector<LabeledBox> transform_boxes(const std::vector<LabeledBox>& boxes, const Affine& affine,
+                                        int out, double min_size);
+
+// Full training augmentation of one image: draw, warp, distort, transform boxes.
+struct Augmented {
+  cv::Mat image;  // out x out 8-bit BGR
+  std::vector<LabeledBox> boxes;  // pixel coordinates of `image`
+  AugmentDraw draw;
+};
+Augmented augment_train(const cv::Mat& image, const std::vector<LabeledBox>& boxes, int out,
+                        const AugmentConfig& cfg, util::Rng& rng);
+
+}  // namespace yolo2::data

@@ -1,0 +1,87 @@
+// The threaded batch loader. Batch k is a pure function of (dataset, options, seed, k): which images
+// it holds, their input size and every augmentation draw are derived from k, so the stream is the
+// same for any number of workers and a resumed run can start at any batch.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "yolo2/config.hpp"
+#include "yolo2/data/augment.hpp"
+#include "yolo2/data/voc.hpp"
+
+namespace yolo2::data {
+
+struct Batch {
+  int64_t index = 0;  // position in the stream
+  int64_t epoch = 0;
+  int size = 0;       // input side in pixels
+  at::Tensor images;  // [B, 3, size, size] float32 RGB in [0, 1]
+  at::Tensor boxes;   // [B, M, 4] float32 x1, y1, x2, y2 normalised to [0, 1]; zero padding
+  at::Tensor labels;  // [B, M] int64; -1 padding
+  at::Tensor counts;  // [B] int64: valid boxes per image
+  std::vector<int> image_indices;  // into the dataset
+  std::vector<Affine> transforms;  // original image -> network input (pixels), per image
+};
+
+struct LoaderOptions {
+  int batch_size = 8;
+  int workers = 2;      // 0: batches are built in the caller's thread
+  int prefetch = 4;     // batches queued ahead
+  uint64_t seed = 0;
+  bool train = true;    // shuffle each epoch, augment, drop the last partial batch
+  int max_boxes = 30;   // M; extra boxes are dropped at random (darknet shuffles, then truncates)
+  AugmentConfig augment;
+  EvalTransform eval_transform = EvalTransform::Letterbox;
+  int input_size = 416;
+  // Training: input size of batch k (multi-scale); unset means input_size.
+  std::function<int(int64_t)> size_for_batch;
+  int64_t start_batch = 0;  // first batch of the stream (resume)
+  int64_t num_batches = -1; // batches to produce; -1: one epoch (evaluation) or forever (train)
+};
+
+// Batches per epoch for a dataset of n images.
+int64_t batches_per_epoch(int64_t n, int batch_size, bool drop_last);
+
+// Builds batch `index` directly (what the workers run); thread-safe.
+Batch make_batch(const VocDataset& dataset, const LoaderOptions& options, int64_t index);
+
+class Loader {
+ public:
+  Loader(std::shared_ptr<const VocDataset> dataset, LoaderOptions options);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  // The next batch in stream order, or nothing at the end. A worker's error (an unreadable
+  // image, say) is rethrown here.
+  std::optional<Batch> next();
+  int64_t total_batches() const { return end_ - options_.start_batch; }
+
+ private:
+  void worker_loop();
+
+  std::shared_ptr<const VocDataset> dataset_;
+  LoaderOptions options_;
+  int64_t end_;             // one past the last batch index (INT64_MAX: endless)
+  int64_t next_out_;        // next index handed to the caller
+  int64_t next_job_;        // next index a worker picks up
+  std::map<int64_t, Batch> ready_;
+  std::exception_ptr error_;
+  bool stop_ = false;
+  std::mutex mutex_;
+  std::condition_variable cv_work_, cv_ready_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace yolo2::data

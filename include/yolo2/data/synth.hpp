@@ -1,0 +1,43 @@
+// `yolo2 synth`: a generated, VOC-format detection dataset. It has VOCdevkit's exact layout
+// (Annotations/, JPEGImages/, ImageSets/Main/) so the same code path reads it and a real
+// VOCdevkit/VOC2007 folder; the content is made to exercise a detector (shapes of many sizes,
+// overlaps, truncation at borders, clutter, difficult objects, long-tailed class frequencies).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "yolo2/data/voc.hpp"
+
+namespace yolo2::data {
+
+struct SynthOptions {
+  std::string out_dir;       // becomes the VOC root: out_dir/Annotations, out_dir/JPEGImages, ...
+  int train = 400;           // images in trainval (split about half/half into train and val)
+  int test = 100;            // images in test
+  int size = 256;            // longest image side in pixels; the other side is 75-100% of it
+  uint64_t seed = 0;         // everything is a pure function of (options, seed)
+  int num_classes = 8;       // 6..10 shape classes (see synth_class_names)
+  double imbalance = 20.0;   // ratio of the most to the least frequent class (>= 1)
+  int max_objects = 6;       // objects per image: 1..max_objects
+  int jpeg_quality = 92;
+  int threads = 0;           // 0: all cores
+};
+
+struct SynthResult {
+  std::vector<ImageRecord> images;   // everything drawn (0-based boxes, as parse_voc_xml returns)
+  std::vector<std::string> class_names;
+  std::vector<int> objects_per_class;
+  int difficult = 0, truncated = 0;
+  double seconds = 0;
+};
+
+// Class names of a synthetic dataset with n classes (6 <= n <= 10), in label order.
+std::vector<std::string> synth_class_names(int num_classes);
+
+// Writes the dataset and returns what was drawn. Throws yolo2::Error on invalid options or I/O
+// failure (naming the path). Existing files in out_dir are overwritten.
+SynthResult write_synth(const SynthOptions& options);
+
+}  // namespace yolo2::data

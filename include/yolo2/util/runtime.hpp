@@ -1,0 +1,24 @@
+// Process-wide runtime set-up from the `runtime` config section: threads, seeds, device.
+#pragma once
+
+#include <c10/core/Device.h>
+
+#include <string>
+
+#include "yolo2/config.hpp"
+
+namespace yolo2::util {
+
+// Console logging through spdlog ("info" by default; "debug" with --verbose).
+void setup_logging(bool verbose);
+
+// Sets LibTorch's intra-op threads (runtime.threads, 0 = all cores) and keeps OpenCV's own pool
+// to one thread so the two never oversubscribe the cores; seeds LibTorch's generator. Logs what
+// it set. Returns the thread count.
+int setup_runtime(const RuntimeConfig& runtime);
+
+// "auto" -> CUDA when LibTorch has it, else CPU; "cpu"; "cuda"; "cuda:N". Throws yolo2::Error
+// when CUDA is asked for but not available.
+c10::Device resolve_device(const std::string& spec);
+
+}  // namespace yolo2::util

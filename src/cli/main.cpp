@@ -1,0 +1,36 @@
+// yolo2: train, evaluate and run YOLOv2 detectors on Pascal VOC-format data.
+#include <c10/util/Exception.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "verbs.hpp"
+#include "yolo2/error.hpp"
+#include "yolo2/util/runtime.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"yolo2: YOLOv2 (Darknet19) detector training with focal loss, and a Pascal VOC mAP evaluator"};
+  app.require_subcommand(1);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "Debug logging");
+  app.set_version_flag("--version", "yolo2 0.1.0");
+  yolo2::cli::add_config(app);
+  yolo2::cli::add_synth(app);
+  yolo2::cli::add_stats(app);
+  yolo2::cli::add_bench(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const yolo2::Error& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  } catch (const c10::Error& e) {
+    spdlog::error("{}", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+  return 0;
+}

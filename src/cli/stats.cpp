@@ -1,0 +1,81 @@
+// `yolo2 stats`: images and objects per class and split, box sizes, and every problem handled.
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "verbs.hpp"
+#include "yolo2/data/voc.hpp"
+#include "yolo2/error.hpp"
+
+namespace yolo2::cli {
+
+namespace {
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+}  // namespace
+
+// Class names for a bare VOC root: --classes, else <root>/classes.txt (written by `synth`), else
+// the config's (VOC's 20 by default).
+std::vector<std::string> classes_for_root(const std::string& root, const std::string& classes_flag,
+                                          const Config& config) {
+  if (!classes_flag.empty()) return split_list(classes_flag);
+  const auto file = std::filesystem::path(root) / "classes.txt";
+  if (std::filesystem::exists(file)) {
+    std::ifstream in(file);
+    std::vector<std::string> names;
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) names.push_back(line);
+    if (names.empty()) throw Error(file.string() + ": lists no class");
+    return names;
+  }
+  return config.data.classes;
+}
+
+void add_stats(CLI::App& app) {
+  auto* cmd = app.add_subcommand("stats", "Dataset statistics and problems (per class and split)");
+  auto flags = std::make_shared<ConfigFlags>();
+  flags->add(cmd, false);
+  auto root = std::make_shared<std::string>();
+  auto split = std::make_shared<std::string>();
+  auto classes = std::make_shared<std::string>();
+  auto max_issues = std::make_shared<int>(50);
+  cmd->add_option("--data", *root, "A VOC root (instead of the config's data.train / data.test)");
+  cmd->add_option("--split", *split, "With --data: the image set (e.g. trainval, test)");
+  cmd->add_option("--classes", *classes, "With --data: comma-separated class names");
+  cmd->add_option("--max-issues", *max_issues, "Problems listed per split")->capture_default_str();
+  cmd->callback([=] {
+    const Config config = flags->load();
+    std::vector<std::pair<std::string, std::vector<DatasetSplit>>> sets;
+    data::ParseOptions po;
+    po.skip_unknown_classes = config.data.skip_unknown_classes;
+    po.keep_difficult = true;  // statistics show everything; the training rule is reported apart
+    if (!root->empty()) {
+      if (split->empty()) throw Error("stats: --data needs --split");
+      po.class_names = classes_for_root(*root, *classes, config);
+      sets.push_back({*split, {{*root, *split}}});
+    } else {
+      po.class_names = config.data.classes;
+      sets.push_back({"train (data.train)", config.data.train});
+      sets.push_back({"test (data.test)", config.data.test});
+    }
+    for (const auto& [name, splits] : sets) {
+      const data::VocDataset ds = data::load_voc(splits, po);
+      std::cout << name << ":\n" << data::format_stats(ds, data::dataset_stats(ds), *max_issues) << "\n";
+    }
+    if (root->empty())
+      std::cout << "difficult objects are " << (config.data.train_difficult ? "used" : "not used")
+                << " for training (data.train_difficult) and always kept for evaluation\n";
+  });
+}
+
+}  // namespace yolo2::cli

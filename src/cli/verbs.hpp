@@ -1,0 +1,31 @@
+// One function per CLI verb; each registers its subcommand and flags on the app. The verbs parse
+// flags, load the config and call the library: no logic a test would need lives here.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+#include "yolo2/config.hpp"
+
+namespace yolo2::cli {
+
+void add_config(CLI::App& app);
+void add_synth(CLI::App& app);
+void add_stats(CLI::App& app);
+void add_bench(CLI::App& app);
+
+// Class names for a bare VOC root: the flag's comma list, else <root>/classes.txt, else the config's.
+std::vector<std::string> classes_for_root(const std::string& root, const std::string& classes_flag,
+                                          const Config& config);
+
+// --config FILE and repeated --set key=value, shared by the verbs that take a config.
+struct ConfigFlags {
+  std::string path;
+  std::vector<std::string> overrides;
+  void add(CLI::App* cmd, bool required);
+  Config load() const;  // defaults when no file was given
+};
+
+}  // namespace yolo2::cli

@@ -1,0 +1,741 @@
+// The config schema: every key with its type, default, range and documentation, declared once
+// in `registry()`. Loading walks the YAML tree against it, so unknown keys, wrong types and
+// out-of-range values are reported with the key path and the file position.
+#include "yolo2/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include "yolo2/error.hpp"
+
+namespace yolo2 {
+
+const std::vector<std::string>& voc_class_names() {
+  static const std::vector<std::string> kNames{
+      "aeroplane", "bicycle", "bird",  "boat",        "bottle", "bus",         "car",
+      "cat",       "chair",   "cow",   "diningtable", "dog",    "horse",       "motorbike",
+      "person",    "pottedplant", "sheep", "sofa",    "train",  "tvmonitor"};
+  return kNames;
+}
+
+const std::vector<double>& voc_anchors() {
+  // yolov2-voc.cfg [region] anchors, in grid cells (yolov2-reference.md §1.2).
+  static const std::vector<double> kAnchors{1.3221, 1.73145, 3.19275, 4.00944, 5.05587,
+                                            8.09892, 9.47112, 4.84053, 11.2364, 10.0071};
+  return kAnchors;
+}
+
+namespace {
+
+// ---- value conversion -------------------------------------------------------------------
+
+std::string where(const YAML::Node& node, const std::string& origin) {
+  const YAML::Mark mark = node.Mark();
+  if (mark.is_null()) return origin;
+  return origin + ":" + std::to_string(mark.line + 1);
+}
+
+[[noreturn]] void type_error(const std::string& path, const std::string& expected,
+                             const YAML::Node& node, const std::string& origin) {
+  std::string got;
+  if (node.IsScalar()) got = "'" + node.Scalar() + "'";
+  else if (node.IsSequence()) got = "a list";
+  else if (node.IsMap()) got = "a map";
+  else got = "nothing";
+  throw Error(where(node, origin) + ": config key '" + path + "' expects " + expected + ", got " +
+              got);
+}
+
+template <class T>
+struct Codec;
+
+template <>
+struct Codec<double> {
+  static const char* name() { return "a number"; }
+  static bool decode(const YAML::Node& n, double& out) {
+    if (!n.IsScalar()) return false;
+    try {
+      std::size_t used = 0;
+      out = std::stod(n.Scalar(), &used);
+      return used == n.Scalar().size() && std::isfinite(out);
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+  static YAML::Node encode(double v) { return YAML::Node(v); }
+};
+
+template <class Int>
+struct IntCodec {
+  static const char* name() { return "an integer"; }
+  static bool decode(const YAML::Node& n, Int& out) {
+    if (!n.IsScalar()) return false;
+    try {
+      std::size_t used = 0;
+      const long long v = std::stoll(n.Scalar(), &used);
+      if (used != n.Scalar().size()) return false;
+      if (v < static_cast<long long>(std::numeric_limits<Int>::min()) ||
+          static_cast<unsigned long long>(v) >
+              static_cast<unsigned long long>(std::numeric_limits<Int>::max()))
+        return false;
+      out = static_cast<Int>(v);
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+  static YAML::Node encode(Int v) { return YAML::Node(v); }
+};
+template <> struct Codec<int> : IntCodec<int> {};
+template <> struct Codec<int64_t> : IntCodec<int64_t> {};
+template <> struct Codec<uint64_t> : IntCodec<uint64_t> {};
+
+template <>
+struct Codec<bool> {
+  static const char* name() { return "true or false"; }
+  static bool decode(const YAML::Node& n, bool& out) {
+    if (!n.IsScalar()) return false;
+    const std::string& s = n.Scalar();
+    if (s == "true" || s == "True" || s == "yes" || s == "on") return out = true, true;
+    if (s == "false" || s == "False" || s == "no" || s == "off") return out = false, true;
+    return false;
+  }
+  static YAML::Node encode(bool v) { return YAML::Node(v); }
+};
+
+template <>
+struct Codec<std::string> {
+  static const char* name() { return "a string"; }
+  static bool decode(const YAML::Node& n, std::string& out) {
+    if (!n.IsScalar() && !n.IsNull()) return false;
+    out = n.IsNull() ? std::string() : n.Scalar();
+    return true;
+  }
+  static YAML::Node encode(const std::string& v) { return YAML::Node(v); }
+};
+
+template <class T>
+struct Codec<std::vector<T>> {
+  static std::string list_name() { return std::string("a list of ") + Codec<T>::name(); }
+  static const char* name() {
+    static const std::string n = list_name();
+    return n.c_str();
+  }
+  static bool decode(const YAML::Node& n, std::vector<T>& out) {
+    if (n.IsNull()) return out.clear(), true;
+    if (!n.IsSequence()) return false;
+    std::vector<T> v(n.size());
+    for (std::size_t i = 0; i < n.size(); ++i)
+      if (!Codec<T>::decode(n[i], v[i])) return false;
+    out = std::move(v);
+    return true;
+  }
+  static YAML::Node encode(const std::vector<T>& v) {
+    YAML::Node n(YAML::NodeType::Sequence);
+    for (const auto& x : v) n.push_back(Codec<T>::encode(x));
+    n.SetStyle(YAML::EmitterStyle::Flow);
+    return n;
+  }
+};
+
+template <>
+struct Codec<DatasetSplit> {
+  static const char* name() { return "a {root: PATH, split: NAME} map"; }
+  static bool decode(const YAML::Node& n, DatasetSplit& out) {
+    if (!n.IsMap() || n.size() != 2 || !n["root"] || !n["split"]) return false;
+    if (!n["root"].IsScalar() || !n["split"].IsScalar()) return false;
+    out.root = n["root"].Scalar();
+    out.split = n["split"].Scalar();
+    return !out.root.empty() && !out.split.empty();
+  }
+  static YAML::Node encode(const DatasetSplit& v) {
+    YAML::Node n(YAML::NodeType::Map);
+    n["root"] = v.root;
+    n["split"] = v.split;
+    n.SetStyle(YAML::EmitterStyle::Flow);
+    return n;
+  }
+};
+
+template <>
+struct Codec<AlphaSpec> {
+  static const char* name() { return "a number, a list of numbers (one per class) or 'auto'"; }
+  static bool decode(const YAML::Node& n, AlphaSpec& out) {
+    if (n.IsScalar() && n.Scalar() == "auto") {
+      out = AlphaSpec{AlphaSpec::Kind::Auto, 1.0, {}};
+      return true;
+    }
+    double s = 0;
+    if (Codec<double>::decode(n, s)) {
+      out = AlphaSpec{AlphaSpec::Kind::Scalar, s, {}};
+      return true;
+    }
+    std::vector<double> v;
+    if (n.IsSequence() && Codec<std::vector<double>>::decode(n, v)) {
+      out = AlphaSpec{AlphaSpec::Kind::PerClass, 1.0, std::move(v)};
+      return true;
+    }
+    return false;
+  }
+  static YAML::Node encode(const AlphaSpec& v) {
+    switch (v.kind) {
+      case AlphaSpec::Kind::Auto: return YAML::Node("auto");
+      case AlphaSpec::Kind::PerClass: return Codec<std::vector<double>>::encode(v.per_class);
+      case AlphaSpec::Kind::Scalar: break;
+    }
+    return YAML::Node(v.scalar);
+  }
+};
+
+// Enums are spelled as lower-case words in YAML.
+template <class E>
+struct EnumNames;
+template <> struct EnumNames<EvalTransform> {
+  static std::vector<std::pair<EvalTransform, const char*>> get() {
+    return {{EvalTransform::Letterbox, "letterbox"}, {EvalTransform::Resize, "resize"}};
+  }
+};
+template <> struct EnumNames<ClassLoss> {
+  static std::vector<std::pair<ClassLoss, const char*>> get() {
+    return {{ClassLoss::CrossEntropy, "ce"},
+            {ClassLoss::Focal, "focal"},
+            {ClassLoss::SigmoidFocal, "sigmoid_focal"}};
+  }
+};
+template <> struct EnumNames<LrPolicy> {
+  static std::vector<std::pair<LrPolicy, const char*>> get() {
+    return {{LrPolicy::Steps, "steps"}, {LrPolicy::Cosine, "cosine"}, {LrPolicy::Constant, "constant"}};
+  }
+};
+template <> struct EnumNames<GammaScheduleType> {
+  static std::vector<std::pair<GammaScheduleType, const char*>> get() {
+    return {{GammaScheduleType::Constant, "constant"},
+            {GammaScheduleType::Step, "step"},
+            {GammaScheduleType::Linear, "linear"},
+            {GammaScheduleType::Cosine, "cosine"}};
+  }
+};
+template <> struct EnumNames<JitterMode> {
+  static std::vector<std::pair<JitterMode, const char*>> get() {
+    return {{JitterMode::Crop, "crop"}, {JitterMode::Letterbox, "letterbox"}};
+  }
+};
+
+template <class E>
+struct EnumCodec {
+  static const char* name() {
+    static const std::string n = [] {
+      std::string s = "one of";
+      for (const auto& [value, word] : EnumNames<E>::get()) s += std::string(" ") + word;
+      return s;
+    }();
+    return n.c_str();
+  }
+  static bool decode(const YAML::Node& n, E& out) {
+    if (!n.IsScalar()) return false;
+    for (const auto& [value, word] : EnumNames<E>::get())
+      if (n.Scalar() == word) return out = value, true;
+    return false;
+  }
+  static YAML::Node encode(E v) {
+    for (const auto& [value, word] : EnumNames<E>::get())
+      if (value == v) return YAML::Node(std::string(word));
+    return YAML::Node();
+  }
+};
+template <> struct Codec<EvalTransform> : EnumCodec<EvalTransform> {};
+template <> struct Codec<ClassLoss> : EnumCodec<ClassLoss> {};
+template <> struct Codec<LrPolicy> : EnumCodec<LrPolicy> {};
+template <> struct Codec<GammaScheduleType> : EnumCodec<GammaScheduleType> {};
+template <> struct Codec<JitterMode> : EnumCodec<JitterMode> {};
+
+// ---- the registry ----------------------------------------------------------------------
+
+struct Field {
+  ConfigKeyInfo info;
+  std::function<void(Config&, const YAML::Node&, const std::string& origin)> set;
+  std::function<YAML::Node(const Config&)> get;
+};
+
+// A range or membership check on a decoded value; returns an error text or nothing.
+template <class T>
+using Check = std::function<std::optional<std::string>(const T&)>;
+
+template <class T>
+Check<T> any() {
+  return [](const T&) -> std::optional<std::string> { return std::nullopt; };
+}
+template <class T>
+Check<T> in_range(double lo, double hi) {
+  return [lo, hi](const T& v) -> std::optional<std::string> {
+    if (static_cast<double>(v) < lo || static_cast<double>(v) > hi) {
+      std::ostringstream os;
+      os << "must be in [" << lo << ", " << hi << "], got " << v;
+      return os.str();
+    }
+    return std::nullopt;
+  };
+}
+template <class T>
+Check<std::vector<T>> each_in_range(double lo, double hi) {
+  return [lo, hi](const std::vector<T>& v) -> std::optional<std::string> {
+    for (std::size_t i = 0; i < v.size(); ++i)
+      if (static_cast<double>(v[i]) < lo || static_cast<double>(v[i]) > hi) {
+        std::ostringstream os;
+        os << "element " << i << " must be in [" << lo << ", " << hi << "], got " << v[i];
+        return os.str();
+      }
+    return std::nullopt;
+  };
+}
+
+std::string node_text(const YAML::Node& n) {
+  YAML::Emitter e;
+  e << YAML::Flow << n;
+  return e.c_str();
+}
+
+template <class T, class Access>
+Field field(std::string path, Access access, std::string doc, Check<T> check = any<T>()) {
+  Field f;
+  f.info.path = path;
+  f.info.type = Codec<T>::name();
+  f.info.doc = std::move(doc);
+  f.set = [path, access, check](Config& c, const YAML::Node& n, const std::string& origin) {
+    T value{};
+    if (!Codec<T>::decode(n, value)) type_error(path, Codec<T>::name(), n, origin);
+    if (auto problem = check(value))
+      throw Error(where(n, origin) + ": config key '" + path + "' " + *problem);
+    access(c) = std::move(value);
+  };
+  f.get = [access](const Config& c) { return Codec<T>::encode(access(c)); };
+  return f;
+}
+
+#define YOLO2_KEY(T, PATH, ...) \
+  field<T>(#PATH, [](auto& c) -> auto& { return c.PATH; }, __VA_ARGS__)
+
+const std::vector<Field>& registry() {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  static const std::vector<Field> fields = [&] {
+    std::vector<Field> f{
+        // data
+        YOLO2_KEY(std::vector<std::string>, data.classes,
+                  "Class names in label order (default: the 20 VOC classes)."),
+        YOLO2_KEY(std::vector<DatasetSplit>, data.train,
+                  "Training sets: list of {root, split}; root is a VOC folder holding Annotations/, "
+                  "JPEGImages/, ImageSets/Main/<split>.txt."),
+        YOLO2_KEY(std::vector<DatasetSplit>, data.test, "Test sets, same form as data.train."),
+        YOLO2_KEY(bool, data.train_difficult,
+                  "Train on objects marked difficult (darknet: false). Evaluation always keeps them."),
+        YOLO2_KEY(bool, data.skip_unknown_classes,
+                  "Skip (and count) objects whose class is not in data.classes instead of failing."),
+        YOLO2_KEY(int, data.input_size, "Network input size in pixels (multiple of 32).",
+                  in_range<int>(32, 4096)),
+        YOLO2_KEY(std::vector<int>, data.multiscale_sizes,
+                  "Multi-scale training sizes (multiples of 32); empty: train at data.input_size.",
+                  each_in_range<int>(32, 4096)),
+        YOLO2_KEY(int, data.multiscale_every, "Iterations between input-size changes.",
+                  in_range<int>(1, 1e9)),
+        YOLO2_KEY(int, data.multiscale_final,
+                  "The last N iterations train at the largest size (darknet: 200).",
+                  in_range<int>(0, 1e9)),
+        YOLO2_KEY(EvalTransform, data.eval_transform,
+                  "Evaluation resize: letterbox (aspect kept, gray padding; darknet) or resize."),
+        YOLO2_KEY(JitterMode, data.augment.jitter_mode,
+                  "Geometric jitter variant: crop (darknet 2016 / AlexeyAB: random crop with "
+                  "border replication, resized to the input) or letterbox (darknet 2017-18: random "
+                  "aspect and placement on a gray canvas)."),
+        YOLO2_KEY(double, data.augment.jitter, "Jitter strength (darknet yolov2-voc: 0.3).",
+                  in_range<double>(0, 0.49)),
+        YOLO2_KEY(bool, data.augment.flip, "Random horizontal flip with probability 0.5."),
+        YOLO2_KEY(double, data.augment.hue, "Hue shift drawn from [-hue, hue] (H in [0, 1]).",
+                  in_range<double>(0, 0.5)),
+        YOLO2_KEY(double, data.augment.saturation, "Saturation scale drawn from [1/s, s].",
+                  in_range<double>(1, 10)),
+        YOLO2_KEY(double, data.augment.exposure, "Exposure (value) scale drawn from [1/e, e].",
+                  in_range<double>(1, 10)),
+        YOLO2_KEY(double, data.augment.min_box_size,
+                  "Boxes narrower or lower than this fraction of the input after augmentation are "
+                  "dropped (darknet: 0.001).",
+                  in_range<double>(0, 0.5)),
+        YOLO2_KEY(int, data.workers, "Loader worker threads (0: load in the training thread).",
+                  in_range<int>(0, 256)),
+        YOLO2_KEY(int, data.prefetch, "Batches prepared ahead of the consumer.",
+                  in_range<int>(1, 1024)),
+        YOLO2_KEY(int, data.max_boxes,
+                  "Ground truths kept per image (darknet: 30); extra boxes are dropped at random.",
+                  in_range<int>(1, 10000)),
+        // model
+        YOLO2_KEY(double, model.width,
+                  "Channel multiplier for small experiments (channels scaled, at least 8).",
+                  in_range<double>(0.01, 4)),
+        YOLO2_KEY(std::vector<double>, model.anchors,
+                  "Anchor (w, h) pairs in grid cells (default: darknet's yolov2-voc anchors).",
+                  each_in_range<double>(1e-3, 1e3)),
+        // loss
+        YOLO2_KEY(ClassLoss, loss.classification,
+                  "Class term of the region loss: ce (darknet), focal (softmax focal) or "
+                  "sigmoid_focal (RetinaNet-style, one-vs-all)."),
+        YOLO2_KEY(double, loss.focal.gamma, "Focal gamma when loss.focal.gamma_schedule.type is constant.",
+                  in_range<double>(0, 20)),
+        YOLO2_KEY(AlphaSpec, loss.focal.alpha,
+                  "Focal alpha: a number, one number per class, or auto (inverse class frequency of "
+                  "the training set, normalised to mean 1)."),
+        YOLO2_KEY(GammaScheduleType, loss.focal.gamma_schedule.type,
+                  "Gamma schedule ('soft gamma'): constant, step, linear or cosine."),
+        YOLO2_KEY(double, loss.focal.gamma_schedule.start, "Ramp start gamma (linear, cosine).",
+                  in_range<double>(0, 20)),
+        YOLO2_KEY(double, loss.focal.gamma_schedule.end, "Ramp end gamma (linear, cosine).",
+                  in_range<double>(0, 20)),
+        YOLO2_KEY(double, loss.focal.gamma_schedule.span_begin,
+                  "Fraction of training where the ramp starts.", in_range<double>(0, 1)),
+        YOLO2_KEY(double, loss.focal.gamma_schedule.span_end,
+                  "Fraction of training where the ramp ends.", in_range<double>(0, 1)),
+        YOLO2_KEY(std::vector<double>, loss.focal.gamma_schedule.milestones,
+                  "Step schedule: increasing fractions of training.", each_in_range<double>(0, 1)),
+        YOLO2_KEY(std::vector<double>, loss.focal.gamma_schedule.values,
+                  "Step schedule: gamma before the first milestone, then after each (one more "
+                  "value than milestones).",
+                  each_in_range<double>(0, 20)),
+        YOLO2_KEY(double, loss.object_scale, "Objectness weight at responsible anchors.",
+                  in_range<double>(0, kInf)),
+        YOLO2_KEY(double, loss.noobject_scale, "Objectness weight at background anchors.",
+                  in_range<double>(0, kInf)),
+        YOLO2_KEY(double, loss.class_scale, "Class-term weight.", in_range<double>(0, kInf)),
+        YOLO2_KEY(double, loss.coord_scale, "Box-term weight.", in_range<double>(0, kInf)),
+        YOLO2_KEY(double, loss.thresh,
+                  "Predictions whose best IoU with a ground truth exceeds this get no no-object "
+                  "penalty.",
+                  in_range<double>(0, 1)),
+        YOLO2_KEY(bool, loss.rescore, "Objectness target = IoU of the prediction (else 1)."),
+        YOLO2_KEY(bool, loss.small_box_weight, "Box weight coord_scale * (2 - w*h) (else coord_scale)."),
+        YOLO2_KEY(int64_t, loss.warmup_images,
+                  "Pull every prediction toward its anchor for the first N images seen.",
+                  in_range<int64_t>(0, 9e18)),
+        YOLO2_KEY(double, loss.warmup_scale, "Weight of that pull (darknet: 0.01).",
+                  in_range<double>(0, kInf)),
+        // train
+        YOLO2_KEY(int, train.batch, "Images per optimizer step (darknet batch).",
+                  in_range<int>(1, 1 << 20)),
+        YOLO2_KEY(int, train.subdivisions,
+                  "Forward passes per step (gradient accumulation); batch / subdivisions images each.",
+                  in_range<int>(1, 1 << 20)),
+        YOLO2_KEY(double, train.lr, "Base learning rate.", in_range<double>(0, 10)),
+        YOLO2_KEY(double, train.momentum, "SGD momentum.", in_range<double>(0, 0.9999)),
+        YOLO2_KEY(double, train.decay, "Weight decay, on convolution weights only (darknet).",
+                  in_range<double>(0, 1)),
+        YOLO2_KEY(int, train.burn_in, "Warm-up iterations: lr * (i / burn_in)^power.",
+                  in_range<int>(0, 1 << 30)),
+        YOLO2_KEY(double, train.burn_in_power, "Warm-up exponent (darknet: 4).",
+                  in_range<double>(0, 100)),
+        YOLO2_KEY(LrPolicy, train.policy, "Learning-rate policy after burn-in: steps, cosine or constant."),
+        YOLO2_KEY(std::vector<int64_t>, train.steps, "Iterations where the lr is multiplied (steps)."),
+        YOLO2_KEY(std::vector<double>, train.scales, "Multipliers applied at train.steps.",
+                  each_in_range<double>(0, 1e3)),
+        YOLO2_KEY(int64_t, train.max_batches, "Training length in iterations (optimizer steps).",
+                  in_range<int64_t>(1, 9e18)),
+        YOLO2_KEY(int, train.epochs,
+                  "When > 0, training length in epochs (overrides train.max_batches).",
+                  in_range<int>(0, 1 << 30)),
+        YOLO2_KEY(std::string, train.init_weights,
+                  "Initial weights: a darknet .weights file (full or prefix such as "
+                  "darknet19_448.conv.23) or a yolo2 checkpoint."),
+        YOLO2_KEY(std::string, train.output, "Run folder (default: runs/<train.name>)."),
+        YOLO2_KEY(std::string, train.name, "Run name."),
+        YOLO2_KEY(int, train.checkpoint_every, "Iterations between last.ckpt saves.",
+                  in_range<int>(1, 1 << 30)),
+        YOLO2_KEY(int, train.log_every, "Iterations between progress lines.",
+                  in_range<int>(1, 1 << 30)),
+        YOLO2_KEY(bool, train.skip_nonfinite,
+                  "Skip a batch whose loss is NaN or infinite instead of stopping the run."),
+        // eval
+        YOLO2_KEY(std::string, eval.metric,
+                  "AP metric: voc07 (11-point, VOC2007 test) or voc12 (area, VOC2010+).",
+                  Check<std::string>([](const std::string& v) -> std::optional<std::string> {
+                    if (v == "voc07" || v == "voc12") return std::nullopt;
+                    return "must be voc07 or voc12, got '" + v + "'";
+                  })),
+        YOLO2_KEY(double, eval.iou, "IoU for a true positive.", in_range<double>(0.01, 1)),
+        YOLO2_KEY(double, eval.conf_thresh, "Score threshold for mAP (darknet: 0.005).",
+                  in_range<double>(0, 1)),
+        YOLO2_KEY(double, eval.detect_thresh, "Score threshold for `yolo2 detect`.",
+                  in_range<double>(0, 1)),
+        YOLO2_KEY(double, eval.nms, "Per-class NMS IoU threshold.", in_range<double>(0, 1)),
+        YOLO2_KEY(int, eval.max_detections, "Detections kept per image.", in_range<int>(1, 100000)),
+        YOLO2_KEY(int, eval.every,
+                  "Iterations between evaluations during training (0: only at the end).",
+                  in_range<int>(0, 1 << 30)),
+        YOLO2_KEY(int, eval.batch, "Images per forward pass in evaluation.", in_range<int>(1, 4096)),
+        // runtime
+        YOLO2_KEY(int, runtime.threads, "Intra-op threads (0: all cores).", in_range<int>(0, 1024)),
+        YOLO2_KEY(uint64_t, runtime.seed, "Seed of every random choice."),
+        YOLO2_KEY(std::string, runtime.device, "auto, cpu, cuda or cuda:N.",
+                  Check<std::string>([](const std::string& v) -> std::optional<std::string> {
+                    if (v == "auto" || v == "cpu" || v == "cuda") return std::nullopt;
+                    if (v.rfind("cuda:", 0) == 0 && v.size() > 5 &&
+                        std::all_of(v.begin() + 5, v.end(), [](char ch) { return std::isdigit(ch); }))
+                      return std::nullopt;
+                    return "must be auto, cpu, cuda or cuda:N, got '" + v + "'";
+                  })),
+    };
+    const Config defaults = default_config();
+    for (auto& x : f) x.info.default_value = node_text(x.get(defaults));
+    return f;
+  }();
+  return fields;
+}
+
+#undef YOLO2_KEY
+
+const Field* find_field(const std::string& path) {
+  for (const auto& f : registry())
+    if (f.info.path == path) return &f;
+  return nullptr;
+}
+
+bool is_section(const std::string& path) {
+  const std::string prefix = path + ".";
+  for (const auto& f : registry())
+    if (f.info.path.compare(0, prefix.size(), prefix) == 0) return true;
+  return false;
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string suggestion(const std::string& path) {
+  std::string best;
+  std::size_t best_d = std::numeric_limits<std::size_t>::max();
+  std::set<std::string> candidates;
+  for (const auto& f : registry()) {
+    candidates.insert(f.info.path);
+    // Sections are candidates too ("trian" -> "train").
+    for (std::size_t dot = f.info.path.find('.'); dot != std::string::npos;
+         dot = f.info.path.find('.', dot + 1))
+      candidates.insert(f.info.path.substr(0, dot));
+  }
+  for (const auto& c : candidates) {
+    const std::size_t d = edit_distance(path, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  if (best_d <= std::max<std::size_t>(3, path.size() / 3)) return " (did you mean '" + best + "'?)";
+  return "";
+}
+
+[[noreturn]] void unknown_key(const std::string& path, const YAML::Node& node,
+                              const std::string& origin) {
+  throw Error(where(node, origin) + ": unknown config key '" + path + "'" + suggestion(path));
+}
+
+void apply_tree(Config& c, const YAML::Node& node, const std::string& prefix,
+                const std::string& origin) {
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    const std::string path = prefix.empty() ? key : prefix + "." + key;
+    if (prefix.empty() && key == "base") continue;  // handled by the loader
+    if (const Field* f = find_field(path)) {
+      f->set(c, kv.second, origin);
+    } else if (is_section(path)) {
+      if (kv.second.IsNull()) continue;
+      if (!kv.second.IsMap())
+        throw Error(where(kv.second, origin) + ": config key '" + path +
+                    "' is a section and expects a map");
+      apply_tree(c, kv.second, path, origin);
+    } else {
+      unknown_key(path, kv.first, origin);
+    }
+  }
+}
+
+YAML::Node load_yaml_file(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw Error(path + ": config file not found");
+  try {
+    return YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    throw Error(path + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
+  }
+}
+
+void apply_file(Config& c, const std::string& path, int depth) {
+  if (depth > 8) throw Error(path + ": 'base:' includes nest deeper than 8 (a cycle?)");
+  const YAML::Node root = load_yaml_file(path);
+  if (root.IsNull()) return;
+  if (!root.IsMap()) throw Error(path + ": a config file must be a YAML map of sections");
+  if (const YAML::Node base = root["base"]) {
+    if (!base.IsScalar()) throw Error(where(base, path) + ": 'base' expects a file name");
+    std::filesystem::path base_path = base.Scalar();
+    if (base_path.is_relative()) base_path = std::filesystem::path(path).parent_path() / base_path;
+    apply_file(c, base_path.string(), depth + 1);
+  }
+  apply_tree(c, root, "", path);
+}
+
+void finish(Config& c, const std::vector<std::string>& overrides) {
+  for (const auto& o : overrides) apply_override(c, o);
+  validate(c);
+}
+
+}  // namespace
+
+const std::vector<ConfigKeyInfo>& config_keys() {
+  static const std::vector<ConfigKeyInfo> keys = [] {
+    std::vector<ConfigKeyInfo> k;
+    for (const auto& f : registry()) k.push_back(f.info);
+    return k;
+  }();
+  return keys;
+}
+
+Config default_config() {
+  Config c;
+  c.data.classes = voc_class_names();
+  c.data.train = {{"data/VOCdevkit/VOC2007", "trainval"}, {"data/VOCdevkit/VOC2012", "trainval"}};
+  c.data.test = {{"data/VOCdevkit/VOC2007", "test"}};
+  for (int s = 320; s <= 608; s += 32) c.data.multiscale_sizes.push_back(s);
+  c.model.anchors = voc_anchors();
+  return c;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  Config c = default_config();
+  apply_file(c, path, 0);
+  c.source = path;
+  finish(c, overrides);
+  return c;
+}
+
+Config parse_config(const std::string& yaml_text, const std::string& origin,
+                    const std::vector<std::string>& overrides) {
+  Config c = default_config();
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw Error(origin + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
+  }
+  if (!root.IsNull()) {
+    if (!root.IsMap()) throw Error(origin + ": a config must be a YAML map of sections");
+    if (root["base"]) throw Error(origin + ": 'base:' is only allowed in config files");
+    apply_tree(c, root, "", origin);
+  }
+  c.source = origin;
+  finish(c, overrides);
+  return c;
+}
+
+void apply_override(Config& c, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw Error("--set '" + assignment + "': expected section.key=value");
+  const std::string path = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  const Field* f = find_field(path);
+  const std::string origin = "--set " + path;
+  if (!f) {
+    if (is_section(path)) throw Error(origin + ": '" + path + "' is a section, not a key");
+    throw Error(origin + ": unknown config key '" + path + "'" + suggestion(path));
+  }
+  YAML::Node value;
+  try {
+    value = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw Error(origin + ": cannot parse value '" + text + "': " + e.msg);
+  }
+  f->set(c, value, origin);
+}
+
+void validate(const Config& c) {
+  auto fail = [&](const std::string& key, const std::string& what) {
+    throw Error((c.source.empty() ? std::string("config") : c.source) + ": config key '" + key +
+                "' " + what);
+  };
+  if (c.data.classes.empty()) fail("data.classes", "must list at least one class");
+  {
+    std::set<std::string> seen;
+    for (const auto& n : c.data.classes)
+      if (!seen.insert(n).second) fail("data.classes", "lists '" + n + "' twice");
+  }
+  if (c.data.input_size % 32 != 0)
+    fail("data.input_size", "must be a multiple of 32, got " + std::to_string(c.data.input_size));
+  for (int s : c.data.multiscale_sizes)
+    if (s % 32 != 0) fail("data.multiscale_sizes", "sizes must be multiples of 32, got " + std::to_string(s));
+  if (c.model.anchors.empty() || c.model.anchors.size() % 2 != 0)
+    fail("model.anchors", "must hold (w, h) pairs, got " + std::to_string(c.model.anchors.size()) +
+                              " numbers");
+  if (c.train.batch % c.train.subdivisions != 0)
+    fail("train.subdivisions", "must divide train.batch (" + std::to_string(c.train.batch) + "), got " +
+                                   std::to_string(c.train.subdivisions));
+  if (c.train.steps.size() != c.train.scales.size())
+    fail("train.scales", "must have one value per train.steps entry (" +
+                             std::to_string(c.train.steps.size()) + "), got " +
+                             std::to_string(c.train.scales.size()));
+  for (std::size_t i = 1; i < c.train.steps.size(); ++i)
+    if (c.train.steps[i] <= c.train.steps[i - 1]) fail("train.steps", "must be increasing");
+  const auto& gs = c.loss.focal.gamma_schedule;
+  if (gs.type == GammaScheduleType::Step) {
+    if (gs.values.size() != gs.milestones.size() + 1)
+      fail("loss.focal.gamma_schedule.values",
+           "must have one more value than milestones (" + std::to_string(gs.milestones.size()) +
+               "), got " + std::to_string(gs.values.size()));
+    for (std::size_t i = 1; i < gs.milestones.size(); ++i)
+      if (gs.milestones[i] <= gs.milestones[i - 1])
+        fail("loss.focal.gamma_schedule.milestones", "must be increasing");
+  }
+  if ((gs.type == GammaScheduleType::Linear || gs.type == GammaScheduleType::Cosine) &&
+      gs.span_end <= gs.span_begin)
+    fail("loss.focal.gamma_schedule.span_end", "must be greater than span_begin");
+  const auto& a = c.loss.focal.alpha;
+  if (a.kind == AlphaSpec::Kind::PerClass && a.per_class.size() != c.data.classes.size())
+    fail("loss.focal.alpha", "lists " + std::to_string(a.per_class.size()) +
+                                 " values but data.classes has " +
+                                 std::to_string(c.data.classes.size()));
+  if (a.kind == AlphaSpec::Kind::Scalar && a.scalar <= 0) fail("loss.focal.alpha", "must be > 0");
+  for (double v : a.per_class)
+    if (v < 0) fail("loss.focal.alpha", "values must be >= 0");
+}
+
+std::string to_yaml(const Config& c) {
+  YAML::Node root(YAML::NodeType::Map);
+  for (const auto& f : registry()) {
+    // Walk/create the nested maps of the dotted path.
+    std::vector<std::string> parts;
+    std::stringstream ss(f.info.path);
+    for (std::string p; std::getline(ss, p, '.');) parts.push_back(p);
+    YAML::Node node = root;
+    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+      if (!node[parts[i]]) node[parts[i]] = YAML::Node(YAML::NodeType::Map);
+      node.reset(node[parts[i]]);
+    }
+    node[parts.back()] = f.get(c);
+  }
+  YAML::Emitter e;
+  e << root;
+  return std::string(e.c_str()) + "\n";
+}
+
+int resolved_threads(const RuntimeConfig& runtime) {
+  if (runtime.threads > 0) return runtime.threads;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace yolo2

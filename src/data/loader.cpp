@@ -1,0 +1,195 @@
+#include "yolo2/data/loader.hpp"
+
+#include <ATen/ATen.h>
+#include <opencv2/imgcodecs.hpp>
+
+#include <algorithm>
+#include <limits>
+#include <numeric>
+
+#include "yolo2/error.hpp"
+#include "yolo2/util/rng.hpp"
+
+namespace yolo2::data {
+
+namespace {
+
+// Distinct streams of the seed, so that shuffling and augmentation never share draws.
+constexpr uint64_t kShuffleStream = 0x5348554646ULL;
+constexpr uint64_t kAugmentStream = 0x41554734ULL;
+
+std::vector<int> epoch_order(int n, uint64_t seed, int64_t epoch, bool shuffle) {
+  std::vector<int> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  if (!shuffle) return order;
+  util::Rng rng(util::mix_seed(util::mix_seed(seed, kShuffleStream), static_cast<uint64_t>(epoch)));
+  for (int i = n - 1; i > 0; --i)
+    std::swap(order[static_cast<std::size_t>(i)],
+              order[static_cast<std::size_t>(rng.uniform_int(0, i))]);
+  return order;
+}
+
+cv::Mat read_image(const ImageRecord& rec) {
+  cv::Mat image = cv::imread(rec.image_path, cv::IMREAD_COLOR);
+  if (image.empty()) throw Error(rec.image_path + ": cannot read image (missing, unreadable or not an image)");
+  if (image.cols != rec.width || image.rows != rec.height)
+    throw Error(rec.image_path + ": image is " + std::to_string(image.cols) + "x" +
+                std::to_string(image.rows) + " but its annotation " + rec.xml_path + " says " +
+                std::to_string(rec.width) + "x" + std::to_string(rec.height));
+  return image;
+}
+
+// 8-bit BGR HWC -> float RGB CHW in [0, 1], written straight into the batch tensor.
+void pack_image(const cv::Mat& bgr, float* dst) {
+  const int h = bgr.rows, w = bgr.cols;
+  const std::size_t plane = static_cast<std::size_t>(h) * static_cast<std::size_t>(w);
+  float* r = dst;
+  float* g = dst + plane;
+  float* b = dst + 2 * plane;
+  constexpr float kScale = 1.0f / 255.0f;
+  for (int y = 0; y < h; ++y) {
+    const uint8_t* row = bgr.ptr<uint8_t>(y);
+    const std::size_t base = static_cast<std::size_t>(y) * static_cast<std::size_t>(w);
+    for (int x = 0; x < w; ++x) {
+      b[base + x] = row[3 * x] * kScale;
+      g[base + x] = row[3 * x + 1] * kScale;
+      r[base + x] = row[3 * x + 2] * kScale;
+    }
+  }
+}
+
+}  // namespace
+
+int64_t batches_per_epoch(int64_t n, int batch_size, bool drop_last) {
+  return drop_last ? n / batch_size : (n + batch_size - 1) / batch_size;
+}
+
+Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) {
+  const int n = static_cast<int>(ds.images.size());
+  const int64_t per_epoch = batches_per_epoch(n, opt.batch_size, opt.train);
+  if (per_epoch <= 0)
+    throw Error("the training set has " + std::to_string(n) + " images, fewer than one batch of " +
+                std::to_string(opt.batch_size));
+  Batch batch;
+  batch.index = index;
+  batch.epoch = index / per_epoch;
+  const int64_t pos = index % per_epoch;
+  const std::vector<int> order = epoch_order(n, opt.seed, batch.epoch, opt.train);
+  const int64_t first = pos * opt.batch_size;
+  const int64_t count = std::min<int64_t>(opt.batch_size, n - first);
+  batch.size = opt.train && opt.size_for_batch ? opt.size_for_batch(index) : opt.input_size;
+  const int s = batch.size, m = opt.max_boxes;
+
+  batch.images = at::empty({count, 3, s, s}, at::kFloat);
+  batch.boxes = at::zeros({count, m, 4}, at::kFloat);
+  batch.labels = at::full({count, m}, -1, at::kLong);
+  batch.counts = at::zeros({count}, at::kLong);
+  float* images = batch.images.data_ptr<float>();
+  float* boxes = batch.boxes.data_ptr<float>();
+  int64_t* labels = batch.labels.data_ptr<int64_t>();
+  int64_t* counts = batch.counts.data_ptr<int64_t>();
+
+  for (int64_t j = 0; j < count; ++j) {
+    const int idx = order[static_cast<std::size_t>(first + j)];
+    const ImageRecord& rec = ds.images[static_cast<std::size_t>(idx)];
+    batch.image_indices.push_back(idx);
+    const cv::Mat image = read_image(rec);
+    std::vector<LabeledBox> in;
+    in.reserve(rec.objects.size());
+    for (const auto& o : rec.objects) in.push_back({o.x1, o.y1, o.x2, o.y2, o.label});
+
+    cv::Mat sized;
+    std::vector<LabeledBox> out;
+    if (opt.train) {
+      util::Rng rng(util::mix_seed(util::mix_seed(opt.seed, kAugmentStream),
+                                   static_cast<uint64_t>(index * opt.batch_size + j)));
+      // darknet shuffles the boxes before truncating to max_boxes (randomize_boxes).
+      for (std::size_t i = in.size(); i > 1; --i)
+        std::swap(in[i - 1], in[static_cast<std::size_t>(rng.uniform_int(0, static_cast<int64_t>(i) - 1))]);
+      Augmented a = augment_train(image, in, s, opt.augment, rng);
+      sized = std::move(a.image);
+      out = std::move(a.boxes);
+      batch.transforms.push_back(a.draw.affine);
+    } else {
+      const Affine affine = eval_affine(image.cols, image.rows, s, opt.eval_transform);
+      sized = warp_image(image, affine, s, false);
+      out = transform_boxes(in, affine, s, 0.0);
+      batch.transforms.push_back(affine);
+    }
+    pack_image(sized, images + j * 3 * s * s);
+    const int kept = std::min<int>(m, static_cast<int>(out.size()));
+    counts[j] = kept;
+    for (int b = 0; b < kept; ++b) {
+      float* dst = boxes + (j * m + b) * 4;
+      dst[0] = out[static_cast<std::size_t>(b)].x1 / s;
+      dst[1] = out[static_cast<std::size_t>(b)].y1 / s;
+      dst[2] = out[static_cast<std::size_t>(b)].x2 / s;
+      dst[3] = out[static_cast<std::size_t>(b)].y2 / s;
+      labels[j * m + b] = out[static_cast<std::size_t>(b)].label;
+    }
+  }
+  return batch;
+}
+
+Loader::Loader(std::shared_ptr<const VocDataset> dataset, LoaderOptions options)
+    : dataset_(std::move(dataset)), options_(std::move(options)) {
+  if (!dataset_ || dataset_->images.empty()) throw Error("the loader was given an empty dataset");
+  if (options_.batch_size < 1) throw Error("loader batch size must be >= 1");
+  const int64_t per_epoch =
+      batches_per_epoch(static_cast<int64_t>(dataset_->images.size()), options_.batch_size, options_.train);
+  if (per_epoch <= 0)
+    throw Error("the training set has " + std::to_string(dataset_->images.size()) +
+                " images, fewer than one batch of " + std::to_string(options_.batch_size));
+  next_out_ = next_job_ = options_.start_batch;
+  if (options_.num_batches >= 0) end_ = options_.start_batch + options_.num_batches;
+  else end_ = options_.train ? std::numeric_limits<int64_t>::max() : options_.start_batch + per_epoch;
+  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+Loader::~Loader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  cv_work_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void Loader::worker_loop() {
+  const int64_t ahead = std::max(1, options_.prefetch);
+  for (;;) {
+    int64_t job;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      cv_work_.wait(lock, [&] { return stop_ || error_ || (next_job_ < end_ && next_job_ - next_out_ < ahead); });
+      if (stop_ || error_) return;
+      job = next_job_++;
+    }
+    try {
+      Batch b = make_batch(*dataset_, options_, job);
+      std::lock_guard<std::mutex> lock(mutex_);
+      ready_.emplace(job, std::move(b));
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+    cv_ready_.notify_all();
+  }
+}
+
+std::optional<Batch> Loader::next() {
+  if (next_out_ >= end_) return std::nullopt;
+  if (workers_.empty()) return make_batch(*dataset_, options_, next_out_++);
+  std::unique_lock<std::mutex> lock(mutex_);
+  cv_ready_.wait(lock, [&] { return error_ || ready_.count(next_out_); });
+  auto it = ready_.find(next_out_);
+  if (it == ready_.end()) std::rethrow_exception(error_);
+  Batch b = std::move(it->second);
+  ready_.erase(it);
+  ++next_out_;
+  lock.unlock();
+  cv_work_.notify_all();
+  return b;
+}
+
+}  // namespace yolo2::data

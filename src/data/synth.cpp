@@ -1,0 +1,520 @@
+// Synthetic VOC-format dataset: shapes on cluttered backgrounds, written exactly as VOCdevkit
+// lays out VOC2007 so that the real-data code path reads it unchanged.
+#include "yolo2/data/synth.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <pugixml.hpp>
+
+#include "yolo2/error.hpp"
+
+namespace yolo2::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr double kPi = 3.14159265358979323846;
+constexpr int kMinObjectSide = 8;
+constexpr int kTinySide = 12;             // boxes whose longer side is below this are difficult
+constexpr double kHiddenDifficult = 0.6;  // hidden fraction above which an object is difficult
+constexpr double kHiddenDropped = 0.9;    // practically invisible: drawn but not annotated
+constexpr int kMinVisiblePixels = 12;
+constexpr int kPolyShift = 3;             // sub-pixel vertices keep tiny shapes recognisable
+constexpr double kPolyScale = 1 << kPolyShift;
+constexpr int kMinContrast = 120;         // L1 distance of an object's colour to what it covers
+const char* const kSplits[] = {"train", "val", "trainval", "test"};
+const char* const kShapeNames[] = {"square", "circle", "triangle", "star",    "ring",
+                                   "cross",  "hexagon", "diamond", "ellipse_outline", "arrow"};
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// splitmix64 as a stream; uniforms are derived by hand because std:: distributions differ
+// between standard libraries and the dataset must be the same everywhere.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    state_ += 0x9E3779B97F4A7C15ULL;
+    uint64_t z = state_;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+  double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+  int below(int n) { return static_cast<int>(((next() >> 32) * static_cast<uint64_t>(n)) >> 32); }
+  bool chance(double p) { return uniform() < p; }
+  cv::Scalar color() { return cv::Scalar(below(256), below(256), below(256)); }
+
+ private:
+  uint64_t state_;
+};
+
+// Seeds are hashed twice so that neighbouring seeds and neighbouring images share no stream.
+uint64_t stream_seed(uint64_t seed, uint64_t index) { return splitmix64(splitmix64(seed) + index); }
+
+std::string image_id(int index) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%06d", index + 1);
+  return buf;
+}
+
+using Polygons = std::vector<std::vector<cv::Point>>;
+
+// The outlines of one object of shape `kind`, about `d` pixels across, centred on `c`.
+// Every shape becomes polygons (circles included) so that one fillPoly call draws it and its
+// vertex extent tells whether the image border cuts it.
+Polygons shape_polygons(int kind, cv::Point2d c, double d, Rng& rng) {
+  const double r = d / 2;
+  std::vector<cv::Point2d> local;  // in units of r, before rotation
+  std::vector<cv::Point2d> hole;
+  double angle = rng.uniform(0, 2 * kPi);
+  auto ellipse = [&](double a, double b, std::vector<cv::Point2d>& out) {
+    const int n = std::clamp(static_cast<int>(2 * kPi * std::max(a, b) * r / 3), 12, 72);
+    for (int i = 0; i < n; ++i) {
+      const double t = 2 * kPi * i / n;
+      out.emplace_back(a * std::cos(t), b * std::sin(t));
+    }
+  };
+  switch (kind) {
+    case 0: {  // square: only slightly tilted so it never looks like a diamond
+      const double a = rng.uniform(0.92, 1.0), b = rng.uniform(0.92, 1.0);
+      local = {{-a, -b}, {a, -b}, {a, b}, {-a, b}};
+      angle = rng.uniform(-0.25, 0.25);
+      break;
+    }
+    case 1: ellipse(1, 1, local); break;
+    case 2:
+      for (int i = 0; i < 3; ++i) {
+        const double t = 2 * kPi * i / 3 + rng.uniform(-0.12, 0.12);
+        const double s = rng.uniform(0.9, 1.0);
+        local.emplace_back(s * std::cos(t), s * std::sin(t));
+      }
+      break;
+    case 3: {  // five-pointed star
+      const double inner = rng.uniform(0.38, 0.5);
+      for (int i = 0; i < 10; ++i) {
+        const double t = kPi * i / 5, s = i % 2 ? inner : 1.0;
+        local.emplace_back(s * std::cos(t), s * std::sin(t));
+      }
+      break;
+    }
+    case 4: {  // thick circular ring
+      ellipse(1, 1, local);
+      const double inner = rng.uniform(0.45, 0.62);
+      ellipse(inner, inner, hole);
+      break;
+    }
+    case 5: {  // plus sign
+      const double w = rng.uniform(0.25, 0.38);
+      local = {{-w, -1}, {w, -1}, {w, -w}, {1, -w}, {1, w},   {w, w},
+               {w, 1},   {-w, 1}, {-w, w}, {-1, w}, {-1, -w}, {-w, -w}};
+      angle = rng.uniform(-0.3, 0.3);
+      break;
+    }
+    case 6:
+      for (int i = 0; i < 6; ++i) local.emplace_back(std::cos(kPi * i / 3), std::sin(kPi * i / 3));
+      break;
+    case 7: {  // upright rhombus, taller than wide
+      const double a = rng.uniform(0.55, 0.75);
+      local = {{0, -1}, {a, 0}, {0, 1}, {-a, 0}};
+      angle = rng.uniform(-0.2, 0.2);
+      break;
+    }
+    case 8: {  // thin elongated outline
+      const double b = rng.uniform(0.45, 0.7);
+      const double t = std::max(1.5 / r, rng.uniform(0.1, 0.18));
+      ellipse(1, b, local);
+      if (b - t > 0.05) ellipse(1 - t, b - t, hole);
+      break;
+    }
+    default: {  // arrow along +x
+      const double sw = rng.uniform(0.18, 0.28), hw = rng.uniform(0.6, 0.8);
+      const double h0 = rng.uniform(0.05, 0.3);
+      local = {{-1, -sw}, {h0, -sw}, {h0, -hw}, {1, 0}, {h0, hw}, {h0, sw}, {-1, sw}};
+      break;
+    }
+  }
+  const double ca = std::cos(angle), sa = std::sin(angle);
+  auto place = [&](const std::vector<cv::Point2d>& pts) {
+    std::vector<cv::Point> out;
+    out.reserve(pts.size());
+    for (const auto& p : pts) {
+      const double x = c.x + r * (ca * p.x - sa * p.y), y = c.y + r * (sa * p.x + ca * p.y);
+      out.emplace_back(cvRound(x * kPolyScale), cvRound(y * kPolyScale));
+    }
+    return out;
+  };
+  Polygons polys{place(local)};
+  if (!hole.empty()) polys.push_back(place(hole));
+  return polys;
+}
+
+// Background: two-colour gradient, low-frequency colour blobs, then thin lines and specks that
+// belong to no class so that "anything not flat" is not a shortcut for "object".
+cv::Mat make_background(int width, int height, Rng& rng) {
+  const cv::Scalar c0 = rng.color(), c1 = rng.color();
+  const double theta = rng.uniform(0, 2 * kPi), span = std::hypot(width, height);
+  const double gx = std::cos(theta) / span, gy = std::sin(theta) / span;
+
+  const int cells_x = 3 + rng.below(8), cells_y = 3 + rng.below(8);
+  const double blob_amp = rng.uniform(10, 50);
+  cv::Mat cells(cells_y, cells_x, CV_32FC3);
+  for (int y = 0; y < cells_y; ++y)
+    for (int x = 0; x < cells_x; ++x)
+      for (int ch = 0; ch < 3; ++ch)
+        cells.at<cv::Vec3f>(y, x)[ch] = static_cast<float>(rng.uniform(-blob_amp, blob_amp));
+  cv::Mat blobs;
+  cv::resize(cells, blobs, cv::Size(width, height), 0, 0, cv::INTER_CUBIC);
+
+  cv::Mat img(height, width, CV_8UC3);
+  for (int y = 0; y < height; ++y) {
+    const auto* b = blobs.ptr<cv::Vec3f>(y);
+    auto* p = img.ptr<cv::Vec3b>(y);
+    for (int x = 0; x < width; ++x) {
+      const double t = std::clamp(0.5 + (x - width / 2.0) * gx + (y - height / 2.0) * gy, 0.0, 1.0);
+      for (int ch = 0; ch < 3; ++ch)
+        p[x][ch] = cv::saturate_cast<uchar>(c0[ch] + (c1[ch] - c0[ch]) * t + b[x][ch]);
+    }
+  }
+
+  auto random_point = [&] { return cv::Point(rng.below(width), rng.below(height)); };
+  const int strokes = rng.below(9);
+  for (int i = 0; i < strokes; ++i) {  // open polylines: straight lines and random walks
+    std::vector<cv::Point> pts{random_point()};
+    const int segments = 1 + rng.below(4);
+    for (int s = 0; s < segments; ++s) pts.push_back(random_point());
+    cv::polylines(img, pts, false, rng.color(), 1 + rng.below(2), cv::LINE_AA);
+  }
+  const int specks = rng.below(40);
+  for (int i = 0; i < specks; ++i) {
+    const cv::Point p = random_point();
+    cv::rectangle(img, p, p + cv::Point(rng.below(2), rng.below(2)), rng.color(), cv::FILLED);
+  }
+  return img;
+}
+
+// Paints `mask` with `base`, sometimes with a linear shading so that objects are not all flat.
+void paint(cv::Mat& img, const cv::Mat& mask, cv::Rect box, cv::Scalar base, Rng& rng) {
+  const bool shaded = rng.chance(0.5);
+  const double theta = rng.uniform(0, 2 * kPi), amp = shaded ? rng.uniform(15, 45) : 0.0;
+  const double scale = amp / std::max(1, std::max(box.width, box.height));
+  const double cx = box.x + box.width / 2.0, cy = box.y + box.height / 2.0;
+  for (int y = box.y; y < box.y + box.height; ++y) {
+    const uchar* m = mask.ptr<uchar>(y);
+    auto* p = img.ptr<cv::Vec3b>(y);
+    for (int x = box.x; x < box.x + box.width; ++x) {
+      if (!m[x]) continue;
+      const double shade = ((x - cx) * std::cos(theta) + (y - cy) * std::sin(theta)) * scale;
+      for (int ch = 0; ch < 3; ++ch) p[x][ch] = cv::saturate_cast<uchar>(base[ch] + shade);
+    }
+  }
+}
+
+struct Context {
+  const SynthOptions& options;
+  std::vector<std::string> names;
+  std::vector<double> cumulative;  // class sampling CDF (long tail)
+  fs::path annotations, images;
+};
+
+int sample_class(const Context& ctx, Rng& rng) {
+  const double u = rng.uniform() * ctx.cumulative.back();
+  const auto it = std::upper_bound(ctx.cumulative.begin(), ctx.cumulative.end(), u);
+  return std::min(static_cast<int>(it - ctx.cumulative.begin()),
+                  static_cast<int>(ctx.cumulative.size()) - 1);
+}
+
+void write_xml(const ImageRecord& rec, const std::string& path) {
+  pugi::xml_document doc;
+  auto ann = doc.append_child("annotation");
+  ann.append_child("folder").text().set("synth");
+  ann.append_child("filename").text().set((rec.id + ".jpg").c_str());
+  auto source = ann.append_child("source");
+  source.append_child("database").text().set("yolo2 synth");
+  source.append_child("annotation").text().set("yolo2 synth");
+  source.append_child("image").text().set("generated");
+  auto size = ann.append_child("size");
+  size.append_child("width").text().set(rec.width);
+  size.append_child("height").text().set(rec.height);
+  size.append_child("depth").text().set(3);
+  ann.append_child("segmented").text().set(0);
+  for (const Object& o : rec.objects) {
+    auto obj = ann.append_child("object");
+    obj.append_child("name").text().set(o.name.c_str());
+    obj.append_child("pose").text().set("Unspecified");
+    obj.append_child("truncated").text().set(o.truncated ? 1 : 0);
+    obj.append_child("difficult").text().set(o.difficult ? 1 : 0);
+    auto box = obj.append_child("bndbox");  // VOC is 1-based
+    box.append_child("xmin").text().set(static_cast<int>(o.x1) + 1);
+    box.append_child("ymin").text().set(static_cast<int>(o.y1) + 1);
+    box.append_child("xmax").text().set(static_cast<int>(o.x2) + 1);
+    box.append_child("ymax").text().set(static_cast<int>(o.y2) + 1);
+  }
+  if (!doc.save_file(path.c_str(), "\t", pugi::format_indent | pugi::format_no_declaration))
+    throw Error("synth: cannot write annotation '" + path + "'");
+}
+
+ImageRecord make_image(const Context& ctx, int index) {
+  const SynthOptions& opt = ctx.options;
+  Rng rng(stream_seed(opt.seed, static_cast<uint64_t>(index)));
+  ImageRecord rec;
+  rec.id = image_id(index);
+  const int side = std::max(24, static_cast<int>(std::lround(opt.size * rng.uniform(0.75, 1.0))));
+  const bool landscape = rng.chance(0.5);
+  rec.width = landscape ? opt.size : side;
+  rec.height = landscape ? side : opt.size;
+  const int w = rec.width, h = rec.height;
+
+  cv::Mat img = make_background(w, h, rng);
+  cv::Mat mask(h, w, CV_8UC1);
+  cv::Mat owner(h, w, CV_32SC1, cv::Scalar(0));  // 1 + index of the object on top, 0: none
+  std::vector<int> drawn_pixels;
+  const double max_side = std::max<double>(kMinObjectSide + 1, std::min(w, h) / 2.0);
+  const int count = 1 + rng.below(opt.max_objects);
+
+  for (int k = 0; k < count; ++k) {
+    const int label = sample_class(ctx, rng);
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      // Log-uniform sizes: as many tiny objects as large ones per octave, like real scenes.
+      const double d = kMinObjectSide * std::exp(rng.uniform() * std::log(max_side / kMinObjectSide));
+      cv::Point2d c(rng.uniform(d / 2, std::max(d / 2, w - d / 2)),
+                    rng.uniform(d / 2, std::max(d / 2, h - d / 2)));
+      if (rng.chance(0.25)) {  // straddle a border so that part of the shape is cut
+        const double inside = rng.uniform(-0.25, 0.4) * d;
+        switch (rng.below(4)) {
+          case 0: c.x = inside; break;
+          case 1: c.x = w - 1 - inside; break;
+          case 2: c.y = inside; break;
+          default: c.y = h - 1 - inside; break;
+        }
+      }
+      const Polygons polys = shape_polygons(label, c, d, rng);
+      double lo_x = 1e9, lo_y = 1e9, hi_x = -1e9, hi_y = -1e9;
+      for (const auto& p : polys[0]) {
+        lo_x = std::min(lo_x, p.x / kPolyScale), hi_x = std::max(hi_x, p.x / kPolyScale);
+        lo_y = std::min(lo_y, p.y / kPolyScale), hi_y = std::max(hi_y, p.y / kPolyScale);
+      }
+      // Mostly-outside shapes are unrecognisable; VOC would not annotate them either.
+      const double kept_x = std::min(hi_x, w - 0.5) - std::max(lo_x, -0.5);
+      const double kept_y = std::min(hi_y, h - 0.5) - std::max(lo_y, -0.5);
+      if (kept_x < 0.3 * (hi_x - lo_x) || kept_y < 0.3 * (hi_y - lo_y)) continue;
+
+      mask.setTo(0);
+      cv::fillPoly(mask, polys, cv::Scalar(255), cv::LINE_8, kPolyShift);
+      const int pixels = cv::countNonZero(mask);
+      if (pixels < kMinVisiblePixels) continue;
+      const cv::Rect box = cv::boundingRect(mask);
+
+      const cv::Scalar under = cv::mean(img, mask);
+      cv::Scalar color = rng.color();
+      for (int tries = 0; tries < 8; ++tries) {
+        const double dist = std::abs(color[0] - under[0]) + std::abs(color[1] - under[1]) +
+                            std::abs(color[2] - under[2]);
+        if (dist >= kMinContrast) break;
+        color = rng.color();
+      }
+      paint(img, mask, box, color, rng);
+      owner.setTo(cv::Scalar(static_cast<int>(drawn_pixels.size()) + 1), mask);
+      drawn_pixels.push_back(pixels);
+
+      Object o;
+      o.label = label;
+      o.name = ctx.names[label];
+      o.x1 = static_cast<float>(box.x);
+      o.y1 = static_cast<float>(box.y);
+      o.x2 = static_cast<float>(box.x + box.width - 1);
+      o.y2 = static_cast<float>(box.y + box.height - 1);
+      o.truncated = lo_x < -0.5 || lo_y < -0.5 || hi_x > w - 0.5 || hi_y > h - 0.5;
+      o.difficult = std::max(box.width, box.height) < kTinySide;
+      rec.objects.push_back(o);
+      break;
+    }
+  }
+
+  // Occlusion is known only once everything is drawn: count what stayed on top.
+  std::vector<int> visible(drawn_pixels.size() + 1, 0);
+  for (int y = 0; y < h; ++y) {
+    const int* o = owner.ptr<int>(y);
+    for (int x = 0; x < w; ++x) ++visible[o[x]];
+  }
+  std::vector<Object> kept;
+  for (size_t i = 0; i < rec.objects.size(); ++i) {
+    const double hidden = 1.0 - static_cast<double>(visible[i + 1]) / drawn_pixels[i];
+    if (hidden > kHiddenDropped) continue;
+    Object o = rec.objects[i];
+    o.difficult = o.difficult || hidden > kHiddenDifficult;
+    kept.push_back(o);
+  }
+  rec.objects = std::move(kept);
+
+  // Sensor-like noise over everything, objects included.
+  const int amp = 2 + rng.below(9);
+  for (int y = 0; y < h; ++y) {
+    uchar* p = img.ptr<uchar>(y);
+    for (int x = 0; x < w * 3; x += 8) {
+      uint64_t bits = rng.next();
+      for (int j = x; j < std::min(x + 8, w * 3); ++j, bits >>= 8) {
+        const int n = static_cast<int>(((bits & 0xFF) * (2 * amp + 1)) >> 8) - amp;
+        p[j] = cv::saturate_cast<uchar>(p[j] + n);
+      }
+    }
+  }
+
+  rec.image_path = (ctx.images / (rec.id + ".jpg")).string();
+  rec.xml_path = (ctx.annotations / (rec.id + ".xml")).string();
+  bool written = false;
+  try {
+    written = cv::imwrite(rec.image_path, img, {cv::IMWRITE_JPEG_QUALITY, opt.jpeg_quality});
+  } catch (const cv::Exception& e) {
+    throw Error("synth: cannot write image '" + rec.image_path + "': " + e.what());
+  }
+  if (!written) throw Error("synth: cannot write image '" + rec.image_path + "'");
+  write_xml(rec, rec.xml_path);
+  return rec;
+}
+
+void make_dir(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir))
+    throw Error("synth: cannot create folder '" + dir.string() + "'" +
+                (ec ? ": " + ec.message() : std::string()));
+}
+
+void write_lines(const fs::path& path, const std::vector<std::string>& lines) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  for (const auto& line : lines) out << line << '\n';
+  out.close();
+  if (!out) throw Error("synth: cannot write '" + path.string() + "'");
+}
+
+void validate(const SynthOptions& o) {
+  auto fail = [](const std::string& what) { throw Error("synth: invalid option " + what); };
+  if (o.out_dir.empty()) fail("out_dir: empty");
+  if (o.train < 1) fail("train: " + std::to_string(o.train) + " (need >= 1)");
+  if (o.test < 0) fail("test: " + std::to_string(o.test) + " (need >= 0)");
+  if (o.size < 32) fail("size: " + std::to_string(o.size) + " (need >= 32)");
+  if (o.num_classes < 6 || o.num_classes > 10)
+    fail("num_classes: " + std::to_string(o.num_classes) + " (need 6..10)");
+  if (!(o.imbalance >= 1.0)) fail("imbalance: " + std::to_string(o.imbalance) + " (need >= 1)");
+  if (o.max_objects < 1) fail("max_objects: " + std::to_string(o.max_objects) + " (need >= 1)");
+  if (o.jpeg_quality < 1 || o.jpeg_quality > 100)
+    fail("jpeg_quality: " + std::to_string(o.jpeg_quality) + " (need 1..100)");
+  if (o.threads < 0) fail("threads: " + std::to_string(o.threads) + " (need >= 0)");
+}
+
+}  // namespace
+
+std::vector<std::string> synth_class_names(int num_classes) {
+  if (num_classes < 6 || num_classes > 10)
+    throw Error("synth: num_classes must be 6..10, got " + std::to_string(num_classes));
+  return {std::begin(kShapeNames), std::begin(kShapeNames) + num_classes};
+}
+
+SynthResult write_synth(const SynthOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  validate(options);
+  const fs::path root(options.out_dir);
+  Context ctx{options, synth_class_names(options.num_classes), {}, root / "Annotations",
+              root / "JPEGImages"};
+  const fs::path sets = root / "ImageSets" / "Main";
+  for (const auto& dir : {ctx.annotations, ctx.images, sets}) make_dir(dir);
+
+  const int classes = options.num_classes;
+  double total = 0;
+  for (int k = 0; k < classes; ++k) {
+    total += std::pow(options.imbalance, -static_cast<double>(k) / (classes - 1));
+    ctx.cumulative.push_back(total);
+  }
+
+  const int n = options.train + options.test;
+  SynthResult result;
+  result.images.resize(n);
+  int threads = options.threads > 0 ? options.threads
+                                    : static_cast<int>(std::thread::hardware_concurrency());
+  threads = std::clamp(threads, 1, n);
+  std::atomic<int> next{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto worker = [&] {
+    for (int i = next++; i < n && !failed; i = next++) {
+      try {
+        result.images[i] = make_image(ctx, i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+        failed = true;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+
+  // A seeded shuffle rather than alternating ids, so train and val are both spread over ids.
+  std::vector<int> order(options.train);
+  for (int i = 0; i < options.train; ++i) order[i] = i;
+  Rng split_rng(stream_seed(options.seed, 0xA11C0DEULL << 32));
+  for (int i = options.train - 1; i > 0; --i) std::swap(order[i], order[split_rng.below(i + 1)]);
+  const int train_count = (options.train + 1) / 2;
+  std::vector<std::vector<int>> split_ids(4);
+  split_ids[0].assign(order.begin(), order.begin() + train_count);
+  split_ids[1].assign(order.begin() + train_count, order.end());
+  for (int s = 0; s < 2; ++s) std::sort(split_ids[s].begin(), split_ids[s].end());
+  for (int i = 0; i < options.train; ++i) split_ids[2].push_back(i);
+  for (int i = options.train; i < n; ++i) split_ids[3].push_back(i);
+
+  for (int s = 0; s < 4; ++s) {
+    std::vector<std::string> ids;
+    for (int i : split_ids[s]) ids.push_back(result.images[i].id);
+    write_lines(sets / (std::string(kSplits[s]) + ".txt"), ids);
+    for (int k = 0; k < classes; ++k) {
+      std::vector<std::string> lines;
+      for (int i : split_ids[s]) {
+        int flag = -1;
+        for (const Object& o : result.images[i].objects)
+          if (o.label == k) flag = std::max(flag, o.difficult ? 0 : 1);
+        char buf[32];
+        std::snprintf(buf, sizeof buf, " %2d", flag);
+        lines.push_back(result.images[i].id + buf);
+      }
+      write_lines(sets / (ctx.names[k] + "_" + kSplits[s] + ".txt"), lines);
+    }
+  }
+  write_lines(root / "classes.txt", ctx.names);
+
+  result.class_names = ctx.names;
+  result.objects_per_class.assign(classes, 0);
+  for (const auto& rec : result.images)
+    for (const Object& o : rec.objects) {
+      ++result.objects_per_class[o.label];
+      result.difficult += o.difficult;
+      result.truncated += o.truncated;
+    }
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace yolo2::data

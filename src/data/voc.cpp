@@ -1,0 +1,297 @@
+#include "yolo2/data/voc.hpp"
+
+#include <pugixml.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <numeric>
+#include <sstream>
+
+#include "yolo2/error.hpp"
+
+namespace yolo2::data {
+
+const char* to_string(ParseIssue::Kind kind) {
+  switch (kind) {
+    case ParseIssue::Kind::ClippedBox: return "clipped box";
+    case ParseIssue::Kind::DegenerateBox: return "degenerate box dropped";
+    case ParseIssue::Kind::UnknownClass: return "unknown class skipped";
+    case ParseIssue::Kind::DroppedDifficult: return "difficult object not used";
+    case ParseIssue::Kind::MissingImage: return "missing image skipped";
+    case ParseIssue::Kind::EmptyImage: return "image without objects";
+  }
+  return "?";
+}
+
+namespace {
+
+// Line number of a byte offset, for error messages.
+int line_of(const std::string& text, std::ptrdiff_t offset) {
+  if (offset < 0) return 0;
+  const auto end = text.begin() + std::min<std::ptrdiff_t>(offset, static_cast<std::ptrdiff_t>(text.size()));
+  return 1 + static_cast<int>(std::count(text.begin(), end, '\n'));
+}
+
+struct XmlContext {
+  const std::string& path;
+  const std::string& text;
+  std::string at(const pugi::xml_node& node) const {
+    return path + ":" + std::to_string(line_of(text, node.offset_debug()));
+  }
+};
+
+double number(const XmlContext& ctx, const pugi::xml_node& parent, const char* name) {
+  const pugi::xml_node node = parent.child(name);
+  if (!node) throw Error(ctx.at(parent) + ": <" + parent.name() + "> has no <" + name + ">");
+  const std::string text = node.text().as_string();
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  // Allow surrounding whitespace, nothing else.
+  while (end && *end && std::isspace(static_cast<unsigned char>(*end))) ++end;
+  if (text.empty() || end == text.c_str() || (end && *end) || !std::isfinite(v))
+    throw Error(ctx.at(node) + ": <" + name + "> is not a number: '" + text + "'");
+  return v;
+}
+
+// VOC flags are 0/1, missing means 0.
+bool flag(const XmlContext& ctx, const pugi::xml_node& object, const char* name) {
+  const pugi::xml_node node = object.child(name);
+  if (!node) return false;
+  return number(ctx, object, name) != 0.0;
+}
+
+std::string trimmed(std::string s) {
+  const auto not_space = [](unsigned char ch) { return !std::isspace(ch); };
+  s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
+  s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
+  return s;
+}
+
+}  // namespace
+
+ImageRecord parse_voc_xml(const std::string& xml_path, const ParseOptions& options,
+                          std::vector<ParseIssue>* issues) {
+  std::ifstream in(xml_path, std::ios::binary);
+  if (!in) throw Error(xml_path + ": cannot open annotation file");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string text = buffer.str();
+
+  pugi::xml_document doc;
+  const pugi::xml_parse_result parsed = doc.load_buffer(text.data(), text.size());
+  if (!parsed)
+    throw Error(xml_path + ":" + std::to_string(line_of(text, parsed.offset)) +
+                ": malformed XML (" + parsed.description() + ", byte " +
+                std::to_string(parsed.offset) + ")");
+  const XmlContext ctx{xml_path, text};
+  const pugi::xml_node root = doc.child("annotation");
+  if (!root) throw Error(xml_path + ": no <annotation> root element");
+
+  ImageRecord rec;
+  rec.xml_path = xml_path;
+  rec.id = std::filesystem::path(xml_path).stem().string();
+  const pugi::xml_node size = root.child("size");
+  if (!size) throw Error(ctx.at(root) + ": <annotation> has no <size>");
+  rec.width = static_cast<int>(number(ctx, size, "width"));
+  rec.height = static_cast<int>(number(ctx, size, "height"));
+  if (rec.width <= 0 || rec.height <= 0)
+    throw Error(ctx.at(size) + ": image size must be positive, got " + std::to_string(rec.width) +
+                "x" + std::to_string(rec.height));
+
+  auto note = [&](ParseIssue::Kind kind, const std::string& message) {
+    if (issues) issues->push_back({kind, xml_path, message});
+  };
+
+  // Only direct <object> children: a person's <part> boxes are nested inside its <object>.
+  for (const pugi::xml_node obj : root.children("object")) {
+    Object o;
+    o.name = trimmed(obj.child("name").text().as_string());
+    if (o.name.empty()) throw Error(ctx.at(obj) + ": <object> has no <name>");
+    const auto it = std::find(options.class_names.begin(), options.class_names.end(), o.name);
+    if (it == options.class_names.end()) {
+      if (!options.skip_unknown_classes)
+        throw Error(ctx.at(obj) + ": unknown class '" + o.name +
+                    "' (not in data.classes; set data.skip_unknown_classes to skip such objects)");
+      note(ParseIssue::Kind::UnknownClass, ctx.at(obj) + ": '" + o.name + "'");
+      continue;
+    }
+    o.label = static_cast<int>(it - options.class_names.begin());
+    o.difficult = flag(ctx, obj, "difficult");
+    o.truncated = flag(ctx, obj, "truncated");
+    const pugi::xml_node box = obj.child("bndbox");
+    if (!box) throw Error(ctx.at(obj) + ": <object> '" + o.name + "' has no <bndbox>");
+    // VOC pixel coordinates are 1-based: shift once, here.
+    const double x1 = number(ctx, box, "xmin") - 1, y1 = number(ctx, box, "ymin") - 1;
+    const double x2 = number(ctx, box, "xmax") - 1, y2 = number(ctx, box, "ymax") - 1;
+    const double cx1 = std::clamp(x1, 0.0, rec.width - 1.0), cx2 = std::clamp(x2, 0.0, rec.width - 1.0);
+    const double cy1 = std::clamp(y1, 0.0, rec.height - 1.0), cy2 = std::clamp(y2, 0.0, rec.height - 1.0);
+    const bool outside = x2 < 0 || y2 < 0 || x1 > rec.width - 1.0 || y1 > rec.height - 1.0;
+    if (x2 < x1 || y2 < y1 || outside) {
+      std::ostringstream os;
+      os << ctx.at(box) << ": '" << o.name << "' box (" << x1 + 1 << "," << y1 + 1 << "," << x2 + 1
+         << "," << y2 + 1 << ") is empty or outside the " << rec.width << "x" << rec.height
+         << " image";
+      note(ParseIssue::Kind::DegenerateBox, os.str());
+      continue;
+    }
+    if (cx1 != x1 || cx2 != x2 || cy1 != y1 || cy2 != y2) {
+      std::ostringstream os;
+      os << ctx.at(box) << ": '" << o.name << "' box (" << x1 + 1 << "," << y1 + 1 << "," << x2 + 1
+         << "," << y2 + 1 << ") clipped to the " << rec.width << "x" << rec.height << " image";
+      note(ParseIssue::Kind::ClippedBox, os.str());
+    }
+    o.x1 = static_cast<float>(cx1);
+    o.y1 = static_cast<float>(cy1);
+    o.x2 = static_cast<float>(cx2);
+    o.y2 = static_cast<float>(cy2);
+    if (o.difficult && !options.keep_difficult) {
+      note(ParseIssue::Kind::DroppedDifficult, ctx.at(obj) + ": '" + o.name + "'");
+      continue;
+    }
+    rec.objects.push_back(std::move(o));
+  }
+  return rec;
+}
+
+
+namespace {
+
+std::vector<std::string> read_split_ids(const std::string& split_file) {
+  std::ifstream in(split_file);
+  if (!in) throw Error(split_file + ": cannot open image-set file (is the VOC root right?)");
+  std::vector<std::string> ids;
+  std::string line;
+  int line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    const std::string id = trimmed(line);
+    if (id.empty()) continue;
+    // Per-class set files have "id flag"; the main ones only "id". Take the first field.
+    const auto space = id.find_first_of(" \t");
+    ids.push_back(space == std::string::npos ? id : id.substr(0, space));
+  }
+  return ids;
+}
+
+std::string find_image(const std::filesystem::path& root, const std::string& id) {
+  for (const char* ext : {".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG"}) {
+    const auto p = root / "JPEGImages" / (id + ext);
+    if (std::filesystem::exists(p)) return p.string();
+  }
+  return {};
+}
+
+}  // namespace
+
+VocDataset load_voc(const std::vector<DatasetSplit>& splits, const ParseOptions& options) {
+  if (splits.empty()) throw Error("no dataset given (data.train / data.test is empty)");
+  VocDataset ds;
+  ds.class_names = options.class_names;
+  for (const auto& s : splits) {
+    const std::filesystem::path root(s.root);
+    const std::string split_file = (root / "ImageSets" / "Main" / (s.split + ".txt")).string();
+    const std::vector<std::string> ids = read_split_ids(split_file);
+    if (ids.empty()) throw Error(split_file + ": the split lists no images");
+    for (const auto& id : ids) {
+      const std::string xml = (root / "Annotations" / (id + ".xml")).string();
+      if (!std::filesystem::exists(xml))
+        throw Error(xml + ": annotation of image '" + id + "' (listed in " + split_file +
+                    ") does not exist");
+      ImageRecord rec = parse_voc_xml(xml, options, &ds.issues);
+      rec.id = id;
+      rec.image_path = find_image(root, id);
+      if (rec.image_path.empty())
+        throw Error((root / "JPEGImages" / (id + ".jpg")).string() + ": image of '" + id +
+                    "' (listed in " + split_file + ") does not exist");
+      if (rec.objects.empty())
+        ds.issues.push_back({ParseIssue::Kind::EmptyImage, xml, xml + ": no usable object"});
+      ds.images.push_back(std::move(rec));
+    }
+    ds.sources.push_back(split_file + ": " + std::to_string(ids.size()) + " images");
+  }
+  return ds;
+}
+
+DatasetStats dataset_stats(const VocDataset& ds) {
+  DatasetStats st;
+  const std::size_t nc = ds.class_names.size();
+  st.objects_per_class.assign(nc, 0);
+  st.difficult_per_class.assign(nc, 0);
+  st.images_per_class.assign(nc, 0);
+  st.size_histogram.assign(20, 0);
+  std::vector<double> sides;
+  for (const auto& img : ds.images) {
+    ++st.images;
+    if (img.objects.empty()) ++st.empty_images;
+    std::vector<bool> present(nc, false);
+    for (const auto& o : img.objects) {
+      ++st.objects;
+      ++st.objects_per_class[static_cast<std::size_t>(o.label)];
+      present[static_cast<std::size_t>(o.label)] = true;
+      if (o.difficult) ++st.difficult, ++st.difficult_per_class[static_cast<std::size_t>(o.label)];
+      if (o.truncated) ++st.truncated;
+      const double rel = std::sqrt(std::max(0.0, double(o.x2 - o.x1) * (o.y2 - o.y1)) /
+                                   (double(img.width) * img.height));
+      sides.push_back(rel);
+      ++st.size_histogram[static_cast<std::size_t>(std::min(19, static_cast<int>(rel * 20)))];
+    }
+    for (std::size_t c = 0; c < nc; ++c) st.images_per_class[c] += present[c];
+  }
+  if (!sides.empty()) {
+    std::sort(sides.begin(), sides.end());
+    st.min_side = sides.front();
+    st.max_side = sides.back();
+    st.median_side = sides[sides.size() / 2];
+  }
+  return st;
+}
+
+std::string format_stats(const VocDataset& ds, const DatasetStats& st, int max_issues) {
+  std::ostringstream os;
+  for (const auto& s : ds.sources) os << "  " << s << "\n";
+  os << "  images " << st.images << ", objects " << st.objects << " (difficult " << st.difficult
+     << ", truncated " << st.truncated << "), images without objects " << st.empty_images << "\n\n";
+  std::size_t w = 5;
+  for (const auto& n : ds.class_names) w = std::max(w, n.size());
+  os << "  " << std::left << std::setw(static_cast<int>(w)) << "class" << std::right
+     << std::setw(9) << "images" << std::setw(9) << "objects" << std::setw(11) << "difficult"
+     << std::setw(8) << "share\n";
+  for (std::size_t c = 0; c < ds.class_names.size(); ++c) {
+    const double share = st.objects ? 100.0 * st.objects_per_class[c] / st.objects : 0.0;
+    os << "  " << std::left << std::setw(static_cast<int>(w)) << ds.class_names[c] << std::right
+       << std::setw(9) << st.images_per_class[c] << std::setw(9) << st.objects_per_class[c]
+       << std::setw(11) << st.difficult_per_class[c] << std::setw(6) << std::fixed
+       << std::setprecision(1) << share << "%\n";
+  }
+  os << "\n  box size sqrt(area/image area): min " << std::setprecision(3) << st.min_side
+     << ", median " << st.median_side << ", max " << st.max_side << "\n";
+  const int peak = std::max(1, *std::max_element(st.size_histogram.begin(), st.size_histogram.end()));
+  for (std::size_t b = 0; b < st.size_histogram.size(); ++b) {
+    os << "  [" << std::setprecision(2) << b * 0.05 << ", " << (b + 1) * 0.05 << ") "
+       << std::setw(7) << st.size_histogram[b] << " "
+       << std::string(static_cast<std::size_t>(40.0 * st.size_histogram[b] / peak), '#') << "\n";
+  }
+  if (!ds.issues.empty()) {
+    std::vector<int> per_kind(6, 0);
+    for (const auto& i : ds.issues) ++per_kind[static_cast<std::size_t>(i.kind)];
+    os << "\n  problems handled:";
+    for (std::size_t k = 0; k < per_kind.size(); ++k)
+      if (per_kind[k])
+        os << " " << to_string(static_cast<ParseIssue::Kind>(k)) << " " << per_kind[k] << ";";
+    os << "\n";
+    int shown = 0;
+    for (const auto& i : ds.issues) {
+      if (i.kind == ParseIssue::Kind::DroppedDifficult) continue;  // counted above, by design
+      if (shown++ >= max_issues) break;
+      os << "    " << to_string(i.kind) << ": " << i.message << "\n";
+    }
+    if (shown > max_issues) os << "    ... (more not shown)\n";
+  }
+  return os.str();
+}
+
+}  // namespace yolo2::data

@@ -1,0 +1,43 @@
+#include "yolo2/util/runtime.hpp"
+
+#include <ATen/Parallel.h>
+#include <opencv2/core.hpp>
+#include <spdlog/spdlog.h>
+#include <torch/cuda.h>
+#include <torch/utils.h>
+
+#include "yolo2/error.hpp"
+
+namespace yolo2::util {
+
+void setup_logging(bool verbose) {
+  spdlog::set_pattern("[%H:%M:%S.%e] %^%l%$ %v");
+  spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+}
+
+int setup_runtime(const RuntimeConfig& runtime) {
+  const int threads = resolved_threads(runtime);
+  at::set_num_threads(threads);
+  cv::setNumThreads(1);
+  torch::manual_seed(runtime.seed);
+  spdlog::info("runtime: {} intra-op thread(s) (runtime.threads = {}), seed {}", at::get_num_threads(),
+               runtime.threads, runtime.seed);
+  return threads;
+}
+
+c10::Device resolve_device(const std::string& spec) {
+  if (spec == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  if (spec == "cpu") return c10::Device(c10::kCPU);
+  if (spec.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available())
+      throw Error("runtime.device is '" + spec + "' but this LibTorch build has no usable CUDA device");
+    const int index = spec.size() > 5 ? std::stoi(spec.substr(5)) : 0;
+    if (index >= static_cast<int>(torch::cuda::device_count()))
+      throw Error("runtime.device is '" + spec + "' but only " +
+                  std::to_string(torch::cuda::device_count()) + " CUDA device(s) exist");
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  throw Error("runtime.device: unknown device '" + spec + "' (auto, cpu, cuda or cuda:N)");
+}
+
+}  // namespace yolo2::util
