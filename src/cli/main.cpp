@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   yolo2::cli::add_config(app);
   yolo2::cli::add_synth(app);
   yolo2::cli::add_stats(app);
+  yolo2::cli::add_info(app);
+  yolo2::cli::add_export(app);
   yolo2::cli::add_bench(app);
   try {
     app.parse(argc, argv);

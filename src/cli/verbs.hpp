@@ -15,6 +15,8 @@ void add_config(CLI::App& app);
 void add_synth(CLI::App& app);
 void add_stats(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_info(CLI::App& app);
+void add_export(CLI::App& app);
 
 // Class names for a bare VOC root: the flag's comma list, else <root>/classes.txt, else the config's.
 std::vector<std::string> classes_for_root(const std::string& root, const std::string& classes_flag,

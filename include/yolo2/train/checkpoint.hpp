@@ -1,0 +1,46 @@
+// yolo2 checkpoints: one file with the model weights, the resolved config and (for training runs)
+// the optimizer and loop state, written atomically. `eval`, `detect` and `export` need only this
+// file.
+#pragma once
+
+#include <torch/serialize/input-archive.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "yolo2/config.hpp"
+#include "yolo2/model/yolov2.hpp"
+
+namespace torch::optim {
+class Optimizer;
+}
+
+namespace yolo2::train {
+
+// Where a training run stands; a resumed run continues from exactly here.
+struct TrainState {
+  int64_t iteration = 0;     // optimizer steps done
+  int64_t images_seen = 0;   // darknet's `seen`
+  double best_map = -1;      // best test mAP so far (-1: none yet)
+  int64_t best_iteration = -1;
+  std::string rng_state;     // LibTorch CPU generator state (bytes)
+};
+
+struct Checkpoint {
+  Config config;
+  model::YoloV2 model{nullptr};
+  std::optional<TrainState> state;
+  // Present when the file holds optimizer state; restore with Optimizer::load.
+  std::optional<torch::serialize::InputArchive> optimizer;
+};
+
+// Writes the checkpoint atomically (temp file, flush, fsync, rename).
+void save_checkpoint(const std::string& path, model::YoloV2Impl& model, const Config& config,
+                     const TrainState* state = nullptr, torch::optim::Optimizer* optimizer = nullptr);
+
+// Reads a checkpoint; the model is rebuilt from the stored config and placed on `device`.
+// A missing, truncated or foreign file is a yolo2::Error naming it.
+Checkpoint load_checkpoint(const std::string& path, const c10::Device& device = c10::Device(c10::kCPU));
+
+}  // namespace yolo2::train

@@ -1,0 +1,211 @@
+// Continuous-box IoU and NMS (torchvision ops/boxes.py and csrc/ops/cpu/nms_kernel.cpp
+// semantics), on raw float arrays first and tensors last.
+#include "yolo2/eval/boxes.hpp"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "yolo2/error.hpp"
+
+namespace yolo2::eval {
+namespace {
+
+// Rank order: descending score, NaN last; the caller uses a stable sort so ties keep input order.
+struct ScoreGreater {
+  const float* scores;
+  bool operator()(int64_t i, int64_t j) const {
+    const float a = scores[i], b = scores[j];
+    if (std::isnan(a)) return false;
+    if (std::isnan(b)) return true;
+    return a > b;
+  }
+};
+
+std::vector<int64_t> rank_by_score(const float* scores, int64_t n) {
+  std::vector<int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::stable_sort(order.begin(), order.end(), ScoreGreater{scores});
+  return order;
+}
+
+// IoU from precomputed areas: the same float expression as box_iou, without recomputing areas
+// in the O(n^2) loop.
+inline float iou_with_areas(const float* a, float area_a, const float* b, float area_b) {
+  const float w = std::max(0.f, std::min(a[2], b[2]) - std::max(a[0], b[0]));
+  const float h = std::max(0.f, std::min(a[3], b[3]) - std::max(a[1], b[1]));
+  const float inter = w * h;
+  const float uni = area_a + area_b - inter;
+  return uni > 0.f ? inter / uni : 0.f;
+}
+
+// Greedy suppression over `group` (indices already in rank order); sets keep[i] for survivors.
+// suppressed[] is scratch shared by all groups, indexed like the boxes.
+void suppress_group(const float* boxes, const std::vector<float>& areas, const int64_t* group,
+                    std::size_t m, float iou_threshold, std::vector<char>& suppressed,
+                    std::vector<char>& keep) {
+  for (std::size_t a = 0; a < m; ++a) {
+    const int64_t i = group[a];
+    if (suppressed[static_cast<std::size_t>(i)]) continue;
+    keep[static_cast<std::size_t>(i)] = 1;
+    const float* bi = boxes + 4 * i;
+    const float area_i = areas[static_cast<std::size_t>(i)];
+    for (std::size_t b = a + 1; b < m; ++b) {
+      const int64_t j = group[b];
+      if (suppressed[static_cast<std::size_t>(j)]) continue;
+      if (iou_with_areas(bi, area_i, boxes + 4 * j, areas[static_cast<std::size_t>(j)]) >
+          iou_threshold) {
+        suppressed[static_cast<std::size_t>(j)] = 1;
+      }
+    }
+  }
+}
+
+std::vector<float> areas_of(const float* boxes, int64_t n) {
+  std::vector<float> areas(static_cast<std::size_t>(n));
+  for (int64_t i = 0; i < n; ++i) areas[static_cast<std::size_t>(i)] = box_area(boxes + 4 * i);
+  return areas;
+}
+
+std::vector<int64_t> kept_in_rank_order(const std::vector<int64_t>& order,
+                                        const std::vector<char>& keep) {
+  std::vector<int64_t> out;
+  for (int64_t i : order) {
+    if (keep[static_cast<std::size_t>(i)]) out.push_back(i);
+  }
+  return out;
+}
+
+void check_count(int64_t n, const char* what) {
+  if (n < 0) throw Error(std::string(what) + ": negative box count " + std::to_string(n));
+}
+
+}  // namespace
+
+float box_area(const float* box) {
+  return std::max(0.f, box[2] - box[0]) * std::max(0.f, box[3] - box[1]);
+}
+
+float box_iou(const float* a, const float* b) {
+  return iou_with_areas(a, box_area(a), b, box_area(b));
+}
+
+std::vector<int64_t> nms(const float* boxes, const float* scores, int64_t n, float iou_threshold) {
+  check_count(n, "nms");
+  const std::vector<int64_t> order = rank_by_score(scores, n);
+  const std::vector<float> areas = areas_of(boxes, n);
+  std::vector<char> suppressed(static_cast<std::size_t>(n), 0), keep(static_cast<std::size_t>(n), 0);
+  suppress_group(boxes, areas, order.data(), order.size(), iou_threshold, suppressed, keep);
+  return kept_in_rank_order(order, keep);
+}
+
+std::vector<int64_t> batched_nms(const float* boxes, const float* scores, const int64_t* labels,
+                                 int64_t n, float iou_threshold) {
+  check_count(n, "batched_nms");
+  const std::vector<int64_t> order = rank_by_score(scores, n);
+  // A second stable sort by label makes each class a contiguous run that is still in rank
+  // order, so every class is suppressed on its own without per-class containers.
+  std::vector<int64_t> by_label = order;
+  std::stable_sort(by_label.begin(), by_label.end(),
+                   [labels](int64_t i, int64_t j) { return labels[i] < labels[j]; });
+  const std::vector<float> areas = areas_of(boxes, n);
+  std::vector<char> suppressed(static_cast<std::size_t>(n), 0), keep(static_cast<std::size_t>(n), 0);
+  std::size_t begin = 0;
+  while (begin < by_label.size()) {
+    std::size_t end = begin + 1;
+    while (end < by_label.size() && labels[by_label[end]] == labels[by_label[begin]]) ++end;
+    suppress_group(boxes, areas, by_label.data() + begin, end - begin, iou_threshold, suppressed,
+                   keep);
+    begin = end;
+  }
+  return kept_in_rank_order(order, keep);
+}
+
+}  // namespace yolo2::eval
+
+// ---- Tensor front ends (the only part of this file that needs ATen ops) ------------------------
+namespace yolo2::eval {
+namespace {
+
+void check_boxes_scores(const at::Tensor& boxes, const at::Tensor& scores, const char* what) {
+  if (boxes.dim() != 2 || boxes.size(1) != 4) {
+    throw Error(std::string(what) + ": boxes must be [N, 4], got " + std::to_string(boxes.dim()) +
+                "-d tensor");
+  }
+  if (scores.dim() != 1 || scores.size(0) != boxes.size(0)) {
+    throw Error(std::string(what) + ": scores must be [N] with N = " +
+                std::to_string(boxes.size(0)));
+  }
+}
+
+at::Tensor cpu_float(const at::Tensor& t) {
+  return t.detach().to(at::kCPU, at::kFloat).contiguous();
+}
+
+at::Tensor to_index_tensor(const std::vector<int64_t>& keep) {
+  at::Tensor out = at::empty({static_cast<int64_t>(keep.size())}, at::kLong);
+  if (!keep.empty()) std::memcpy(out.data_ptr<int64_t>(), keep.data(), keep.size() * sizeof(int64_t));
+  return out;
+}
+
+}  // namespace
+
+at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
+  check_boxes_scores(boxes, scores, "nms");
+  const at::Tensor b = cpu_float(boxes), s = cpu_float(scores);
+  return to_index_tensor(nms(b.data_ptr<float>(), s.data_ptr<float>(), b.size(0),
+                             static_cast<float>(iou_threshold)));
+}
+
+at::Tensor batched_nms(const at::Tensor& boxes, const at::Tensor& scores, const at::Tensor& labels,
+                       double iou_threshold) {
+  check_boxes_scores(boxes, scores, "batched_nms");
+  if (labels.dim() != 1 || labels.size(0) != boxes.size(0)) {
+    throw Error("batched_nms: labels must be [N] with N = " + std::to_string(boxes.size(0)));
+  }
+  if (labels.is_floating_point() || labels.is_complex()) {
+    throw Error("batched_nms: labels must have an integer dtype");
+  }
+  const at::Tensor b = cpu_float(boxes), s = cpu_float(scores);
+  const at::Tensor l = labels.detach().to(at::kCPU, at::kLong).contiguous();
+  return to_index_tensor(batched_nms(b.data_ptr<float>(), s.data_ptr<float>(),
+                                     l.data_ptr<int64_t>(), b.size(0),
+                                     static_cast<float>(iou_threshold)));
+}
+
+at::Tensor box_iou(const at::Tensor& boxes1, const at::Tensor& boxes2) {
+  if (boxes1.dim() != 2 || boxes1.size(1) != 4 || boxes2.dim() != 2 || boxes2.size(1) != 4) {
+    throw Error("box_iou: boxes must be [N, 4] and [M, 4]");
+  }
+  // A tiny floor instead of a where(): keeps the backward pass finite for empty unions.
+  constexpr double kMinUnion = 1e-12;
+  const auto area = [](const at::Tensor& b) {
+    return (b.select(1, 2) - b.select(1, 0)).clamp_min(0) *
+           (b.select(1, 3) - b.select(1, 1)).clamp_min(0);
+  };
+  const at::Tensor lt = at::maximum(boxes1.narrow(1, 0, 2).unsqueeze(1), boxes2.narrow(1, 0, 2).unsqueeze(0));
+  const at::Tensor rb = at::minimum(boxes1.narrow(1, 2, 2).unsqueeze(1), boxes2.narrow(1, 2, 2).unsqueeze(0));
+  const at::Tensor wh = (rb - lt).clamp_min(0);                      // [N, M, 2]
+  const at::Tensor inter = wh.select(2, 0) * wh.select(2, 1);        // [N, M]
+  const at::Tensor uni = area(boxes1).unsqueeze(1) + area(boxes2).unsqueeze(0) - inter;
+  return inter / uni.clamp_min(kMinUnion);
+}
+
+at::Tensor cxcywh_to_xyxy(const at::Tensor& boxes) {
+  if (boxes.dim() < 1 || boxes.size(-1) != 4) throw Error("cxcywh_to_xyxy: last dimension must be 4");
+  const at::Tensor c = boxes.narrow(-1, 0, 2), half = boxes.narrow(-1, 2, 2) * 0.5;
+  return at::cat({c - half, c + half}, -1);
+}
+
+at::Tensor xyxy_to_cxcywh(const at::Tensor& boxes) {
+  if (boxes.dim() < 1 || boxes.size(-1) != 4) throw Error("xyxy_to_cxcywh: last dimension must be 4");
+  const at::Tensor p1 = boxes.narrow(-1, 0, 2), p2 = boxes.narrow(-1, 2, 2);
+  return at::cat({(p1 + p2) * 0.5, p2 - p1}, -1);
+}
+
+}  // namespace yolo2::eval

@@ -1,0 +1,86 @@
+#include "yolo2/eval/decode.hpp"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "yolo2/error.hpp"
+#include "yolo2/eval/boxes.hpp"
+
+namespace yolo2::eval {
+
+RegionDecoded decode_region(const at::Tensor& raw, const std::vector<double>& anchors, int num_classes) {
+  const int64_t a = static_cast<int64_t>(anchors.size() / 2), e = 5 + num_classes;
+  TORCH_CHECK(raw.dim() == 4 && raw.size(1) == a * e, "region output must be [B, ", a * e,
+              ", H, W], got ", raw.sizes());
+  const int64_t b = raw.size(0), h = raw.size(2), w = raw.size(3);
+  // [B, A, E, H, W] -> [B, H, W, A, E]: one row per (cell, anchor), darknet's entry order inside.
+  const at::Tensor t = raw.detach().to(at::kFloat).view({b, a, e, h, w}).permute({0, 3, 4, 1, 2}).reshape({b, h * w * a, e});
+  const auto opts = t.options();
+  const at::Tensor gx = at::arange(w, opts).view({1, w, 1}).expand({h, w, a}).reshape({1, -1});
+  const at::Tensor gy = at::arange(h, opts).view({h, 1, 1}).expand({h, w, a}).reshape({1, -1});
+  const at::Tensor anc = at::tensor(std::vector<float>(anchors.begin(), anchors.end()), opts).view({a, 2});
+  const at::Tensor aw = anc.select(1, 0).view({1, 1, a}).expand({h, w, a}).reshape({1, -1});
+  const at::Tensor ah = anc.select(1, 1).view({1, 1, a}).expand({h, w, a}).reshape({1, -1});
+  RegionDecoded d;
+  d.boxes = at::stack({(t.select(2, 0).sigmoid() + gx) / w, (t.select(2, 1).sigmoid() + gy) / h,
+                       t.select(2, 2).exp() * aw / w, t.select(2, 3).exp() * ah / h},
+                      2);
+  d.objectness = t.select(2, 4).sigmoid();
+  d.class_probs = at::softmax(t.narrow(2, 5, num_classes), 2);
+  return d;
+}
+
+std::vector<Detection> detect_image(const RegionDecoded& d, int64_t b, const data::Affine& tr, int input_w,
+                                    int input_h, int image_w, int image_h, int image_index,
+                                    const DetectOptions& o) {
+  const at::Tensor boxes = d.boxes[b].to(at::kCPU).contiguous();           // [N, 4]
+  const at::Tensor scores = (d.objectness[b].unsqueeze(1) * d.class_probs[b]).to(at::kCPU).contiguous();  // [N, C]
+  const int64_t n = scores.size(0), c = scores.size(1);
+  const float* bx = boxes.data_ptr<float>();
+  const float* sc = scores.data_ptr<float>();
+  // Candidates: every (prediction, class) above the threshold, as darknet keeps a box per class.
+  std::vector<float> cand_boxes, cand_scores;
+  std::vector<int64_t> cand_labels;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* p = bx + 4 * i;
+    bool mapped = false;
+    float xyxy[4];
+    for (int64_t k = 0; k < c; ++k) {
+      const float s = sc[i * c + k];
+      if (!(s > o.score_threshold)) continue;
+      if (!mapped) {
+        // Network-input pixels -> original pixels through the inverse eval transform, clipped.
+        const double x1 = tr.inv_x((p[0] - p[2] / 2) * input_w), x2 = tr.inv_x((p[0] + p[2] / 2) * input_w);
+        const double y1 = tr.inv_y((p[1] - p[3] / 2) * input_h), y2 = tr.inv_y((p[1] + p[3] / 2) * input_h);
+        xyxy[0] = static_cast<float>(std::clamp(std::min(x1, x2), 0.0, image_w - 1.0));
+        xyxy[2] = static_cast<float>(std::clamp(std::max(x1, x2), 0.0, image_w - 1.0));
+        xyxy[1] = static_cast<float>(std::clamp(std::min(y1, y2), 0.0, image_h - 1.0));
+        xyxy[3] = static_cast<float>(std::clamp(std::max(y1, y2), 0.0, image_h - 1.0));
+        mapped = true;
+      }
+      cand_boxes.insert(cand_boxes.end(), xyxy, xyxy + 4);
+      cand_scores.push_back(s);
+      cand_labels.push_back(k);
+    }
+  }
+  const std::vector<int64_t> keep =
+      batched_nms(cand_boxes.data(), cand_scores.data(), cand_labels.data(),
+                  static_cast<int64_t>(cand_scores.size()), o.nms_threshold);
+  std::vector<Detection> out;
+  const std::size_t limit = std::min<std::size_t>(keep.size(), static_cast<std::size_t>(std::max(0, o.max_detections)));
+  out.reserve(limit);
+  for (std::size_t j = 0; j < limit; ++j) {  // keep is in descending score order
+    const auto i = static_cast<std::size_t>(keep[j]);
+    Detection det;
+    det.image = image_index;
+    det.label = static_cast<int>(cand_labels[i]);
+    det.score = cand_scores[i];
+    det.box = PixelBox{cand_boxes[4 * i], cand_boxes[4 * i + 1], cand_boxes[4 * i + 2], cand_boxes[4 * i + 3]};
+    out.push_back(det);
+  }
+  return out;
+}
+
+}  // namespace yolo2::eval

@@ -1,0 +1,221 @@
+#include "yolo2/model/darknet_io.hpp"
+
+#include <ATen/ATen.h>
+#include <torch/utils.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+#include "yolo2/error.hpp"
+#include "yolo2/util/atomic_file.hpp"
+
+namespace yolo2::model {
+
+namespace {
+
+// The tensors of one convolution in darknet's file order.
+std::vector<at::Tensor> conv_tensors(YoloV2Impl& model, std::size_t k) {
+  auto& conv = model.convs()[k];
+  auto& bn = model.norms()[k];
+  if (bn.is_empty()) return {conv->bias, conv->weight};
+  return {bn->bias, bn->weight, bn->running_mean, bn->running_var, conv->weight};
+}
+
+int64_t conv_floats(const LayerSpec& l, int in_channels) {
+  const int64_t n = l.filters;
+  return n * (l.batch_normalize ? 4 : 1) + n * in_channels * l.size * l.size;
+}
+
+// Input channels of every layer.
+std::vector<int> in_channels(const NetworkSpec& spec) {
+  std::vector<int> in, out;
+  int c = spec.channels;
+  for (const auto& l : spec.layers) {
+    in.push_back(c);
+    switch (l.type) {
+      case LayerSpec::Type::Conv: c = l.filters; break;
+      case LayerSpec::Type::MaxPool: break;
+      case LayerSpec::Type::Reorg: c *= 4; break;
+      case LayerSpec::Type::Route:
+        c = 0;
+        for (int j : l.inputs) c += out[static_cast<std::size_t>(j)];
+        break;
+    }
+    out.push_back(c);
+  }
+  return in;
+}
+
+std::string describe(const LayerSpec& l, std::size_t i, int in_c) {
+  std::ostringstream os;
+  os << "layer " << i << " (conv " << l.filters << " " << l.size << "x" << l.size << ", " << in_c
+     << " input channels" << (l.batch_normalize ? ", batch norm" : "") << ")";
+  return os.str();
+}
+
+}  // namespace
+
+int DarknetHeader::header_bytes() const {
+  // darknet's reader: an 8-byte `seen` from version 0.2 on (parser.c load_weights_upto).
+  return (major * 10 + minor >= 2 && major < 1000 && minor < 1000) ? 20 : 16;
+}
+
+int64_t darknet_weight_floats(const NetworkSpec& spec, int upto) {
+  const std::vector<int> in = in_channels(spec);
+  const std::size_t n = upto < 0 ? spec.layers.size() : std::min<std::size_t>(spec.layers.size(), static_cast<std::size_t>(upto));
+  int64_t total = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (spec.layers[i].type == LayerSpec::Type::Conv) total += conv_floats(spec.layers[i], in[i]);
+  return total;
+}
+
+WeightsLoad load_darknet_weights(YoloV2Impl& model, const std::string& path, bool allow_prefix) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open darknet weights file");
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  WeightsLoad r;
+  if (bytes.size() < 16)
+    throw Error(path + ": " + std::to_string(bytes.size()) + " bytes is too short for a darknet weights header");
+  std::memcpy(&r.header.major, bytes.data(), 4);
+  std::memcpy(&r.header.minor, bytes.data() + 4, 4);
+  std::memcpy(&r.header.revision, bytes.data() + 8, 4);
+  const std::size_t header = static_cast<std::size_t>(r.header.header_bytes());
+  if (bytes.size() < header)
+    throw Error(path + ": " + std::to_string(bytes.size()) + " bytes is too short for a v" +
+                std::to_string(r.header.major) + "." + std::to_string(r.header.minor) + " header");
+  if (header == 20) {
+    std::memcpy(&r.header.seen, bytes.data() + 12, 8);
+  } else {
+    int32_t seen32 = 0;
+    std::memcpy(&seen32, bytes.data() + 12, 4);
+    r.header.seen = static_cast<uint64_t>(static_cast<uint32_t>(seen32));
+  }
+  const std::size_t body = bytes.size() - header;
+  if (body % 4 != 0)
+    throw Error(path + ": the body is " + std::to_string(body) + " bytes, not a whole number of floats");
+  const int64_t available = static_cast<int64_t>(body / 4);
+
+  // Plan the whole load first: nothing is written unless the file fits the network.
+  const NetworkSpec& spec = model.spec();
+  const std::vector<int> in_c = in_channels(spec);
+  const int64_t expected_total = darknet_weight_floats(spec);
+  struct Step { std::size_t layer; int64_t offset; };
+  std::vector<Step> plan;
+  int64_t offset = 0;
+  for (std::size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& l = spec.layers[i];
+    if (l.type != LayerSpec::Type::Conv) continue;
+    ++r.conv_layers_total;
+    const int64_t need = conv_floats(l, in_c[i]);
+    if (offset == available && allow_prefix) continue;  // a prefix file ends here
+    if (offset + need > available) {
+      std::ostringstream os;
+      os << path << ": expected " << (allow_prefix ? offset + need : expected_total) << " floats, found "
+         << available << ": they ran out at " << describe(l, i, in_c[i]) << ", which needs " << need
+         << " floats from offset " << offset << " but only " << (available - offset) << " are left"
+         << (allow_prefix ? " (a prefix file must end at a layer boundary)" : "");
+      throw Error(os.str());
+    }
+    plan.push_back({i, offset});
+    offset += need;
+  }
+  if (offset != available)
+    throw Error(path + ": the file has " + std::to_string(available) + " floats but the network holds only " +
+                std::to_string(expected_total) + " (" + std::to_string(available - offset) +
+                " left over): is this the weights file of another network or class count?");
+
+  torch::NoGradGuard no_grad;
+  const float* data = reinterpret_cast<const float*>(bytes.data() + header);
+  for (const Step& s : plan) {
+    const auto k = static_cast<std::size_t>(model.conv_of_layer()[s.layer]);
+    int64_t pos = s.offset;
+    for (at::Tensor t : conv_tensors(model, k)) {
+      const int64_t n = t.numel();
+      at::Tensor src = at::from_blob(const_cast<float*>(data + pos), t.sizes(), at::kFloat);
+      t.copy_(src);
+      pos += n;
+    }
+    ++r.conv_layers_loaded;
+  }
+  r.floats_read = offset;
+  return r;
+}
+
+void save_darknet_weights(YoloV2Impl& model, const std::string& path, uint64_t seen, int upto) {
+  const NetworkSpec& spec = model.spec();
+  const std::size_t n = upto < 0 ? spec.layers.size() : std::min<std::size_t>(spec.layers.size(), static_cast<std::size_t>(upto));
+  util::write_file_atomic(path, [&](const util::ByteSink& sink) {
+    const int32_t version[3] = {0, 2, 0};
+    sink(version, sizeof(version));
+    sink(&seen, sizeof(seen));
+    for (std::size_t i = 0; i < n; ++i) {
+      const int k = model.conv_of_layer()[i];
+      if (k < 0) continue;
+      for (const at::Tensor& t : conv_tensors(model, static_cast<std::size_t>(k))) {
+        const at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
+        sink(c.data_ptr<float>(), static_cast<std::size_t>(c.numel()) * sizeof(float));
+      }
+    }
+  });
+}
+
+std::string darknet_cfg(const NetworkSpec& spec, const Config& config) {
+  std::ostringstream os;
+  const auto& t = config.train;
+  const auto& a = config.data.augment;
+  os << "# Written by yolo2 (YOLOv2, darknet yolov2-voc layout).\n[net]\n"
+     << "batch=" << t.batch << "\nsubdivisions=" << t.subdivisions << "\n"
+     << "width=" << config.data.input_size << "\nheight=" << config.data.input_size << "\nchannels="
+     << spec.channels << "\nmomentum=" << t.momentum << "\ndecay=" << t.decay << "\nangle=0\n"
+     << "saturation=" << a.saturation << "\nexposure=" << a.exposure << "\nhue=" << a.hue << "\n\n"
+     << "learning_rate=" << t.lr << "\nburn_in=" << t.burn_in << "\nmax_batches=" << t.max_batches
+     << "\npolicy=" << (t.policy == LrPolicy::Steps ? "steps" : t.policy == LrPolicy::Constant ? "constant" : "steps");
+  if (t.policy != LrPolicy::Constant) {
+    os << "\nsteps=";
+    for (std::size_t i = 0; i < t.steps.size(); ++i) os << (i ? "," : "") << t.steps[i];
+    os << "\nscales=";
+    for (std::size_t i = 0; i < t.scales.size(); ++i) os << (i ? "," : "") << t.scales[i];
+  }
+  os << "\n";
+  for (std::size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& l = spec.layers[i];
+    switch (l.type) {
+      case LayerSpec::Type::Conv:
+        os << "\n[convolutional]\n";
+        if (l.batch_normalize) os << "batch_normalize=1\n";
+        os << "filters=" << l.filters << "\nsize=" << l.size << "\nstride=" << l.stride
+           << "\npad=1\nactivation=" << (l.leaky ? "leaky" : "linear") << "\n";
+        break;
+      case LayerSpec::Type::MaxPool:
+        os << "\n[maxpool]\nsize=" << l.size << "\nstride=" << l.stride << "\n";
+        break;
+      case LayerSpec::Type::Reorg: os << "\n[reorg]\nstride=" << l.stride << "\n"; break;
+      case LayerSpec::Type::Route:
+        os << "\n[route]\nlayers=";
+        for (std::size_t j = 0; j < l.inputs.size(); ++j)
+          os << (j ? "," : "") << (l.inputs[j] - static_cast<int>(i));  // relative, as darknet writes it
+        os << "\n";
+        break;
+    }
+  }
+  const auto& L = config.loss;
+  os << "\n[region]\nanchors=";
+  for (std::size_t i = 0; i < spec.anchors.size(); ++i) os << (i ? ", " : "") << spec.anchors[i];
+  os << "\nbias_match=1\nclasses=" << spec.num_classes << "\ncoords=4\nnum=" << spec.num_anchors()
+     << "\nsoftmax=1\njitter=" << a.jitter << "\nrescore=" << (L.rescore ? 1 : 0)
+     << "\n\nobject_scale=" << L.object_scale << "\nnoobject_scale=" << L.noobject_scale
+     << "\nclass_scale=" << L.class_scale << "\ncoord_scale=" << L.coord_scale
+     << "\n\nabsolute=1\nthresh=" << L.thresh << "\nrandom=" << (config.data.multiscale_sizes.empty() ? 0 : 1)
+     << "\n";
+  return os.str();
+}
+
+void export_darknet(YoloV2Impl& model, const Config& config, const std::string& prefix, uint64_t seen) {
+  util::write_file_atomic(prefix + ".cfg", darknet_cfg(model.spec(), config));
+  save_darknet_weights(model, prefix + ".weights", seen);
+}
+
+}  // namespace yolo2::model

@@ -1,0 +1,329 @@
+#include "yolo2/model/yolov2.hpp"
+
+#include <ATen/ATen.h>
+#include <torch/nn/init.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <set>
+#include <sstream>
+
+#include "yolo2/error.hpp"
+
+namespace yolo2::model {
+
+namespace {
+
+LayerSpec conv(int filters, int size, bool bn = true, bool leaky = true) {
+  LayerSpec l;
+  l.type = LayerSpec::Type::Conv;
+  l.filters = filters;
+  l.size = size;
+  l.stride = 1;
+  l.batch_normalize = bn;
+  l.leaky = leaky;
+  return l;
+}
+
+LayerSpec maxpool() {
+  LayerSpec l;
+  l.type = LayerSpec::Type::MaxPool;
+  l.size = 2;
+  l.stride = 2;
+  return l;
+}
+
+LayerSpec route(std::vector<int> inputs) {
+  LayerSpec l;
+  l.type = LayerSpec::Type::Route;
+  l.inputs = std::move(inputs);
+  return l;
+}
+
+LayerSpec reorg() {
+  LayerSpec l;
+  l.type = LayerSpec::Type::Reorg;
+  l.stride = 2;
+  return l;
+}
+
+}  // namespace
+
+int scaled_channels(int filters, double width) {
+  if (width == 1.0) return filters;
+  // Multiples of 8: the reorg needs channels divisible by 4, and SIMD kernels like multiples of 8.
+  const int c = static_cast<int>(std::lround(filters * width / 8.0)) * 8;
+  return std::max(8, c);
+}
+
+std::vector<LayerSpec> darknet19_backbone(double width) {
+  auto c = [&](int filters, int size) { return conv(scaled_channels(filters, width), size); };
+  return {c(32, 3),   maxpool(),  c(64, 3),   maxpool(),  c(128, 3),  c(64, 1),
+          c(128, 3),  maxpool(),  c(256, 3),  c(128, 1),  c(256, 3),  maxpool(),
+          c(512, 3),  c(256, 1),  c(512, 3),  c(256, 1),  c(512, 3),  maxpool(),
+          c(1024, 3), c(512, 1),  c(1024, 3), c(512, 1),  c(1024, 3)};
+}
+
+NetworkSpec yolov2_spec(const ModelConfig& model, int num_classes) {
+  if (num_classes < 1) throw Error("the model needs at least one class");
+  if (model.anchors.empty() || model.anchors.size() % 2 != 0)
+    throw Error("model.anchors must hold (w, h) pairs");
+  NetworkSpec spec;
+  spec.num_classes = num_classes;
+  spec.anchors = model.anchors;
+  spec.layers = darknet19_backbone(model.width);  // layers 0-22
+  const int w1024 = scaled_channels(1024, model.width);
+  spec.layers.push_back(conv(w1024, 3));                          // 23
+  spec.layers.push_back(conv(w1024, 3));                          // 24
+  spec.layers.push_back(route({16}));                             // 25: route -9
+  spec.layers.push_back(conv(scaled_channels(64, model.width), 1));  // 26
+  spec.layers.push_back(reorg());                                 // 27
+  spec.layers.push_back(route({27, 24}));                         // 28: route -1,-4
+  spec.layers.push_back(conv(w1024, 3));                          // 29
+  spec.layers.push_back(conv(spec.num_anchors() * spec.outputs_per_anchor(), 1, false, false));  // 30
+  return spec;
+}
+
+std::vector<LayerInfo> layer_table(const NetworkSpec& spec, int height, int width) {
+  std::vector<LayerInfo> rows;
+  int c = spec.channels, h = height, w = width;
+  for (std::size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& l = spec.layers[i];
+    LayerInfo r;
+    r.index = static_cast<int>(i);
+    r.in_c = c, r.in_h = h, r.in_w = w;
+    switch (l.type) {
+      case LayerSpec::Type::Conv:
+        r.type = "conv";
+        r.filters = l.filters, r.size = l.size, r.stride = l.stride;
+        r.out_c = l.filters, r.out_h = h / l.stride, r.out_w = w / l.stride;
+        r.bflops = 2.0 * l.filters * l.size * l.size * c * r.out_h * r.out_w / 1e9;
+        break;
+      case LayerSpec::Type::MaxPool:
+        r.type = "max";
+        r.size = l.size, r.stride = l.stride;
+        r.out_c = c, r.out_h = h / 2, r.out_w = w / 2;
+        break;
+      case LayerSpec::Type::Reorg:
+        r.type = "reorg";
+        r.stride = l.stride;
+        r.out_c = c * 4, r.out_h = h / 2, r.out_w = w / 2;
+        break;
+      case LayerSpec::Type::Route: {
+        r.type = "route";
+        r.inputs = l.inputs;
+        const LayerInfo& first = rows.at(static_cast<std::size_t>(l.inputs.front()));
+        r.out_c = 0, r.out_h = first.out_h, r.out_w = first.out_w;
+        for (int j : l.inputs) r.out_c += rows.at(static_cast<std::size_t>(j)).out_c;
+        r.in_c = r.out_c, r.in_h = r.out_h, r.in_w = r.out_w;
+        break;
+      }
+    }
+    c = r.out_c, h = r.out_h, w = r.out_w;
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+std::string format_layer_table(const std::vector<LayerInfo>& rows) {
+  std::ostringstream os;
+  os << "layer     filters    size              input                output\n";
+  double total = 0;
+  for (const auto& r : rows) {
+    os << std::setw(4) << r.index << " ";
+    if (r.type == "route") {
+      os << "route ";
+      for (int j : r.inputs) os << " " << j;
+      os << std::string(std::max<std::size_t>(1, 40 - 3 * r.inputs.size()), ' ') << "-> "
+         << std::setw(4) << r.out_w << " x" << std::setw(4) << r.out_h << " x" << std::setw(5)
+         << r.out_c << "\n";
+      continue;
+    }
+    os << std::left << std::setw(6) << r.type << std::right;
+    if (r.type == "conv")
+      os << std::setw(6) << r.filters << "  " << std::setw(2) << r.size << " x" << std::setw(2)
+         << r.size << " /" << std::setw(2) << r.stride;
+    else if (r.type == "max")
+      os << "        " << std::setw(2) << r.size << " x" << std::setw(2) << r.size << " /"
+         << std::setw(2) << r.stride;
+    else
+      os << "              /" << std::setw(2) << r.stride;
+    os << "  " << std::setw(4) << r.in_w << " x" << std::setw(4) << r.in_h << " x" << std::setw(5)
+       << r.in_c << "   ->  " << std::setw(4) << r.out_w << " x" << std::setw(4) << r.out_h << " x"
+       << std::setw(5) << r.out_c;
+    if (r.type == "conv") os << "  " << std::fixed << std::setprecision(3) << r.bflops << " BFLOPs";
+    os << "\n";
+    total += r.bflops;
+  }
+  os << "total: " << std::fixed << std::setprecision(3) << total << " BFLOPs (convolutions)\n";
+  return os.str();
+}
+
+at::Tensor reorg_darknet(const at::Tensor& x) {
+  // darknet's reorg_cpu(forward = 0) reads the input memory as (C/4, 2H, 2W), does an
+  // offset-major space-to-depth to (C, H, W) and reads that memory as (4C, H/2, W/2).
+  const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  TORCH_CHECK(c % 4 == 0 && h % 2 == 0 && w % 2 == 0, "reorg needs C % 4 == 0 and even H, W; got ",
+              x.sizes());
+  return x.reshape({b, c / 4, h, 2, w, 2}).permute({0, 3, 5, 1, 2, 4}).reshape({b, 4 * c, h / 2, w / 2});
+}
+
+YoloV2Impl::YoloV2Impl(NetworkSpec spec) : spec_(std::move(spec)) {
+  int c = spec_.channels;
+  std::vector<int> channels;  // output channels per layer
+  for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
+    const LayerSpec& l = spec_.layers[i];
+    int out = c;
+    conv_of_layer_.push_back(-1);
+    switch (l.type) {
+      case LayerSpec::Type::Conv: {
+        auto opts = torch::nn::Conv2dOptions(c, l.filters, l.size)
+                        .stride(l.stride)
+                        .padding(l.size / 2)
+                        .bias(!l.batch_normalize);
+        const std::string name = "conv" + std::to_string(i);
+        conv_of_layer_.back() = static_cast<int>(convs_.size());
+        convs_.push_back(register_module(name, torch::nn::Conv2d(opts)));
+        if (l.batch_normalize) {
+          // darknet: rolling = .99 rolling + .01 batch (momentum 0.01); eps 1e-5 (GPU path).
+          norms_.push_back(register_module(
+              "bn" + std::to_string(i),
+              torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(l.filters).momentum(0.01).eps(1e-5))));
+        } else {
+          norms_.push_back(torch::nn::BatchNorm2d(nullptr));
+        }
+        out = l.filters;
+        break;
+      }
+      case LayerSpec::Type::MaxPool: break;
+      case LayerSpec::Type::Reorg: out = c * 4; break;
+      case LayerSpec::Type::Route:
+        out = 0;
+        for (int j : l.inputs) {
+          if (j < 0 || j >= static_cast<int>(i)) throw Error("route layer " + std::to_string(i) + " refers to layer " + std::to_string(j));
+          out += channels[static_cast<std::size_t>(j)];
+        }
+        break;
+    }
+    channels.push_back(out);
+    c = out;
+  }
+  reset_darknet();
+}
+
+void YoloV2Impl::reset_darknet() {
+  torch::NoGradGuard no_grad;
+  for (std::size_t k = 0; k < convs_.size(); ++k) {
+    auto& w = convs_[k]->weight;
+    const double fan_in = static_cast<double>(w.size(1) * w.size(2) * w.size(3));
+    w.normal_(0.0, std::sqrt(2.0 / fan_in));
+    if (convs_[k]->bias.defined()) convs_[k]->bias.zero_();
+    if (!norms_[k].is_empty()) {
+      norms_[k]->weight.fill_(1.0);
+      norms_[k]->bias.zero_();
+      norms_[k]->running_mean.zero_();
+      norms_[k]->running_var.fill_(1.0);
+    }
+  }
+}
+
+namespace {
+
+// Which layer outputs are needed later (by a route), so the others can be dropped at once.
+std::vector<bool> kept_outputs(const NetworkSpec& spec) {
+  std::vector<bool> keep(spec.layers.size(), false);
+  for (const auto& l : spec.layers)
+    for (int j : l.inputs) keep[static_cast<std::size_t>(j)] = true;
+  return keep;
+}
+
+void check_input(const at::Tensor& x, const NetworkSpec& spec) {
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == spec.channels, "the network expects [B, ", spec.channels,
+              ", H, W] input, got ", x.sizes());
+  TORCH_CHECK(x.size(2) % 32 == 0 && x.size(3) % 32 == 0,
+              "input height and width must be multiples of 32, got ", x.size(2), "x", x.size(3));
+}
+
+// Runs the layer list; `conv_fn(i, x)` applies the convolution of layer i (with its norm and
+// activation).
+template <class ConvFn>
+at::Tensor run_layers(const NetworkSpec& spec, const at::Tensor& input, ConvFn conv_fn) {
+  const std::vector<bool> keep = kept_outputs(spec);
+  std::vector<at::Tensor> saved(spec.layers.size());
+  at::Tensor x = input;
+  for (std::size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& l = spec.layers[i];
+    switch (l.type) {
+      case LayerSpec::Type::Conv: x = conv_fn(i, x); break;
+      case LayerSpec::Type::MaxPool: x = at::max_pool2d(x, {2, 2}, {2, 2}); break;
+      case LayerSpec::Type::Reorg: x = reorg_darknet(x); break;
+      case LayerSpec::Type::Route: {
+        std::vector<at::Tensor> parts;
+        for (int j : l.inputs) parts.push_back(saved[static_cast<std::size_t>(j)]);
+        x = parts.size() == 1 ? parts[0] : at::cat(parts, 1);
+        break;
+      }
+    }
+    if (keep[i]) saved[i] = x;
+  }
+  return x;
+}
+
+}  // namespace
+
+at::Tensor YoloV2Impl::forward(const at::Tensor& x) {
+  check_input(x, spec_);
+  return run_layers(spec_, x, [this](std::size_t i, const at::Tensor& in) {
+    const auto k = static_cast<std::size_t>(conv_of_layer_[i]);
+    at::Tensor y = convs_[k]->forward(in);
+    if (!norms_[k].is_empty()) y = norms_[k]->forward(y);
+    // In place is safe: batch norm's backward needs its input, not its output.
+    return spec_.layers[i].leaky ? (norms_[k].is_empty() ? at::leaky_relu(y, 0.1) : at::leaky_relu_(y, 0.1)) : y;
+  });
+}
+
+FusedYoloV2::FusedYoloV2(YoloV2Impl& model) : spec_(model.spec()), conv_of_layer_(model.conv_of_layer()) {
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
+    const int k = conv_of_layer_[i];
+    if (k < 0) continue;
+    const auto ku = static_cast<std::size_t>(k);
+    const auto& conv = model.convs()[ku];
+    const auto& bn = model.norms()[ku];
+    Conv c;
+    c.stride = spec_.layers[i].stride;
+    c.padding = spec_.layers[i].size / 2;
+    c.leaky = spec_.layers[i].leaky;
+    if (bn.is_empty()) {
+      c.weight = conv->weight.detach().clone();
+      c.bias = conv->bias.detach().clone();
+    } else {
+      // y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta, folded into one convolution.
+      const at::Tensor scale = bn->weight.detach() / at::sqrt(bn->running_var.detach() + bn->options.eps());
+      c.weight = (conv->weight.detach() * scale.view({-1, 1, 1, 1})).contiguous();
+      c.bias = bn->bias.detach() - bn->running_mean.detach() * scale;
+    }
+    convs_.push_back(std::move(c));
+  }
+}
+
+at::Tensor FusedYoloV2::forward(const at::Tensor& x) const {
+  c10::InferenceMode guard;
+  check_input(x, spec_);
+  return run_layers(spec_, x, [this](std::size_t i, const at::Tensor& in) {
+    const Conv& c = convs_[static_cast<std::size_t>(conv_of_layer_[i])];
+    at::Tensor y = at::conv2d(in, c.weight, c.bias, {c.stride, c.stride}, {c.padding, c.padding});
+    return c.leaky ? at::leaky_relu_(y, 0.1) : y;
+  });
+}
+
+int64_t parameter_count(torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters())
+    if (p.requires_grad()) n += p.numel();
+  return n;
+}
+
+}  // namespace yolo2::model

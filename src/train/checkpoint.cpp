@@ -1,0 +1,90 @@
+#include "yolo2/train/checkpoint.hpp"
+
+#include <torch/optim/optimizer.h>
+#include <torch/serialize/output-archive.h>
+
+#include <filesystem>
+
+#include "yolo2/error.hpp"
+#include "yolo2/util/atomic_file.hpp"
+
+namespace yolo2::train {
+
+namespace {
+constexpr const char* kFormatKey = "yolo2_format";
+constexpr const char* kFormat = "yolo2-checkpoint-1";
+}  // namespace
+
+void save_checkpoint(const std::string& path, model::YoloV2Impl& model, const Config& config,
+                     const TrainState* state, torch::optim::Optimizer* optimizer) {
+  torch::serialize::OutputArchive archive;
+  archive.write(kFormatKey, c10::IValue(std::string(kFormat)));
+  archive.write("config", c10::IValue(to_yaml(config)));
+  torch::serialize::OutputArchive weights;
+  model.save(weights);
+  archive.write("model", weights);
+  if (state) {
+    archive.write("state/iteration", c10::IValue(state->iteration));
+    archive.write("state/images_seen", c10::IValue(state->images_seen));
+    archive.write("state/best_map", c10::IValue(state->best_map));
+    archive.write("state/best_iteration", c10::IValue(state->best_iteration));
+    archive.write("state/rng_state", c10::IValue(state->rng_state));
+  }
+  if (optimizer) {
+    torch::serialize::OutputArchive opt;
+    optimizer->save(opt);
+    archive.write("optimizer", opt);
+  }
+  util::write_file_atomic(path, [&](const util::ByteSink& sink) {
+    archive.save_to([&](const void* data, size_t size) -> size_t {
+      sink(data, size);
+      return size;
+    });
+  });
+}
+
+Checkpoint load_checkpoint(const std::string& path, const c10::Device& device) {
+  if (!std::filesystem::exists(path)) throw Error(path + ": checkpoint not found");
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path, device);
+  } catch (const c10::Error& e) {
+    throw Error(path + ": not a readable yolo2 checkpoint (truncated or another format): " +
+                e.what_without_backtrace());
+  }
+  c10::IValue format;
+  if (!archive.try_read(kFormatKey, format) || !format.isString() || format.toStringRef() != kFormat)
+    throw Error(path + ": not a yolo2 checkpoint (no '" + std::string(kFormat) + "' marker)");
+  Checkpoint ck;
+  c10::IValue yaml;
+  archive.read("config", yaml);
+  ck.config = parse_config(yaml.toStringRef(), path + " (stored config)");
+  ck.model = model::YoloV2(model::yolov2_spec(ck.config.model, static_cast<int>(ck.config.data.classes.size())));
+  try {
+    torch::serialize::InputArchive weights;
+    archive.read("model", weights);
+    ck.model->load(weights);
+  } catch (const c10::Error& e) {
+    throw Error(path + ": the stored weights do not fit the stored config: " + e.what_without_backtrace());
+  }
+  ck.model->to(device);
+  c10::IValue v;
+  if (archive.try_read("state/iteration", v)) {
+    TrainState s;
+    s.iteration = v.toInt();
+    archive.read("state/images_seen", v);
+    s.images_seen = v.toInt();
+    archive.read("state/best_map", v);
+    s.best_map = v.toDouble();
+    archive.read("state/best_iteration", v);
+    s.best_iteration = v.toInt();
+    archive.read("state/rng_state", v);
+    s.rng_state = v.toStringRef();
+    ck.state = s;
+  }
+  torch::serialize::InputArchive opt;
+  if (archive.try_read("optimizer", opt)) ck.optimizer = std::move(opt);
+  return ck;
+}
+
+}  // namespace yolo2::train

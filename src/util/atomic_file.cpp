@@ -1,0 +1,60 @@
+#include "yolo2/util/atomic_file.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "yolo2/error.hpp"
+
+namespace yolo2::util {
+
+void write_file_atomic(const std::string& path, const std::function<void(const ByteSink&)>& produce) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(dir.string() + ": cannot create folder: " + ec.message());
+  const fs::path tmp = dir / ("." + target.filename().string() + ".tmp" + std::to_string(::getpid()) +
+                              "-" + std::to_string(std::random_device{}()));
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw Error(tmp.string() + ": cannot create file: " + std::strerror(errno));
+  try {
+    produce([&](const void* data, std::size_t size) {
+      if (size && std::fwrite(data, 1, size, f) != size)
+        throw Error(path + ": write failed (disk full?): " + std::strerror(errno));
+    });
+    if (std::fflush(f) != 0) throw Error(path + ": flush failed (disk full?): " + std::strerror(errno));
+    if (::fsync(::fileno(f)) != 0) throw Error(path + ": fsync failed: " + std::strerror(errno));
+  } catch (...) {
+    std::fclose(f);
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::fclose(f) != 0) {
+    std::remove(tmp.c_str());
+    throw Error(path + ": close failed: " + std::strerror(errno));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    std::remove(tmp.c_str());
+    throw Error(path + ": cannot rename the temporary file into place: " + reason);
+  }
+  // Make the rename itself durable.
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+void write_file_atomic(const std::string& path, const std::string& content) {
+  write_file_atomic(path, [&](const ByteSink& sink) { sink(content.data(), content.size()); });
+}
+
+}  // namespace yolo2::util
