@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -14,6 +16,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 #include "yolo2/error.hpp"
@@ -72,7 +75,16 @@ struct Codec<double> {
       return false;
     }
   }
-  static YAML::Node encode(double v) { return YAML::Node(v); }
+  // The shortest text that reads back as the same double: yaml-cpp's own conversion prints 17
+  // digits ("0.59999999999999998" for 0.6), which leaked into to_yaml and the key reference.
+  static YAML::Node encode(double v) {
+    char text[32];
+    for (int precision = 1; precision <= 17; ++precision) {
+      std::snprintf(text, sizeof text, "%.*g", precision, v);
+      if (std::strtod(text, nullptr) == v) break;
+    }
+    return YAML::Node(std::string(text));
+  }
 };
 
 template <class Int>
@@ -82,6 +94,15 @@ struct IntCodec {
     if (!n.IsScalar()) return false;
     try {
       std::size_t used = 0;
+      if constexpr (std::is_unsigned_v<Int>) {
+        // Through stoll, seeds >= 2^63 were rejected (and such a to_yaml dump did not reload).
+        // stoull would wrap "-1" to 2^64 - 1, so any sign is refused here.
+        if (n.Scalar().find('-') != std::string::npos) return false;
+        const unsigned long long v = std::stoull(n.Scalar(), &used);
+        if (used != n.Scalar().size() || v > std::numeric_limits<Int>::max()) return false;
+        out = static_cast<Int>(v);
+        return true;
+      }
       const long long v = std::stoll(n.Scalar(), &used);
       if (used != n.Scalar().size()) return false;
       if (v < static_cast<long long>(std::numeric_limits<Int>::min()) ||
@@ -193,7 +214,7 @@ struct Codec<AlphaSpec> {
       case AlphaSpec::Kind::PerClass: return Codec<std::vector<double>>::encode(v.per_class);
       case AlphaSpec::Kind::Scalar: break;
     }
-    return YAML::Node(v.scalar);
+    return Codec<double>::encode(v.scalar);
   }
 };
 
@@ -392,6 +413,10 @@ const std::vector<Field>& registry() {
         YOLO2_KEY(AlphaSpec, loss.focal.alpha,
                   "Focal alpha: a number, one number per class, or auto (inverse class frequency of "
                   "the training set, normalised to mean 1)."),
+        YOLO2_KEY(double, loss.focal.sigmoid_alpha,
+                  "sigmoid_focal only: torchvision's weight of the positive class (1 - it for the "
+                  "negatives); negative disables it (every class term row holds one positive).",
+                  in_range<double>(-1, 1)),
         YOLO2_KEY(GammaScheduleType, loss.focal.gamma_schedule.type,
                   "Gamma schedule ('soft gamma'): constant, step, linear or cosine."),
         YOLO2_KEY(double, loss.focal.gamma_schedule.start, "Ramp start gamma (linear, cosine).",
@@ -467,6 +492,9 @@ const std::vector<Field>& registry() {
                     return "must be voc07 or voc12, got '" + v + "'";
                   })),
         YOLO2_KEY(double, eval.iou, "IoU for a true positive.", in_range<double>(0.01, 1)),
+        YOLO2_KEY(bool, eval.strict_iou,
+                  "A match needs IoU > eval.iou (py-faster-rcnn's voc_eval.py) instead of >= (the VOC "
+                  "devkit's VOCevaldet.m)."),
         YOLO2_KEY(double, eval.conf_thresh, "Score threshold for mAP (darknet: 0.005).",
                   in_range<double>(0, 1)),
         YOLO2_KEY(double, eval.detect_thresh, "Score threshold for `yolo2 detect`.",

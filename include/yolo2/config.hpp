@@ -75,6 +75,7 @@ struct GammaSchedule {
 struct FocalConfig {
   double gamma = 2.0;
   AlphaSpec alpha;
+  double sigmoid_alpha = -1.0;  // sigmoid_focal only: torchvision's positive weight (< 0: off)
   GammaSchedule gamma_schedule;
 };
 
@@ -116,6 +117,7 @@ struct TrainConfig {
 struct EvalConfig {
   std::string metric = "voc07";
   double iou = 0.5;
+  bool strict_iou = false;  // true: IoU > iou (py-faster-rcnn); false: IoU >= iou (VOC devkit)
   double conf_thresh = 0.005;
   double detect_thresh = 0.25;
   double nms = 0.45;

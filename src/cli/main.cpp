@@ -16,6 +16,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "yolo2 0.1.0");
   yolo2::cli::add_config(app);
   yolo2::cli::add_synth(app);
+  yolo2::cli::add_train(app);
+  yolo2::cli::add_eval(app);
+  yolo2::cli::add_detect(app);
   yolo2::cli::add_stats(app);
   yolo2::cli::add_info(app);
   yolo2::cli::add_export(app);

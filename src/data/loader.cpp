@@ -171,7 +171,16 @@ void Loader::worker_loop() {
       ready_.emplace(job, std::move(b));
     } catch (...) {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (!error_) error_ = std::current_exception();
+      // A failed batch leaves a marker (a batch without images) at its place in the stream, so
+      // that next() still hands out every batch before it and fails exactly where the
+      // single-threaded loader would. error_ is the failure of the earliest failed batch.
+      const bool earlier_failure =
+          std::any_of(ready_.begin(), ready_.lower_bound(job),
+                      [](const auto& kv) { return !kv.second.images.defined(); });
+      if (!earlier_failure) error_ = std::current_exception();
+      Batch marker;
+      marker.index = job;
+      ready_.emplace(job, std::move(marker));
     }
     cv_ready_.notify_all();
   }
@@ -179,11 +188,18 @@ void Loader::worker_loop() {
 
 std::optional<Batch> Loader::next() {
   if (next_out_ >= end_) return std::nullopt;
-  if (workers_.empty()) return make_batch(*dataset_, options_, next_out_++);
+  if (workers_.empty()) {
+    // Advance only on success: a failed batch fails again when retried, as with workers.
+    Batch b = make_batch(*dataset_, options_, next_out_);
+    ++next_out_;
+    return b;
+  }
   std::unique_lock<std::mutex> lock(mutex_);
-  cv_ready_.wait(lock, [&] { return error_ || ready_.count(next_out_); });
+  // Every batch up to the earliest failure is eventually produced (jobs are taken in order and
+  // a started job always finishes), so waiting for this one's slot cannot hang.
+  cv_ready_.wait(lock, [&] { return ready_.count(next_out_) > 0; });
   auto it = ready_.find(next_out_);
-  if (it == ready_.end()) std::rethrow_exception(error_);
+  if (!it->second.images.defined()) std::rethrow_exception(error_);  // stays: fails again
   Batch b = std::move(it->second);
   ready_.erase(it);
   ++next_out_;

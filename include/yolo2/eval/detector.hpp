@@ -1,0 +1,32 @@
+// Single-image detection (`yolo2 detect`) and drawing.
+#pragma once
+
+#include <opencv2/core.hpp>
+
+#include <string>
+#include <vector>
+
+#include "yolo2/config.hpp"
+#include "yolo2/eval/decode.hpp"
+#include "yolo2/model/yolov2.hpp"
+
+namespace yolo2::eval {
+
+class Detector {
+ public:
+  // The network at config.data.input_size with config.data.eval_transform.
+  Detector(model::YoloV2Impl& model, const Config& config, const c10::Device& device);
+  // bgr: an 8-bit BGR image. Boxes in its pixel coordinates (Detection::image is 0).
+  std::vector<Detection> detect(const cv::Mat& bgr, const DetectOptions& options) const;
+
+ private:
+  model::FusedYoloV2 net_;
+  Config config_;
+  c10::Device device_;
+};
+
+// The image with each box drawn in its class colour, labelled "name score".
+cv::Mat draw_detections(const cv::Mat& bgr, const std::vector<Detection>& detections,
+                        const std::vector<std::string>& class_names);
+
+}  // namespace yolo2::eval

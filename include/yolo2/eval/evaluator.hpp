@@ -1,0 +1,46 @@
+// Checkpoint -> detections -> metrics -> report files. Used by `yolo2 eval`, by the trainer's
+// periodic evaluation and by the benchmarks.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "yolo2/config.hpp"
+#include "yolo2/data/voc.hpp"
+#include "yolo2/eval/decode.hpp"
+#include "yolo2/eval/voc_ap.hpp"
+#include "yolo2/model/yolov2.hpp"
+
+namespace yolo2::eval {
+
+struct EvalRun {
+  MapResult metrics;
+  std::vector<Detection> detections;  // Detection::image indexes the dataset's images
+  double seconds = 0;
+  double images_per_second = 0;
+};
+
+// Ground truth of a dataset in evaluation form (difficult objects kept and flagged).
+std::vector<std::vector<GroundTruthBox>> ground_truth(const data::VocDataset& dataset);
+
+DetectOptions detect_options(const EvalConfig& eval, bool for_map);
+VocEvalOptions voc_options(const EvalConfig& eval);
+
+// Runs the network over every image of `dataset` (the config's eval transform, input size, batch
+// and loader workers), decodes, applies NMS and scores with the VOC protocol. `progress(done,
+// total)` is called after each batch.
+EvalRun evaluate_model(const model::FusedYoloV2& net, const data::VocDataset& dataset, const Config& config,
+                       const c10::Device& device, const std::function<void(int64_t, int64_t)>& progress = {});
+
+// The terminal table: class, ground truths (difficult apart), detections, recall, AP, and mAP.
+std::string format_map_table(const MapResult& result);
+
+// {"metric", "iou", "map", "per_class": {name: ap}, "images", "detections"} (+ details), atomically.
+void write_map_json(const std::string& path, const MapResult& result);
+
+// comp4 results files, map.json and PR-curve PNGs into `dir`; returns the files written.
+std::vector<std::string> write_eval_report(const std::string& dir, const std::string& split_name,
+                                           const data::VocDataset& dataset, const EvalRun& run);
+
+}  // namespace yolo2::eval

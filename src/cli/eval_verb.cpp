@@ -1,0 +1,130 @@
+// `yolo2 eval`: Pascal VOC mAP of a checkpoint (or darknet weights), or of existing results files.
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "verbs.hpp"
+#include "yolo2/data/voc.hpp"
+#include "yolo2/error.hpp"
+#include "yolo2/eval/evaluator.hpp"
+#include "yolo2/eval/report.hpp"
+#include "yolo2/eval/results_io.hpp"
+#include "yolo2/model/darknet_io.hpp"
+#include "yolo2/train/checkpoint.hpp"
+#include "yolo2/util/runtime.hpp"
+
+namespace yolo2::cli {
+
+namespace {
+
+struct EvalFlags {
+  ConfigFlags config;
+  std::string checkpoint, weights, detections, data, split, classes, metric, output, json;
+  bool strict_iou = false;
+};
+
+void score_results_files(const EvalFlags& f) {
+  if (f.data.empty() || f.split.empty()) throw Error("eval --detections needs --data ROOT and --split NAME");
+  Config config = f.config.load();
+  data::ParseOptions po;
+  po.class_names = classes_for_root(f.data, f.classes, config);
+  po.skip_unknown_classes = config.data.skip_unknown_classes;
+  const data::VocDataset ds = data::load_voc({{f.data, f.split}}, po);
+  std::vector<std::string> ids;
+  for (const auto& im : ds.images) ids.push_back(im.id);
+  const auto dets = eval::read_voc_results(f.detections, f.split, po.class_names, ids);
+  eval::VocEvalOptions vo = eval::voc_options(config.eval);
+  if (!f.metric.empty()) vo.metric = eval::ap_metric_from_string(f.metric);
+  if (f.strict_iou) vo.inclusive_threshold = false;
+  const eval::MapResult r = eval::evaluate_voc(eval::ground_truth(ds), dets, po.class_names, vo);
+  std::cout << eval::format_map_table(r);
+  if (!f.json.empty()) eval::write_map_json(f.json, r);
+  if (!f.output.empty()) eval::save_pr_plots(r, (std::filesystem::path(f.output) / "pr").string());
+}
+
+void evaluate_network(const EvalFlags& f) {
+  Config config;
+  model::YoloV2 net{nullptr};
+  if (!f.checkpoint.empty()) {
+    auto ck = train::load_checkpoint(f.checkpoint);
+    // The network comes from the checkpoint; data and eval settings from --config when given.
+    config = f.config.path.empty() ? ck.config : f.config.load();
+    if (f.config.path.empty())
+      for (const auto& o : f.config.overrides) apply_override(config, o);
+    if (config.data.classes != ck.config.data.classes)
+      throw Error("eval: the config's data.classes differ from the checkpoint's (" +
+                  std::to_string(ck.config.data.classes.size()) + " classes)");
+    config.model = ck.config.model;
+    net = ck.model;
+  } else {
+    if (f.config.path.empty()) throw Error("eval --weights needs --config FILE (the network and data)");
+    config = f.config.load();
+    net = model::YoloV2(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
+    const auto r = model::load_darknet_weights(*net, f.weights, false);
+    spdlog::info("eval: darknet weights {} (v{}.{}, seen {})", f.weights, r.header.major, r.header.minor, r.header.seen);
+  }
+  if (!f.metric.empty()) config.eval.metric = f.metric;
+  if (f.strict_iou) config.eval.strict_iou = true;
+  std::vector<DatasetSplit> splits = config.data.test;
+  if (!f.data.empty()) splits = {{f.data, f.split.empty() ? std::string("test") : f.split}};
+  else if (!f.split.empty())
+    for (auto& s : splits) s.split = f.split;
+  util::setup_runtime(config.runtime);
+  const c10::Device device = util::resolve_device(config.runtime.device);
+  net->to(device);
+  net->eval();
+  data::ParseOptions po;
+  po.class_names = config.data.classes;
+  po.skip_unknown_classes = config.data.skip_unknown_classes;
+  const data::VocDataset ds = data::load_voc(splits, po);
+  spdlog::info("eval: {} images at {} px ({}), metric {}, device {}", ds.images.size(), config.data.input_size,
+               config.data.eval_transform == EvalTransform::Letterbox ? "letterbox" : "resize", config.eval.metric,
+               device.str());
+  const model::FusedYoloV2 fused(*net);
+  int64_t last_pct = -1;
+  const eval::EvalRun run = eval::evaluate_model(fused, ds, config, device, [&](int64_t done, int64_t total) {
+    const int64_t pct = 100 * done / total;
+    if (pct / 10 != last_pct / 10 || done == total) spdlog::info("eval: {}/{} images", done, total);
+    last_pct = pct;
+  });
+  std::cout << eval::format_map_table(run.metrics);
+  spdlog::info("eval: {} images in {:.1f} s ({:.1f} images/s), {} detections", ds.images.size(), run.seconds,
+               run.images_per_second, run.detections.size());
+  const std::string split_name = splits.front().split;
+  if (!f.output.empty()) {
+    const auto files = eval::write_eval_report(f.output, split_name, ds, run);
+    spdlog::info("eval: wrote {} files to {} (results/comp4_det_{}_<class>.txt, map.json, pr/*.png)", files.size(),
+                 f.output, split_name);
+  }
+  if (!f.json.empty()) eval::write_map_json(f.json, run.metrics);
+}
+
+}  // namespace
+
+void add_eval(CLI::App& app) {
+  auto* cmd = app.add_subcommand("eval", "Pascal VOC mAP of a checkpoint, of darknet weights, or of results files");
+  auto f = std::make_shared<EvalFlags>();
+  f->config.add(cmd, false);
+  auto* ck = cmd->add_option("--checkpoint", f->checkpoint, "yolo2 checkpoint")->check(CLI::ExistingFile);
+  auto* w = cmd->add_option("--weights", f->weights, "darknet .weights for the --config network")->check(CLI::ExistingFile);
+  auto* det = cmd->add_option("--detections", f->detections, "Score existing comp4_det_<split>_<class>.txt files in DIR")
+                  ->check(CLI::ExistingDirectory);
+  ck->excludes(w)->excludes(det);
+  w->excludes(det);
+  cmd->add_option("--data", f->data, "A VOC root to evaluate on (default: the config's data.test)");
+  cmd->add_option("--split", f->split, "Image set name (e.g. test, val)");
+  cmd->add_option("--classes", f->classes, "With --detections: comma-separated class names (default: ROOT/classes.txt or the config's)");
+  cmd->add_option("--metric", f->metric, "voc07 (11-point) or voc12 (area)")->check(CLI::IsMember({"voc07", "voc12"}));
+  cmd->add_flag("--strict-iou", f->strict_iou, "IoU must exceed eval.iou (py-faster-rcnn) instead of reaching it (devkit)");
+  cmd->add_option("-o,--output", f->output, "Write comp4 results files, map.json and PR-curve PNGs here");
+  cmd->add_option("--json", f->json, "Write the metrics as JSON to this file");
+  cmd->callback([f] {
+    if (!f->detections.empty()) return score_results_files(*f);
+    if (f->checkpoint.empty() && f->weights.empty())
+      throw Error("eval: give --checkpoint CKPT, --weights FILE (with --config) or --detections DIR");
+    evaluate_network(*f);
+  });
+}
+
+}  // namespace yolo2::cli

@@ -1,0 +1,142 @@
+#include "yolo2/eval/evaluator.hpp"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <sstream>
+
+#include "yolo2/data/loader.hpp"
+#include "yolo2/eval/report.hpp"
+#include "yolo2/eval/results_io.hpp"
+#include "yolo2/util/atomic_file.hpp"
+
+namespace yolo2::eval {
+
+std::vector<std::vector<GroundTruthBox>> ground_truth(const data::VocDataset& ds) {
+  std::vector<std::vector<GroundTruthBox>> gt(ds.images.size());
+  for (std::size_t i = 0; i < ds.images.size(); ++i)
+    for (const auto& o : ds.images[i].objects)
+      gt[i].push_back({o.label, PixelBox{o.x1, o.y1, o.x2, o.y2}, o.difficult});
+  return gt;
+}
+
+DetectOptions detect_options(const EvalConfig& e, bool for_map) {
+  DetectOptions o;
+  o.score_threshold = static_cast<float>(for_map ? e.conf_thresh : e.detect_thresh);
+  o.nms_threshold = static_cast<float>(e.nms);
+  o.max_detections = e.max_detections;
+  return o;
+}
+
+VocEvalOptions voc_options(const EvalConfig& e) {
+  VocEvalOptions o;
+  o.metric = ap_metric_from_string(e.metric);
+  o.iou_threshold = e.iou;
+  o.inclusive_threshold = !e.strict_iou;
+  return o;
+}
+
+EvalRun evaluate_model(const model::FusedYoloV2& net, const data::VocDataset& ds, const Config& config,
+                       const c10::Device& device, const std::function<void(int64_t, int64_t)>& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto shared = std::make_shared<const data::VocDataset>(ds);
+  data::LoaderOptions lo;
+  lo.batch_size = config.eval.batch;
+  lo.workers = config.data.workers;
+  lo.prefetch = config.data.prefetch;
+  lo.train = false;
+  lo.max_boxes = config.data.max_boxes;
+  lo.eval_transform = config.data.eval_transform;
+  lo.input_size = config.data.input_size;
+  data::Loader loader(shared, lo);
+  const DetectOptions dopt = detect_options(config.eval, true);
+  EvalRun run;
+  int64_t done = 0;
+  const int64_t total = static_cast<int64_t>(ds.images.size());
+  while (auto batch = loader.next()) {
+    const at::Tensor raw = net.forward(batch->images.to(device));
+    const RegionDecoded d = decode_region(raw, net.spec().anchors, net.spec().num_classes);
+    for (std::size_t j = 0; j < batch->image_indices.size(); ++j) {
+      const int idx = batch->image_indices[j];
+      const auto& rec = ds.images[static_cast<std::size_t>(idx)];
+      auto dets = detect_image(d, static_cast<int64_t>(j), batch->transforms[j], batch->size, batch->size, rec.width,
+                               rec.height, idx, dopt);
+      run.detections.insert(run.detections.end(), dets.begin(), dets.end());
+    }
+    done += static_cast<int64_t>(batch->image_indices.size());
+    if (progress) progress(done, total);
+  }
+  run.metrics = evaluate_voc(ground_truth(ds), run.detections, ds.class_names, voc_options(config.eval));
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  run.images_per_second = run.seconds > 0 ? static_cast<double>(total) / run.seconds : 0;
+  return run;
+}
+
+std::string format_map_table(const MapResult& r) {
+  std::size_t w = 5;
+  for (const auto& c : r.per_class) w = std::max(w, c.name.size());
+  std::ostringstream os;
+  const std::string rule(w + 44, '-');
+  os << rule << "\n"
+     << std::left << std::setw(static_cast<int>(w)) << "class" << std::right << std::setw(7) << "gts" << std::setw(7)
+     << "diff" << std::setw(8) << "dets" << std::setw(9) << "recall" << std::setw(9) << "AP" << "\n"
+     << rule << "\n";
+  for (const auto& c : r.per_class) {
+    os << std::left << std::setw(static_cast<int>(w)) << c.name << std::right << std::setw(7) << c.num_gt
+       << std::setw(7) << c.num_difficult << std::setw(8) << c.num_detections << std::fixed << std::setprecision(4);
+    const double recall = c.recall.empty() ? 0.0 : c.recall.back();
+    if (std::isnan(c.ap)) os << std::setw(9) << "-" << std::setw(9) << "n/a";
+    else os << std::setw(9) << recall << std::setw(9) << c.ap;
+    os << "\n";
+  }
+  os << rule << "\n"
+     << std::left << std::setw(static_cast<int>(w)) << ("mAP@" + std::to_string(r.iou_threshold).substr(0, 4))
+     << std::right << std::setw(40) << to_string(r.metric) << std::setw(4) << " " << std::fixed
+     << std::setprecision(4) << r.map << "\n"
+     << rule << "\n";
+  return os.str();
+}
+
+void write_map_json(const std::string& path, const MapResult& r) {
+  nlohmann::ordered_json j;
+  j["metric"] = to_string(r.metric);
+  j["iou"] = r.iou_threshold;
+  j["map"] = std::isnan(r.map) ? nlohmann::ordered_json() : nlohmann::ordered_json(r.map);
+  nlohmann::ordered_json per = nlohmann::ordered_json::object();
+  nlohmann::ordered_json details = nlohmann::ordered_json::object();
+  for (const auto& c : r.per_class) {
+    per[c.name] = std::isnan(c.ap) ? nlohmann::ordered_json() : nlohmann::ordered_json(c.ap);
+    details[c.name] = {{"ground_truths", c.num_gt},
+                       {"difficult", c.num_difficult},
+                       {"detections", c.num_detections},
+                       {"true_positives", c.true_positives},
+                       {"false_positives", c.false_positives},
+                       {"recall", c.recall.empty() || std::isnan(c.recall.back()) ? 0.0 : c.recall.back()}};
+  }
+  j["per_class"] = per;
+  j["images"] = r.images;
+  j["detections"] = r.detections;
+  j["classes"] = details;
+  util::write_file_atomic(path, j.dump(2) + "\n");
+}
+
+std::vector<std::string> write_eval_report(const std::string& dir, const std::string& split_name,
+                                           const data::VocDataset& ds, const EvalRun& run) {
+  std::vector<std::string> ids;
+  ids.reserve(ds.images.size());
+  for (const auto& im : ds.images) ids.push_back(im.id);
+  std::vector<std::string> files =
+      write_voc_results((std::filesystem::path(dir) / "results").string(), split_name, ds.class_names, ids, run.detections);
+  const std::string json = (std::filesystem::path(dir) / "map.json").string();
+  write_map_json(json, run.metrics);
+  files.push_back(json);
+  const auto plots = save_pr_plots(run.metrics, (std::filesystem::path(dir) / "pr").string());
+  files.insert(files.end(), plots.begin(), plots.end());
+  return files;
+}
+
+}  // namespace yolo2::eval

@@ -1,0 +1,439 @@
+#include "yolo2/train/trainer.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
+#include <torch/optim/sgd.h>
+#include <torch/serialize.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <iostream>
+#include <optional>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "yolo2/data/loader.hpp"
+#include "yolo2/data/voc.hpp"
+#include "yolo2/error.hpp"
+#include "yolo2/eval/evaluator.hpp"
+#include "yolo2/loss/region_loss.hpp"
+#include "yolo2/model/darknet_io.hpp"
+#include "yolo2/model/yolov2.hpp"
+#include "yolo2/train/checkpoint.hpp"
+#include "yolo2/train/schedule.hpp"
+#include "yolo2/util/atomic_file.hpp"
+#include "yolo2/util/plot.hpp"
+#include "yolo2/util/runtime.hpp"
+#include "yolo2/util/signals.hpp"
+
+namespace yolo2::train {
+
+namespace fs = std::filesystem;
+
+int64_t total_iterations(const TrainConfig& t, int64_t train_images) {
+  if (t.epochs > 0) return t.epochs * ((train_images + t.batch - 1) / t.batch);
+  return t.max_batches;
+}
+
+namespace {
+
+const std::vector<std::string> kMetricColumns{
+    "iteration", "epoch", "images_seen", "lr",        "gamma",     "size",      "loss",
+    "coord",     "object", "noobject",   "class",     "warmup",    "avg_iou",   "avg_class",
+    "avg_obj",   "avg_noobj", "recall50", "recall75", "count",     "images_per_s"};
+
+std::string fmt_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto s = static_cast<int64_t>(seconds + 0.5);
+  std::ostringstream os;
+  os << s / 3600 << ":" << std::setw(2) << std::setfill('0') << (s / 60) % 60 << ":" << std::setw(2) << s % 60;
+  return os.str();
+}
+
+// CSV rows of a run, kept in memory for the plots and rewritten atomically.
+struct Table {
+  std::vector<std::string> header;
+  std::vector<std::vector<double>> rows;
+
+  void load(const std::string& path, int64_t max_iteration) {
+    rows.clear();
+    std::ifstream in(path);
+    if (!in) return;
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::vector<double> row;
+      std::stringstream ss(line);
+      for (std::string cell; std::getline(ss, cell, ',');) row.push_back(std::strtod(cell.c_str(), nullptr));
+      if (row.size() == header.size() && row[0] <= static_cast<double>(max_iteration)) rows.push_back(row);
+    }
+  }
+  void save(const std::string& path) const {
+    std::ostringstream os;
+    for (std::size_t i = 0; i < header.size(); ++i) os << (i ? "," : "") << header[i];
+    os << "\n" << std::setprecision(8);
+    for (const auto& r : rows) {
+      for (std::size_t i = 0; i < r.size(); ++i) os << (i ? "," : "") << r[i];
+      os << "\n";
+    }
+    util::write_file_atomic(path, os.str());
+  }
+  std::vector<double> column(const std::string& name) const {
+    const auto it = std::find(header.begin(), header.end(), name);
+    std::vector<double> v;
+    if (it == header.end()) return v;
+    const auto k = static_cast<std::size_t>(it - header.begin());
+    for (const auto& r : rows) v.push_back(r[k]);
+    return v;
+  }
+};
+
+// Convolution weights decay; biases and batch-norm parameters do not (darknet).
+torch::optim::SGD make_optimizer(model::YoloV2Impl& m, const TrainConfig& t) {
+  std::vector<at::Tensor> decay, no_decay;
+  for (std::size_t k = 0; k < m.convs().size(); ++k) {
+    decay.push_back(m.convs()[k]->weight);
+    if (m.convs()[k]->bias.defined()) no_decay.push_back(m.convs()[k]->bias);
+    if (!m.norms()[k].is_empty()) {
+      no_decay.push_back(m.norms()[k]->weight);
+      no_decay.push_back(m.norms()[k]->bias);
+    }
+  }
+  using torch::optim::SGDOptions;
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<SGDOptions>(SGDOptions(t.lr).momentum(t.momentum).weight_decay(t.decay)));
+  groups.emplace_back(no_decay, std::make_unique<SGDOptions>(SGDOptions(t.lr).momentum(t.momentum).weight_decay(0)));
+  return torch::optim::SGD(std::move(groups), SGDOptions(t.lr).momentum(t.momentum));
+}
+
+void set_lr(torch::optim::SGD& opt, double lr) {
+  for (auto& g : opt.param_groups()) static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr);
+}
+
+data::VocDataset load_split(const Config& c, const std::vector<DatasetSplit>& splits, bool train) {
+  data::ParseOptions po;
+  po.class_names = c.data.classes;
+  po.keep_difficult = train ? c.data.train_difficult : true;
+  po.skip_unknown_classes = c.data.skip_unknown_classes;
+  return data::load_voc(splits, po);
+}
+
+void init_weights(model::YoloV2Impl& m, const std::string& path) {
+  if (path.empty()) return;
+  if (!fs::exists(path)) throw Error(path + ": train.init_weights file not found");
+  // A yolo2 checkpoint is a zip archive ("PK"); anything else is read as darknet weights.
+  std::ifstream in(path, std::ios::binary);
+  char magic[2] = {0, 0};
+  in.read(magic, 2);
+  if (magic[0] == 'P' && magic[1] == 'K') {
+    auto ck = load_checkpoint(path);
+    const auto ours = m.named_parameters(), theirs = ck.model->named_parameters();
+    if (ours.size() != theirs.size())
+      throw Error(path + ": the checkpoint's network does not match this config's (layers or classes differ)");
+    torch::NoGradGuard g;
+    for (const auto& kv : ours) {
+      const at::Tensor& src = theirs[kv.key()];
+      if (src.sizes() != kv.value().sizes())
+        throw Error(path + ": parameter " + kv.key() + " has shape " + c10::str(src.sizes()) + ", this network " +
+                    c10::str(kv.value().sizes()));
+      kv.value().copy_(src);
+    }
+    auto bufs = m.named_buffers();
+    for (const auto& kv : ck.model->named_buffers()) bufs[kv.key()].copy_(kv.value());
+    spdlog::info("init: weights from yolo2 checkpoint {}", path);
+    return;
+  }
+  const auto r = model::load_darknet_weights(m, path, /*allow_prefix=*/true);
+  spdlog::info("init: darknet weights {} (v{}.{}, seen {}): {} of {} convolutions", path, r.header.major,
+               r.header.minor, r.header.seen, r.conv_layers_loaded, r.conv_layers_total);
+}
+
+std::string rng_state_bytes() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  const at::Tensor s = gen.get_state();
+  return std::string(reinterpret_cast<const char*>(s.data_ptr<uint8_t>()), static_cast<std::size_t>(s.numel()));
+}
+
+void restore_rng_state(const std::string& bytes) {
+  if (bytes.empty()) return;
+  at::Tensor s = at::empty({static_cast<int64_t>(bytes.size())}, at::kByte);
+  std::memcpy(s.data_ptr<uint8_t>(), bytes.data(), bytes.size());
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(s);
+}
+
+}  // namespace
+
+TrainSummary run_training(Config config, const TrainOptions& options) {
+  const auto t_start = std::chrono::steady_clock::now();
+  std::optional<Checkpoint> resumed;
+  if (!options.resume.empty()) {
+    resumed = load_checkpoint(options.resume);
+    if (!resumed->state) throw Error(options.resume + ": this checkpoint holds no training state (not a last.ckpt?)");
+    if (!resumed->optimizer) throw Error(options.resume + ": this checkpoint holds no optimizer state");
+    // The stored config rules; --set overrides apply on top of it (the training length, say).
+    config = resumed->config;
+    for (const auto& o : options.resume_overrides) apply_override(config, o);
+    validate(config);
+    if (!options.resume_overrides.empty())
+      spdlog::info("resume: applied {} override(s) to the stored config", options.resume_overrides.size());
+  }
+  util::setup_runtime(config.runtime);
+  const c10::Device device = util::resolve_device(config.runtime.device);
+
+  const std::string run_dir = !options.resume.empty() ? fs::path(options.resume).parent_path().string()
+                              : !config.train.output.empty() ? config.train.output
+                                                             : (fs::path("runs") / config.train.name).string();
+  const fs::path dir(run_dir.empty() ? "." : run_dir);
+  const std::string last_path = (dir / "last.ckpt").string(), best_path = (dir / "best.ckpt").string();
+  if (options.resume.empty() && fs::exists(last_path) && !options.overwrite)
+    throw Error(run_dir + " already holds a run (last.ckpt): resume it with --resume " + last_path +
+                ", or start afresh with --overwrite, or pick another --output");
+  fs::create_directories(dir);
+  if (options.resume.empty()) {
+    for (const char* f : {"best.ckpt", "metrics.csv", "eval.csv", "loss.png", "map.png"}) fs::remove(dir / f);
+  }
+  util::write_file_atomic((dir / "config.yaml").string(), to_yaml(config));
+
+  // Data.
+  auto train_set = std::make_shared<const data::VocDataset>(load_split(config, config.data.train, true));
+  std::optional<data::VocDataset> test_set;
+  if (options.evaluate) test_set = load_split(config, config.data.test, false);
+  const data::DatasetStats train_stats = data::dataset_stats(*train_set);
+  spdlog::info("data: {} training images ({} objects), {} test images", train_set->images.size(), train_stats.objects,
+               test_set ? test_set->images.size() : 0);
+  const int64_t max_batches = total_iterations(config.train, static_cast<int64_t>(train_set->images.size()));
+  const int sub = config.train.subdivisions, mini = config.train.batch / sub;
+
+  // Model, optimizer, state.
+  if (!resumed) torch::manual_seed(config.runtime.seed);
+  model::YoloV2 net = resumed ? resumed->model
+                              : model::YoloV2(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
+  if (!resumed) init_weights(*net, config.train.init_weights);
+  net->to(device);
+  net->train();
+  torch::optim::SGD optimizer = make_optimizer(*net, config.train);
+  TrainState state;
+  if (resumed) {
+    state = *resumed->state;
+    optimizer.load(*resumed->optimizer);
+    restore_rng_state(state.rng_state);
+    spdlog::info("resume: {} at iteration {} ({} images seen)", options.resume, state.iteration, state.images_seen);
+  }
+
+  loss::RegionLossOptions lopt = loss::RegionLossOptions::from_config(config);
+  if (config.loss.focal.alpha.kind == AlphaSpec::Kind::Auto) {
+    const auto a = loss::inverse_frequency_alpha(train_stats.objects_per_class);
+    lopt.alpha = at::tensor(a, at::kFloat);
+    std::ostringstream os;
+    for (std::size_t c = 0; c < a.size(); ++c) os << (c ? ", " : "") << config.data.classes[c] << " " << std::setprecision(3) << a[c];
+    spdlog::info("focal alpha (auto, inverse class frequency, mean 1): {}", os.str());
+  }
+  if (lopt.alpha.defined()) lopt.alpha = lopt.alpha.to(device);
+
+  // Logs.
+  Table metrics{kMetricColumns, {}};
+  Table evals{{"iteration", "epoch", "map"}, {}};
+  for (const auto& n : config.data.classes) evals.header.push_back("ap_" + n);
+  if (resumed) {
+    metrics.load((dir / "metrics.csv").string(), state.iteration);
+    evals.load((dir / "eval.csv").string(), state.iteration);
+  }
+
+  data::LoaderOptions lo;
+  lo.batch_size = mini;
+  lo.workers = config.data.workers;
+  lo.prefetch = config.data.prefetch;
+  lo.seed = config.runtime.seed;
+  lo.train = true;
+  lo.max_boxes = config.data.max_boxes;
+  lo.augment = config.data.augment;
+  lo.input_size = config.data.input_size;
+  const DataConfig data_cfg = config.data;
+  const uint64_t seed = config.runtime.seed;
+  lo.size_for_batch = [data_cfg, max_batches, sub, seed](int64_t b) {
+    return multiscale_size(data_cfg, b / sub, max_batches, seed);
+  };
+  lo.start_batch = state.iteration * sub;
+  lo.num_batches = std::max<int64_t>(0, (max_batches - state.iteration) * sub);
+
+  const double train_images = static_cast<double>(train_set->images.size());
+  auto save_last = [&] {
+    state.rng_state = rng_state_bytes();
+    save_checkpoint(last_path, *net, config, &state, &optimizer);
+  };
+  auto write_plots = [&] {
+    const auto it = metrics.column("iteration");
+    if (!it.empty()) {
+      std::vector<util::Series> s;
+      for (const char* term : {"loss", "coord", "object", "noobject", "class"}) s.push_back({term, it, metrics.column(term), {}, 2});
+      util::PlotOptions po;
+      po.title = "training loss (per image)";
+      po.x_label = "iteration";
+      po.y_label = "loss";
+      po.log_y = true;
+      util::save_line_plot((dir / "loss.png").string(), s, po);
+    }
+    const auto eit = evals.column("iteration");
+    if (!eit.empty()) {
+      util::PlotOptions po;
+      po.title = "test mAP (" + config.eval.metric + ")";
+      po.x_label = "iteration";
+      po.y_label = "mAP";
+      po.y_range = util::AxisRange{0, 1};
+      util::save_line_plot((dir / "map.png").string(), {{"mAP", eit, evals.column("map"), {}, 2}}, po);
+    }
+  };
+  TrainSummary summary;
+  summary.run_dir = dir.string();
+  auto evaluate = [&] {
+    if (!test_set) return;
+    net->eval();
+    const model::FusedYoloV2 fused(*net);
+    const eval::EvalRun run = eval::evaluate_model(fused, *test_set, config, device);
+    net->train();
+    const double m = run.metrics.map;
+    std::vector<double> row{static_cast<double>(state.iteration), state.images_seen / train_images, m};
+    for (const auto& c : run.metrics.per_class) row.push_back(c.ap);
+    evals.rows.push_back(row);
+    evals.save((dir / "eval.csv").string());
+    summary.final_map = m;
+    std::cout << "\nevaluation at iteration " << state.iteration << " on " << test_set->images.size()
+              << " test images (" << std::fixed << std::setprecision(1) << run.images_per_second << " images/s):\n"
+              << eval::format_map_table(run.metrics) << std::flush;
+    if (std::isfinite(m) && m > state.best_map) {
+      state.best_map = m;
+      state.best_iteration = state.iteration;
+      state.rng_state = rng_state_bytes();
+      save_checkpoint(best_path, *net, config, &state, nullptr);
+      spdlog::info("new best mAP {:.4f} at iteration {}: {}", m, state.iteration, best_path);
+    }
+    write_plots();
+  };
+
+  spdlog::info("train: {} iterations of {} images ({} x {}), {} -> {}, device {}, run folder {}", max_batches,
+               config.train.batch, sub, mini, state.iteration, max_batches, device.str(), dir.string());
+  data::Loader loader(train_set, lo);
+  const auto t_loop = std::chrono::steady_clock::now();
+  const int64_t first_iteration = state.iteration;
+  int64_t images_this_run = 0;
+  double ema_loss = -1;
+  while (state.iteration < max_batches) {
+    const auto t_it = std::chrono::steady_clock::now();
+    const double lr = learning_rate(config.train, state.iteration, max_batches);
+    const double gamma = focal_gamma(config.loss.focal, static_cast<double>(state.iteration) / max_batches);
+    set_lr(optimizer, lr);
+    optimizer.zero_grad();
+    loss::RegionLossResult acc;
+    double total = 0;
+    int size = 0;
+    bool finite = true;
+    std::string bad_term;
+    for (int s = 0; s < sub; ++s) {
+      std::optional<data::Batch> batch = loader.next();
+      if (!batch) throw Error("the data loader ended early (internal error)");
+      size = batch->size;
+      const at::Tensor raw = net->forward(batch->images.to(device));
+      const int64_t seen = state.images_seen + static_cast<int64_t>(s + 1) * mini;
+      const loss::RegionLossResult r = loss::region_loss(raw, batch->boxes, batch->labels, batch->counts, seen, gamma, lopt);
+      const std::pair<const char*, double> terms[] = {{"coord", r.coord}, {"object", r.object}, {"noobject", r.noobject},
+                                                      {"class", r.cls}, {"warmup", r.warmup}};
+      for (const auto& [name, v] : terms)
+        if (!std::isfinite(v) && finite) finite = false, bad_term = name;
+      if (!finite) {
+        for (int rest = s + 1; rest < sub; ++rest) loader.next();  // keep the stream aligned with iterations
+        break;
+      }
+      (r.total / sub).backward();
+      const double w = 1.0 / sub;
+      total += (r.coord + r.object + r.noobject + r.cls + r.warmup) * w;
+      acc.coord += r.coord * w, acc.object += r.object * w, acc.noobject += r.noobject * w, acc.cls += r.cls * w;
+      acc.warmup += r.warmup * w, acc.avg_noobj += r.avg_noobj * w;
+      acc.avg_iou += r.avg_iou * static_cast<double>(r.count), acc.avg_class += r.avg_class * static_cast<double>(r.count);
+      acc.avg_obj += r.avg_obj * static_cast<double>(r.count), acc.recall50 += r.recall50 * static_cast<double>(r.count);
+      acc.recall75 += r.recall75 * static_cast<double>(r.count);
+      acc.count += r.count;
+    }
+    if (!finite) {
+      if (config.train.skip_nonfinite) {
+        spdlog::warn("iteration {}: loss term '{}' is not finite; batch skipped (train.skip_nonfinite)", state.iteration + 1,
+                     bad_term);
+        optimizer.zero_grad();
+        state.iteration += 1;
+        state.images_seen += config.train.batch;
+        continue;
+      }
+      throw Error("iteration " + std::to_string(state.iteration + 1) + ": loss term '" + bad_term +
+                  "' is not finite (NaN or inf); stopping. The last good state is in " + last_path +
+                  " (lower train.lr, or set train.skip_nonfinite to skip such batches)");
+    }
+    optimizer.step();
+    state.iteration += 1;
+    state.images_seen += config.train.batch;
+    images_this_run += config.train.batch;
+    if (acc.count > 0) {
+      const double n = static_cast<double>(acc.count);
+      acc.avg_iou /= n, acc.avg_class /= n, acc.avg_obj /= n, acc.recall50 /= n, acc.recall75 /= n;
+    }
+    ema_loss = ema_loss < 0 ? total : 0.9 * ema_loss + 0.1 * total;
+    const double it_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_it).count();
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_loop).count();
+    const double ips = images_this_run / std::max(elapsed, 1e-9);
+    const double epoch = state.images_seen / train_images;
+    metrics.rows.push_back({static_cast<double>(state.iteration), epoch, static_cast<double>(state.images_seen), lr, gamma,
+                            static_cast<double>(size), total, acc.coord, acc.object, acc.noobject, acc.cls, acc.warmup,
+                            acc.avg_iou, acc.avg_class, acc.avg_obj, acc.avg_noobj, acc.recall50, acc.recall75,
+                            static_cast<double>(acc.count), config.train.batch / it_s});
+    if (state.iteration % config.train.log_every == 0 || state.iteration == max_batches) {
+      const double eta = (max_batches - state.iteration) * (elapsed / static_cast<double>(state.iteration - first_iteration));
+      spdlog::info("it {}/{} ep {:.2f} | loss {:.3f} avg {:.3f} (coord {:.3f} obj {:.3f} noobj {:.3f} cls {:.3f} warm {:.3f}) "
+                   "| iou {:.3f} cls {:.3f} obj {:.3f} noobj {:.4f} rec {:.2f} n {} | lr {:.2e} gamma {:.2f} | {}px "
+                   "| {:.1f} img/s | eta {}",
+                   state.iteration, max_batches, epoch, total, ema_loss, acc.coord, acc.object, acc.noobject, acc.cls,
+                   acc.warmup, acc.avg_iou, acc.avg_class, acc.avg_obj, acc.avg_noobj, acc.recall50, acc.count, lr, gamma,
+                   size, ips, fmt_duration(eta));
+    }
+    const bool stop = util::stop_requested();
+    const bool last = state.iteration == max_batches;
+    if (state.iteration % config.train.checkpoint_every == 0 || stop || last) {
+      metrics.save((dir / "metrics.csv").string());
+      save_last();
+    }
+    if (stop) {
+      summary.interrupted = true;
+      write_plots();
+      spdlog::warn("stopped at iteration {}: state saved to {}; resume with: yolo2 train --resume {}", state.iteration,
+                   last_path, last_path);
+      break;
+    }
+    if (!last && config.eval.every > 0 && state.iteration % config.eval.every == 0) {
+      evaluate();
+      save_last();  // keep best_map in last.ckpt
+    }
+  }
+  if (!summary.interrupted) {
+    if (state.iteration == max_batches && (evals.rows.empty() || evals.rows.back()[0] != state.iteration)) {
+      evaluate();
+      save_last();
+    }
+    metrics.save((dir / "metrics.csv").string());
+    write_plots();
+  }
+  summary.iterations = state.iteration;
+  summary.images_seen = state.images_seen;
+  summary.best_map = state.best_map;
+  summary.best_iteration = state.best_iteration;
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  const double loop_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_loop).count();
+  summary.images_per_second = images_this_run / std::max(loop_s, 1e-9);
+  return summary;
+}
+
+}  // namespace yolo2::train
