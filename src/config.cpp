@@ -147,7 +147,7 @@ struct Codec<std::string> {
 
 template <class T>
 struct Codec<std::vector<T>> {
-  static std::string list_name() { return std::string("a list of ") + Codec<T>::name(); }
+  static std::string list_name() { return std::string("a list, each ") + Codec<T>::name(); }
   static const char* name() {
     static const std::string n = list_name();
     return n.c_str();
@@ -404,6 +404,10 @@ const std::vector<Field>& registry() {
         YOLO2_KEY(std::vector<double>, model.anchors,
                   "Anchor (w, h) pairs in grid cells (default: darknet's yolov2-voc anchors).",
                   each_in_range<double>(1e-3, 1e3)),
+        YOLO2_KEY(double, model.bn_momentum,
+                  "Batch-norm running-statistics momentum (darknet: 0.01). Short runs need more "
+                  "(0.1), or the running statistics lag the weights and evaluation suffers.",
+                  in_range<double>(0.0001, 1)),
         // loss
         YOLO2_KEY(ClassLoss, loss.classification,
                   "Class term of the region loss: ce (darknet), focal (softmax focal) or "

@@ -60,6 +60,7 @@ struct DataConfig {
 struct ModelConfig {
   double width = 1.0;  // channel multiplier (channels scaled, at least 8)
   std::vector<double> anchors;  // w,h pairs in grid cells
+  double bn_momentum = 0.01;    // darknet: rolling = .99 rolling + .01 batch
 };
 
 struct GammaSchedule {

@@ -25,6 +25,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--weights", *weights, "Initial weights: darknet .weights (full or prefix) or a yolo2 checkpoint");
   cmd->add_flag("--overwrite", opt->overwrite, "Start afresh in a run folder that already holds a run");
   cmd->add_flag("--no-eval", *no_eval, "Skip periodic and final evaluation");
+  cmd->add_option("--stop-after", opt->stop_after, "Save and stop after N iterations of this process (resume later)");
   cmd->callback([=] {
     train::TrainOptions o = *opt;
     o.evaluate = !*no_eval;

@@ -73,6 +73,7 @@ NetworkSpec yolov2_spec(const ModelConfig& model, int num_classes) {
   NetworkSpec spec;
   spec.num_classes = num_classes;
   spec.anchors = model.anchors;
+  spec.bn_momentum = model.bn_momentum;
   spec.layers = darknet19_backbone(model.width);  // layers 0-22
   const int w1024 = scaled_channels(1024, model.width);
   spec.layers.push_back(conv(w1024, 3));                          // 23
@@ -187,10 +188,10 @@ YoloV2Impl::YoloV2Impl(NetworkSpec spec) : spec_(std::move(spec)) {
         conv_of_layer_.back() = static_cast<int>(convs_.size());
         convs_.push_back(register_module(name, torch::nn::Conv2d(opts)));
         if (l.batch_normalize) {
-          // darknet: rolling = .99 rolling + .01 batch (momentum 0.01); eps 1e-5 (GPU path).
+          // darknet: rolling = .99 rolling + .01 batch (momentum 0.01); eps 1e-5 (its GPU path).
           norms_.push_back(register_module(
               "bn" + std::to_string(i),
-              torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(l.filters).momentum(0.01).eps(1e-5))));
+              torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(l.filters).momentum(spec_.bn_momentum).eps(1e-5))));
         } else {
           norms_.push_back(torch::nn::BatchNorm2d(nullptr));
         }

@@ -197,6 +197,8 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
     throw Error(run_dir + " already holds a run (last.ckpt): resume it with --resume " + last_path +
                 ", or start afresh with --overwrite, or pick another --output");
   fs::create_directories(dir);
+  if (const int n = util::remove_stale_temporaries(dir.string()))
+    spdlog::info("removed {} temporary file(s) left by an interrupted write in {}", n, dir.string());
   if (options.resume.empty()) {
     for (const char* f : {"best.ckpt", "metrics.csv", "eval.csv", "loss.png", "map.png"}) fs::remove(dir / f);
   }
@@ -400,7 +402,8 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
                    acc.warmup, acc.avg_iou, acc.avg_class, acc.avg_obj, acc.avg_noobj, acc.recall50, acc.count, lr, gamma,
                    size, ips, fmt_duration(eta));
     }
-    const bool stop = util::stop_requested();
+    const bool stop = util::stop_requested() ||
+                      (options.stop_after >= 0 && state.iteration - first_iteration >= options.stop_after);
     const bool last = state.iteration == max_batches;
     if (state.iteration % config.train.checkpoint_every == 0 || stop || last) {
       metrics.save((dir / "metrics.csv").string());

@@ -13,6 +13,10 @@
 
 namespace yolo2::util {
 
+namespace {
+constexpr const char* kTempMarker = ".tmp";
+}  // namespace
+
 void write_file_atomic(const std::string& path, const std::function<void(const ByteSink&)>& produce) {
   namespace fs = std::filesystem;
   const fs::path target(path);
@@ -20,7 +24,7 @@ void write_file_atomic(const std::string& path, const std::function<void(const B
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(dir.string() + ": cannot create folder: " + ec.message());
-  const fs::path tmp = dir / ("." + target.filename().string() + ".tmp" + std::to_string(::getpid()) +
+  const fs::path tmp = dir / ("." + target.filename().string() + kTempMarker + std::to_string(::getpid()) +
                               "-" + std::to_string(std::random_device{}()));
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) throw Error(tmp.string() + ": cannot create file: " + std::strerror(errno));
@@ -55,6 +59,20 @@ void write_file_atomic(const std::string& path, const std::function<void(const B
 
 void write_file_atomic(const std::string& path, const std::string& content) {
   write_file_atomic(path, [&](const ByteSink& sink) { sink(content.data(), content.size()); });
+}
+
+int remove_stale_temporaries(const std::string& dir) {
+  namespace fs = std::filesystem;
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() > 1 && name[0] == '.' && name.find(kTempMarker) != std::string::npos && e.is_regular_file()) {
+      fs::remove(e.path(), ec);
+      removed += !ec;
+    }
+  }
+  return removed;
 }
 
 }  // namespace yolo2::util

@@ -34,6 +34,7 @@ struct NetworkSpec {
   int channels = 3;
   int num_classes = 20;
   std::vector<double> anchors;  // w,h pairs in grid cells
+  double bn_momentum = 0.01;
   std::vector<LayerSpec> layers;
   int num_anchors() const { return static_cast<int>(anchors.size() / 2); }
   int outputs_per_anchor() const { return 5 + num_classes; }

@@ -19,6 +19,9 @@ struct TrainOptions {
   std::vector<std::string> resume_overrides;  // `key=value` applied to the stored config on resume
   bool overwrite = false;    // start afresh in a run folder that already holds a run
   bool evaluate = true;      // periodic and final evaluation on data.test
+  // Stop (save last.ckpt, resumable) after this many iterations of this process; -1: never.
+  // For jobs with a wall-time limit, and for tests of resume.
+  int64_t stop_after = -1;
 };
 
 struct TrainSummary {

@@ -14,4 +14,8 @@ using ByteSink = std::function<void(const void* data, std::size_t size)>;
 void write_file_atomic(const std::string& path, const std::function<void(const ByteSink&)>& produce);
 void write_file_atomic(const std::string& path, const std::string& content);
 
+// Removes the temporary files that writes interrupted by a kill left in `dir` (".NAME.tmp*").
+// Returns how many were removed.
+int remove_stale_temporaries(const std::string& dir);
+
 }  // namespace yolo2::util

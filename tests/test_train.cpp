@@ -1,0 +1,301 @@
+// The trainer end to end on tiny generated datasets: it learns (overfits a few images to a high
+// mAP with CE and focal), a stopped-and-resumed run equals an uninterrupted one, the schedules the
+// optimizer saw match their definitions, and checkpoints survive a kill.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "test_util.hpp"
+#include "yolo2/config.hpp"
+#include "yolo2/data/synth.hpp"
+#include "yolo2/error.hpp"
+#include "yolo2/train/checkpoint.hpp"
+#include "yolo2/train/schedule.hpp"
+#include "yolo2/train/trainer.hpp"
+#include "yolo2/util/signals.hpp"
+
+using namespace yolo2;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A few large, easy objects per image.
+std::string make_dataset(const yolo2::testing::TempDir& dir, int images, int size, uint64_t seed) {
+  data::SynthOptions so;
+  so.out_dir = dir.file("voc");
+  so.train = images;
+  so.test = 0;
+  so.size = size;
+  so.seed = seed;
+  so.num_classes = 6;
+  so.imbalance = 2;
+  so.max_objects = 2;
+  so.threads = 1;
+  data::write_synth(so);
+  return so.out_dir;
+}
+
+Config tiny_config(const std::string& root, const std::string& run_dir) {
+  std::ostringstream y;
+  y << "data:\n"
+       "  classes: [square, circle, triangle, star, ring, cross]\n"
+       "  train: [{root: " << root << ", split: trainval}]\n"
+       "  test: [{root: " << root << ", split: trainval}]\n"
+       "  input_size: 128\n"
+       "  multiscale_sizes: []\n"
+       "  augment: {jitter: 0.0, flip: false, hue: 0.0, saturation: 1.0, exposure: 1.0}\n"
+       "  workers: 0\n"
+       "  train_difficult: true\n"
+       "model:\n"
+       "  width: 0.25\n"
+       "  bn_momentum: 0.1\n"
+       "  anchors: [0.4, 0.4, 0.8, 0.8, 1.2, 1.2, 1.7, 1.7, 2.4, 2.4]\n"
+       "loss:\n"
+       "  warmup_images: 0\n"
+       "train:\n"
+       "  batch: 8\n"
+       "  subdivisions: 1\n"
+       "  lr: 0.01\n"
+       "  burn_in: 20\n"
+       "  policy: steps\n"
+       "  steps: [250]\n"
+       "  scales: [0.1]\n"
+       "  max_batches: 300\n"
+       "  checkpoint_every: 100\n"
+       "  log_every: 100\n"
+       "  output: " << run_dir << "\n"
+       "eval:\n"
+       "  every: 0\n"
+       "  batch: 8\n"
+       "runtime:\n"
+       "  threads: 2\n"
+       "  seed: 5\n";
+  return parse_config(y.str(), "tiny");
+}
+
+double max_abs_diff(model::YoloV2Impl& a, model::YoloV2Impl& b) {
+  double d = 0;
+  auto pb = b.named_parameters();
+  for (const auto& kv : a.named_parameters()) d = std::max(d, (kv.value() - pb[kv.key()]).abs().max().item<double>());
+  auto bb = b.named_buffers();
+  for (const auto& kv : a.named_buffers())
+    if (kv.value().is_floating_point()) d = std::max(d, (kv.value() - bb[kv.key()]).abs().max().item<double>());
+  return d;
+}
+
+}  // namespace
+
+class Overfit : public ::testing::TestWithParam<ClassLoss> {};
+
+TEST_P(Overfit, FewImagesReachHighMap) {
+  yolo2::testing::TempDir dir;
+  const std::string root = make_dataset(dir, 8, 128, 21);
+  Config c = tiny_config(root, dir.file("run"));
+  c.loss.classification = GetParam();
+  const train::TrainSummary s = train::run_training(c, {});
+  std::cout << "overfit (" << (GetParam() == ClassLoss::CrossEntropy ? "ce" : "focal") << "): mAP " << s.final_map
+            << " after " << s.iterations << " iterations, " << s.seconds << " s\n";
+  EXPECT_EQ(s.iterations, 300);
+  EXPECT_GE(s.final_map, 0.9);
+  EXPECT_TRUE(fs::exists(dir.file("run/best.ckpt")));
+  EXPECT_TRUE(fs::exists(dir.file("run/loss.png")));
+  EXPECT_TRUE(fs::exists(dir.file("run/eval.csv")));
+}
+
+INSTANTIATE_TEST_SUITE_P(ClassTerms, Overfit, ::testing::Values(ClassLoss::CrossEntropy, ClassLoss::Focal));
+
+TEST(Resume, StoppedAndResumedRunEqualsUninterruptedRun) {
+  yolo2::testing::TempDir dir;
+  const std::string root = make_dataset(dir, 12, 96, 3);
+  auto config = [&](const std::string& run) {
+    Config c = tiny_config(root, dir.file(run));
+    c.train.max_batches = 8;
+    c.train.burn_in = 2;
+    c.train.steps = {5};
+    c.train.checkpoint_every = 100;
+    c.train.batch = 8;
+    c.train.subdivisions = 2;  // gradient accumulation is part of the state that must resume
+    c.data.workers = 2;
+    c.data.multiscale_sizes = {96, 128, 160};
+    c.data.multiscale_every = 2;
+    c.data.multiscale_final = 0;
+    c.data.augment = AugmentConfig{};  // full augmentation
+    c.loss.warmup_images = 40;         // the warm-up ends inside the run
+    c.loss.classification = ClassLoss::Focal;
+    c.loss.focal.gamma_schedule.type = GammaScheduleType::Linear;
+    return c;
+  };
+  train::TrainOptions no_eval;
+  no_eval.evaluate = false;
+  train::run_training(config("straight"), no_eval);
+
+  // The same run stopped after iteration 3 (as Ctrl-C would stop it), then resumed.
+  train::TrainOptions stop = no_eval;
+  stop.stop_after = 3;
+  const train::TrainSummary stopped = train::run_training(config("stopped"), stop);
+  EXPECT_TRUE(stopped.interrupted);
+  EXPECT_EQ(stopped.iterations, 3);
+  train::TrainOptions resume = no_eval;
+  resume.resume = dir.file("stopped/last.ckpt");
+  const train::TrainSummary s = train::run_training(Config{}, resume);
+  EXPECT_EQ(s.iterations, 8);
+
+  auto a = train::load_checkpoint(dir.file("straight/last.ckpt"));
+  auto b = train::load_checkpoint(dir.file("stopped/last.ckpt"));
+  EXPECT_EQ(a.state->iteration, 8);
+  EXPECT_EQ(b.state->iteration, 8);
+  EXPECT_EQ(a.state->images_seen, b.state->images_seen);
+  const double diff = max_abs_diff(*a.model, *b.model);
+  std::cout << "resume: max abs weight difference " << diff << "\n";
+  EXPECT_LE(diff, 1e-6);
+  // The logs of the resumed run continue without duplicates.
+  std::ifstream in(dir.file("stopped/metrics.csv"));
+  std::string line;
+  int rows = -1;
+  while (std::getline(in, line)) ++rows;
+  EXPECT_EQ(rows, 8);
+}
+
+TEST(Resume, StopRequestSavesAResumableCheckpoint) {
+  yolo2::testing::TempDir dir;
+  const std::string root = make_dataset(dir, 8, 96, 4);
+  Config c = tiny_config(root, dir.file("run"));
+  c.train.max_batches = 50;
+  train::TrainOptions o;
+  o.evaluate = false;
+  util::request_stop();  // as if Ctrl-C arrived during the first iteration
+  const train::TrainSummary s = train::run_training(c, o);
+  util::clear_stop();
+  EXPECT_TRUE(s.interrupted);
+  EXPECT_EQ(s.iterations, 1);
+  const auto ck = train::load_checkpoint(dir.file("run/last.ckpt"));
+  ASSERT_TRUE(ck.state.has_value());
+  EXPECT_EQ(ck.state->iteration, 1);
+  EXPECT_TRUE(ck.optimizer.has_value());
+  // Starting again in the same folder without --resume would lose it: refused.
+  EXPECT_THROW(train::run_training(c, o), Error);
+}
+
+TEST(Schedules, OptimizerSawTheDefinedLearningRateAndGamma) {
+  yolo2::testing::TempDir dir;
+  const std::string root = make_dataset(dir, 8, 96, 6);
+  Config c = tiny_config(root, dir.file("run"));
+  c.train.max_batches = 12;
+  c.train.burn_in = 4;
+  c.train.steps = {6, 9};
+  c.train.scales = {0.5, 0.1};
+  c.loss.classification = ClassLoss::Focal;
+  c.loss.focal.gamma_schedule.type = GammaScheduleType::Step;
+  c.loss.focal.gamma_schedule.milestones = {0.25, 0.5};
+  c.loss.focal.gamma_schedule.values = {0.0, 1.0, 2.0};
+  train::TrainOptions o;
+  o.evaluate = false;
+  train::run_training(c, o);
+  std::ifstream in(dir.file("run/metrics.csv"));
+  std::string line;
+  std::getline(in, line);
+  int checked = 0;
+  while (std::getline(in, line)) {
+    std::vector<double> v;
+    std::stringstream ss(line);
+    for (std::string cell; std::getline(ss, cell, ',');) v.push_back(std::stod(cell));
+    const auto it = static_cast<int64_t>(v[0]);  // iterations done after this step
+    // The step taken as iteration `it` used the values defined for it - 1 steps done.
+    EXPECT_NEAR(v[3], train::learning_rate(c.train, it - 1, 12), 1e-12) << "iteration " << it;
+    EXPECT_NEAR(v[4], train::focal_gamma(c.loss.focal, static_cast<double>(it - 1) / 12), 1e-12) << "iteration " << it;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 12);
+  // Chosen points, by hand: burn-in (2/4)^4, then steps.
+  EXPECT_NEAR(train::learning_rate(c.train, 2, 12), 0.01 * 0.0625, 1e-15);
+  EXPECT_NEAR(train::learning_rate(c.train, 6, 12), 0.005, 1e-15);
+  EXPECT_NEAR(train::learning_rate(c.train, 9, 12), 0.0005, 1e-15);
+  EXPECT_EQ(train::focal_gamma(c.loss.focal, 3.0 / 12), 1.0);
+}
+
+#ifdef YOLO2_EXE
+namespace {
+
+// Starts `yolo2 ARGS...` with stdout and stderr to `log` and returns its pid.
+pid_t spawn_yolo2(const std::vector<std::string>& args, const std::string& log) {
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  dup2(fd, 1);
+  dup2(fd, 2);
+  std::vector<char*> argv{const_cast<char*>(YOLO2_EXE)};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(YOLO2_EXE, argv.data());
+  _exit(127);
+}
+
+void wait_for_file(const std::string& path) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!fs::exists(path) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+}  // namespace
+
+// A checkpoint being written when the process is killed (SIGKILL, no chance to clean up) never
+// leaves a broken last.ckpt: the rename is atomic.
+TEST(Checkpoint, KillDuringTrainingLeavesALoadableCheckpoint) {
+  yolo2::testing::TempDir dir;
+  const std::string root = make_dataset(dir, 8, 96, 7);
+  Config c = tiny_config(root, dir.file("run"));
+  c.train.max_batches = 100000;
+  c.train.checkpoint_every = 1;  // a checkpoint write in flight most of the time
+  c.runtime.threads = 1;
+  yolo2::testing::write_text(dir.file("c.yaml"), to_yaml(c));
+  for (int round = 0; round < 3; ++round) {
+    const pid_t pid =
+        round == 0 ? spawn_yolo2({"train", "--config", dir.file("c.yaml"), "--no-eval", "--overwrite"}, dir.file("log"))
+                   : spawn_yolo2({"train", "--resume", dir.file("run/last.ckpt"), "--no-eval"}, dir.file("log"));
+    ASSERT_GT(pid, 0);
+    // Let it write a few checkpoints, then kill it at an arbitrary moment.
+    wait_for_file(dir.file("run/last.ckpt"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(700 + 311 * round));
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << yolo2::testing::read_text(dir.file("log"));
+    const auto ck = train::load_checkpoint(dir.file("run/last.ckpt"));
+    ASSERT_TRUE(ck.state.has_value());
+    EXPECT_GE(ck.state->iteration, 1);
+  }
+}
+
+// Ctrl-C (SIGINT) through the real program: it finishes the iteration, saves and says how to resume.
+TEST(Checkpoint, SigintSavesAndExitsCleanly) {
+  yolo2::testing::TempDir dir;
+  const std::string root = make_dataset(dir, 8, 96, 8);
+  Config c = tiny_config(root, dir.file("run"));
+  c.train.max_batches = 100000;
+  c.train.checkpoint_every = 100000;
+  yolo2::testing::write_text(dir.file("c.yaml"), to_yaml(c));
+  const pid_t pid = spawn_yolo2({"train", "--config", dir.file("c.yaml"), "--no-eval"}, dir.file("log"));
+  ASSERT_GT(pid, 0);
+  wait_for_file(dir.file("run/config.yaml"));  // written just before training starts
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  const std::string out = yolo2::testing::read_text(dir.file("log"));
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  EXPECT_NE(out.find("yolo2 train --resume"), std::string::npos) << out;
+  const auto ck = train::load_checkpoint(dir.file("run/last.ckpt"));
+  ASSERT_TRUE(ck.state.has_value());
+  EXPECT_GE(ck.state->iteration, 1);
+}
+#endif
