@@ -252,6 +252,12 @@ template <> struct EnumNames<JitterMode> {
   }
 };
 
+template <> struct EnumNames<OptimizerKind> {
+  static std::vector<std::pair<OptimizerKind, const char*>> get() {
+    return {{OptimizerKind::Sgd, "sgd"}, {OptimizerKind::Adam, "adam"}};
+  }
+};
+
 template <class E>
 struct EnumCodec {
   static const char* name() {
@@ -279,6 +285,7 @@ template <> struct Codec<ClassLoss> : EnumCodec<ClassLoss> {};
 template <> struct Codec<LrPolicy> : EnumCodec<LrPolicy> {};
 template <> struct Codec<GammaScheduleType> : EnumCodec<GammaScheduleType> {};
 template <> struct Codec<JitterMode> : EnumCodec<JitterMode> {};
+template <> struct Codec<OptimizerKind> : EnumCodec<OptimizerKind> {};
 
 // ---- the registry ----------------------------------------------------------------------
 
@@ -372,7 +379,9 @@ const std::vector<Field>& registry() {
                   "The last N iterations train at the largest size (darknet: 200).",
                   in_range<int>(0, 1e9)),
         YOLO2_KEY(EvalTransform, data.eval_transform,
-                  "Evaluation resize: letterbox (aspect kept, gray padding; darknet) or resize."),
+                  "Evaluation resize: resize (plain, as darknet's YOLOv2 release; pairs with crop "
+                  "jitter) or letterbox (aspect kept, gray padding; darknet since 2017, pairs with "
+                  "letterbox jitter)."),
         YOLO2_KEY(JitterMode, data.augment.jitter_mode,
                   "Geometric jitter variant: crop (darknet 2016 / AlexeyAB: random crop with "
                   "border replication, resized to the input) or letterbox (darknet 2017-18: random "
@@ -408,6 +417,12 @@ const std::vector<Field>& registry() {
                   "Batch-norm running-statistics momentum (darknet: 0.01). Short runs need more "
                   "(0.1), or the running statistics lag the weights and evaluation suffers.",
                   in_range<double>(0.0001, 1)),
+        YOLO2_KEY(double, model.objectness_prior,
+                  "When > 0, the objectness biases start at -log((1 - p) / p) so that sigmoid(t_o) = p "
+                  "everywhere (RetinaNet's prior; darknet: 0, a zero bias). Avoids the first "
+                  "iterations' no-object gradient driving every objectness into saturation when "
+                  "the burn-in is short.",
+                  in_range<double>(0, 0.5)),
         // loss
         YOLO2_KEY(ClassLoss, loss.classification,
                   "Class term of the region loss: ce (darknet), focal (softmax focal) or "
@@ -455,6 +470,9 @@ const std::vector<Field>& registry() {
         YOLO2_KEY(double, loss.warmup_scale, "Weight of that pull (darknet: 0.01).",
                   in_range<double>(0, kInf)),
         // train
+        YOLO2_KEY(OptimizerKind, train.optimizer,
+                  "sgd (darknet: momentum SGD, decay on convolution weights) or adam (train.momentum "
+                  "is beta1; converges faster from scratch on small CPU runs)."),
         YOLO2_KEY(int, train.batch, "Images per optimizer step (darknet batch).",
                   in_range<int>(1, 1 << 20)),
         YOLO2_KEY(int, train.subdivisions,
@@ -683,17 +701,17 @@ void apply_override(Config& c, const std::string& assignment) {
   const std::string text = assignment.substr(eq + 1);
   const Field* f = find_field(path);
   const std::string origin = "--set " + path;
-  if (!f) {
-    if (is_section(path)) throw Error(origin + ": '" + path + "' is a section, not a key");
-    throw Error(origin + ": unknown config key '" + path + "'" + suggestion(path));
-  }
+  if (!f && !is_section(path)) throw Error(origin + ": unknown config key '" + path + "'" + suggestion(path));
   YAML::Node value;
   try {
     value = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw Error(origin + ": cannot parse value '" + text + "': " + e.msg);
   }
-  f->set(c, value, origin);
+  if (f) return f->set(c, value, origin);
+  // A whole section: --set 'data.augment={jitter: 0, flip: false}'.
+  if (!value.IsMap()) throw Error(origin + ": '" + path + "' is a section and expects a map such as {key: value}");
+  apply_tree(c, value, path, origin);
 }
 
 void validate(const Config& c) {

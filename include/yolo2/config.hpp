@@ -21,6 +21,7 @@ enum class ClassLoss { CrossEntropy, Focal, SigmoidFocal };
 enum class LrPolicy { Steps, Cosine, Constant };
 enum class GammaScheduleType { Constant, Step, Linear, Cosine };
 enum class JitterMode { Crop, Letterbox };
+enum class OptimizerKind { Sgd, Adam };
 
 // Focal alpha: a number for every class, one number per class, or `auto` (inverse class
 // frequency of the training set, normalised to mean 1).
@@ -50,7 +51,7 @@ struct DataConfig {
   std::vector<int> multiscale_sizes;  // empty: train at input_size only
   int multiscale_every = 10;          // iterations between size changes
   int multiscale_final = 200;         // the last N iterations use the largest size (darknet)
-  EvalTransform eval_transform = EvalTransform::Letterbox;
+  EvalTransform eval_transform = EvalTransform::Resize;
   AugmentConfig augment;
   int workers = 2;
   int prefetch = 4;  // batches queued ahead of the consumer
@@ -61,6 +62,7 @@ struct ModelConfig {
   double width = 1.0;  // channel multiplier (channels scaled, at least 8)
   std::vector<double> anchors;  // w,h pairs in grid cells
   double bn_momentum = 0.01;    // darknet: rolling = .99 rolling + .01 batch
+  double objectness_prior = 0;  // > 0: objectness bias starts at -log((1 - p) / p) (RetinaNet §3.3)
 };
 
 struct GammaSchedule {
@@ -95,6 +97,7 @@ struct LossConfig {
 };
 
 struct TrainConfig {
+  OptimizerKind optimizer = OptimizerKind::Sgd;
   int batch = 64;
   int subdivisions = 8;
   double lr = 0.001;

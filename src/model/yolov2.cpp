@@ -74,6 +74,7 @@ NetworkSpec yolov2_spec(const ModelConfig& model, int num_classes) {
   spec.num_classes = num_classes;
   spec.anchors = model.anchors;
   spec.bn_momentum = model.bn_momentum;
+  spec.objectness_prior = model.objectness_prior;
   spec.layers = darknet19_backbone(model.width);  // layers 0-22
   const int w1024 = scaled_channels(1024, model.width);
   spec.layers.push_back(conv(w1024, 3));                          // 23
@@ -227,6 +228,11 @@ void YoloV2Impl::reset_darknet() {
       norms_[k]->running_mean.zero_();
       norms_[k]->running_var.fill_(1.0);
     }
+  }
+  if (spec_.objectness_prior > 0) {
+    const double p = spec_.objectness_prior;
+    auto& bias = convs_.back()->bias;
+    for (int a = 0; a < spec_.num_anchors(); ++a) bias[a * spec_.outputs_per_anchor() + 4].fill_(-std::log((1 - p) / p));
   }
 }
 

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
+#include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
 #include <torch/serialize.h>
 #include <torch/utils.h>
@@ -94,7 +95,7 @@ struct Table {
 };
 
 // Convolution weights decay; biases and batch-norm parameters do not (darknet).
-torch::optim::SGD make_optimizer(model::YoloV2Impl& m, const TrainConfig& t) {
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(model::YoloV2Impl& m, const TrainConfig& t) {
   std::vector<at::Tensor> decay, no_decay;
   for (std::size_t k = 0; k < m.convs().size(); ++k) {
     decay.push_back(m.convs()[k]->weight);
@@ -104,15 +105,23 @@ torch::optim::SGD make_optimizer(model::YoloV2Impl& m, const TrainConfig& t) {
       no_decay.push_back(m.norms()[k]->bias);
     }
   }
-  using torch::optim::SGDOptions;
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<SGDOptions>(SGDOptions(t.lr).momentum(t.momentum).weight_decay(t.decay)));
-  groups.emplace_back(no_decay, std::make_unique<SGDOptions>(SGDOptions(t.lr).momentum(t.momentum).weight_decay(0)));
-  return torch::optim::SGD(std::move(groups), SGDOptions(t.lr).momentum(t.momentum));
+  if (t.optimizer == OptimizerKind::Sgd) {
+    using torch::optim::SGDOptions;
+    groups.emplace_back(decay, std::make_unique<SGDOptions>(SGDOptions(t.lr).momentum(t.momentum).weight_decay(t.decay)));
+    groups.emplace_back(no_decay, std::make_unique<SGDOptions>(SGDOptions(t.lr).momentum(t.momentum).weight_decay(0)));
+    return std::make_unique<torch::optim::SGD>(std::move(groups), SGDOptions(t.lr).momentum(t.momentum));
+  }
+  // Adam: train.momentum is beta1; weight decay as L2 on the convolution weights.
+  using torch::optim::AdamOptions;
+  const auto betas = std::make_tuple(t.momentum, 0.999);
+  groups.emplace_back(decay, std::make_unique<AdamOptions>(AdamOptions(t.lr).betas(betas).weight_decay(t.decay)));
+  groups.emplace_back(no_decay, std::make_unique<AdamOptions>(AdamOptions(t.lr).betas(betas).weight_decay(0)));
+  return std::make_unique<torch::optim::Adam>(std::move(groups), AdamOptions(t.lr).betas(betas));
 }
 
-void set_lr(torch::optim::SGD& opt, double lr) {
-  for (auto& g : opt.param_groups()) static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr);
+void set_lr(torch::optim::Optimizer& opt, double lr) {
+  for (auto& g : opt.param_groups()) g.options().set_lr(lr);
 }
 
 data::VocDataset load_split(const Config& c, const std::vector<DatasetSplit>& splits, bool train) {
@@ -221,7 +230,8 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
   if (!resumed) init_weights(*net, config.train.init_weights);
   net->to(device);
   net->train();
-  torch::optim::SGD optimizer = make_optimizer(*net, config.train);
+  const std::unique_ptr<torch::optim::Optimizer> optimizer_ptr = make_optimizer(*net, config.train);
+  torch::optim::Optimizer& optimizer = *optimizer_ptr;
   TrainState state;
   if (resumed) {
     state = *resumed->state;

@@ -35,6 +35,7 @@ struct NetworkSpec {
   int num_classes = 20;
   std::vector<double> anchors;  // w,h pairs in grid cells
   double bn_momentum = 0.01;
+  double objectness_prior = 0;  // see ModelConfig
   std::vector<LayerSpec> layers;
   int num_anchors() const { return static_cast<int>(anchors.size() / 2); }
   int outputs_per_anchor() const { return 5 + num_classes; }
@@ -80,7 +81,8 @@ class YoloV2Impl : public torch::nn::Module {
   std::vector<torch::nn::BatchNorm2d>& norms() { return norms_; }
 
   // darknet's initialisation: He-normal conv weights sqrt(2 / (k^2 c)) * N(0, 1), BN gamma 1,
-  // beta 0, final bias 0. Uses LibTorch's global generator (seeded from runtime.seed).
+  // beta 0, final bias 0 (objectness biases at the prior when spec.objectness_prior > 0). Uses
+  // LibTorch's global generator (seeded from runtime.seed).
   void reset_darknet();
 
  private:
