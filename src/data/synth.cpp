@@ -26,7 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr double kPi = 3.14159265358979323846;
-constexpr int kMinObjectSide = 8;
 constexpr int kTinySide = 12;             // boxes whose longer side is below this are difficult
 constexpr double kHiddenDifficult = 0.6;  // hidden fraction above which an object is difficult
 constexpr double kHiddenDropped = 0.9;    // practically invisible: drawn but not annotated
@@ -287,14 +286,15 @@ ImageRecord make_image(const Context& ctx, int index) {
   cv::Mat mask(h, w, CV_8UC1);
   cv::Mat owner(h, w, CV_32SC1, cv::Scalar(0));  // 1 + index of the object on top, 0: none
   std::vector<int> drawn_pixels;
-  const double max_side = std::max<double>(kMinObjectSide + 1, std::min(w, h) / 2.0);
+  const double min_side = opt.min_object;
+  const double max_side = std::max<double>(min_side + 1, std::min(w, h) / 2.0);
   const int count = 1 + rng.below(opt.max_objects);
 
   for (int k = 0; k < count; ++k) {
     const int label = sample_class(ctx, rng);
     for (int attempt = 0; attempt < 20; ++attempt) {
       // Log-uniform sizes: as many tiny objects as large ones per octave, like real scenes.
-      const double d = kMinObjectSide * std::exp(rng.uniform() * std::log(max_side / kMinObjectSide));
+      const double d = min_side * std::exp(rng.uniform() * std::log(max_side / min_side));
       cv::Point2d c(rng.uniform(d / 2, std::max(d / 2, w - d / 2)),
                     rng.uniform(d / 2, std::max(d / 2, h - d / 2)));
       if (rng.chance(0.25)) {  // straddle a border so that part of the shape is cut
@@ -415,6 +415,8 @@ void validate(const SynthOptions& o) {
   if (o.num_classes < 6 || o.num_classes > 10)
     fail("num_classes: " + std::to_string(o.num_classes) + " (need 6..10)");
   if (!(o.imbalance >= 1.0)) fail("imbalance: " + std::to_string(o.imbalance) + " (need >= 1)");
+  if (o.min_object < 4 || o.min_object > o.size / 2)
+    fail("min_object: " + std::to_string(o.min_object) + " (need 4..size/2)");
   if (o.max_objects < 1) fail("max_objects: " + std::to_string(o.max_objects) + " (need >= 1)");
   if (o.jpeg_quality < 1 || o.jpeg_quality > 100)
     fail("jpeg_quality: " + std::to_string(o.jpeg_quality) + " (need 1..100)");

@@ -21,6 +21,7 @@ struct SynthOptions {
   int num_classes = 8;       // 6..10 shape classes (see synth_class_names)
   double imbalance = 20.0;   // ratio of the most to the least frequent class (>= 1)
   int max_objects = 6;       // objects per image: 1..max_objects
+  int min_object = 8;        // smallest object side in pixels (sizes are log-uniform up to half the image)
   int jpeg_quality = 92;
   int threads = 0;           // 0: all cores
 };

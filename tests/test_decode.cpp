@@ -1,0 +1,172 @@
+// Decoding region outputs into detections in original-image pixels, and the eval CLI scoring
+// results files exactly as the library does.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "test_util.hpp"
+#include "yolo2/data/augment.hpp"
+#include "yolo2/data/synth.hpp"
+#include "yolo2/data/voc.hpp"
+#include "yolo2/eval/decode.hpp"
+#include "yolo2/eval/evaluator.hpp"
+#include "yolo2/eval/results_io.hpp"
+
+using namespace yolo2;
+
+namespace {
+
+double logit(double p) { return std::log(p / (1 - p)); }
+
+// One strong prediction: anchor `a` of cell (i, j) on an h x w grid with 2 anchors and 3 classes.
+at::Tensor one_prediction(int h, int w, int a, int i, int j, double sx, double sy, double tw, double th, double obj,
+                          int cls) {
+  const int e = 5 + 3;
+  at::Tensor raw = at::full({1, 2 * e, h, w}, -20.0f);  // everything else: objectness ~0
+  auto set = [&](int k, double v) { raw[0][a * e + k][j][i] = static_cast<float>(v); };
+  set(0, logit(sx));
+  set(1, logit(sy));
+  set(2, tw);
+  set(3, th);
+  set(4, logit(obj));
+  for (int c = 0; c < 3; ++c) set(5 + c, c == cls ? 10.0 : 0.0);
+  return raw;
+}
+
+}  // namespace
+
+TEST(Decode, HandSetOutputGivesExpectedBoxForResize) {
+  // 4x4 grid (input 128), anchors (1,1) and (2,3) cells. Anchor 1 of cell (i=2, j=1):
+  // centre ((2 + .5) / 4, (1 + .25) / 4) = (.625, .3125) of the input, size exp(0) * 2 / 4 = .5 wide,
+  // exp(ln .5) * 3 / 4 = .375 high.
+  const std::vector<double> anchors{1, 1, 2, 3};
+  const at::Tensor raw = one_prediction(4, 4, 1, 2, 1, 0.5, 0.25, 0.0, std::log(0.5), 0.9, 2);
+  const auto d = eval::decode_region(raw, anchors, 3);
+  // Original image 256 x 200, plainly resized to 128 x 128.
+  const data::Affine tr = data::eval_affine(256, 200, 128, EvalTransform::Resize);
+  eval::DetectOptions o;
+  o.score_threshold = 0.5;
+  const auto dets = eval::detect_image(d, 0, tr, 128, 128, 256, 200, 7, o);
+  ASSERT_EQ(dets.size(), 1u);
+  const double p2 = std::exp(10.0) / (std::exp(10.0) + 2);
+  EXPECT_NEAR(dets[0].score, 0.9 * p2, 1e-5);
+  EXPECT_EQ(dets[0].label, 2);
+  EXPECT_EQ(dets[0].image, 7);
+  EXPECT_NEAR(dets[0].box.x1, (0.625 - 0.25) * 256, 1e-3);
+  EXPECT_NEAR(dets[0].box.x2, (0.625 + 0.25) * 256, 1e-3);
+  EXPECT_NEAR(dets[0].box.y1, (0.3125 - 0.1875) * 200, 1e-3);
+  EXPECT_NEAR(dets[0].box.y2, (0.3125 + 0.1875) * 200, 1e-3);
+}
+
+TEST(Decode, HandSetOutputGivesExpectedBoxForLetterboxAndClips) {
+  const std::vector<double> anchors{1, 1, 2, 3};
+  // A wide image 500 x 250 letterboxed into 128: scale 128/500, new height 64, offset (0, 32).
+  const data::Affine tr = data::eval_affine(500, 250, 128, EvalTransform::Letterbox);
+  ASSERT_NEAR(tr.ay, 64.0 / 250, 1e-12);
+  ASSERT_NEAR(tr.by, 32.0, 1e-12);
+  // Anchor 0 of cell (1, 1): centre (1.5/4, 1.5/4) * 128 = (48, 48) input px, size 32 x 32 px.
+  const at::Tensor raw = one_prediction(4, 4, 0, 1, 1, 0.5, 0.5, 0.0, 0.0, 0.8, 0);
+  eval::DetectOptions o;
+  o.score_threshold = 0.5;
+  auto dets = eval::detect_image(eval::decode_region(raw, anchors, 3), 0, tr, 128, 128, 500, 250, 0, o);
+  ASSERT_EQ(dets.size(), 1u);
+  const double s = 500.0 / 128;  // input px -> original px
+  EXPECT_NEAR(dets[0].box.x1, 32 * s, 1e-3);
+  EXPECT_NEAR(dets[0].box.x2, 64 * s, 1e-3);
+  EXPECT_NEAR(dets[0].box.y1, (32 - 32) * s, 1e-3);
+  EXPECT_NEAR(dets[0].box.y2, (64 - 32) * s, 1e-3);
+  // A box reaching into the gray band and beyond the image is clipped to the image.
+  const at::Tensor big = one_prediction(4, 4, 1, 3, 0, 0.9, 0.1, std::log(2.0), std::log(1.0), 0.8, 1);
+  dets = eval::detect_image(eval::decode_region(big, anchors, 3), 0, tr, 128, 128, 500, 250, 0, o);
+  ASSERT_EQ(dets.size(), 1u);
+  EXPECT_FLOAT_EQ(dets[0].box.y1, 0.0f);
+  EXPECT_FLOAT_EQ(dets[0].box.x2, 499.0f);
+}
+
+TEST(Decode, ThresholdsNmsAndCapApply) {
+  const std::vector<double> anchors{1, 1, 2, 3};
+  // Two anchors of one cell predicting nearly the same box and class: NMS keeps the stronger.
+  at::Tensor raw = one_prediction(4, 4, 0, 1, 1, 0.5, 0.5, std::log(2.0), std::log(3.0), 0.9, 1);
+  const at::Tensor other = one_prediction(4, 4, 1, 1, 1, 0.5, 0.5, 0.0, 0.0, 0.6, 1);
+  raw.narrow(1, 8, 8).copy_(other.narrow(1, 8, 8));
+  eval::DetectOptions o;
+  o.score_threshold = 0.3;
+  o.nms_threshold = 0.45;
+  const data::Affine id{1, 0, 1, 0};
+  auto dets = eval::detect_image(eval::decode_region(raw, anchors, 3), 0, id, 128, 128, 128, 128, 0, o);
+  ASSERT_EQ(dets.size(), 1u);
+  EXPECT_GT(dets[0].score, 0.85f);
+  o.nms_threshold = 1.0;  // nothing suppressed
+  dets = eval::detect_image(eval::decode_region(raw, anchors, 3), 0, id, 128, 128, 128, 128, 0, o);
+  EXPECT_EQ(dets.size(), 2u);
+  o.max_detections = 1;
+  dets = eval::detect_image(eval::decode_region(raw, anchors, 3), 0, id, 128, 128, 128, 128, 0, o);
+  ASSERT_EQ(dets.size(), 1u);
+  EXPECT_GT(dets[0].score, 0.85f);
+  o.score_threshold = 0.95f;  // above both
+  EXPECT_TRUE(eval::detect_image(eval::decode_region(raw, anchors, 3), 0, id, 128, 128, 128, 128, 0, o).empty());
+}
+
+#ifdef YOLO2_EXE
+// `yolo2 eval --detections` on a generated dataset and detections equals the library's result.
+TEST(EvalCli, ScoringResultsFilesEqualsTheLibrary) {
+  yolo2::testing::TempDir dir;
+  data::SynthOptions so;
+  so.out_dir = dir.file("voc");
+  so.train = 4;
+  so.test = 30;
+  so.size = 96;
+  so.threads = 1;
+  const auto synth = data::write_synth(so);
+  data::ParseOptions po;
+  po.class_names = synth.class_names;
+  const auto ds = data::load_voc({{so.out_dir, "test"}}, po);
+  // Detections: ground truths jittered, some dropped, some false positives.
+  std::vector<eval::Detection> dets;
+  uint64_t state = 12345;
+  auto rnd = [&] { return static_cast<double>((state = state * 6364136223846793005ULL + 1442695040888963407ULL) >> 11) * 0x1.0p-53; };
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < ds.images.size(); ++i) {
+    ids.push_back(ds.images[i].id);
+    for (const auto& o : ds.images[i].objects) {
+      if (rnd() < 0.2) continue;
+      const float j = static_cast<float>(std::round((rnd() - 0.5) * 8));
+      dets.push_back({static_cast<int>(i), rnd() < 0.85 ? o.label : static_cast<int>(rnd() * 6), static_cast<float>(std::round(rnd() * 1e6) / 1e6),
+                      {std::max(0.0f, o.x1 + j), std::max(0.0f, o.y1 + j), o.x2 + j, o.y2 + j}});
+    }
+  }
+  eval::write_voc_results(dir.file("det"), "test", synth.class_names, ids, dets);
+  const auto expected = eval::evaluate_voc(eval::ground_truth(ds), eval::read_voc_results(dir.file("det"), "test", synth.class_names, ids),
+                                           synth.class_names, {});
+  const std::string cmd = std::string(YOLO2_EXE) + " eval --detections " + dir.file("det") + " --data " + so.out_dir +
+                          " --split test --json " + dir.file("m.json") + " > " + dir.file("out.txt") + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << yolo2::testing::read_text(dir.file("out.txt"));
+  const auto j = nlohmann::json::parse(yolo2::testing::read_text(dir.file("m.json")));
+  EXPECT_EQ(j["metric"], "voc07");
+  EXPECT_NEAR(j["map"].get<double>(), expected.map, 1e-12);
+  EXPECT_GT(expected.map, 0.3);
+  EXPECT_LT(expected.map, 0.99);
+  for (const auto& c : expected.per_class)
+    if (!std::isnan(c.ap)) {
+      EXPECT_NEAR(j["per_class"][c.name].get<double>(), c.ap, 1e-12) << c.name;
+    }
+  EXPECT_EQ(j["detections"].get<int>(), static_cast<int>(dets.size()));
+  // A malformed line is reported with its file and line.
+  {
+    std::ofstream bad(dir.file("det/comp4_det_test_" + synth.class_names[0] + ".txt"), std::ios::app);
+    bad << "000031 0.5 1 2 3\n";
+  }
+  const std::string cmd2 = std::string(YOLO2_EXE) + " eval --detections " + dir.file("det") + " --data " + so.out_dir +
+                           " --split test > " + dir.file("out2.txt") + " 2>&1";
+  const int rc = std::system(cmd2.c_str());
+  EXPECT_NE(rc, 0);
+  const std::string out = yolo2::testing::read_text(dir.file("out2.txt"));
+  EXPECT_NE(out.find("comp4_det_test_" + synth.class_names[0] + ".txt:"), std::string::npos) << out;
+}
+#endif
