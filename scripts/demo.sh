@@ -14,7 +14,7 @@ CONFIG=${CONFIG:-configs/synth_focal.yaml}
 RUN=runs/$(basename "$CONFIG" .yaml)
 
 echo "== generate the dataset (data/synth, VOCdevkit layout)"
-$YOLO2 synth --out data/synth --train 1000 --test 200 --size 256 --seed 1
+$YOLO2 synth --out data/synth --train 1000 --test 200 --size 160 --min-object 12 --seed 1
 
 echo "== train $CONFIG"
 $YOLO2 train --config "$CONFIG" --output "$RUN" --overwrite
