@@ -196,6 +196,12 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
   }
   util::setup_runtime(config.runtime);
   const c10::Device device = util::resolve_device(config.runtime.device);
+  // The optimizer state must be read onto the device of the parameters it belongs to.
+  if (resumed && !device.is_cpu()) {
+    Checkpoint on_device = load_checkpoint(options.resume, device);
+    resumed->model = on_device.model;
+    resumed->optimizer = std::move(on_device.optimizer);
+  }
 
   const std::string run_dir = !options.resume.empty() ? fs::path(options.resume).parent_path().string()
                               : !config.train.output.empty() ? config.train.output
