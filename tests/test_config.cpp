@@ -18,23 +18,7 @@ using yolo2::parse_config;
 using yolo2::testing::TempDir;
 using yolo2::testing::write_text;
 
-// The message of the yolo2::Error `fn` throws; fails the test if it throws nothing or another type.
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected yolo2::Error, got another exception: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "expected yolo2::Error, nothing was thrown";
-  return {};
-}
-
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "'" << (text) << "' lacks '" << (part) << "'"
+using yolo2::testing::error_of;
 
 TEST(ConfigDefaults, MatchDarknetYolov2Voc) {
   const Config c = yolo2::default_config();

@@ -97,19 +97,7 @@ void expect_same_batch(const Batch& a, const Batch& b, const std::string& what) 
   EXPECT_TRUE(at::equal(a.counts, b.counts)) << what << ": counts differ";
 }
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const yolo2::Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected yolo2::Error, got another exception: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "expected yolo2::Error, nothing was thrown";
-  return {};
-}
+using yolo2::testing::error_of;
 
 TEST(Loader, BatchShapesRangesAndPadding) {
   TempDir dir("yolo2-loader");

@@ -28,14 +28,7 @@ Detection det(int image, int label, float score, float x1, float y1, float x2, f
   return Detection{image, label, score, PixelBox{x1, y1, x2, y2}};
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using yolo2::testing::error_of;
 
 TEST(ResultsIo, FileNameFollowsTheDevkitPattern) {
   EXPECT_EQ(results_file_name("test", "aeroplane"), "comp4_det_test_aeroplane.txt");

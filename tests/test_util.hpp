@@ -1,11 +1,15 @@
 // Shared helpers for the test suite: temporary folders and small file utilities.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
 #include <string>
+
+#include "yolo2/error.hpp"
 
 namespace yolo2::testing {
 
@@ -48,4 +52,22 @@ inline std::string read_text(const std::string& path) {
   return ss.str();
 }
 
+// The message of the yolo2::Error `fn` throws; fails the test if it throws nothing or another type.
+template <class Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const yolo2::Error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected yolo2::Error, got another exception: " << e.what();
+    return {};
+  }
+  ADD_FAILURE() << "expected yolo2::Error, nothing was thrown";
+  return {};
+}
+
 }  // namespace yolo2::testing
+
+#define EXPECT_CONTAINS(text, part) \
+  EXPECT_NE(std::string(text).find(part), std::string::npos) << "'" << (text) << "' lacks '" << (part) << "'"

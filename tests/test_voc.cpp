@@ -28,22 +28,7 @@ using yolo2::testing::write_text;
 
 const std::vector<std::string> kClasses{"cat", "dog", "person"};
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected yolo2::Error, got another exception: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "expected yolo2::Error, nothing was thrown";
-  return {};
-}
-
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "'" << (text) << "' lacks '" << (part) << "'"
+using yolo2::testing::error_of;
 
 ParseOptions options() {
   ParseOptions o;

@@ -52,21 +52,13 @@ struct Row {
 };
 
 // Images/s of the training loader (full augmentation) at the configured input size and workers.
-double bench_loader(const Config& config, int batches, int batch_size) {
+double bench_loader(const Config& config, int batches) {
   data::ParseOptions po;
   po.class_names = config.data.classes;
   po.keep_difficult = config.data.train_difficult;
   po.skip_unknown_classes = config.data.skip_unknown_classes;
   auto ds = std::make_shared<const data::VocDataset>(data::load_voc(config.data.train, po));
-  data::LoaderOptions lo;
-  lo.batch_size = batch_size;
-  lo.workers = config.data.workers;
-  lo.prefetch = config.data.prefetch;
-  lo.seed = config.runtime.seed;
-  lo.train = true;
-  lo.max_boxes = config.data.max_boxes;
-  lo.augment = config.data.augment;
-  lo.input_size = config.data.input_size;
+  data::LoaderOptions lo = data::loader_options(config, true);
   lo.num_batches = batches + 2;
   data::Loader loader(ds, lo);
   for (int i = 0; i < 2; ++i) loader.next();  // warm-up: threads started, caches filled
@@ -171,7 +163,7 @@ void add_bench(CLI::App& app) {
 
     if (!*skip_loader) {
       const int bs = config.train.batch / config.train.subdivisions;
-      rows.push_back({"loader, full augmentation", bench_loader(config, *batches, bs), "images/s",
+      rows.push_back({"loader, full augmentation", bench_loader(config, *batches), "images/s",
                       std::to_string(config.data.input_size) + " px, batch " + std::to_string(bs) + ", " +
                           std::to_string(config.data.workers) + " worker(s)"});
     }

@@ -44,14 +44,7 @@ EvalRun evaluate_model(const model::FusedYoloV2& net, const data::VocDataset& ds
                        const c10::Device& device, const std::function<void(int64_t, int64_t)>& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   auto shared = std::make_shared<const data::VocDataset>(ds);
-  data::LoaderOptions lo;
-  lo.batch_size = config.eval.batch;
-  lo.workers = config.data.workers;
-  lo.prefetch = config.data.prefetch;
-  lo.train = false;
-  lo.max_boxes = config.data.max_boxes;
-  lo.eval_transform = config.data.eval_transform;
-  lo.input_size = config.data.input_size;
+  const data::LoaderOptions lo = data::loader_options(config, false);
   data::Loader loader(shared, lo);
   const DetectOptions dopt = detect_options(config.eval, true);
   EvalRun run;

@@ -265,15 +265,7 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
     evals.load((dir / "eval.csv").string(), state.iteration);
   }
 
-  data::LoaderOptions lo;
-  lo.batch_size = mini;
-  lo.workers = config.data.workers;
-  lo.prefetch = config.data.prefetch;
-  lo.seed = config.runtime.seed;
-  lo.train = true;
-  lo.max_boxes = config.data.max_boxes;
-  lo.augment = config.data.augment;
-  lo.input_size = config.data.input_size;
+  data::LoaderOptions lo = data::loader_options(config, true);
   const DataConfig data_cfg = config.data;
   const uint64_t seed = config.runtime.seed;
   lo.size_for_batch = [data_cfg, max_batches, sub, seed](int64_t b) {

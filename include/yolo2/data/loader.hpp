@@ -50,6 +50,11 @@ struct LoaderOptions {
   int64_t num_batches = -1; // batches to produce; -1: one epoch (evaluation) or forever (train)
 };
 
+// Options from the config: data.workers, prefetch, max_boxes, augment, input_size,
+// eval_transform and runtime.seed; the batch is train.batch / train.subdivisions when training,
+// eval.batch otherwise. Multi-scale and the stream position are the caller's.
+LoaderOptions loader_options(const Config& config, bool train);
+
 // Batches per epoch for a dataset of n images.
 int64_t batches_per_epoch(int64_t n, int batch_size, bool drop_last);
 
