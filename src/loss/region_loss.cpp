@@ -198,6 +198,10 @@ RegionLossResult region_loss(const torch::Tensor& raw, const torch::Tensor& boxe
     warm = 0.5 * o.warmup_scale * (((sx - 0.5).square() + (sy - 0.5).square() + tw.square() + th.square()) * others).sum();
 
   at::Tensor coord = at::zeros({}, fopt), obj = at::zeros({}, fopt), cls_term = at::zeros({}, fopt);
+  // [B, A, C, H, W] -> one row of class logits per prediction (a copy: made once, used by the class
+  // term and the diagnostics).
+  at::Tensor class_rows;
+  if (r_n > 0) class_rows = r.narrow(2, 5, c_n).permute({0, 1, 3, 4, 2}).reshape({-1, c_n});
   if (r_n > 0) {
     const at::Tensor sx_r = sx.reshape(-1).index_select(0, flat_t), sy_r = sy.reshape(-1).index_select(0, flat_t);
     const at::Tensor tw_r = tw.reshape(-1).index_select(0, flat_t), th_r = th.reshape(-1).index_select(0, flat_t);
@@ -208,8 +212,7 @@ RegionLossResult region_loss(const torch::Tensor& raw, const torch::Tensor& boxe
     at::Tensor obj_target = at::ones({r_n}, fopt);
     if (o.rescore) obj_target = iou_cxcywh(pred.view({-1, 4}).index_select(0, flat_t), gbox_t);
     obj = 0.5 * o.object_scale * (obj_target - so_r).square().sum();
-    // [B, A, C, H, W] -> rows of class logits at the responsible predictions.
-    const at::Tensor logits = r.narrow(2, 5, c_n).permute({0, 1, 3, 4, 2}).reshape({-1, c_n}).index_select(0, flat_t);
+    const at::Tensor logits = class_rows.index_select(0, flat_t);
     switch (o.classification) {
       case ClassLoss::CrossEntropy:
         cls_term = focal_loss(logits, cls_t, {0.0, {}, Reduction::Sum});
@@ -255,7 +258,7 @@ RegionLossResult region_loss(const torch::Tensor& raw, const torch::Tensor& boxe
       const at::Tensor gl = at::tensor(glab, at::kLong).to(dev);
       const at::Tensor giou = iou_cxcywh(pred.view({-1, 4}).index_select(0, gf),
                                          at::tensor(gb, at::kFloat).view({g_n, 4}).to(dev));
-      const at::Tensor probs = at::softmax(r.narrow(2, 5, c_n).permute({0, 1, 3, 4, 2}).reshape({-1, c_n}).index_select(0, gf).detach(), 1)
+      const at::Tensor probs = at::softmax(class_rows.detach().index_select(0, gf), 1)
                                    .gather(1, gl.unsqueeze(1))
                                    .squeeze(1);
       const at::Tensor d = at::stack({giou.mean(), probs.mean(), so.detach().reshape(-1).index_select(0, gf).mean(),
