@@ -506,6 +506,9 @@ const std::vector<Field>& registry() {
                   in_range<int>(1, 1 << 30)),
         YOLO2_KEY(bool, train.skip_nonfinite,
                   "Skip a batch whose loss is NaN or infinite instead of stopping the run."),
+        YOLO2_KEY(bool, train.freeze_bn,
+                  "Batch norm in evaluation mode with fixed gamma/beta (fine-tuning with small batches; "
+                  "mmdetection's norm_eval)."),
         // eval
         YOLO2_KEY(std::string, eval.metric,
                   "AP metric: voc07 (11-point, VOC2007 test) or voc12 (area, VOC2010+).",
@@ -538,6 +541,20 @@ const std::vector<Field>& registry() {
                       return std::nullopt;
                     return "must be auto, cpu, cuda or cuda:N, got '" + v + "'";
                   })),
+        // distributed
+        YOLO2_KEY(std::string, distributed.backend,
+                  "c10d backend: auto (nccl on CUDA when LibTorch has it, else gloo), gloo or nccl.",
+                  Check<std::string>([](const std::string& v) -> std::optional<std::string> {
+                    if (v == "auto" || v == "gloo" || v == "nccl") return std::nullopt;
+                    return "must be auto, gloo or nccl, got '" + v + "'";
+                  })),
+        YOLO2_KEY(double, distributed.timeout,
+                  "Seconds a collective waits for a peer; a rank that died or hangs ends the job after it.",
+                  in_range<double>(1, 86400)),
+        YOLO2_KEY(bool, distributed.sync_bn,
+                  "Synchronized batch norm: statistics over the global batch (default: per rank)."),
+        YOLO2_KEY(double, distributed.bucket_mb, "Gradient all-reduce bucket size in MiB (PyTorch DDP: 25).",
+                  in_range<double>(0.01, 4096)),
     };
     const Config defaults = default_config();
     for (auto& x : f) x.info.default_value = node_text(x.get(defaults));

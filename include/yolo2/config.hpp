@@ -116,6 +116,7 @@ struct TrainConfig {
   int checkpoint_every = 100;  // iterations
   int log_every = 1;
   bool skip_nonfinite = false;  // skip a batch with a NaN/inf loss instead of stopping
+  bool freeze_bn = false;       // batch norm in eval mode, gamma/beta fixed (fine-tuning; mmdet's norm_eval)
 };
 
 struct EvalConfig {
@@ -136,6 +137,15 @@ struct RuntimeConfig {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
 };
 
+// Multi-process training (c10d). Ranks and addresses come from the launch (torchrun's environment
+// or `yolo2 train --nproc`), not from here.
+struct DistributedConfig {
+  std::string backend = "auto";  // auto (nccl on CUDA when built with it, else gloo) | gloo | nccl
+  double timeout = 300;          // seconds a collective may wait for a peer before the job ends
+  bool sync_bn = false;          // batch-norm statistics over the global batch (else per rank)
+  double bucket_mb = 25;         // gradient all-reduce bucket size (PyTorch DDP's default)
+};
+
 struct Config {
   DataConfig data;
   ModelConfig model;
@@ -143,6 +153,7 @@ struct Config {
   TrainConfig train;
   EvalConfig eval;
   RuntimeConfig runtime;
+  DistributedConfig distributed;
   std::string source;  // the file it was read from ("" for defaults)
 };
 

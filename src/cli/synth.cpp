@@ -21,6 +21,8 @@ void add_synth(CLI::App& app) {
   cmd->add_option("--imbalance", opt->imbalance, "Most / least frequent class ratio")->capture_default_str();
   cmd->add_option("--max-objects", opt->max_objects, "Objects per image: 1..N")->capture_default_str();
   cmd->add_option("--min-object", opt->min_object, "Smallest object side in pixels")->capture_default_str();
+  cmd->add_option("--clutter", opt->clutter, "Background distractors (lines, specks, colour blobs): 0 none .. 2 twice the default")
+      ->capture_default_str();
   cmd->add_option("--threads", opt->threads, "Writer threads (0: all cores)")->capture_default_str();
   cmd->callback([opt] {
     const data::SynthResult r = data::write_synth(*opt);

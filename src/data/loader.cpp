@@ -89,8 +89,14 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
   batch.epoch = index / per_epoch;
   const int64_t pos = index % per_epoch;
   const std::vector<int> order = epoch_order(n, opt.seed, batch.epoch, opt.train);
-  const int64_t first = pos * opt.batch_size;
-  const int64_t count = std::min<int64_t>(opt.batch_size, n - first);
+  const int shards = opt.train ? opt.shard_count : 1;
+  if (shards < 1 || opt.shard_rank < 0 || opt.shard_rank >= shards || opt.batch_size % shards != 0)
+    throw Error("loader: shard " + std::to_string(opt.shard_rank) + " of " + std::to_string(shards) +
+                " cannot split a batch of " + std::to_string(opt.batch_size));
+  const int64_t local = opt.batch_size / shards;
+  const int64_t offset = opt.shard_rank * local;  // this shard's first slot in the global batch
+  const int64_t first = pos * opt.batch_size + offset;
+  const int64_t count = std::min<int64_t>(local, n - first);
   batch.size = opt.train && opt.size_for_batch ? opt.size_for_batch(index) : opt.input_size;
   const int s = batch.size, m = opt.max_boxes;
 
@@ -116,7 +122,7 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
     std::vector<LabeledBox> out;
     if (opt.train) {
       util::Rng rng(util::mix_seed(util::mix_seed(opt.seed, kAugmentStream),
-                                   static_cast<uint64_t>(index * opt.batch_size + j)));
+                                   static_cast<uint64_t>(index * opt.batch_size + offset + j)));
       // darknet shuffles the boxes before truncating to max_boxes (randomize_boxes).
       for (std::size_t i = in.size(); i > 1; --i)
         std::swap(in[i - 1], in[static_cast<std::size_t>(rng.uniform_int(0, static_cast<int64_t>(i) - 1))]);

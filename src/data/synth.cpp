@@ -168,13 +168,13 @@ Polygons shape_polygons(int kind, cv::Point2d c, double d, Rng& rng) {
 
 // Background: two-colour gradient, low-frequency colour blobs, then thin lines and specks that
 // belong to no class so that "anything not flat" is not a shortcut for "object".
-cv::Mat make_background(int width, int height, Rng& rng) {
+cv::Mat make_background(int width, int height, double clutter, Rng& rng) {
   const cv::Scalar c0 = rng.color(), c1 = rng.color();
   const double theta = rng.uniform(0, 2 * kPi), span = std::hypot(width, height);
   const double gx = std::cos(theta) / span, gy = std::sin(theta) / span;
 
   const int cells_x = 3 + rng.below(8), cells_y = 3 + rng.below(8);
-  const double blob_amp = rng.uniform(10, 50);
+  const double blob_amp = rng.uniform(10, 50) * std::min(clutter, 1.0);
   cv::Mat cells(cells_y, cells_x, CV_32FC3);
   for (int y = 0; y < cells_y; ++y)
     for (int x = 0; x < cells_x; ++x)
@@ -195,14 +195,15 @@ cv::Mat make_background(int width, int height, Rng& rng) {
   }
 
   auto random_point = [&] { return cv::Point(rng.below(width), rng.below(height)); };
-  const int strokes = rng.below(9);
+  // The draws stay the same for every clutter level; only the counts scale.
+  const int strokes = static_cast<int>(std::lround(rng.below(9) * clutter));
   for (int i = 0; i < strokes; ++i) {  // open polylines: straight lines and random walks
     std::vector<cv::Point> pts{random_point()};
     const int segments = 1 + rng.below(4);
     for (int s = 0; s < segments; ++s) pts.push_back(random_point());
     cv::polylines(img, pts, false, rng.color(), 1 + rng.below(2), cv::LINE_AA);
   }
-  const int specks = rng.below(40);
+  const int specks = static_cast<int>(std::lround(rng.below(40) * clutter));
   for (int i = 0; i < specks; ++i) {
     const cv::Point p = random_point();
     cv::rectangle(img, p, p + cv::Point(rng.below(2), rng.below(2)), rng.color(), cv::FILLED);
@@ -282,7 +283,7 @@ ImageRecord make_image(const Context& ctx, int index) {
   rec.height = landscape ? side : opt.size;
   const int w = rec.width, h = rec.height;
 
-  cv::Mat img = make_background(w, h, rng);
+  cv::Mat img = make_background(w, h, opt.clutter, rng);
   cv::Mat mask(h, w, CV_8UC1);
   cv::Mat owner(h, w, CV_32SC1, cv::Scalar(0));  // 1 + index of the object on top, 0: none
   std::vector<int> drawn_pixels;
@@ -412,6 +413,7 @@ void validate(const SynthOptions& o) {
   if (o.train < 1) fail("train: " + std::to_string(o.train) + " (need >= 1)");
   if (o.test < 0) fail("test: " + std::to_string(o.test) + " (need >= 0)");
   if (o.size < 32) fail("size: " + std::to_string(o.size) + " (need >= 32)");
+  if (!(o.clutter >= 0 && o.clutter <= 2)) fail("clutter: " + std::to_string(o.clutter) + " (need 0..2)");
   if (o.num_classes < 6 || o.num_classes > 10)
     fail("num_classes: " + std::to_string(o.num_classes) + " (need 6..10)");
   if (!(o.imbalance >= 1.0)) fail("imbalance: " + std::to_string(o.imbalance) + " (need >= 1)");

@@ -285,7 +285,8 @@ at::Tensor YoloV2Impl::forward(const at::Tensor& x) {
   return run_layers(spec_, x, [this](std::size_t i, const at::Tensor& in) {
     const auto k = static_cast<std::size_t>(conv_of_layer_[i]);
     at::Tensor y = convs_[k]->forward(in);
-    if (!norms_[k].is_empty()) y = norms_[k]->forward(y);
+    if (!norms_[k].is_empty())
+      y = norm_override_ && norms_[k]->is_training() ? norm_override_(y, *norms_[k]) : norms_[k]->forward(y);
     // In place is safe: batch norm's backward needs its input, not its output.
     return spec_.layers[i].leaky ? (norms_[k].is_empty() ? at::leaky_relu(y, 0.1) : at::leaky_relu_(y, 0.1)) : y;
   });

@@ -26,6 +26,7 @@
 #include "yolo2/model/darknet_io.hpp"
 #include "yolo2/model/yolov2.hpp"
 #include "yolo2/train/checkpoint.hpp"
+#include "yolo2/train/distributed.hpp"
 #include "yolo2/train/schedule.hpp"
 #include "yolo2/util/atomic_file.hpp"
 #include "yolo2/util/plot.hpp"
@@ -162,6 +163,66 @@ void init_weights(model::YoloV2Impl& m, const std::string& path) {
                r.header.minor, r.header.seen, r.conv_layers_loaded, r.conv_layers_total);
 }
 
+// Evaluation spread over the ranks: rank r runs the network on test images r, r + w, r + 2w, ...;
+// the detections are gathered and rank 0 scores the whole split (the others get no metrics).
+eval::EvalRun evaluate_sharded(const model::FusedYoloV2& net, const data::VocDataset& test, const Config& config,
+                               const c10::Device& device, Distributed& dist) {
+  const auto t0 = std::chrono::steady_clock::now();
+  data::VocDataset shard;
+  shard.class_names = test.class_names;
+  std::vector<int> global;  // shard index -> test index
+  for (std::size_t i = static_cast<std::size_t>(dist.rank()); i < test.images.size();
+       i += static_cast<std::size_t>(dist.world_size())) {
+    shard.images.push_back(test.images[i]);
+    global.push_back(static_cast<int>(i));
+  }
+  std::vector<eval::Detection> local;
+  if (!shard.images.empty()) local = eval::evaluate_model(net, shard, config, device).detections;
+  // Rows of doubles: image index, label, score, box (exact for any realistic split).
+  at::Tensor rows = at::empty({static_cast<int64_t>(local.size()), 7}, at::kDouble);
+  auto* r = rows.data_ptr<double>();
+  for (const auto& d : local) {
+    *r++ = global[static_cast<std::size_t>(d.image)], *r++ = d.label, *r++ = d.score;
+    *r++ = d.box.x1, *r++ = d.box.y1, *r++ = d.box.x2, *r++ = d.box.y2;
+  }
+  const at::Tensor all = dist.all_gather_rows(rows, "gathering evaluation detections").contiguous();
+  eval::EvalRun run;
+  if (!dist.is_main()) return run;
+  const double* a = all.data_ptr<double>();
+  for (int64_t k = 0; k < all.size(0); ++k, a += 7) {
+    eval::Detection d;
+    d.image = static_cast<int>(a[0]), d.label = static_cast<int>(a[1]), d.score = static_cast<float>(a[2]);
+    d.box = {static_cast<float>(a[3]), static_cast<float>(a[4]), static_cast<float>(a[5]), static_cast<float>(a[6])};
+    run.detections.push_back(d);
+  }
+  run.metrics = eval::evaluate_voc(eval::ground_truth(test), run.detections, test.class_names,
+                                   eval::voc_options(config.eval));
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  run.images_per_second = run.seconds > 0 ? static_cast<double>(test.images.size()) / run.seconds : 0;
+  return run;
+}
+
+// One small all-reduce per micro-batch: every rank learns whether any rank's loss is non-finite
+// (all skip or stop together: a rank that skipped its backward pass alone would leave the others
+// waiting in the gradient all-reduce) and `r` becomes the global diagnostics.
+void exchange_loss(Distributed& dist, loss::RegionLossResult& r, bool& finite, std::string& bad_term) {
+  const double n = static_cast<double>(r.count);
+  at::Tensor st = at::tensor(std::vector<double>{finite ? 0.0 : 1.0, r.coord, r.object, r.noobject, r.cls, r.warmup,
+                                                 r.avg_noobj, r.avg_iou * n, r.avg_class * n, r.avg_obj * n,
+                                                 r.recall50 * n, r.recall75 * n, n},
+                             at::kDouble);
+  dist.all_reduce_sum({st}, "exchanging the loss");
+  const std::vector<double> v(st.data_ptr<double>(), st.data_ptr<double>() + st.numel());
+  if (v[0] > 0 && finite) finite = false, bad_term = "(on another rank)";
+  const double w = dist.world_size(), total = v[12];
+  r.coord = v[1] / w, r.object = v[2] / w, r.noobject = v[3] / w, r.cls = v[4] / w, r.warmup = v[5] / w;
+  r.avg_noobj = v[6] / w;
+  r.count = static_cast<int64_t>(total);
+  const double inv = total > 0 ? 1.0 / total : 0.0;
+  r.avg_iou = v[7] * inv, r.avg_class = v[8] * inv, r.avg_obj = v[9] * inv, r.recall50 = v[10] * inv,
+  r.recall75 = v[11] * inv;
+}
+
 std::string rng_state_bytes() {
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
@@ -195,7 +256,15 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
       spdlog::info("resume: applied {} override(s) to the stored config", options.resume_overrides.size());
   }
   util::setup_runtime(config.runtime);
-  const c10::Device device = util::resolve_device(config.runtime.device);
+  c10::Device device = util::resolve_device(config.runtime.device);
+  std::unique_ptr<Distributed> dist;
+  if (options.dist.enabled()) {
+    if (device.is_cuda()) device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options.dist.local_rank));
+    dist = std::make_unique<Distributed>(options.dist, config.distributed, device);
+    if (!dist->is_main()) spdlog::set_level(spdlog::level::warn);  // rank 0 reports; the others warn and fail
+    local_batch_size(config.train.batch / config.train.subdivisions, dist->world_size());
+  }
+  const bool main_rank = !dist || dist->is_main();
   // The optimizer state must be read onto the device of the parameters it belongs to.
   if (resumed && !device.is_cpu()) {
     Checkpoint on_device = load_checkpoint(options.resume, device);
@@ -208,16 +277,18 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
                                                              : (fs::path("runs") / config.train.name).string();
   const fs::path dir(run_dir.empty() ? "." : run_dir);
   const std::string last_path = (dir / "last.ckpt").string(), best_path = (dir / "best.ckpt").string();
-  if (options.resume.empty() && fs::exists(last_path) && !options.overwrite)
+  if (main_rank && options.resume.empty() && fs::exists(last_path) && !options.overwrite)
     throw Error(run_dir + " already holds a run (last.ckpt): resume it with --resume " + last_path +
                 ", or start afresh with --overwrite, or pick another --output");
-  fs::create_directories(dir);
-  if (const int n = util::remove_stale_temporaries(dir.string()))
-    spdlog::info("removed {} temporary file(s) left by an interrupted write in {}", n, dir.string());
-  if (options.resume.empty()) {
-    for (const char* f : {"best.ckpt", "metrics.csv", "eval.csv", "loss.png", "map.png"}) fs::remove(dir / f);
+  if (main_rank) {  // only rank 0 writes the run folder
+    fs::create_directories(dir);
+    if (const int n = util::remove_stale_temporaries(dir.string()))
+      spdlog::info("removed {} temporary file(s) left by an interrupted write in {}", n, dir.string());
+    if (options.resume.empty()) {
+      for (const char* f : {"best.ckpt", "metrics.csv", "eval.csv", "loss.png", "map.png"}) fs::remove(dir / f);
+    }
+    util::write_file_atomic((dir / "config.yaml").string(), to_yaml(config));
   }
-  util::write_file_atomic((dir / "config.yaml").string(), to_yaml(config));
 
   // Data.
   auto train_set = std::make_shared<const data::VocDataset>(load_split(config, config.data.train, true));
@@ -235,7 +306,22 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
                               : model::YoloV2(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
   if (!resumed) init_weights(*net, config.train.init_weights);
   net->to(device);
-  net->train();
+  // train.freeze_bn: batch norm stays in evaluation mode with fixed gamma/beta.
+  if (config.train.freeze_bn)
+    for (auto& bn : net->norms())
+      if (!bn.is_empty()) bn->weight.requires_grad_(false), bn->bias.requires_grad_(false);
+  auto set_train_mode = [&] {
+    net->train();
+    if (config.train.freeze_bn)
+      for (auto& bn : net->norms())
+        if (!bn.is_empty()) bn->eval();
+  };
+  set_train_mode();
+  if (dist) {
+    dist->sync_model(*net);  // every rank starts from rank 0's weights (fresh or resumed)
+    if (config.distributed.sync_bn) dist->use_sync_batch_norm(*net);
+    dist->attach_reducer(*net);
+  }
   const std::unique_ptr<torch::optim::Optimizer> optimizer_ptr = make_optimizer(*net, config.train);
   torch::optim::Optimizer& optimizer = *optimizer_ptr;
   TrainState state;
@@ -266,6 +352,7 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
   }
 
   data::LoaderOptions lo = data::loader_options(config, true);
+  if (dist) lo.shard_rank = dist->rank(), lo.shard_count = dist->world_size();
   const DataConfig data_cfg = config.data;
   const uint64_t seed = config.runtime.seed;
   lo.size_for_batch = [data_cfg, max_batches, sub, seed](int64_t b) {
@@ -276,10 +363,12 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
 
   const double train_images = static_cast<double>(train_set->images.size());
   auto save_last = [&] {
+    if (!main_rank) return;
     state.rng_state = rng_state_bytes();
     save_checkpoint(last_path, *net, config, &state, &optimizer);
   };
   auto write_plots = [&] {
+    if (!main_rank) return;
     const auto it = metrics.column("iteration");
     if (!it.empty()) {
       std::vector<util::Series> s;
@@ -307,8 +396,15 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
     if (!test_set) return;
     net->eval();
     const model::FusedYoloV2 fused(*net);
-    const eval::EvalRun run = eval::evaluate_model(fused, *test_set, config, device);
-    net->train();
+    eval::EvalRun run;
+    if (!dist) {
+      run = eval::evaluate_model(fused, *test_set, config, device);
+    } else {
+      // Sharded: rank r scores images r, r + w, ...; rank 0 gathers the detections and scores them.
+      run = evaluate_sharded(fused, *test_set, config, device, *dist);
+    }
+    set_train_mode();
+    if (!main_rank) return;
     const double m = run.metrics.map;
     std::vector<double> row{static_cast<double>(state.iteration), state.images_seen / train_images, m};
     for (const auto& c : run.metrics.per_class) row.push_back(c.ap);
@@ -352,16 +448,27 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
       size = batch->size;
       const at::Tensor raw = net->forward(batch->images.to(device));
       const int64_t seen = state.images_seen + static_cast<int64_t>(s + 1) * mini;
-      const loss::RegionLossResult r = loss::region_loss(raw, batch->boxes, batch->labels, batch->counts, seen, gamma, lopt);
+      loss::RegionLossResult r = loss::region_loss(raw, batch->boxes, batch->labels, batch->counts, seen, gamma, lopt);
       const std::pair<const char*, double> terms[] = {{"coord", r.coord}, {"object", r.object}, {"noobject", r.noobject},
                                                       {"class", r.cls}, {"warmup", r.warmup}};
       for (const auto& [name, v] : terms)
         if (!std::isfinite(v) && finite) finite = false, bad_term = name;
+      if (dist) exchange_loss(*dist, r, finite, bad_term);
       if (!finite) {
         for (int rest = s + 1; rest < sub; ++rest) loader.next();  // keep the stream aligned with iterations
         break;
       }
-      (r.total / sub).backward();
+      // The last micro-batch of a step averages the gradients over the ranks (bucketed all-reduce
+      // during its backward pass); the others accumulate locally, as DDP's no_sync().
+      if (dist && s == sub - 1) dist->prepare_backward(r.total);
+      try {
+        (r.total / sub).backward();
+      } catch (const Error&) {
+        throw;
+      } catch (const std::exception& e) {  // c10::Error, or Gloo's IoException from the reducer's all-reduce
+        if (dist) throw Error(dist->failure_message("the backward pass (gradient all-reduce)", e.what()));
+        throw;
+      }
       const double w = 1.0 / sub;
       total += (r.coord + r.object + r.noobject + r.cls + r.warmup) * w;
       acc.coord += r.coord * w, acc.object += r.object * w, acc.noobject += r.noobject * w, acc.cls += r.cls * w;
@@ -410,10 +517,15 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
                    acc.warmup, acc.avg_iou, acc.avg_class, acc.avg_obj, acc.avg_noobj, acc.recall50, acc.count, lr, gamma,
                    size, ips, fmt_duration(eta));
     }
-    const bool stop = util::stop_requested() ||
-                      (options.stop_after >= 0 && state.iteration - first_iteration >= options.stop_after);
+    bool stop = util::stop_requested() ||
+                (options.stop_after >= 0 && state.iteration - first_iteration >= options.stop_after);
+    if (dist) {  // a signal may reach one rank only: all stop at the same iteration
+      at::Tensor flag = at::full({1}, stop ? 1.0 : 0.0, at::kDouble);
+      dist->all_reduce_sum({flag}, "agreeing on a stop");
+      stop = flag.item<double>() > 0;
+    }
     const bool last = state.iteration == max_batches;
-    if (state.iteration % config.train.checkpoint_every == 0 || stop || last) {
+    if (main_rank && (state.iteration % config.train.checkpoint_every == 0 || stop || last)) {
       metrics.save((dir / "metrics.csv").string());
       save_last();
     }
@@ -434,7 +546,7 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
       evaluate();
       save_last();
     }
-    metrics.save((dir / "metrics.csv").string());
+    if (main_rank) metrics.save((dir / "metrics.csv").string());
     write_plots();
   }
   summary.iterations = state.iteration;

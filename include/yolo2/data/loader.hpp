@@ -48,6 +48,11 @@ struct LoaderOptions {
   std::function<int(int64_t)> size_for_batch;
   int64_t start_batch = 0;  // first batch of the stream (resume)
   int64_t num_batches = -1; // batches to produce; -1: one epoch (evaluation) or forever (train)
+  // Training on several processes: batch_size is the global (micro-)batch and this process builds
+  // images [shard_rank * b / shard_count, (shard_rank + 1) * b / shard_count) of each, augmented
+  // exactly as a single process would (a distributed sampler that keeps the global batch).
+  int shard_rank = 0;
+  int shard_count = 1;
 };
 
 // Options from the config: data.workers, prefetch, max_boxes, augment, input_size,

@@ -22,6 +22,7 @@ struct SynthOptions {
   double imbalance = 20.0;   // ratio of the most to the least frequent class (>= 1)
   int max_objects = 6;       // objects per image: 1..max_objects
   int min_object = 8;        // smallest object side in pixels (sizes are log-uniform up to half the image)
+  double clutter = 1.0;      // background distractors (strokes, specks, colour blobs): 0 none, 1 default, up to 2
   int jpeg_quality = 92;
   int threads = 0;           // 0: all cores
 };

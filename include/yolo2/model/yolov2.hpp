@@ -12,6 +12,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <string>
+#include <functional>
 #include <vector>
 
 #include "yolo2/config.hpp"
@@ -85,11 +86,17 @@ class YoloV2Impl : public torch::nn::Module {
   // LibTorch's global generator (seeded from runtime.seed).
   void reset_darknet();
 
+  // Replaces the batch norms' training-mode forward (synchronized batch norm across processes);
+  // evaluation mode always uses the running statistics. Empty: LibTorch's BatchNorm2d.
+  using NormOverride = std::function<at::Tensor(const at::Tensor&, torch::nn::BatchNorm2dImpl&)>;
+  void set_norm_override(NormOverride f) { norm_override_ = std::move(f); }
+
  private:
   NetworkSpec spec_;
   std::vector<int> conv_of_layer_;
   std::vector<torch::nn::Conv2d> convs_;
   std::vector<torch::nn::BatchNorm2d> norms_;
+  NormOverride norm_override_;
 };
 TORCH_MODULE(YoloV2);
 

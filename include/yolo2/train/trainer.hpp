@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "yolo2/config.hpp"
+#include "yolo2/train/distributed.hpp"
 
 namespace yolo2::train {
 
@@ -22,6 +23,9 @@ struct TrainOptions {
   // Stop (save last.ckpt, resumable) after this many iterations of this process; -1: never.
   // For jobs with a wall-time limit, and for tests of resume.
   int64_t stop_after = -1;
+  // This process's place in a multi-process job (default: alone). With world_size > 1, every rank
+  // runs run_training with the same config; rank 0 writes the run folder.
+  DistOptions dist;
 };
 
 struct TrainSummary {

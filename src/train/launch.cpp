@@ -1,0 +1,168 @@
+#include "yolo2/train/launch.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include "yolo2/error.hpp"
+
+namespace yolo2::train {
+
+namespace {
+
+std::atomic<int> g_forward_signal{0};
+
+extern "C" void on_launcher_signal(int sig) { g_forward_signal.store(sig); }
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
+                                  strsignal(WTERMSIG(status)) + ")";
+  return "stopped";
+}
+
+}  // namespace
+
+int free_local_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw Error(std::string("cannot open a socket to find a free port: ") + std::strerror(errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    throw Error("cannot find a free port on 127.0.0.1: " + why);
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::vector<std::string> own_command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> args;
+  std::string cur;
+  for (char c : all) {
+    if (c == '\0') args.push_back(cur), cur.clear();
+    else cur += c;
+  }
+  if (!cur.empty()) args.push_back(cur);
+  return args;
+}
+
+int launch_local(const std::string& executable, const std::vector<std::string>& args, const LaunchOptions& o) {
+  if (o.nproc < 1) throw Error("--nproc must be at least 1, got " + std::to_string(o.nproc));
+  const int port = o.master_port > 0 ? o.master_port : free_local_port();
+  spdlog::info("launch: {} local ranks, rendezvous {}:{}", o.nproc, o.master_addr, port);
+
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(executable.c_str()));
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+
+  g_forward_signal.store(0);
+  struct sigaction sa {};
+  sa.sa_handler = on_launcher_signal;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old_int {}, old_term {};
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+
+  const pid_t parent = ::getpid();
+  std::vector<pid_t> pids(static_cast<std::size_t>(o.nproc), -1);
+  for (int r = 0; r < o.nproc; ++r) {
+    const pid_t pid = ::fork();
+    if (pid < 0) throw Error(std::string("launch: fork failed: ") + std::strerror(errno));
+    if (pid == 0) {
+      // Own process group: a terminal Ctrl-C reaches the launcher only, which passes it on once.
+      ::setpgid(0, 0);
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) ::_exit(1);  // the launcher died before prctl
+      std::signal(SIGINT, SIG_DFL);
+      std::signal(SIGTERM, SIG_DFL);
+      ::setenv("RANK", std::to_string(r).c_str(), 1);
+      ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      ::setenv("WORLD_SIZE", std::to_string(o.nproc).c_str(), 1);
+      ::setenv("LOCAL_WORLD_SIZE", std::to_string(o.nproc).c_str(), 1);
+      ::setenv("MASTER_ADDR", o.master_addr.c_str(), 1);
+      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      ::execv(executable.c_str(), argv.data());
+      std::fprintf(stderr, "launch: cannot run %s: %s\n", executable.c_str(), std::strerror(errno));
+      ::_exit(127);
+    }
+    pids[static_cast<std::size_t>(r)] = pid;
+  }
+
+  using clock = std::chrono::steady_clock;
+  int result = 0, alive = o.nproc, first_failed = -1;
+  bool forwarded = false, terminated = false, killed = false;
+  clock::time_point failed_at{};
+  while (alive > 0) {
+    if (const int sig = g_forward_signal.load(); sig != 0 && !forwarded) {
+      forwarded = true;
+      spdlog::warn("launch: signal {} received: passing it on to the ranks (they save and stop)", sig);
+      for (pid_t p : pids)
+        if (p > 0) ::kill(p, sig);
+    }
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid > 0) {
+      for (int r = 0; r < o.nproc; ++r) {
+        if (pids[static_cast<std::size_t>(r)] != pid) continue;
+        pids[static_cast<std::size_t>(r)] = -1;
+        --alive;
+        const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (!ok && first_failed < 0) {
+          first_failed = r;
+          result = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+          failed_at = clock::now();
+          spdlog::error("launch: rank {} {}; stopping the job", r, describe_status(status));
+        } else if (!ok) {
+          spdlog::error("launch: rank {} {}", r, describe_status(status));
+        }
+      }
+      continue;
+    }
+    if (first_failed >= 0 && alive > 0) {
+      const double since = std::chrono::duration<double>(clock::now() - failed_at).count();
+      if (!terminated && since > o.grace_seconds) {
+        terminated = true;
+        for (int r = 0; r < o.nproc; ++r)
+          if (pids[static_cast<std::size_t>(r)] > 0) {
+            spdlog::warn("launch: rank {} still running {:.0f} s after rank {} failed: SIGTERM", r, since, first_failed);
+            ::kill(pids[static_cast<std::size_t>(r)], SIGTERM);
+          }
+      } else if (terminated && !killed && since > 2 * o.grace_seconds) {
+        killed = true;
+        for (pid_t p : pids)
+          if (p > 0) ::kill(p, SIGKILL);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  if (first_failed >= 0)
+    spdlog::error("launch: the job failed (rank {} first); the run folder's last.ckpt is the last complete "
+                  "checkpoint", first_failed);
+  return result;
+}
+
+}  // namespace yolo2::train

@@ -1,0 +1,263 @@
+// Data-parallel training on c10d (Gloo) with 2 processes on loopback: the shards of an epoch cover
+// the data once and rebuild the single-process batch exactly; 2 ranks x 4 images train to the same
+// weights as 1 rank x 8 (frozen batch norm, and live batch norm with synchronized statistics); a
+// rank that dies makes the other exit non-zero with a clear message; torchrun's variables parse.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <set>
+
+#include "test_util.hpp"
+#include "train_fixtures.hpp"
+#include "yolo2/data/loader.hpp"
+#include "yolo2/data/voc.hpp"
+#include "yolo2/error.hpp"
+#include "yolo2/train/checkpoint.hpp"
+#include "yolo2/train/distributed.hpp"
+#include "yolo2/train/launch.hpp"
+
+using namespace yolo2;
+using namespace yolo2::testing;
+
+namespace {
+
+data::VocDataset load(const Config& c) {
+  data::ParseOptions po;
+  po.class_names = c.data.classes;
+  po.keep_difficult = true;
+  return data::load_voc(c.data.train, po);
+}
+
+// Sets environment variables for one scope.
+struct Env {
+  std::vector<std::string> names;
+  Env(std::initializer_list<std::pair<const char*, const char*>> vars) {
+    for (const auto& [k, v] : vars) setenv(k, v, 1), names.emplace_back(k);
+  }
+  ~Env() {
+    for (const auto& n : names) unsetenv(n.c_str());
+  }
+};
+
+}  // namespace
+
+// Every image of an epoch goes to exactly one rank, and rank r's part of global batch k is the
+// slice [r * b / w, (r + 1) * b / w) of the batch one process builds, pixel for pixel (same crops,
+// flips and colours), with multi-scale sizes shared.
+TEST(Distributed, ShardsCoverTheEpochOnceAndRebuildTheGlobalBatch) {
+  TempDir dir;
+  const std::string root = make_dataset(dir, 24, 80, 11);
+  Config c = tiny_config(root, dir.file("run"));
+  c.data.augment = AugmentConfig{};  // full darknet augmentation
+  const auto ds = load(c);
+  ASSERT_EQ(ds.images.size(), 24u);
+  data::LoaderOptions one = data::loader_options(c, true);
+  one.batch_size = 8;
+  one.size_for_batch = [](int64_t k) { return k % 2 ? 96 : 64; };
+  for (int world : {2, 4}) {
+    for (int64_t epoch = 0; epoch < 2; ++epoch) {
+      std::multiset<int> seen;
+      for (int64_t k = epoch * 3; k < epoch * 3 + 3; ++k) {  // 3 batches of 8 per epoch
+        const data::Batch full = data::make_batch(ds, one, k);
+        for (int r = 0; r < world; ++r) {
+          data::LoaderOptions o = one;
+          o.shard_rank = r, o.shard_count = world;
+          const data::Batch part = data::make_batch(ds, o, k);
+          const int64_t local = 8 / world;
+          ASSERT_EQ(part.images.size(0), local);
+          EXPECT_EQ(part.size, full.size);
+          EXPECT_TRUE(part.images.equal(full.images.narrow(0, r * local, local)));
+          EXPECT_TRUE(part.boxes.equal(full.boxes.narrow(0, r * local, local)));
+          EXPECT_TRUE(part.labels.equal(full.labels.narrow(0, r * local, local)));
+          seen.insert(part.image_indices.begin(), part.image_indices.end());
+        }
+      }
+      ASSERT_EQ(seen.size(), 24u);
+      for (int i = 0; i < 24; ++i) EXPECT_EQ(seen.count(i), 1u) << "image " << i << " epoch " << epoch;
+    }
+  }
+  data::LoaderOptions bad = one;
+  bad.shard_count = 3;  // 8 images do not split over 3 ranks
+  EXPECT_CONTAINS(error_of([&] { data::make_batch(ds, bad, 0); }), "cannot split a batch of 8");
+  EXPECT_CONTAINS(error_of([] { train::local_batch_size(8, 3); }), "multiple of the number of processes");
+}
+
+TEST(Distributed, TorchrunEnvironment) {
+  {
+    const auto d = train::dist_options_from_env();
+    EXPECT_EQ(d.world_size, 1);
+    EXPECT_FALSE(d.enabled());
+  }
+  {
+    Env e{{"RANK", "1"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "10.0.0.2"}, {"MASTER_PORT", "29611"}};
+    const auto d = train::dist_options_from_env();
+    EXPECT_EQ(d.rank, 1);
+    EXPECT_EQ(d.world_size, 4);
+    EXPECT_EQ(d.local_rank, 1);
+    EXPECT_EQ(d.master_addr, "10.0.0.2");
+    EXPECT_EQ(d.master_port, 29611);
+  }
+  {
+    Env e{{"RANK", "0"}};
+    EXPECT_CONTAINS(error_of([] { train::dist_options_from_env(); }), "WORLD_SIZE");
+  }
+  {
+    Env e{{"RANK", "4"}, {"WORLD_SIZE", "4"}};
+    EXPECT_CONTAINS(error_of([] { train::dist_options_from_env(); }), "RANK='4'");
+  }
+  {
+    Env e{{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "http"}};
+    EXPECT_CONTAINS(error_of([] { train::dist_options_from_env(); }), "MASTER_PORT='http'");
+  }
+}
+
+#ifdef YOLO2_EXE
+namespace {
+
+int run_yolo2(const std::string& args, const std::string& log) {
+  const std::string cmd = std::string(YOLO2_EXE) + " " + args + " > " + log + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+// The equivalence setting: 4 iterations of batch 8 on 16 images with full augmentation and
+// multi-scale, SGD with momentum and decay, 1 thread per process.
+Config equivalence_config(const std::string& root, const std::string& run) {
+  Config c = tiny_config(root, run);
+  c.data.augment = AugmentConfig{};
+  c.data.multiscale_sizes = {64, 96};
+  c.data.multiscale_every = 2;
+  c.data.multiscale_final = 1;
+  c.data.input_size = 96;
+  c.train.max_batches = 4;
+  c.train.burn_in = 0;
+  c.train.lr = 0.005;
+  c.train.checkpoint_every = 100;
+  c.train.log_every = 1;
+  c.runtime.threads = 1;
+  return c;
+}
+
+double compare_runs(const std::string& a, const std::string& b) {
+  auto ca = train::load_checkpoint(a), cb = train::load_checkpoint(b);
+  EXPECT_EQ(ca.state->iteration, cb.state->iteration);
+  return max_abs_diff(*ca.model, *cb.model);
+}
+
+}  // namespace
+
+class DistributedEquivalence : public ::testing::TestWithParam<bool> {};
+
+// 2 processes x 4 images == 1 process x 8 images: after 4 optimizer steps with frozen batch norm
+// (per-rank statistics would otherwise differ from the global batch's), and after one step with live
+// batch norm made global by distributed.sync_bn.
+TEST_P(DistributedEquivalence, TwoRanksOfFourEqualOneRankOfEight) {
+  const bool sync_bn = GetParam();
+  TempDir dir;
+  const std::string root = make_dataset(dir, 16, 96, 21);
+  Config c1 = equivalence_config(root, dir.file("one"));
+  c1.train.freeze_bn = !sync_bn;
+  // Live batch norm at initialisation is chaotic: one process run with 1 and then 2 threads (float
+  // sums in another order) already differs by ~1e-2 after 4 steps at this learning rate and ~2e-4
+  // at lr 1e-4. Synchronized BN is therefore compared after one step, where rounding has not been
+  // amplified yet (the frozen case stays exact over all 4).
+  if (sync_bn) c1.train.max_batches = 1;
+  Config c2 = c1;
+  c2.train.output = dir.file("two");
+  c2.distributed.sync_bn = sync_bn;
+  c2.distributed.timeout = 60;
+  write_text(dir.file("one.yaml"), to_yaml(c1));
+  ASSERT_EQ(run_yolo2("train --config " + dir.file("one.yaml") + " --no-eval", dir.file("one.log")), 0)
+      << read_text(dir.file("one.log"));
+  // --nproc divides runtime.threads (2 -> 1 each); the single run has 1 thread too.
+  c2.runtime.threads = 2;
+  write_text(dir.file("two.yaml"), to_yaml(c2));
+  ASSERT_EQ(run_yolo2("train --config " + dir.file("two.yaml") + " --no-eval --nproc 2", dir.file("two.log")), 0)
+      << read_text(dir.file("two.log"));
+  const std::string log = read_text(dir.file("two.log"));
+  EXPECT_CONTAINS(log, "rank 0 of 2");
+  EXPECT_CONTAINS(log, "backend gloo");
+  const double diff = compare_runs(dir.file("one/last.ckpt"), dir.file("two/last.ckpt"));
+  EXPECT_LE(diff, 1e-5) << "max abs weight difference " << diff;
+  // The weights did move: equality is not trivial.
+  auto ck = train::load_checkpoint(dir.file("two/last.ckpt"));
+  torch::manual_seed(c1.runtime.seed);
+  model::YoloV2 fresh(model::yolov2_spec(c1.model, static_cast<int>(c1.data.classes.size())));
+  EXPECT_GT(max_abs_diff(*fresh, *ck.model), 1e-3);
+}
+
+INSTANTIATE_TEST_SUITE_P(BatchNorm, DistributedEquivalence, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "SyncBn" : "FrozenBn"; });
+
+class DeadRank : public ::testing::TestWithParam<bool> {};
+
+// A rank killed mid-training (SIGKILL: no goodbye), or one that hangs (SIGSTOP), makes the other
+// exit non-zero within distributed.timeout, saying which rank it is and what failed; last.ckpt
+// stays loadable.
+TEST_P(DeadRank, EndsTheJobWithAMessage) {
+  const bool hang = GetParam();
+  TempDir dir;
+  const std::string root = make_dataset(dir, 16, 96, 22);
+  Config c = equivalence_config(root, dir.file("run"));
+  c.train.max_batches = 100000;
+  c.train.checkpoint_every = 2;
+  c.distributed.timeout = hang ? 6 : 20;
+  write_text(dir.file("c.yaml"), to_yaml(c));
+  const std::string port = std::to_string(train::free_local_port());
+  std::vector<pid_t> pids;
+  for (int r = 0; r < 2; ++r) {
+    Env e{{"RANK", r ? "1" : "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", port.c_str()}};
+    pids.push_back(spawn_yolo2({"train", "--config", dir.file("c.yaml"), "--no-eval"}, dir.file("rank" + std::to_string(r) + ".log")));
+  }
+  wait_for_file(dir.file("run/last.ckpt"));  // training is under way
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto t0 = std::chrono::steady_clock::now();
+  kill(pids[1], hang ? SIGSTOP : SIGKILL);
+  int status = 0;
+  if (!hang) waitpid(pids[1], &status, 0);
+  // Rank 0 must end by itself; a watchdog kills it only if it hangs far past the timeout.
+  const auto deadline = t0 + std::chrono::seconds(static_cast<int>(c.distributed.timeout) + 30);
+  pid_t done = 0;
+  while ((done = waitpid(pids[0], &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (hang) {
+    int s1 = 0;
+    kill(pids[1], SIGKILL);
+    waitpid(pids[1], &s1, 0);
+  }
+  if (done == 0) {
+    kill(pids[0], SIGKILL);
+    waitpid(pids[0], &status, 0);
+    FAIL() << "rank 0 still running long after rank 1 failed:\n" << read_text(dir.file("rank0.log"));
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::string out = read_text(dir.file("rank0.log"));
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_NE(WEXITSTATUS(status), 0) << out;
+  EXPECT_LE(seconds, c.distributed.timeout + 5) << out;
+  EXPECT_CONTAINS(out, "distributed: rank 0 of 2: ");
+  EXPECT_CONTAINS(out, "Another rank has exited or did not answer within distributed.timeout (" +
+                           std::to_string(static_cast<int>(c.distributed.timeout)) + " s)");
+  const auto ck = train::load_checkpoint(dir.file("run/last.ckpt"));
+  ASSERT_TRUE(ck.state.has_value());
+  EXPECT_GE(ck.state->iteration, 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Distributed, DeadRank, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Hangs" : "Dies"; });
+
+// --nproc: a rank that fails ends the whole job, and the launcher says which one.
+TEST(Distributed, LauncherReportsAFailingRank) {
+  TempDir dir;
+  const std::string root = make_dataset(dir, 12, 96, 23);
+  Config c = equivalence_config(root, dir.file("run"));
+  c.train.batch = 8;  // 8 images do not split over 3 processes: every rank stops with an error
+  write_text(dir.file("c.yaml"), to_yaml(c));
+  const int rc = run_yolo2("train --config " + dir.file("c.yaml") + " --no-eval --nproc 3", dir.file("log"));
+  const std::string out = read_text(dir.file("log"));
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_CONTAINS(out, "cannot be split evenly over 3 ranks");
+  EXPECT_CONTAINS(out, "launch: rank");
+}
+#endif

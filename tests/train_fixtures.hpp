@@ -1,0 +1,115 @@
+// Shared by the trainer and distributed tests: tiny generated datasets, a tiny config, weight
+// comparison, and running the real yolo2 binary.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.hpp"
+#include "yolo2/config.hpp"
+#include "yolo2/data/synth.hpp"
+#include "yolo2/model/yolov2.hpp"
+
+namespace yolo2::testing {
+
+// A few large, easy objects per image.
+inline std::string make_dataset(const TempDir& dir, int images, int size, uint64_t seed) {
+  data::SynthOptions so;
+  so.out_dir = dir.file("voc");
+  so.train = images;
+  so.test = 0;
+  so.size = size;
+  so.seed = seed;
+  so.num_classes = 6;
+  so.imbalance = 2;
+  so.max_objects = 2;
+  so.threads = 1;
+  data::write_synth(so);
+  return so.out_dir;
+}
+
+inline Config tiny_config(const std::string& root, const std::string& run_dir) {
+  std::ostringstream y;
+  y << "data:\n"
+       "  classes: [square, circle, triangle, star, ring, cross]\n"
+       "  train: [{root: " << root << ", split: trainval}]\n"
+       "  test: [{root: " << root << ", split: trainval}]\n"
+       "  input_size: 128\n"
+       "  multiscale_sizes: []\n"
+       "  augment: {jitter: 0.0, flip: false, hue: 0.0, saturation: 1.0, exposure: 1.0}\n"
+       "  workers: 0\n"
+       "  train_difficult: true\n"
+       "model:\n"
+       "  width: 0.25\n"
+       "  bn_momentum: 0.1\n"
+       "  objectness_prior: 0.01\n"
+       "  anchors: [0.4, 0.4, 0.8, 0.8, 1.2, 1.2, 1.7, 1.7, 2.4, 2.4]\n"
+       "loss:\n"
+       "  warmup_images: 0\n"
+       "train:\n"
+       "  batch: 8\n"
+       "  subdivisions: 1\n"
+       "  lr: 0.01\n"
+       "  burn_in: 20\n"
+       "  policy: steps\n"
+       "  steps: [200]\n"
+       "  scales: [0.1]\n"
+       "  max_batches: 300\n"
+       "  checkpoint_every: 100\n"
+       "  log_every: 100\n"
+       "  output: " << run_dir << "\n"
+       "eval:\n"
+       "  every: 0\n"
+       "  batch: 8\n"
+       "runtime:\n"
+       "  threads: 2\n"
+       "  seed: 5\n";
+  return parse_config(y.str(), "tiny");
+}
+
+inline double max_abs_diff(model::YoloV2Impl& a, model::YoloV2Impl& b) {
+  double d = 0;
+  auto pb = b.named_parameters();
+  for (const auto& kv : a.named_parameters()) d = std::max(d, (kv.value() - pb[kv.key()]).abs().max().item<double>());
+  auto bb = b.named_buffers();
+  for (const auto& kv : a.named_buffers())
+    if (kv.value().is_floating_point()) d = std::max(d, (kv.value() - bb[kv.key()]).abs().max().item<double>());
+  return d;
+}
+
+
+#ifdef YOLO2_EXE
+
+// Starts `yolo2 ARGS...` with stdout and stderr to `log` and returns its pid.
+inline pid_t spawn_yolo2(const std::vector<std::string>& args, const std::string& log) {
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  dup2(fd, 1);
+  dup2(fd, 2);
+  std::vector<char*> argv{const_cast<char*>(YOLO2_EXE)};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(YOLO2_EXE, argv.data());
+  _exit(127);
+}
+
+inline void wait_for_file(const std::string& path) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!std::filesystem::exists(path) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+#endif
+
+}  // namespace yolo2::testing
