@@ -190,6 +190,28 @@ TEST_P(DistributedEquivalence, TwoRanksOfFourEqualOneRankOfEight) {
 INSTANTIATE_TEST_SUITE_P(BatchNorm, DistributedEquivalence, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "SyncBn" : "FrozenBn"; });
 
+// A run started on 2 processes, stopped after 2 steps and resumed on 1 ends where an uninterrupted
+// single-process run ends (same global batch; frozen batch norm).
+TEST(Distributed, ResumeOnAnotherNumberOfProcesses) {
+  TempDir dir;
+  const std::string root = make_dataset(dir, 16, 96, 24);
+  Config c = equivalence_config(root, dir.file("one"));
+  c.train.freeze_bn = true;
+  write_text(dir.file("one.yaml"), to_yaml(c));
+  ASSERT_EQ(run_yolo2("train --config " + dir.file("one.yaml") + " --no-eval", dir.file("one.log")), 0)
+      << read_text(dir.file("one.log"));
+  c.train.output = dir.file("two");
+  c.runtime.threads = 2;
+  write_text(dir.file("two.yaml"), to_yaml(c));
+  ASSERT_EQ(run_yolo2("train --config " + dir.file("two.yaml") + " --no-eval --nproc 2 --stop-after 2", dir.file("a.log")), 0)
+      << read_text(dir.file("a.log"));
+  EXPECT_EQ(train::load_checkpoint(dir.file("two/last.ckpt")).state->iteration, 2);
+  ASSERT_EQ(run_yolo2("train --resume " + dir.file("two/last.ckpt") + " --no-eval --set runtime.threads=1", dir.file("b.log")), 0)
+      << read_text(dir.file("b.log"));
+  const double diff = compare_runs(dir.file("one/last.ckpt"), dir.file("two/last.ckpt"));
+  EXPECT_LE(diff, 1e-5) << "max abs weight difference " << diff;
+}
+
 class DeadRank : public ::testing::TestWithParam<bool> {};
 
 // A rank killed mid-training (SIGKILL: no goodbye), or one that hangs (SIGSTOP), makes the other
