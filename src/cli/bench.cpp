@@ -11,13 +11,18 @@
 #include <iomanip>
 #include <iostream>
 
+#include <sys/resource.h>
+#include <torch/optim/sgd.h>
 #include <unistd.h>
+
+#include <fstream>
 
 #include "verbs.hpp"
 #include "yolo2/data/loader.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/eval/decode.hpp"
 #include "yolo2/eval/voc_ap.hpp"
+#include "yolo2/loss/region_loss.hpp"
 #include "yolo2/model/darknet_io.hpp"
 #include "yolo2/model/yolov2.hpp"
 #include "yolo2/util/atomic_file.hpp"
@@ -68,10 +73,84 @@ double bench_loader(const Config& config, int batches) {
   return static_cast<double>(images) / std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// This machine's reference: GFLOP/s of one large 3x3 convolution (256 -> 256 channels, 52 x 52,
+// batch 8: 25.5 GFLOP forward; yolov2's 3x3 layers look like it), forward and backward (input and
+// weight gradients: twice the forward FLOPs).
+struct ConvReference {
+  double forward = 0, backward = 0, both = 0;  // GFLOP/s
+};
+ConvReference bench_reference_conv(int repeats, bool channels_last) {
+  const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  at::Tensor x = at::rand({8, 256, 52, 52}).contiguous(fmt).requires_grad_(true);
+  at::Tensor w = (at::randn({256, 256, 3, 3}) * 0.02).contiguous(fmt).requires_grad_(true);
+  const double flop = 2.0 * 8 * 256 * 256 * 9 * 52 * 52 / 1e9;
+  at::Tensor y;
+  const double tf = median_seconds(1, repeats, [&] {
+    at::NoGradGuard g;
+    y = at::conv2d(x, w, {}, 1, 1);
+  });
+  const at::Tensor gy = at::rand_like(y);
+  const double tb = median_seconds(1, repeats, [&] {
+    at::Tensor out = at::conv2d(x, w, {}, 1, 1);
+    x.mutable_grad() = at::Tensor();
+    w.mutable_grad() = at::Tensor();
+    out.backward(gy);
+  });
+  // tb timed forward + backward; the backward alone is the difference.
+  ConvReference r;
+  r.forward = flop / tf;
+  r.backward = 2 * flop / std::max(tb - tf, 1e-9);
+  r.both = 3 * flop / tb;
+  return r;
+}
+
+// Peak resident memory since the last reset (VmHWM), MiB; reset writes 5 to clear_refs.
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+double peak_rss_mib() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
+}
+
+// One training iteration as the trainer runs it (forward in training mode, region loss against
+// synthetic targets, backward, SGD step with momentum and decay), images/s at the configured mini-batch.
+double bench_train_step(const Config& config, int repeats, bool channels_last) {
+  model::YoloV2 net(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
+  net->train();
+  const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  if (channels_last) {
+    at::NoGradGuard g;
+    for (auto& p : net->parameters())
+      if (p.dim() == 4) p.set_data(p.data().contiguous(fmt));
+  }
+  torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(1e-4).momentum(config.train.momentum).weight_decay(config.train.decay));
+  const int b = config.train.batch / config.train.subdivisions, s = config.data.input_size, m = 6;
+  const at::Tensor x = at::rand({b, 3, s, s}).contiguous(fmt);
+  util::Rng rng(3);
+  at::Tensor boxes = at::zeros({b, m, 4}), labels = at::full({b, m}, -1, at::kLong), counts = at::full({b}, m, at::kLong);
+  for (int i = 0; i < b; ++i)
+    for (int k = 0; k < m; ++k) {
+      const double cx = rng.uniform(0.1, 0.9), cy = rng.uniform(0.1, 0.9), w = rng.uniform(0.05, 0.4), h = rng.uniform(0.05, 0.4);
+      boxes[i][k] = at::tensor({cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2}, at::kFloat).clamp(0, 1);
+      labels[i][k] = rng.uniform_int(0, static_cast<int64_t>(config.data.classes.size()) - 1);
+    }
+  const loss::RegionLossOptions lopt = loss::RegionLossOptions::from_config(config);
+  const double t = median_seconds(1, repeats, [&] {
+    sgd.zero_grad();
+    const at::Tensor raw = net->forward(x);
+    loss::region_loss(raw, boxes, labels, counts, 1 << 30, config.loss.focal.gamma, lopt).total.backward();
+    sgd.step();
+  });
+  return b / t;
+}
+
 }  // namespace
 
 void add_bench(CLI::App& app) {
-  auto* cmd = app.add_subcommand("bench", "Measure speed: forward vs OpenCV DNN, data loader, decode + NMS, VOC scoring");
+  auto* cmd = app.add_subcommand("bench", "Measure speed: reference convolution, training iteration and memory, forward vs OpenCV DNN, data loader, decode + NMS, VOC scoring");
   auto flags = std::make_shared<ConfigFlags>();
   flags->add(cmd, true);
   auto batches = std::make_shared<int>(20);
@@ -79,28 +158,59 @@ void add_bench(CLI::App& app) {
   auto json = std::make_shared<std::string>();
   auto skip_loader = std::make_shared<bool>(false);
   auto skip_opencv = std::make_shared<bool>(false);
+  auto skip_train = std::make_shared<bool>(false);
+  auto channels_last = std::make_shared<bool>(false);
   cmd->add_option("--batches", *batches, "Loader batches measured after warm-up")->capture_default_str();
   cmd->add_option("--repeats", *repeats, "Timed repeats per measurement (median)")->capture_default_str();
   cmd->add_option("--json", *json, "Write the figures as JSON to this file");
   cmd->add_flag("--no-loader", *skip_loader, "Skip the loader (needs the config's training data)");
   cmd->add_flag("--no-opencv", *skip_opencv, "Skip the OpenCV DNN comparison");
+  cmd->add_flag("--no-train", *skip_train, "Skip the training iteration");
+  cmd->add_flag("--channels-last", *channels_last, "Also measure the reference convolution and the training iteration in channels-last memory format");
   cmd->callback([=] {
     const Config config = flags->load();
     const int threads = util::setup_runtime(config.runtime);
     const int s = config.data.input_size;
     std::vector<Row> rows;
+    auto pct = [](double v, double ref) { return std::to_string(static_cast<int>(std::lround(100 * v / ref))) + "%"; };
+    auto num = [](double v) { return std::to_string(v).substr(0, std::to_string(v).find('.') + 2); };
+
+    // The machine's reference convolution, then the training iteration (its peak memory measured alone).
+    const ConvReference ref = bench_reference_conv(*repeats, false);
+    rows.push_back({"reference 3x3 conv forward (256ch 52x52 b8)", ref.forward, "GFLOP/s", "LibTorch/oneDNN"});
+    rows.push_back({"reference 3x3 conv backward", ref.backward, "GFLOP/s", "input + weight gradients"});
+    rows.push_back({"reference 3x3 conv forward + backward", ref.both, "GFLOP/s", ""});
+    double gflop = 0;
+    {
+      model::YoloV2 probe(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
+      for (const auto& r : model::layer_table(probe->spec(), s, s)) gflop += r.bflops;
+    }
+    const int mini = config.train.batch / config.train.subdivisions;
+    if (!*skip_train) {
+      reset_peak_rss();
+      const double ips = bench_train_step(config, std::max(3, *repeats / 2), false);
+      const double rss = peak_rss_mib();
+      const double g = 3 * gflop * ips;
+      rows.push_back({"training iteration (fwd, loss, bwd, SGD step)", ips, "images/s",
+                      num(g) + " GFLOP/s = " + pct(g, ref.both) + " of reference fwd+bwd; batch " + std::to_string(mini)});
+      rows.push_back({"peak resident memory, training iteration", rss, "MiB", "process VmHWM during the iterations"});
+      if (*channels_last) {
+        const ConvReference cl = bench_reference_conv(*repeats, true);
+        rows.push_back({"reference conv fwd+bwd, channels-last", cl.both, "GFLOP/s", pct(cl.both, ref.both) + " of NCHW"});
+        const double ips_cl = bench_train_step(config, std::max(3, *repeats / 2), true);
+        rows.push_back({"training iteration, channels-last", ips_cl, "images/s", pct(ips_cl, ips) + " of NCHW"});
+      }
+    }
 
     // Forward (batch norm folded), batch 1 and 8, against OpenCV DNN on the exported network.
     model::YoloV2 net(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
     net->eval();
     const model::FusedYoloV2 fused(*net);
-    double gflop = 0;
-    for (const auto& r : model::layer_table(net->spec(), s, s)) gflop += r.bflops;
     const at::Tensor x1 = at::rand({1, 3, s, s}), x8 = at::rand({8, 3, s, s});
     const double t1 = median_seconds(2, *repeats, [&] { fused.forward(x1); });
     const double t8 = median_seconds(1, std::max(3, *repeats / 2), [&] { fused.forward(x8); });
-    rows.push_back({"forward batch 1 (latency)", t1 * 1000, "ms", std::to_string(gflop / t1).substr(0, 6) + " GFLOP/s"});
-    rows.push_back({"forward batch 8 (throughput)", 8 / t8, "images/s", std::to_string(8 * gflop / t8).substr(0, 6) + " GFLOP/s"});
+    rows.push_back({"forward batch 1 (latency)", t1 * 1000, "ms", num(gflop / t1) + " GFLOP/s = " + pct(gflop / t1, ref.forward) + " of reference fwd"});
+    rows.push_back({"forward batch 8 (throughput)", 8 / t8, "images/s", num(8 * gflop / t8) + " GFLOP/s = " + pct(8 * gflop / t8, ref.forward) + " of reference fwd"});
     if (!*skip_opencv) {
       const auto dir = std::filesystem::temp_directory_path() / ("yolo2-bench-" + std::to_string(::getpid()));
       std::filesystem::create_directories(dir);
@@ -162,10 +272,12 @@ void add_bench(CLI::App& app) {
     }
 
     if (!*skip_loader) {
-      const int bs = config.train.batch / config.train.subdivisions;
-      rows.push_back({"loader, full augmentation", bench_loader(config, *batches), "images/s",
-                      std::to_string(config.data.input_size) + " px, batch " + std::to_string(bs) + ", " +
-                          std::to_string(config.data.workers) + " worker(s)"});
+      const double lips = bench_loader(config, *batches);
+      std::string note = std::to_string(config.data.input_size) + " px, batch " + std::to_string(mini) + ", " +
+                         std::to_string(config.data.workers) + " worker(s)";
+      for (const auto& r : rows)
+        if (r.what.rfind("training iteration (", 0) == 0) note += "; " + num(lips / r.value) + "x the training iteration";
+      rows.push_back({"loader, full augmentation", lips, "images/s", note});
     }
 
     std::cout << "\nyolo2 bench: " << config.source << ", input " << s << " px, width " << config.model.width << ", "

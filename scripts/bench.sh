@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Speed figures (yolo2 bench) for the full yolov2-voc network at 416 and for the demo config.
+# The loader needs images: it reads a generated VOC-format set of 500-px JPEGs (VOC's size); for
+# the 20-class network its shape classes are skipped as unknown (decoding and augmentation, the
+# loader's work, are the same). Writes bench/*.json. About 5 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "${JOBS:-2}" --target yolo2
+YOLO2=build/yolo2
+mkdir -p bench
+
+if [ ! -f data/bench500/classes.txt ]; then
+  $YOLO2 synth --out data/bench500 --train 300 --test 0 --size 500 --seed 2 >/dev/null
+fi
+if [ ! -f data/synth/classes.txt ]; then
+  $YOLO2 synth --out data/synth --train 2000 --test 300 --size 128 --min-object 32 --max-objects 3 --clutter 0 --seed 1 >/dev/null
+fi
+
+echo "== full yolov2-voc (width 1, 20 classes), 416 px, mini-batch 8"
+$YOLO2 bench --config configs/voc_ce.yaml --channels-last \
+  --set 'data.train=[{root: data/bench500, split: trainval}]' --set data.skip_unknown_classes=true \
+  --json bench/voc416.json
+
+echo "== demo config (configs/synth_focal.yaml)"
+$YOLO2 bench --config configs/synth_focal.yaml --json bench/demo.json
