@@ -44,15 +44,11 @@ void add_train(CLI::App& app) {
     train::TrainOptions o = *opt;
     // Distributed: torchrun's environment, then the flags on top.
     o.dist = train::dist_options_from_env();
-    for (const char* name : {"--rank", "--world-size", "--local-rank", "--master-addr", "--master-port"}) {
-      if (cmd->count(name) == 0) continue;
-      const std::string n = name;
-      if (n == "--rank") o.dist.rank = dist->rank, o.dist.local_rank = cmd->count("--local-rank") ? o.dist.local_rank : dist->rank;
-      if (n == "--world-size") o.dist.world_size = dist->world_size;
-      if (n == "--local-rank") o.dist.local_rank = dist->local_rank;
-      if (n == "--master-addr") o.dist.master_addr = dist->master_addr;
-      if (n == "--master-port") o.dist.master_port = dist->master_port;
-    }
+    if (cmd->count("--rank")) o.dist.rank = o.dist.local_rank = dist->rank;  // local rank defaults to the rank
+    if (cmd->count("--local-rank")) o.dist.local_rank = dist->local_rank;
+    if (cmd->count("--world-size")) o.dist.world_size = dist->world_size;
+    if (cmd->count("--master-addr")) o.dist.master_addr = dist->master_addr;
+    if (cmd->count("--master-port")) o.dist.master_port = dist->master_port;
     if (o.dist.rank < 0 || o.dist.rank >= o.dist.world_size)
       throw Error("train: rank " + std::to_string(o.dist.rank) + " is outside a world of " +
                   std::to_string(o.dist.world_size) + " processes");
