@@ -11,6 +11,7 @@ PACKAGES=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libpugixml-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libgloo-dev            # c10d Gloo process groups (distributed training)
+  libdnnl-dev            # oneDNN's C++ API: the compiled CPU inference plan (LibTorch loads the same libdnnl)
 )
 
 missing=()

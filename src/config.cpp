@@ -533,6 +533,9 @@ const std::vector<Field>& registry() {
         // runtime
         YOLO2_KEY(int, runtime.threads, "Intra-op threads (0: all cores).", in_range<int>(0, 1024)),
         YOLO2_KEY(uint64_t, runtime.seed, "Seed of every random choice."),
+        YOLO2_KEY(bool, runtime.channels_last,
+                  "Train in channels-last (NHWC) memory format, oneDNN's faster layout on CPU "
+                  "(yolo2 bench --channels-last measures both). Results are the same up to rounding."),
         YOLO2_KEY(std::string, runtime.device, "auto, cpu, cuda or cuda:N.",
                   Check<std::string>([](const std::string& v) -> std::optional<std::string> {
                     if (v == "auto" || v == "cpu" || v == "cuda") return std::nullopt;

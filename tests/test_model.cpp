@@ -1,5 +1,6 @@
 // The YOLOv2 network against darknet's definition: parameter count, shapes, the reorg index
 // formula, FLOPs, darknet weights in and out, and parity with OpenCV's darknet importer.
+#include <array>
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <opencv2/dnn.hpp>
@@ -132,6 +133,45 @@ TEST(Model, FusedInferenceEqualsEvalForward) {
   const model::FusedYoloV2 fused(*m);
   const at::Tensor y = fused.forward(x);
   EXPECT_LT((y - ref).abs().max().item<float>(), 1e-4);
+}
+
+// The oneDNN plan (blocked layouts, pre-reordered weights, leaky ReLU as a post-op, darknet's reorg
+// between two reorders) against LibTorch's op-by-op forward of the same folded network.
+TEST(Model, OneDnnPlanEqualsLibTorchOps) {
+  if (!model::onednn_available()) GTEST_SKIP() << "built without oneDNN (libdnnl-dev)";
+  torch::manual_seed(4);
+  for (const double width : {0.25, 1.0}) {
+    auto m = make_model(width, 7);
+    randomize_batchnorm(*m);
+    m->eval();
+    model::FusedYoloV2 onednn(*m), ops(*m);
+    ops.set_backend(model::FusedYoloV2::Backend::LibTorch);
+    const at::Tensor x = at::rand({2, 3, 96, 64});
+    ASSERT_TRUE(onednn.uses_onednn(x));
+    ASSERT_FALSE(ops.uses_onednn(x));
+    const at::Tensor a = onednn.forward(x), b = ops.forward(x);
+    ASSERT_EQ(a.sizes(), b.sizes());
+    EXPECT_LT((a - b).abs().max().item<float>(), 1e-4f * std::max(1.0f, b.abs().max().item<float>())) << "width " << width;
+  }
+}
+
+// Plans are compiled per input shape and evicted beyond a few: every call must still answer for its
+// own shape (and a plan's output tensor must not be overwritten by the next call).
+TEST(Model, OneDnnPlanCacheServesEachShape) {
+  torch::manual_seed(5);
+  auto m = make_model(0.25, 3);
+  randomize_batchnorm(*m);
+  m->eval();
+  model::FusedYoloV2 fused(*m), ops(*m);
+  ops.set_backend(model::FusedYoloV2::Backend::LibTorch);
+  std::vector<at::Tensor> inputs, outputs;
+  for (const auto& [b, h, w] : std::vector<std::array<int64_t, 3>>{{1, 64, 64}, {2, 64, 64}, {1, 96, 64}, {1, 64, 128},
+                                                                   {3, 32, 32}, {1, 64, 64}, {2, 64, 64}}) {
+    inputs.push_back(at::rand({b, 3, h, w}));
+    outputs.push_back(fused.forward(inputs.back()));
+  }
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    EXPECT_LT((outputs[i] - ops.forward(inputs[i])).abs().max().item<float>(), 1e-4f) << "call " << i;
 }
 
 TEST(DarknetWeights, RoundTripIsBitIdentical) {

@@ -100,6 +100,36 @@ TEST(Resume, StoppedAndResumedRunEqualsUninterruptedRun) {
   EXPECT_EQ(rows, 8);
 }
 
+// runtime.channels_last changes the memory layout only: with frozen batch norm (live BN at
+// initialisation amplifies rounding, see test_distributed.cpp) 4 steps in NHWC equal 4 in NCHW.
+TEST(Training, ChannelsLastTrainsLikeNchw) {
+  yolo2::testing::TempDir dir;
+  const std::string root = make_dataset(dir, 8, 96, 4);
+  auto run = [&](const std::string& name, bool channels_last) {
+    Config c = tiny_config(root, dir.file(name));
+    c.train.max_batches = 4;
+    c.train.burn_in = 0;
+    c.train.lr = 0.005;
+    c.train.freeze_bn = true;
+    c.data.input_size = 96;
+    c.runtime.channels_last = channels_last;
+    train::TrainOptions o;
+    o.evaluate = false;
+    train::run_training(c, o);
+    return train::load_checkpoint(dir.file(name + "/last.ckpt"));
+  };
+  auto nchw = run("nchw", false), nhwc = run("nhwc", true);
+  // The run did train in NHWC (the checkpoint keeps its parameters' layout).
+  const at::Tensor w = nhwc.model->convs()[1]->weight;
+  EXPECT_TRUE(w.is_contiguous(at::MemoryFormat::ChannelsLast) && !w.is_contiguous());
+  EXPECT_TRUE(nchw.model->convs()[1]->weight.is_contiguous());
+  const double diff = max_abs_diff(*nchw.model, *nhwc.model);
+  EXPECT_LE(diff, 1e-5) << "max abs weight difference " << diff;
+  torch::manual_seed(5);
+  model::YoloV2 fresh(model::yolov2_spec(nchw.config.model, 6));
+  EXPECT_GT(max_abs_diff(*fresh, *nhwc.model), 1e-3);  // the weights did move
+}
+
 TEST(Resume, StopRequestSavesAResumableCheckpoint) {
   yolo2::testing::TempDir dir;
   const std::string root = make_dataset(dir, 8, 96, 4);

@@ -135,6 +135,7 @@ struct RuntimeConfig {
   int threads = 0;  // 0: all cores
   uint64_t seed = 0;
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  bool channels_last = true;    // train with NHWC activations and weights (oneDNN's faster layout on CPU)
 };
 
 // Multi-process training (c10d). Ranks and addresses come from the launch (torchrun's environment

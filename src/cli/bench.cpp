@@ -174,6 +174,7 @@ void add_bench(CLI::App& app) {
     std::vector<Row> rows;
     auto pct = [](double v, double ref) { return std::to_string(static_cast<int>(std::lround(100 * v / ref))) + "%"; };
     auto num = [](double v) { return std::to_string(v).substr(0, std::to_string(v).find('.') + 2); };
+    auto ratio = [](double v) { return std::to_string(v).substr(0, std::to_string(v).find('.') + 3) + "x"; };
 
     // The machine's reference convolution, then the training iteration (its peak memory measured alone).
     const ConvReference ref = bench_reference_conv(*repeats, false);
@@ -207,10 +208,19 @@ void add_bench(CLI::App& app) {
     net->eval();
     const model::FusedYoloV2 fused(*net);
     const at::Tensor x1 = at::rand({1, 3, s, s}), x8 = at::rand({8, 3, s, s});
+    const std::string how = fused.uses_onednn(x1) ? "oneDNN plan" : "LibTorch ops";
     const double t1 = median_seconds(2, *repeats, [&] { fused.forward(x1); });
     const double t8 = median_seconds(1, std::max(3, *repeats / 2), [&] { fused.forward(x8); });
-    rows.push_back({"forward batch 1 (latency)", t1 * 1000, "ms", num(gflop / t1) + " GFLOP/s = " + pct(gflop / t1, ref.forward) + " of reference fwd"});
-    rows.push_back({"forward batch 8 (throughput)", 8 / t8, "images/s", num(8 * gflop / t8) + " GFLOP/s = " + pct(8 * gflop / t8, ref.forward) + " of reference fwd"});
+    rows.push_back({"forward batch 1 (latency), " + how, t1 * 1000, "ms", num(gflop / t1) + " GFLOP/s = " + pct(gflop / t1, ref.forward) + " of reference fwd"});
+    rows.push_back({"forward batch 8 (throughput), " + how, 8 / t8, "images/s", num(8 * gflop / t8) + " GFLOP/s = " + pct(8 * gflop / t8, ref.forward) + " of reference fwd"});
+    if (fused.uses_onednn(x1)) {  // what the plan buys over LibTorch's op-by-op forward
+      model::FusedYoloV2 ops(*net);
+      ops.set_backend(model::FusedYoloV2::Backend::LibTorch);
+      const double o1 = median_seconds(2, *repeats, [&] { ops.forward(x1); });
+      const double o8 = median_seconds(1, std::max(3, *repeats / 2), [&] { ops.forward(x8); });
+      rows.push_back({"forward batch 1, LibTorch ops", o1 * 1000, "ms", num(gflop / o1) + " GFLOP/s; plan " + ratio(o1 / t1) + " faster"});
+      rows.push_back({"forward batch 8, LibTorch ops", 8 / o8, "images/s", num(8 * gflop / o8) + " GFLOP/s; plan " + ratio(o8 / t8) + " faster"});
+    }
     if (!*skip_opencv) {
       const auto dir = std::filesystem::temp_directory_path() / ("yolo2-bench-" + std::to_string(::getpid()));
       std::filesystem::create_directories(dir);
@@ -226,8 +236,8 @@ void add_bench(CLI::App& app) {
       const double c1 = median_seconds(2, *repeats, [&] { cvnet.setInput(blob1); cvnet.forward(); });
       const double c8 = median_seconds(1, std::max(3, *repeats / 2), [&] { cvnet.setInput(blob8); cvnet.forward(); });
       cv::setNumThreads(1);
-      rows.push_back({"OpenCV DNN forward batch 1", c1 * 1000, "ms", "ratio " + std::to_string(c1 / t1).substr(0, 5) + "x slower"});
-      rows.push_back({"OpenCV DNN forward batch 8", 8 / c8, "images/s", "ratio " + std::to_string(c8 / t8).substr(0, 5) + "x slower"});
+      rows.push_back({"OpenCV DNN forward batch 1", c1 * 1000, "ms", ratio(c1 / t1) + " slower than " + how});
+      rows.push_back({"OpenCV DNN forward batch 8", 8 / c8, "images/s", ratio(c8 / t8) + " slower than " + how});
     }
 
     // Decode + per-class NMS of one image's output, at the mAP threshold.

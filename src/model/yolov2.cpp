@@ -5,6 +5,9 @@
 #include <torch/utils.h>
 
 #include <algorithm>
+#include <array>
+#include <list>
+#include <mutex>
 #include <cmath>
 #include <iomanip>
 #include <set>
@@ -292,7 +295,15 @@ at::Tensor YoloV2Impl::forward(const at::Tensor& x) {
   });
 }
 
-FusedYoloV2::FusedYoloV2(YoloV2Impl& model) : spec_(model.spec()), conv_of_layer_(model.conv_of_layer()) {
+struct FusedYoloV2::PlanCache {
+  std::mutex mutex;
+  // Most recently used first; a handful of shapes (evaluation, detection, multi-scale tests).
+  std::list<std::pair<std::array<int64_t, 3>, std::unique_ptr<OneDnnPlan>>> plans;
+  static constexpr std::size_t kMaxPlans = 4;
+};
+
+FusedYoloV2::FusedYoloV2(YoloV2Impl& model)
+    : spec_(model.spec()), conv_of_layer_(model.conv_of_layer()), plans_(std::make_shared<PlanCache>()) {
   torch::NoGradGuard no_grad;
   for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
     const int k = conv_of_layer_[i];
@@ -300,12 +311,12 @@ FusedYoloV2::FusedYoloV2(YoloV2Impl& model) : spec_(model.spec()), conv_of_layer
     const auto ku = static_cast<std::size_t>(k);
     const auto& conv = model.convs()[ku];
     const auto& bn = model.norms()[ku];
-    Conv c;
+    FoldedConv c;
     c.stride = spec_.layers[i].stride;
     c.padding = spec_.layers[i].size / 2;
     c.leaky = spec_.layers[i].leaky;
     if (bn.is_empty()) {
-      c.weight = conv->weight.detach().clone();
+      c.weight = conv->weight.detach().clone(at::MemoryFormat::Contiguous);
       c.bias = conv->bias.detach().clone();
     } else {
       // y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta, folded into one convolution.
@@ -317,11 +328,29 @@ FusedYoloV2::FusedYoloV2(YoloV2Impl& model) : spec_(model.spec()), conv_of_layer
   }
 }
 
+bool FusedYoloV2::uses_onednn(const at::Tensor& x) const {
+  return backend_ == Backend::Auto && onednn_available() && x.device().is_cpu() && x.scalar_type() == at::kFloat &&
+         x.layout() == at::kStrided;
+}
+
 at::Tensor FusedYoloV2::forward(const at::Tensor& x) const {
   c10::InferenceMode guard;
   check_input(x, spec_);
+  if (uses_onednn(x)) {
+    const std::array<int64_t, 3> key{x.size(0), x.size(2), x.size(3)};
+    std::lock_guard<std::mutex> lock(plans_->mutex);
+    auto& plans = plans_->plans;
+    auto it = std::find_if(plans.begin(), plans.end(), [&](const auto& p) { return p.first == key; });
+    if (it == plans.end()) {
+      plans.emplace_front(key, std::make_unique<OneDnnPlan>(spec_, conv_of_layer_, convs_, key[0], key[1], key[2]));
+      if (plans.size() > PlanCache::kMaxPlans) plans.pop_back();
+    } else if (it != plans.begin()) {
+      plans.splice(plans.begin(), plans, it);
+    }
+    return plans.front().second->run(x);
+  }
   return run_layers(spec_, x, [this](std::size_t i, const at::Tensor& in) {
-    const Conv& c = convs_[static_cast<std::size_t>(conv_of_layer_[i])];
+    const FoldedConv& c = convs_[static_cast<std::size_t>(conv_of_layer_[i])];
     at::Tensor y = at::conv2d(in, c.weight, c.bias, {c.stride, c.stride}, {c.padding, c.padding});
     return c.leaky ? at::leaky_relu_(y, 0.1) : y;
   });

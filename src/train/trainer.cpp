@@ -306,6 +306,12 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
                               : model::YoloV2(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
   if (!resumed) init_weights(*net, config.train.init_weights);
   net->to(device);
+  const auto memory_format = config.runtime.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  if (config.runtime.channels_last) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->parameters())
+      if (p.dim() == 4) p.set_data(p.data().contiguous(memory_format));
+  }
   // train.freeze_bn: batch norm stays in evaluation mode with fixed gamma/beta.
   if (config.train.freeze_bn)
     for (auto& bn : net->norms())
@@ -446,7 +452,7 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
       std::optional<data::Batch> batch = loader.next();
       if (!batch) throw Error("the data loader ended early (internal error)");
       size = batch->size;
-      const at::Tensor raw = net->forward(batch->images.to(device));
+      const at::Tensor raw = net->forward(batch->images.to(device).contiguous(memory_format));
       const int64_t seen = state.images_seen + static_cast<int64_t>(s + 1) * mini;
       loss::RegionLossResult r = loss::region_loss(raw, batch->boxes, batch->labels, batch->counts, seen, gamma, lopt);
       const std::pair<const char*, double> terms[] = {{"coord", r.coord}, {"object", r.object}, {"noobject", r.noobject},

@@ -13,9 +13,11 @@
 
 #include <string>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "yolo2/config.hpp"
+#include "yolo2/model/onednn_plan.hpp"
 
 namespace yolo2::model {
 
@@ -101,23 +103,27 @@ class YoloV2Impl : public torch::nn::Module {
 TORCH_MODULE(YoloV2);
 
 // The network with batch norm folded into the convolutions, for inference (no autograd, no BN
-// kernels, in-place activations). Built from the current weights of a YoloV2.
+// kernels, in-place activations). Built from the current weights of a YoloV2. On CPU it runs a
+// oneDNN plan compiled for each input shape it meets (onednn_plan.hpp; the last few shapes are
+// kept); elsewhere, or with Backend::LibTorch, LibTorch's ops. Copies share the compiled plans.
 class FusedYoloV2 {
  public:
+  enum class Backend { Auto, LibTorch };
   explicit FusedYoloV2(YoloV2Impl& model);
-  // Same contract as YoloV2Impl::forward; runs under inference mode.
+  // Same contract as YoloV2Impl::forward; runs under inference mode. Thread-safe.
   at::Tensor forward(const at::Tensor& x) const;
   const NetworkSpec& spec() const { return spec_; }
+  void set_backend(Backend b) { backend_ = b; }
+  // Whether forward(x) would take the oneDNN plan.
+  bool uses_onednn(const at::Tensor& x) const;
 
  private:
-  struct Conv {
-    at::Tensor weight, bias;
-    int stride = 1, padding = 0;
-    bool leaky = true;
-  };
+  struct PlanCache;
   NetworkSpec spec_;
   std::vector<int> conv_of_layer_;
-  std::vector<Conv> convs_;
+  std::vector<FoldedConv> convs_;
+  Backend backend_ = Backend::Auto;
+  std::shared_ptr<PlanCache> plans_;
 };
 
 // Trainable parameter count.
