@@ -19,7 +19,7 @@ if [ ! -f data/synth/classes.txt ]; then
 fi
 
 echo "== full yolov2-voc (width 1, 20 classes), 416 px, mini-batch 8"
-$YOLO2 bench --config configs/voc_ce.yaml --channels-last \
+$YOLO2 bench --config configs/voc_ce.yaml --both-layouts \
   --set 'data.train=[{root: data/bench500, split: trainval}]' --set data.skip_unknown_classes=true \
   --json bench/voc416.json
 

@@ -535,7 +535,7 @@ const std::vector<Field>& registry() {
         YOLO2_KEY(uint64_t, runtime.seed, "Seed of every random choice."),
         YOLO2_KEY(bool, runtime.channels_last,
                   "Train in channels-last (NHWC) memory format, oneDNN's faster layout on CPU "
-                  "(yolo2 bench --channels-last measures both). Results are the same up to rounding."),
+                  "(yolo2 bench --both-layouts measures both). Results are the same up to rounding."),
         YOLO2_KEY(std::string, runtime.device, "auto, cpu, cuda or cuda:N.",
                   Check<std::string>([](const std::string& v) -> std::optional<std::string> {
                     if (v == "auto" || v == "cpu" || v == "cuda") return std::nullopt;

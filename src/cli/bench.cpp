@@ -116,8 +116,13 @@ double peak_rss_mib() {
 }
 
 // One training iteration as the trainer runs it (forward in training mode, region loss against
-// synthetic targets, backward, SGD step with momentum and decay), images/s at the configured mini-batch.
-double bench_train_step(const Config& config, int repeats, bool channels_last) {
+// synthetic targets, backward, SGD step with momentum and decay) at the configured mini-batch, in the
+// given memory format: images/s, and the median of each phase (CPU: the phases run synchronously).
+struct TrainBench {
+  double images_per_s = 0;
+  double forward_ms = 0, loss_ms = 0, backward_ms = 0, step_ms = 0;
+};
+TrainBench bench_train_step(const Config& config, int repeats, bool channels_last) {
   model::YoloV2 net(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
   net->train();
   const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
@@ -138,13 +143,29 @@ double bench_train_step(const Config& config, int repeats, bool channels_last) {
       labels[i][k] = rng.uniform_int(0, static_cast<int64_t>(config.data.classes.size()) - 1);
     }
   const loss::RegionLossOptions lopt = loss::RegionLossOptions::from_config(config);
+  std::vector<double> phase[4];
+  auto ms_since = [](Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); };
   const double t = median_seconds(1, repeats, [&] {
+    auto t0 = Clock::now();
     sgd.zero_grad();
     const at::Tensor raw = net->forward(x);
-    loss::region_loss(raw, boxes, labels, counts, 1 << 30, config.loss.focal.gamma, lopt).total.backward();
+    phase[0].push_back(ms_since(t0));
+    t0 = Clock::now();
+    const at::Tensor loss = loss::region_loss(raw, boxes, labels, counts, 1 << 30, config.loss.focal.gamma, lopt).total;
+    phase[1].push_back(ms_since(t0));
+    t0 = Clock::now();
+    loss.backward();
+    phase[2].push_back(ms_since(t0));
+    t0 = Clock::now();
     sgd.step();
+    phase[3].push_back(ms_since(t0));
   });
-  return b / t;
+  auto median = [](std::vector<double> v) {
+    v.erase(v.begin());  // the warm-up
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  return {b / t, median(phase[0]), median(phase[1]), median(phase[2]), median(phase[3])};
 }
 
 }  // namespace
@@ -159,14 +180,14 @@ void add_bench(CLI::App& app) {
   auto skip_loader = std::make_shared<bool>(false);
   auto skip_opencv = std::make_shared<bool>(false);
   auto skip_train = std::make_shared<bool>(false);
-  auto channels_last = std::make_shared<bool>(false);
+  auto both_layouts = std::make_shared<bool>(false);
   cmd->add_option("--batches", *batches, "Loader batches measured after warm-up")->capture_default_str();
   cmd->add_option("--repeats", *repeats, "Timed repeats per measurement (median)")->capture_default_str();
   cmd->add_option("--json", *json, "Write the figures as JSON to this file");
   cmd->add_flag("--no-loader", *skip_loader, "Skip the loader (needs the config's training data)");
   cmd->add_flag("--no-opencv", *skip_opencv, "Skip the OpenCV DNN comparison");
   cmd->add_flag("--no-train", *skip_train, "Skip the training iteration");
-  cmd->add_flag("--channels-last", *channels_last, "Also measure the reference convolution and the training iteration in channels-last memory format");
+  cmd->add_flag("--both-layouts", *both_layouts, "Also measure the reference convolution and the training iteration in the other memory format (NCHW / channels-last NHWC) than runtime.channels_last");
   cmd->callback([=] {
     const Config config = flags->load();
     const int threads = util::setup_runtime(config.runtime);
@@ -178,7 +199,7 @@ void add_bench(CLI::App& app) {
 
     // The machine's reference convolution, then the training iteration (its peak memory measured alone).
     const ConvReference ref = bench_reference_conv(*repeats, false);
-    rows.push_back({"reference 3x3 conv forward (256ch 52x52 b8)", ref.forward, "GFLOP/s", "LibTorch/oneDNN"});
+    rows.push_back({"reference 3x3 conv forward (256ch 52x52 b8 NCHW)", ref.forward, "GFLOP/s", "LibTorch/oneDNN"});
     rows.push_back({"reference 3x3 conv backward", ref.backward, "GFLOP/s", "input + weight gradients"});
     rows.push_back({"reference 3x3 conv forward + backward", ref.both, "GFLOP/s", ""});
     double gflop = 0;
@@ -188,18 +209,33 @@ void add_bench(CLI::App& app) {
     }
     const int mini = config.train.batch / config.train.subdivisions;
     if (!*skip_train) {
-      reset_peak_rss();
-      const double ips = bench_train_step(config, std::max(3, *repeats / 2), false);
-      const double rss = peak_rss_mib();
-      const double g = 3 * gflop * ips;
-      rows.push_back({"training iteration (fwd, loss, bwd, SGD step)", ips, "images/s",
-                      num(g) + " GFLOP/s = " + pct(g, ref.both) + " of reference fwd+bwd; batch " + std::to_string(mini)});
-      rows.push_back({"peak resident memory, training iteration", rss, "MiB", "process VmHWM during the iterations"});
-      if (*channels_last) {
-        const ConvReference cl = bench_reference_conv(*repeats, true);
-        rows.push_back({"reference conv fwd+bwd, channels-last", cl.both, "GFLOP/s", pct(cl.both, ref.both) + " of NCHW"});
-        const double ips_cl = bench_train_step(config, std::max(3, *repeats / 2), true);
-        rows.push_back({"training iteration, channels-last", ips_cl, "images/s", pct(ips_cl, ips) + " of NCHW"});
+      // In the layout the trainer uses (runtime.channels_last); --both-layouts adds the other one.
+      const bool cl = config.runtime.channels_last;
+      const std::string layout = cl ? "NHWC" : "NCHW";
+      auto train_rows = [&](bool channels_last, const std::string& name) {
+        reset_peak_rss();
+        const TrainBench tb = bench_train_step(config, std::max(3, *repeats / 2), channels_last);
+        const double rss = peak_rss_mib();
+        const double g = 3 * gflop * tb.images_per_s;
+        rows.push_back({"training iteration, " + name, tb.images_per_s, "images/s",
+                        num(g) + " GFLOP/s = " + pct(g, ref.both) + " of reference fwd+bwd; batch " + std::to_string(mini) +
+                            "; fwd, loss, bwd, SGD step"});
+        const double all = tb.forward_ms + tb.loss_ms + tb.backward_ms + tb.step_ms;
+        rows.push_back({"  phases: forward / region loss / backward / step", all, "ms",
+                        num(tb.forward_ms) + " / " + num(tb.loss_ms) + " / " + num(tb.backward_ms) + " / " + num(tb.step_ms) +
+                            " ms (" + pct(tb.forward_ms, all) + " / " + pct(tb.loss_ms, all) + " / " +
+                            pct(tb.backward_ms, all) + " / " + pct(tb.step_ms, all) + ")"});
+        rows.push_back({"  peak resident memory", rss, "MiB", "process VmHWM during the iterations"});
+        return tb.images_per_s;
+      };
+      const double ips = train_rows(cl, layout);
+      if (*both_layouts) {
+        // The reference stays the NCHW convolution; this is the same convolution in NHWC.
+        const ConvReference nhwc = bench_reference_conv(*repeats, true);
+        rows.push_back({"reference conv fwd+bwd, NHWC", nhwc.both, "GFLOP/s", pct(nhwc.both, ref.both) + " of the NCHW reference"});
+        const std::size_t at_row = rows.size();
+        const double ips_other = train_rows(!cl, cl ? "NCHW" : "NHWC");
+        rows[at_row].note = pct(ips_other, ips) + " of " + layout + "; " + rows[at_row].note;
       }
     }
 
@@ -285,8 +321,8 @@ void add_bench(CLI::App& app) {
       const double lips = bench_loader(config, *batches);
       std::string note = std::to_string(config.data.input_size) + " px, batch " + std::to_string(mini) + ", " +
                          std::to_string(config.data.workers) + " worker(s)";
-      for (const auto& r : rows)
-        if (r.what.rfind("training iteration (", 0) == 0) note += "; " + num(lips / r.value) + "x the training iteration";
+      const auto train_row = std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.what.rfind("training iteration, ", 0) == 0; });
+      if (train_row != rows.end()) note += "; " + num(lips / train_row->value) + "x the training iteration";
       rows.push_back({"loader, full augmentation", lips, "images/s", note});
     }
 
