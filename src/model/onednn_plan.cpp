@@ -42,11 +42,20 @@ struct OneDnnPlan::Impl {
   std::vector<Step> steps;
   memory input, output;  // user-layout ends: their data handles are set on every run
   memory::dims in_dims, out_dims;
+  // Activations get their storage after the plan is built (assign_buffers): buffers are shared
+  // between activations whose lifetimes do not overlap.
+  std::vector<memory> activations;
+  std::vector<at::Tensor> buffers;
+
+  memory activation(const memory::desc& d) {
+    activations.emplace_back(d, engine, static_cast<void*>(DNNL_MEMORY_NONE));
+    return activations.back();
+  }
 
   // A reorder from `src` into a new memory of layout `want` (or `src` itself when it already has it).
   memory reorder_to(const memory& src, const memory::desc& want) {
     if (src.get_desc() == want) return src;
-    memory dst(want, engine);
+    memory dst = activation(want);
     steps.push_back({dnnl::reorder(src, dst), {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}}, {}});
     return dst;
   }
@@ -79,7 +88,7 @@ struct OneDnnPlan::Impl {
     dnnl::reorder(user_b, bias).execute(stream, user_b, bias);
     stream.wait();
 
-    memory dst(pd.dst_desc(), engine);
+    memory dst = activation(pd.dst_desc());
     steps.push_back({dnnl::convolution_forward(pd),
                      {{DNNL_ARG_SRC, in}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}},
                      {}});
@@ -92,7 +101,7 @@ struct OneDnnPlan::Impl {
                                         src.get_desc(), any_desc({sd[0], sd[1], sd[2] / 2, sd[3] / 2}), {2, 2},
                                         {2, 2}, {0, 0}, {0, 0});
     const dnnl::pooling_forward::primitive_desc pd(d, engine);
-    memory dst(pd.dst_desc(), engine);
+    memory dst = activation(pd.dst_desc());
     steps.push_back({dnnl::pooling_forward(pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}, {}});
     return dst;
   }
@@ -100,22 +109,57 @@ struct OneDnnPlan::Impl {
   // darknet's reorg has no oneDNN primitive: plain NCHW in and out, LibTorch in between (the one
   // 26x26x64 map of the passthrough, a negligible copy).
   memory reorg(const memory& src) {
-    const memory::dims sd = src.get_desc().dims();
+    const memory::dims sd = src.get_desc().dims(), od{sd[0], 4 * sd[1], sd[2] / 2, sd[3] / 2};
     const memory plain = reorder_to(src, plain_desc(sd));
-    const at::Tensor out = at::empty({sd[0], 4 * sd[1], sd[2] / 2, sd[3] / 2}, at::kFloat);
-    memory dst(plain_desc({sd[0], 4 * sd[1], sd[2] / 2, sd[3] / 2}), engine, out.data_ptr());
-    steps.push_back({{}, {}, [plain, out, sd]() {
-                       const at::Tensor in = at::from_blob(plain.get_data_handle(), at::IntArrayRef(sd.data(), sd.size()), at::kFloat);
-                       out.copy_(reorg_darknet(in));
-                     }});
+    const memory dst = activation(plain_desc(od));
+    // The host step's memories are listed as its arguments too, for the buffers' lifetimes.
+    Step step;
+    step.args.emplace(DNNL_ARG_FROM, plain);
+    step.args.emplace(DNNL_ARG_TO, dst);
+    step.host = [plain, dst, sd, od]() {
+      const at::Tensor in = at::from_blob(plain.get_data_handle(), at::IntArrayRef(sd.data(), sd.size()), at::kFloat);
+      at::from_blob(dst.get_data_handle(), at::IntArrayRef(od.data(), od.size()), at::kFloat).copy_(reorg_darknet(in));
+    };
+    steps.push_back(std::move(step));
     return dst;
+  }
+
+  // Gives every activation a buffer: walking the steps in order, an activation takes the smallest
+  // free buffer that fits (or a new one) at its first use and frees it after its last use.
+  void assign_buffers() {
+    const std::size_t n = activations.size();
+    std::vector<std::size_t> first(n, steps.size()), last(n, 0);
+    for (std::size_t s = 0; s < steps.size(); ++s)
+      for (const auto& [arg, m] : steps[s].args)
+        for (std::size_t a = 0; a < n; ++a)
+          if (m.get() == activations[a].get()) first[a] = std::min(first[a], s), last[a] = std::max(last[a], s);
+    std::vector<std::size_t> owner(n), free_list;  // owner: buffer index of each activation
+    for (std::size_t s = 0; s < steps.size(); ++s) {
+      for (std::size_t a = 0; a < n; ++a) {
+        if (first[a] != s) continue;
+        const auto bytes = static_cast<int64_t>(activations[a].get_desc().get_size());
+        auto best = free_list.end();
+        for (auto it = free_list.begin(); it != free_list.end(); ++it)
+          if (buffers[*it].numel() >= bytes && (best == free_list.end() || buffers[*it].numel() < buffers[*best].numel())) best = it;
+        if (best == free_list.end()) {
+          owner[a] = buffers.size();
+          buffers.push_back(at::empty({bytes}, at::kByte));
+        } else {
+          owner[a] = *best;
+          free_list.erase(best);
+        }
+        activations[a].set_data_handle(buffers[owner[a]].data_ptr());
+      }
+      for (std::size_t a = 0; a < n; ++a)
+        if (last[a] == s && first[a] < steps.size()) free_list.push_back(owner[a]);
+    }
   }
 
   memory concat(const std::vector<memory>& parts) {
     std::vector<memory::desc> descs;
     for (const auto& p : parts) descs.push_back(p.get_desc());
     const dnnl::concat::primitive_desc pd(1, descs, engine);
-    memory dst(pd.dst_desc(), engine);
+    memory dst = activation(pd.dst_desc());
     std::unordered_map<int, memory> args{{DNNL_ARG_DST, dst}};
     for (std::size_t i = 0; i < parts.size(); ++i) args.emplace(DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i), parts[i]);
     steps.push_back({dnnl::concat(pd), std::move(args), {}});
@@ -154,6 +198,7 @@ OneDnnPlan::OneDnnPlan(const NetworkSpec& spec, const std::vector<int>& conv_of_
   p.out_dims = x.get_desc().dims();
   p.output = memory(plain_desc(p.out_dims), p.engine, DNNL_MEMORY_NONE);
   p.steps.push_back({dnnl::reorder(x, p.output), {{DNNL_ARG_FROM, x}, {DNNL_ARG_TO, p.output}}, {}});
+  p.assign_buffers();
 }
 
 OneDnnPlan::~OneDnnPlan() = default;
