@@ -6,6 +6,8 @@
 #
 #   scripts/experiment.sh                 # 5 settings x 3 seeds (SEEDS="1 2 3")
 #   SEEDS="1 2 3 4 5" ITERS=800 scripts/experiment.sh   # shorter runs, lr steps scaled
+#   SETTINGS="ce soft_gamma_0_to_2" scripts/experiment.sh  # only (and in this order) these settings
+#   ALSO=runs/experiment500 scripts/experiment.sh   # the report also tabulates an earlier OUT folder
 #
 # The seed changes the weight initialisation, the data order and the augmentation; the dataset is
 # the same for every run (data/experiment, generated once with the demo's settings).
@@ -29,6 +31,10 @@ if [ ! -f "$DATA/classes.txt" ]; then
 fi
 
 NAMES=(ce focal_g2 focal_g2_alpha_auto soft_gamma_0_to_2 sigmoid_focal_g2)
+read -r -a RUN_NAMES <<< "${SETTINGS:-${NAMES[*]}}"
+for name in "${RUN_NAMES[@]}"; do
+  [[ " ${NAMES[*]} " == *" $name "* ]] || { echo "SETTINGS: unknown setting '$name' (known: ${NAMES[*]})" >&2; exit 2; }
+done
 # The class term of each setting (everything else is the config's).
 overrides_for() {
   case $1 in
@@ -42,22 +48,34 @@ overrides_for() {
   esac
 }
 
+# The command line of one run, in ARGS.
+args_for() {
+  local name=$1 seed=$2
+  overrides_for "$name"
+  ARGS=(train --config "$CONFIG" --output "$OUT/$name/seed$seed" --overwrite
+        --set "data.train=[{root: $DATA, split: trainval}]" --set "data.test=[{root: $DATA, split: test}]"
+        --set runtime.seed="$seed" --set eval.every=0 "${OV[@]}")
+  if [ -n "$ITERS" ]; then  # a shorter schedule: the lr steps keep their place (80% and 94%)
+    ARGS+=(--set train.max_batches="$ITERS" --set "train.steps=[$((ITERS * 80 / 100)), $((ITERS * 94 / 100))]"
+           --set data.multiscale_final=$((ITERS / 24)) --set eval.every=$((ITERS / 3)))
+  fi
+}
+
 mkdir -p "$OUT"
 COMMANDS="$OUT/commands.txt"
 : > "$COMMANDS"
 for name in "${NAMES[@]}"; do
-  overrides_for "$name"
+  for seed in $SEEDS; do
+    args_for "$name" "$seed"
+    printf '%q ' "$YOLO2" "${ARGS[@]}" >> "$COMMANDS"; echo >> "$COMMANDS"
+  done
+done
+for name in "${RUN_NAMES[@]}"; do
   for seed in $SEEDS; do
     run="$OUT/$name/seed$seed"
     mkdir -p "$OUT/$name"
-    args=(train --config "$CONFIG" --output "$run" --overwrite
-          --set "data.train=[{root: $DATA, split: trainval}]" --set "data.test=[{root: $DATA, split: test}]"
-          --set runtime.seed="$seed" --set eval.every=0 "${OV[@]}")
-    if [ -n "$ITERS" ]; then  # a shorter schedule: the lr steps keep their place (80% and 94%)
-      args+=(--set train.max_batches="$ITERS" --set "train.steps=[$((ITERS * 80 / 100)), $((ITERS * 94 / 100))]"
-             --set data.multiscale_final=$((ITERS / 24)) --set eval.every=$((ITERS / 3)))
-    fi
-    printf '%q ' "$YOLO2" "${args[@]}" >> "$COMMANDS"; echo >> "$COMMANDS"
+    args_for "$name" "$seed"
+    args=("${ARGS[@]}")
     if [ -f "$run/done" ]; then echo "== $name seed $seed: done already ($run)"; continue; fi
     echo "== $name seed $seed"
     start=$(date +%s.%N)
@@ -69,5 +87,5 @@ for name in "${NAMES[@]}"; do
   done
 done
 
-python3 scripts/experiment_report.py "$OUT" "$CONFIG" "$DATA" "$SYNTH_ARGS" "$COMMANDS" docs/experiments.md
+python3 scripts/experiment_report.py "$OUT" "$CONFIG" "$DATA" "$SYNTH_ARGS" "$COMMANDS" docs/experiments.md ${ALSO:-}
 echo "wrote docs/experiments.md"

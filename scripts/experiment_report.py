@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes docs/experiments.md from the runs of scripts/experiment.sh (standard library only).
 
-usage: experiment_report.py OUT CONFIG DATA SYNTH_ARGS COMMANDS MARKDOWN
+usage: experiment_report.py OUT CONFIG DATA SYNTH_ARGS COMMANDS MARKDOWN [EARLIER_OUT ...]
+
+EARLIER_OUT: folders of earlier runs of the script (e.g. at another ITERS), tabulated after the main table.
 """
 import csv
 import glob
@@ -12,6 +14,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 out, config, data, synth_args, commands_file, md_path = sys.argv[1:7]
+earlier = sys.argv[7:]
 NAMES = [
     ("ce", "cross-entropy (darknet's class term)"),
     ("focal_g2", "softmax focal, gamma 2, alpha 1 (the seed's setting)"),
@@ -37,39 +40,56 @@ for image_id in open(split).read().split():
 classes = [l.strip() for l in open(os.path.join(data, "classes.txt")) if l.strip()]
 rare = sorted(classes, key=lambda c: counts.get(c, 0))[:3]
 
-rows = []
-per_class = {}
-for name, label in NAMES:
-    maps, rares, times, its = [], [], [], None
-    ap_runs = []
-    for run in sorted(glob.glob(os.path.join(out, name, "seed*"))):
-        if not os.path.exists(os.path.join(run, "done")):
+def collect(folder, plots):
+    """Rows (one per setting with finished runs) and mean AP per class, from one OUT folder."""
+    rows, per_class = [], {}
+    for name, label in NAMES:
+        maps, rares, times, its = [], [], [], None
+        ap_runs = []
+        for run in sorted(glob.glob(os.path.join(folder, name, "seed*"))):
+            if not os.path.exists(os.path.join(run, "done")):
+                continue
+            ev = read_csv(os.path.join(run, "eval.csv"))
+            if not ev:
+                continue
+            last = ev[-1]
+            maps.append(float(last["map"]))
+            aps = {c: float(last["ap_" + c]) for c in classes if ("ap_" + c) in last and last["ap_" + c] not in ("", "nan")}
+            ap_runs.append(aps)
+            rares.append(statistics.mean(aps[c] for c in rare if c in aps))
+            start, end = map(float, open(os.path.join(run, "time")).read().split())
+            times.append(end - start)
+            its = last["iteration"]
+        if not maps:
             continue
-        ev = read_csv(os.path.join(run, "eval.csv"))
-        if not ev:
-            continue
-        last = ev[-1]
-        maps.append(float(last["map"]))
-        aps = {c: float(last["ap_" + c]) for c in classes if ("ap_" + c) in last and last["ap_" + c] not in ("", "nan")}
-        ap_runs.append(aps)
-        rares.append(statistics.mean(aps[c] for c in rare if c in aps))
-        start, end = map(float, open(os.path.join(run, "time")).read().split())
-        times.append(end - start)
-        its = last["iteration"]
-    if not maps:
-        continue
-    sd = statistics.stdev(maps) if len(maps) > 1 else float("nan")
-    sd_r = statistics.stdev(rares) if len(rares) > 1 else float("nan")
-    rows.append((name, label, len(maps), statistics.mean(maps), sd, statistics.mean(rares), sd_r,
-                 statistics.mean(times), its, maps))
-    per_class[name] = {c: statistics.mean(r[c] for r in ap_runs if c in r) for c in classes}
-    # Plots of the first seed next to the report.
-    first = sorted(glob.glob(os.path.join(out, name, "seed*")))[0]
-    os.makedirs(os.path.join(os.path.dirname(md_path), "experiments"), exist_ok=True)
-    for plot in ("loss.png", "map.png"):
-        src = os.path.join(first, plot)
-        if os.path.exists(src):
-            shutil.copyfile(src, os.path.join(os.path.dirname(md_path), "experiments", f"{name}_{plot}"))
+        sd = statistics.stdev(maps) if len(maps) > 1 else float("nan")
+        sd_r = statistics.stdev(rares) if len(rares) > 1 else float("nan")
+        rows.append((name, label, len(maps), statistics.mean(maps), sd, statistics.mean(rares), sd_r,
+                     statistics.mean(times), its, maps))
+        per_class[name] = {c: statistics.mean(r[c] for r in ap_runs if c in r) for c in classes}
+        if plots:  # plots of the first seed next to the report
+            first = sorted(glob.glob(os.path.join(folder, name, "seed*")))[0]
+            os.makedirs(os.path.join(os.path.dirname(md_path), "experiments"), exist_ok=True)
+            for plot in ("loss.png", "map.png"):
+                src = os.path.join(first, plot)
+                if os.path.exists(src):
+                    shutil.copyfile(src, os.path.join(os.path.dirname(md_path), "experiments", f"{name}_{plot}"))
+    return rows, per_class
+
+
+def results_table(rows):
+    lines = ["| class term | runs | mAP mean | mAP std | rare-class AP mean | rare std | time per run | iterations |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, label, n, m, sd, r, sdr, t, its, maps in rows:
+        lines.append(f"| {label} | {n} | {m:.4f} | {sd:.4f} | {r:.4f} | {sdr:.4f} | {t:.0f} s | {its} |")
+    lines.append("")
+    lines.append("Per-run mAP: " + "; ".join(f"{name}: " + ", ".join(f"{x:.4f}" for x in maps)
+                                          for name, _, _, _, _, _, _, _, _, maps in rows) + ".\n")
+    return lines
+
+
+rows, per_class = collect(out, True)
+missing = [label for name, label in NAMES if name not in {r[0] for r in rows}]
 
 md = []
 md.append("# The focal-loss experiment on the generated long-tailed dataset\n")
@@ -85,13 +105,15 @@ md.append(f"- Model and schedule: `{config}` (the demo's), identical in every ru
           "and `runtime.seed`, which changes the initialisation, the data order and the augmentation.")
 md.append("- Metric: VOC07 11-point mAP on the generated test split at the end of training.\n")
 md.append("## Results\n")
-md.append("| class term | runs | mAP mean | mAP std | rare-class AP mean | rare std | time per run | iterations |")
-md.append("|---|---|---|---|---|---|---|---|")
-for name, label, n, m, sd, r, sdr, t, its, maps in rows:
-    md.append(f"| {label} | {n} | {m:.4f} | {sd:.4f} | {r:.4f} | {sdr:.4f} | {t:.0f} s | {its} |")
-md.append("")
-md.append("Per-run mAP: " + "; ".join(f"{name}: " + ", ".join(f"{x:.4f}" for x in maps)
-                                      for name, _, _, _, _, _, _, _, _, maps in rows) + ".\n")
+md.extend(results_table(rows))
+if missing:
+    md.append("Not run at this length: " + "; ".join(missing) + ".\n")
+for folder in earlier:
+    e_rows, _ = collect(folder, False)
+    if e_rows:
+        md.append(f"Earlier runs of the script (`{folder}`, same settings and seeds, the schedule shortened "
+                  "to the iterations shown, lr steps at 80 % and 94 %):\n")
+        md.extend(results_table(e_rows))
 md.append("Mean AP per class (over seeds):\n")
 md.append("| class term | " + " | ".join(f"{c} ({counts.get(c, 0)})" for c in classes) + " |")
 md.append("|---|" + "---|" * len(classes))
