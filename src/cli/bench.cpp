@@ -126,11 +126,7 @@ TrainBench bench_train_step(const Config& config, int repeats, bool channels_las
   model::YoloV2 net(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
   net->train();
   const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  if (channels_last) {
-    at::NoGradGuard g;
-    for (auto& p : net->parameters())
-      if (p.dim() == 4) p.set_data(p.data().contiguous(fmt));
-  }
+  model::set_weight_memory_format(*net, fmt);
   torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(1e-4).momentum(config.train.momentum).weight_decay(config.train.decay));
   const int b = config.train.batch / config.train.subdivisions, s = config.data.input_size, m = 6;
   const at::Tensor x = at::rand({b, 3, s, s}).contiguous(fmt);

@@ -356,6 +356,12 @@ at::Tensor FusedYoloV2::forward(const at::Tensor& x) const {
   });
 }
 
+void set_weight_memory_format(YoloV2Impl& model, at::MemoryFormat format) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : model.parameters())
+    if (p.dim() == 4) p.set_data(p.data().contiguous(format));
+}
+
 int64_t parameter_count(torch::nn::Module& module) {
   int64_t n = 0;
   for (const auto& p : module.parameters())

@@ -307,11 +307,7 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
   if (!resumed) init_weights(*net, config.train.init_weights);
   net->to(device);
   const auto memory_format = config.runtime.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  if (config.runtime.channels_last) {
-    torch::NoGradGuard no_grad;
-    for (auto& p : net->parameters())
-      if (p.dim() == 4) p.set_data(p.data().contiguous(memory_format));
-  }
+  model::set_weight_memory_format(*net, memory_format);
   // train.freeze_bn: batch norm stays in evaluation mode with fixed gamma/beta.
   if (config.train.freeze_bn)
     for (auto& bn : net->norms())

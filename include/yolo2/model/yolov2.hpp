@@ -126,6 +126,9 @@ class FusedYoloV2 {
   std::shared_ptr<PlanCache> plans_;
 };
 
+// Puts the convolution weights in `format` (ChannelsLast: NHWC for training with runtime.channels_last).
+void set_weight_memory_format(YoloV2Impl& model, at::MemoryFormat format);
+
 // Trainable parameter count.
 int64_t parameter_count(torch::nn::Module& module);
 
