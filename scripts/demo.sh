@@ -2,14 +2,15 @@
 # The main job on the generated dataset, end to end: set up, build, generate a VOC-format dataset,
 # train configs/synth_focal.yaml on the CPU, evaluate the best checkpoint (VOC07 mAP) and show
 # where the plots are. About 12-14 minutes on 2 cores from a clean checkout (build included).
+# `--torch pypi` builds against PyPI's LibTorch 2.x instead (scripts/torch-choice.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+source scripts/torch-choice.sh
+torch_choice "$@"
 
-bash scripts/setup.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "${JOBS:-2}" --target yolo2
-YOLO2=build/yolo2
+torch_build --target yolo2
+YOLO2=$BUILD_DIR/yolo2
 CONFIG=${CONFIG:-configs/synth_focal.yaml}
 RUN=runs/$(basename "$CONFIG" .yaml)
 

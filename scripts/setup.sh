@@ -1,35 +1,68 @@
 #!/usr/bin/env bash
-# Installs every Debian package yolo2 needs to build, test and run. Idempotent: when everything is
-# already installed it only checks (no apt-get call), so it is cheap to run before every build.
+# Installs everything yolo2 needs to build, test and run. Idempotent: when everything is already
+# there it only checks (no apt-get or pip call), so it is cheap to run before every build.
+#   scripts/setup.sh                 Debian packages, LibTorch 1.13.1 from Debian (CPU)
+#   scripts/setup.sh --torch pypi    Debian packages, LibTorch 2.x from PyPI's torch wheel (with CUDA)
+#                                    into .torch-pypi/ (about 2.7 GB to download, 4.6 GB on disk)
 set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/torch-choice.sh
+torch_choice "$@"
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
-  libtorch-dev           # LibTorch 1.13.1 (CPU), the C++ frontend
   libopenblas0-openmp    # without it libtorch falls back to the reference BLAS (~60x slower matmul)
   libopencv-dev          # image I/O, augmentation, drawing, and cv::dnn for the darknet parity test
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libpugixml-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
-  libgloo-dev            # c10d Gloo process groups (distributed training)
-  libdnnl-dev            # oneDNN's C++ API: the compiled CPU inference plan (LibTorch loads the same libdnnl)
+  libgloo-dev            # c10d Gloo process groups (distributed training); the torch wheel has no gloo headers
+  libdnnl-dev            # oneDNN's C++ API: the compiled CPU inference plan
 )
+case "$YOLO2_TORCH" in
+  debian) PACKAGES+=(libtorch-dev) ;;                 # LibTorch 1.13.1 (CPU), the C++ frontend
+  pypi) PACKAGES+=(python3 python3-pip) ;;            # to install the wheel
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    # python3 and pip may come from elsewhere (pyenv, a venv): what matters is that they run.
+    case "$p" in
+      python3) command -v python3 >/dev/null && continue ;;
+      python3-pip) python3 -m pip --version >/dev/null 2>&1 && continue ;;
+    esac
     missing+=("$p")
   fi
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages present"
-  exit 0
+else
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-echo "setup: installing ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-echo "setup: done"
+if [ "$YOLO2_TORCH" = pypi ]; then
+  # The CUDA wheel's CMake files look for the CUDA toolkit (nvcc, headers) even to build CPU code.
+  if ! command -v nvcc >/dev/null && [ ! -x /usr/local/cuda/bin/nvcc ]; then
+    echo "setup: --torch pypi needs the CUDA toolkit (nvcc): install it (e.g. NVIDIA's cuda-toolkit-13-0) and put nvcc on PATH" >&2
+    exit 1
+  fi
+  marker="$YOLO2_TORCH_PYPI_DIR/torch-$YOLO2_TORCH_PYPI_VERSION.dist-info"
+  if [ -d "$marker" ]; then
+    echo "setup: torch $YOLO2_TORCH_PYPI_VERSION (PyPI) present in $YOLO2_TORCH_PYPI_DIR"
+  else
+    echo "setup: installing torch==$YOLO2_TORCH_PYPI_VERSION from PyPI into $YOLO2_TORCH_PYPI_DIR"
+    rm -rf "$YOLO2_TORCH_PYPI_DIR.partial"
+    # --target: a private folder (no virtual environment, no system site-packages touched).
+    python3 -m pip install --quiet --no-cache-dir --target "$YOLO2_TORCH_PYPI_DIR.partial" \
+      "torch==$YOLO2_TORCH_PYPI_VERSION"
+    rm -rf "$YOLO2_TORCH_PYPI_DIR"
+    mv "$YOLO2_TORCH_PYPI_DIR.partial" "$YOLO2_TORCH_PYPI_DIR"
+  fi
+fi
+echo "setup: done ($YOLO2_TORCH LibTorch)"

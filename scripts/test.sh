@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, configures, builds (Release, ninja) and runs ctest.
+#   scripts/test.sh                  against Debian 12's LibTorch 1.13.1, in build/
+#   scripts/test.sh --torch pypi     against PyPI's LibTorch 2.x (CUDA build), in build-pypi/
+# Other arguments go to ctest (e.g. -R Loss). Tests that need a GPU are skipped without one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-BUILD_DIR=${BUILD_DIR:-build}
-JOBS=${JOBS:-2}
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD_DIR" -j "$JOBS"
+source scripts/torch-choice.sh
+torch_choice "$@"
+torch_build
 cd "$BUILD_DIR"
-ctest --output-on-failure -j "${CTEST_JOBS:-1}" "$@"
+ctest --output-on-failure -j "${CTEST_JOBS:-1}" "${ARGS[@]}"

@@ -26,6 +26,7 @@
 #include "yolo2/model/darknet_io.hpp"
 #include "yolo2/model/yolov2.hpp"
 #include "yolo2/util/atomic_file.hpp"
+#include "yolo2/util/build_info.hpp"
 #include "yolo2/util/rng.hpp"
 #include "yolo2/util/runtime.hpp"
 
@@ -332,6 +333,7 @@ void add_bench(CLI::App& app) {
       j[r.what] = {{"value", r.value}, {"unit", r.unit}, {"note", r.note}};
     }
     std::cout << std::string(96, '-') << std::right << "\n";
+    j["build"] = nlohmann::ordered_json::parse(util::to_json(util::build_info()));
     if (!json->empty()) util::write_file_atomic(*json, j.dump(2) + "\n");
   });
 }

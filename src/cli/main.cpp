@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "Debug logging");
-  app.set_version_flag("--version", "yolo2 0.1.0");
+  app.set_version_flag("--version", "yolo2 " YOLO2_VERSION);
   yolo2::cli::add_config(app);
   yolo2::cli::add_synth(app);
   yolo2::cli::add_train(app);
@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   yolo2::cli::add_info(app);
   yolo2::cli::add_export(app);
   yolo2::cli::add_bench(app);
+  yolo2::cli::add_version(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

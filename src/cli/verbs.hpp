@@ -20,6 +20,7 @@ void add_export(CLI::App& app);
 void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_detect(CLI::App& app);
+void add_version(CLI::App& app);
 
 // Class names for a bare VOC root: the flag's comma list, else <root>/classes.txt, else the config's.
 std::vector<std::string> classes_for_root(const std::string& root, const std::string& classes_flag,

@@ -10,7 +10,7 @@
 #include "yolo2/model/yolov2.hpp"
 
 #ifdef YOLO2_HAVE_ONEDNN
-#include <oneapi/dnnl/dnnl.hpp>
+#include "../compat/onednn.hpp"
 #endif
 
 namespace yolo2::model {
@@ -18,6 +18,11 @@ namespace yolo2::model {
 #ifdef YOLO2_HAVE_ONEDNN
 
 bool onednn_available() { return true; }
+
+std::string onednn_plan_version() {
+  const dnnl_version_t* v = dnnl::version();
+  return std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+}
 
 namespace {
 
@@ -61,22 +66,14 @@ struct OneDnnPlan::Impl {
   }
 
   memory conv(const memory& src, const FoldedConv& c) {
-    const memory::dims sd = src.get_desc().dims();
+    const memory::dims sd = compat::dims_of(src.get_desc());
     const int64_t k = c.weight.size(2), o = c.weight.size(0);
     const memory::dims wd{o, c.weight.size(1), k, c.weight.size(3)};
     const int64_t oh = (sd[2] + 2 * c.padding - k) / c.stride + 1, ow = (sd[3] + 2 * c.padding - wd[3]) / c.stride + 1;
     const memory::dims dd{sd[0], o, oh, ow};
-    const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                            any_desc(sd), any_desc(wd), memory::desc({o}, DType::f32, Tag::x),
-                                            any_desc(dd), {c.stride, c.stride}, {c.padding, c.padding},
-                                            {c.padding, c.padding});
-    dnnl::primitive_attr attr;
-    if (c.leaky) {
-      dnnl::post_ops ops;
-      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.1f, 0.0f);  // relu with alpha = leaky ReLU
-      attr.set_post_ops(ops);
-    }
-    const dnnl::convolution_forward::primitive_desc pd(d, attr, engine);
+    const dnnl::primitive_attr attr = c.leaky ? compat::leaky_relu_attr(0.1f) : dnnl::primitive_attr();
+    const auto pd = compat::convolution(engine, any_desc(sd), any_desc(wd), memory::desc({o}, DType::f32, Tag::x),
+                                        any_desc(dd), c.stride, c.padding, attr);
     const memory in = reorder_to(src, pd.src_desc());
 
     // Weights and bias are copied (and reordered) into memory the plan owns, once.
@@ -96,11 +93,8 @@ struct OneDnnPlan::Impl {
   }
 
   memory maxpool(const memory& src) {
-    const memory::dims sd = src.get_desc().dims();
-    const dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max,
-                                        src.get_desc(), any_desc({sd[0], sd[1], sd[2] / 2, sd[3] / 2}), {2, 2},
-                                        {2, 2}, {0, 0}, {0, 0});
-    const dnnl::pooling_forward::primitive_desc pd(d, engine);
+    const memory::dims sd = compat::dims_of(src.get_desc());
+    const auto pd = compat::max_pooling(engine, src.get_desc(), any_desc({sd[0], sd[1], sd[2] / 2, sd[3] / 2}), 2, 2);
     memory dst = activation(pd.dst_desc());
     steps.push_back({dnnl::pooling_forward(pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}, {}});
     return dst;
@@ -109,7 +103,7 @@ struct OneDnnPlan::Impl {
   // darknet's reorg has no oneDNN primitive: plain NCHW in and out, LibTorch in between (the one
   // 26x26x64 map of the passthrough, a negligible copy).
   memory reorg(const memory& src) {
-    const memory::dims sd = src.get_desc().dims(), od{sd[0], 4 * sd[1], sd[2] / 2, sd[3] / 2};
+    const memory::dims sd = compat::dims_of(src.get_desc()), od{sd[0], 4 * sd[1], sd[2] / 2, sd[3] / 2};
     const memory plain = reorder_to(src, plain_desc(sd));
     const memory dst = activation(plain_desc(od));
     // The host step's memories are listed as its arguments too, for the buffers' lifetimes.
@@ -158,7 +152,7 @@ struct OneDnnPlan::Impl {
   memory concat(const std::vector<memory>& parts) {
     std::vector<memory::desc> descs;
     for (const auto& p : parts) descs.push_back(p.get_desc());
-    const dnnl::concat::primitive_desc pd(1, descs, engine);
+    const auto pd = compat::concat(engine, 1, descs);
     memory dst = activation(pd.dst_desc());
     std::unordered_map<int, memory> args{{DNNL_ARG_DST, dst}};
     for (std::size_t i = 0; i < parts.size(); ++i) args.emplace(DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i), parts[i]);
@@ -195,7 +189,7 @@ OneDnnPlan::OneDnnPlan(const NetworkSpec& spec, const std::vector<int>& conv_of_
     }
     saved[i] = x;
   }
-  p.out_dims = x.get_desc().dims();
+  p.out_dims = compat::dims_of(x.get_desc());
   p.output = memory(plain_desc(p.out_dims), p.engine, DNNL_MEMORY_NONE);
   p.steps.push_back({dnnl::reorder(x, p.output), {{DNNL_ARG_FROM, x}, {DNNL_ARG_TO, p.output}}, {}});
   p.assign_buffers();
@@ -226,6 +220,7 @@ at::Tensor OneDnnPlan::run(const at::Tensor& x) {
 #else  // no oneDNN headers at build time
 
 bool onednn_available() { return false; }
+std::string onednn_plan_version() { return ""; }
 
 struct OneDnnPlan::Impl {};
 

@@ -3,12 +3,7 @@
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 #include <torch/csrc/autograd/custom_function.h>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/csrc/distributed/c10d/reducer.hpp>
-#ifdef USE_C10D_NCCL
-#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
-#endif
 #include <torch/nn/modules/batchnorm.h>
 
 #include <algorithm>
@@ -16,6 +11,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "../compat/c10d.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/model/yolov2.hpp"
 
@@ -103,13 +99,15 @@ Distributed::Distributed(const DistOptions& options, const DistributedConfig& co
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config.timeout * 1000));
   std::string backend = config.backend;
   if (backend == "auto") backend = device.is_cuda() ? "nccl" : "gloo";
-#ifndef USE_C10D_NCCL
-  if (backend == "nccl") {
+  if (backend == "nccl" && !compat::kHasNccl) {
     if (config.backend == "nccl")
-      throw Error("distributed.backend: nccl is not available: this LibTorch was built without NCCL (use gloo)");
+      throw Error("distributed.backend: nccl is not available: this LibTorch (" + std::string(TORCH_VERSION) +
+                  ") was built without NCCL (use gloo)");
     backend = "gloo";  // auto on CUDA without NCCL: Gloo also reduces CUDA tensors
   }
-#endif
+  if (backend == "nccl" && !device.is_cuda())
+    throw Error("distributed.backend: nccl reduces CUDA tensors only, but the run is on " + device.str() +
+                " (runtime.device): use gloo, or runtime.device=cuda");
   d.backend = backend;
   try {
     c10d::TCPStoreOptions so;
@@ -135,13 +133,9 @@ Distributed::Distributed(const DistOptions& options, const DistributedConfig& co
       else
         go->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
       go->threads = 2;
-      d.group = c10::make_intrusive<c10d::ProcessGroupGloo>(d.store, options.rank, options.world_size, go);
+      d.group = compat::gloo_group(d.store, options.rank, options.world_size, go);
     } else {
-#ifdef USE_C10D_NCCL
-      auto no = c10d::ProcessGroupNCCL::Options::create();
-      no->timeout = timeout;
-      d.group = c10::make_intrusive<c10d::ProcessGroupNCCL>(d.store, options.rank, options.world_size, no);
-#endif
+      d.group = compat::nccl_group(d.store, options.rank, options.world_size, timeout);
     }
   } catch (const std::exception& e) {
     throw Error(d.describe("joining the " + backend + " process group", e.what()));
@@ -223,12 +217,8 @@ void Distributed::attach_reducer(model::YoloV2Impl& model) {
   std::reverse(buckets.begin(), buckets.end());
   std::reverse(limits.begin(), limits.end());
   try {
-    impl_->reducer = std::make_unique<c10d::Reducer>(params, std::move(buckets), std::move(limits), impl_->group,
-                                                     std::vector<bool>(params.size(), false),
-                                                     static_cast<int64_t>(cap), /*find_unused_parameters=*/false,
-                                                     /*gradient_as_bucket_view=*/false,
-                                                     std::unordered_map<size_t, std::string>{},
-                                                     static_cast<int64_t>(c10d::kDefaultFirstBucketBytes));
+    impl_->reducer = compat::make_reducer(params, std::move(buckets), std::move(limits), impl_->group,
+                                          static_cast<int64_t>(cap), static_cast<int64_t>(c10d::kDefaultFirstBucketBytes));
   } catch (const std::exception& e) {
     throw Error(impl_->describe("setting up gradient buckets", e.what()));
   }

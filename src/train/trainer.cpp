@@ -29,6 +29,7 @@
 #include "yolo2/train/distributed.hpp"
 #include "yolo2/train/schedule.hpp"
 #include "yolo2/util/atomic_file.hpp"
+#include "yolo2/util/build_info.hpp"
 #include "yolo2/util/plot.hpp"
 #include "yolo2/util/runtime.hpp"
 #include "yolo2/util/signals.hpp"
@@ -287,7 +288,10 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
     if (options.resume.empty()) {
       for (const char* f : {"best.ckpt", "metrics.csv", "eval.csv", "loss.png", "map.png"}) fs::remove(dir / f);
     }
-    util::write_file_atomic((dir / "config.yaml").string(), to_yaml(config));
+    // The resolved config, headed by what the run was trained with (comments: parsers skip them).
+    util::write_file_atomic((dir / "config.yaml").string(),
+                            "# yolo2 run configuration; built with:\n" + util::to_text(util::build_info(), "#   ") +
+                                to_yaml(config));
   }
 
   // Data.

@@ -5,8 +5,10 @@
 #include <spdlog/spdlog.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
+#include <torch/version.h>
 
 #include "yolo2/error.hpp"
+#include "yolo2/util/build_info.hpp"
 
 namespace yolo2::util {
 
@@ -29,8 +31,13 @@ c10::Device resolve_device(const std::string& spec) {
   if (spec == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   if (spec == "cpu") return c10::Device(c10::kCPU);
   if (spec.rfind("cuda", 0) == 0) {
+    if (!cuda_compiled())
+      throw Error("runtime.device is '" + spec + "' but this yolo2 was built against a LibTorch without CUDA (" +
+                  std::string(TORCH_VERSION) + ", CPU only): use runtime.device=cpu, or build with a CUDA LibTorch "
+                  "(README: Build with CUDA)");
     if (!torch::cuda::is_available())
-      throw Error("runtime.device is '" + spec + "' but this LibTorch build has no usable CUDA device");
+      throw Error("runtime.device is '" + spec + "' but no GPU is visible (LibTorch " + std::string(TORCH_VERSION) +
+                  " has CUDA; no driver, no device, or CUDA_VISIBLE_DEVICES hides them): use runtime.device=cpu");
     const int index = spec.size() > 5 ? std::stoi(spec.substr(5)) : 0;
     if (index >= static_cast<int>(torch::cuda::device_count()))
       throw Error("runtime.device is '" + spec + "' but only " +

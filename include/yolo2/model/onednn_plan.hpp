@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace yolo2::model {
@@ -25,6 +26,8 @@ struct FoldedConv {
 
 // Whether this build has the oneDNN plan (else FusedYoloV2 always runs LibTorch ops).
 bool onednn_available();
+// The version of the oneDNN library the plan runs on ("2.6.3"), "" without it.
+std::string onednn_plan_version();
 
 class OneDnnPlan {
  public:

@@ -1,0 +1,216 @@
+// CUDA: the same network, loss, decoding and checkpoints on a GPU as on the CPU. The tests that
+// need a GPU skip visibly without one (GTEST_SKIP; ctest lists them as "Not Run (Skipped)"); the
+// errors for asking for CUDA where there is none run everywhere.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "test_util.hpp"
+#include "train_fixtures.hpp"
+#include "yolo2/config.hpp"
+#include "yolo2/eval/boxes.hpp"
+#include "yolo2/eval/decode.hpp"
+#include "yolo2/loss/region_loss.hpp"
+#include "yolo2/model/yolov2.hpp"
+#include "yolo2/train/checkpoint.hpp"
+#include "yolo2/train/distributed.hpp"
+#include "yolo2/train/trainer.hpp"
+#include "yolo2/util/build_info.hpp"
+#include "yolo2/util/runtime.hpp"
+
+using namespace yolo2;
+using namespace yolo2::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+#define YOLO2_REQUIRE_GPU()                                                                                     \
+  do {                                                                                                          \
+    if (!torch::cuda::is_available())                                                                           \
+      GTEST_SKIP() << "no GPU visible (" << (util::cuda_compiled() ? "LibTorch has CUDA" : "CPU-only LibTorch") \
+                   << "): this test runs on a CUDA machine";                                                    \
+  } while (0)
+
+// fp32 everywhere on the GPU: TF32 would round matmuls and convolutions to 10-bit mantissas.
+struct NoTf32 {
+  bool matmul = at::globalContext().allowTF32CuBLAS(), cudnn = at::globalContext().allowTF32CuDNN();
+  NoTf32() {
+    at::globalContext().setAllowTF32CuBLAS(false);
+    at::globalContext().setAllowTF32CuDNN(false);
+  }
+  ~NoTf32() {
+    at::globalContext().setAllowTF32CuBLAS(matmul);
+    at::globalContext().setAllowTF32CuDNN(cudnn);
+  }
+};
+
+double relative_difference(const at::Tensor& a, const at::Tensor& b) {
+  const at::Tensor x = a.to(at::kCPU, at::kDouble), y = b.to(at::kCPU, at::kDouble);
+  return ((x - y).abs().max() / y.abs().max().clamp_min(1e-12)).item<double>();
+}
+
+const std::vector<std::string> kClasses{"square", "circle", "triangle", "star", "ring", "cross"};
+
+model::YoloV2 tiny_model(uint64_t seed) {
+  ModelConfig m;
+  m.width = 0.25;
+  m.anchors = {0.4, 0.4, 0.8, 0.8, 1.2, 1.2, 1.7, 1.7, 2.4, 2.4};
+  torch::manual_seed(seed);
+  return model::YoloV2(model::yolov2_spec(m, static_cast<int>(kClasses.size())));
+}
+
+// A batch of 4 images of 96x96 with 1-3 boxes each, as the loader gives it.
+struct Batch {
+  at::Tensor images, boxes, labels, counts;
+};
+
+Batch random_batch(uint64_t seed) {
+  at::Generator g = at::detail::createCPUGenerator(seed);
+  Batch b;
+  b.images = at::rand({4, 3, 96, 96}, g);
+  const at::Tensor centre = at::rand({4, 3, 2}, g) * 0.6 + 0.2, size = at::rand({4, 3, 2}, g) * 0.3 + 0.1;
+  b.boxes = at::cat({centre - size / 2, centre + size / 2}, 2).to(at::kFloat);
+  b.labels = at::randint(0, static_cast<int64_t>(kClasses.size()), {4, 3}, g);
+  b.counts = at::tensor(std::vector<int64_t>{1, 3, 2, 3});
+  return b;
+}
+
+loss::RegionLossOptions loss_options(ClassLoss classification) {
+  loss::RegionLossOptions o;
+  o.anchors = {0.4, 0.4, 0.8, 0.8, 1.2, 1.2, 1.7, 1.7, 2.4, 2.4};
+  o.num_classes = static_cast<int>(kClasses.size());
+  o.classification = classification;
+  o.warmup_images = 100;  // the warm-up term is active at seen = 4
+  return o;
+}
+
+}  // namespace
+
+// --- everywhere ------------------------------------------------------------------------------
+
+TEST(CudaDevice, AskingForCudaWithoutOneNamesTheKeyAndTheReason) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "a GPU is visible: runtime.device=cuda resolves";
+  const std::string e = error_of([] { util::resolve_device("cuda"); });
+  EXPECT_CONTAINS(e, "runtime.device");
+  EXPECT_CONTAINS(e, util::cuda_compiled() ? "no GPU is visible" : "LibTorch without CUDA");
+  EXPECT_EQ(util::resolve_device("auto"), c10::Device(c10::kCPU));
+}
+
+TEST(CudaDevice, NcclOnTheCpuNamesTheKey) {
+  DistributedConfig dc;
+  dc.backend = "nccl";
+  const std::string e = error_of([&] { train::Distributed(train::DistOptions{0, 2, 0, "127.0.0.1", 1}, dc, c10::kCPU); });
+  EXPECT_CONTAINS(e, "distributed.backend: nccl");
+  // Without NCCL in LibTorch: "built without NCCL"; with it: NCCL cannot reduce CPU tensors.
+  EXPECT_TRUE(e.find("without NCCL") != std::string::npos || e.find("CUDA tensors only") != std::string::npos) << e;
+}
+
+TEST(Version, ReportsTheLibTorchItWasBuiltWith) {
+  TempDir dir;
+  const std::string out = dir.file("version.json");
+  ASSERT_EQ(std::system((std::string(YOLO2_EXE) + " version --json > " + out).c_str()), 0);
+  const std::string text = read_text(out);
+  EXPECT_CONTAINS(text, std::string("\"libtorch\": \"") + TORCH_VERSION + "\"");
+  EXPECT_CONTAINS(text, std::string("\"cuda_compiled\": ") + (util::cuda_compiled() ? "true" : "false"));
+  EXPECT_CONTAINS(text, "\"opencv\": \"" CV_VERSION "\"");
+  const util::BuildInfo info = util::build_info();
+  EXPECT_EQ(info.gpus.size(), torch::cuda::is_available() ? torch::cuda::device_count() : 0u);
+  if (util::cuda_compiled()) {
+    EXPECT_FALSE(info.cuda_runtime.empty());
+    EXPECT_FALSE(info.cudnn.empty());
+  }
+}
+
+// --- on a GPU --------------------------------------------------------------------------------
+
+TEST(Cuda, RegionLossAndGradientsEqualTheCpu) {
+  YOLO2_REQUIRE_GPU();
+  const Batch b = random_batch(3);
+  for (ClassLoss cl : {ClassLoss::CrossEntropy, ClassLoss::Focal, ClassLoss::SigmoidFocal}) {
+    at::Tensor raw_cpu = (at::randn({4, 5 * 11, 3, 3}, at::detail::createCPUGenerator(4)) * 2).requires_grad_();
+    at::Tensor raw_gpu = raw_cpu.detach().to(at::kCUDA).requires_grad_();
+    const auto o = loss_options(cl);
+    const auto cpu = loss::region_loss(raw_cpu, b.boxes, b.labels, b.counts, 4, 2.0, o);
+    const auto gpu = loss::region_loss(raw_gpu, b.boxes.cuda(), b.labels.cuda(), b.counts.cuda(), 4, 2.0, o);
+    cpu.total.backward();
+    gpu.total.backward();
+    EXPECT_LT(relative_difference(gpu.total, cpu.total), 1e-5);
+    EXPECT_LT(relative_difference(raw_gpu.grad(), raw_cpu.grad()), 1e-5);
+    EXPECT_NEAR(gpu.cls, cpu.cls, 1e-5 * std::max(1.0, std::abs(cpu.cls)));
+    EXPECT_EQ(gpu.count, cpu.count);
+  }
+}
+
+TEST(Cuda, TrainingStepEqualsTheCpuInFp32) {
+  YOLO2_REQUIRE_GPU();
+  NoTf32 fp32;
+  auto cpu_model = tiny_model(11), gpu_model = tiny_model(11);
+  gpu_model->to(at::kCUDA);
+  const Batch b = random_batch(12);
+  const auto o = loss_options(ClassLoss::Focal);
+  const auto cpu = loss::region_loss(cpu_model->forward(b.images), b.boxes, b.labels, b.counts, 4, 2.0, o);
+  const auto gpu = loss::region_loss(gpu_model->forward(b.images.cuda()), b.boxes.cuda(), b.labels.cuda(),
+                                     b.counts.cuda(), 4, 2.0, o);
+  cpu.total.backward();
+  gpu.total.backward();
+  EXPECT_LT(relative_difference(gpu.total, cpu.total), 1e-4);
+  auto gpu_params = gpu_model->named_parameters();
+  for (const auto& kv : cpu_model->named_parameters())
+    EXPECT_LT(relative_difference(gpu_params[kv.key()].grad(), kv.value().grad()), 1e-4) << kv.key();
+}
+
+TEST(Cuda, DecodeAndNmsEqualTheCpu) {
+  YOLO2_REQUIRE_GPU();
+  const std::vector<double> anchors{0.4, 0.4, 0.8, 0.8, 1.2, 1.2, 1.7, 1.7, 2.4, 2.4};
+  const at::Tensor raw = at::randn({2, 5 * 11, 4, 4}, at::detail::createCPUGenerator(7)) * 2;
+  const auto cpu = eval::decode_region(raw, anchors, 6), gpu = eval::decode_region(raw.cuda(), anchors, 6);
+  EXPECT_LT(relative_difference(gpu.boxes, cpu.boxes), 1e-5);
+  EXPECT_LT(relative_difference(gpu.objectness, cpu.objectness), 1e-5);
+  EXPECT_LT(relative_difference(gpu.class_probs, cpu.class_probs), 1e-5);
+  const at::Tensor boxes = eval::cxcywh_to_xyxy(cpu.boxes[0]);
+  const at::Tensor scores = cpu.objectness[0] * std::get<0>(cpu.class_probs[0].max(1));
+  const at::Tensor labels = std::get<1>(cpu.class_probs[0].max(1));
+  const at::Tensor keep_cpu = eval::batched_nms(boxes, scores, labels, 0.45);
+  const at::Tensor keep_gpu = eval::batched_nms(boxes.cuda(), scores.cuda(), labels.cuda(), 0.45);
+  ASSERT_GT(keep_cpu.numel(), 0);
+  EXPECT_TRUE(at::equal(keep_gpu.cpu(), keep_cpu));
+}
+
+TEST(Cuda, CheckpointSavedOnCudaLoadsOnTheCpu) {
+  YOLO2_REQUIRE_GPU();
+  TempDir dir;
+  const std::string root = make_dataset(dir, 4, 96, 2);
+  Config c = tiny_config(root, dir.file("run"));
+  auto net = tiny_model(5);
+  net->to(at::kCUDA);
+  train::save_checkpoint(dir.file("cuda.ckpt"), *net, c);
+  auto back = train::load_checkpoint(dir.file("cuda.ckpt"));
+  auto cpu_copy = tiny_model(0);
+  {
+    at::NoGradGuard no_grad;
+    auto src = net->named_parameters();
+    for (auto& kv : cpu_copy->named_parameters()) kv.value().copy_(src[kv.key()].cpu());
+    auto bsrc = net->named_buffers();
+    for (auto& kv : cpu_copy->named_buffers()) kv.value().copy_(bsrc[kv.key()].cpu());
+  }
+  EXPECT_EQ(back.model->parameters().front().device(), c10::Device(c10::kCPU));
+  EXPECT_EQ(max_abs_diff(*back.model, *cpu_copy), 0.0);
+}
+
+TEST(Cuda, ShortTrainingRunOnCudaLearns) {
+  YOLO2_REQUIRE_GPU();
+  TempDir dir;
+  const std::string root = make_dataset(dir, 8, 128, 21);
+  Config c = tiny_config(root, dir.file("run"));
+  c.runtime.device = "cuda";
+  const train::TrainSummary s = train::run_training(c, {});
+  EXPECT_EQ(s.iterations, 300);
+  EXPECT_GE(s.final_map, 0.9);
+  auto back = train::load_checkpoint(dir.file("run/last.ckpt"));  // evaluates on the CPU
+  EXPECT_EQ(back.model->parameters().front().device(), c10::Device(c10::kCPU));
+}
