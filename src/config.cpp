@@ -252,6 +252,17 @@ template <> struct EnumNames<JitterMode> {
   }
 };
 
+template <> struct EnumNames<HsvMode> {
+  static std::vector<std::pair<HsvMode, const char*>> get() {
+    return {{HsvMode::Darknet, "darknet"}, {HsvMode::AlexeyAB, "alexeyab"}};
+  }
+};
+template <> struct EnumNames<SampleMode> {
+  static std::vector<std::pair<SampleMode, const char*>> get() {
+    return {{SampleMode::Shuffle, "shuffle"}, {SampleMode::Random, "random"}};
+  }
+};
+
 template <> struct EnumNames<OptimizerKind> {
   static std::vector<std::pair<OptimizerKind, const char*>> get() {
     return {{OptimizerKind::Sgd, "sgd"}, {OptimizerKind::Adam, "adam"}};
@@ -286,6 +297,8 @@ template <> struct Codec<LrPolicy> : EnumCodec<LrPolicy> {};
 template <> struct Codec<GammaScheduleType> : EnumCodec<GammaScheduleType> {};
 template <> struct Codec<JitterMode> : EnumCodec<JitterMode> {};
 template <> struct Codec<OptimizerKind> : EnumCodec<OptimizerKind> {};
+template <> struct Codec<HsvMode> : EnumCodec<HsvMode> {};
+template <> struct Codec<SampleMode> : EnumCodec<SampleMode> {};
 
 // ---- the registry ----------------------------------------------------------------------
 
@@ -383,9 +396,10 @@ const std::vector<Field>& registry() {
                   "jitter) or letterbox (aspect kept, gray padding; darknet since 2017, pairs with "
                   "letterbox jitter)."),
         YOLO2_KEY(JitterMode, data.augment.jitter_mode,
-                  "Geometric jitter variant: crop (darknet 2016 / AlexeyAB: random crop with "
-                  "border replication, resized to the input) or letterbox (darknet 2017-18: random "
-                  "aspect and placement on a gray canvas)."),
+                  "Geometric jitter variant: crop (PJ darknet's YOLOv2 release 2016-17 and AlexeyAB: "
+                  "random crop with border replication, resized to the input) or letterbox (PJ darknet "
+                  "2017-18: random aspect, scale (data.augment.letterbox_scale) and placement on a gray "
+                  "canvas)."),
         YOLO2_KEY(double, data.augment.jitter, "Jitter strength (darknet yolov2-voc: 0.3).",
                   in_range<double>(0, 0.49)),
         YOLO2_KEY(bool, data.augment.flip, "Random horizontal flip with probability 0.5."),
@@ -395,10 +409,23 @@ const std::vector<Field>& registry() {
                   in_range<double>(1, 10)),
         YOLO2_KEY(double, data.augment.exposure, "Exposure (value) scale drawn from [1/e, e].",
                   in_range<double>(1, 10)),
+        YOLO2_KEY(HsvMode, data.augment.hsv,
+                  "Colour arithmetic: darknet (PJ darknet's distort_image: float HSV, S and V scaled "
+                  "unclamped, hue wrapped, RGB clamped at the end) or alexeyab (AlexeyAB's OpenCV path: "
+                  "8-bit HSV, H 0-179, S and V saturate at 255, hue shift saturates instead of wrapping "
+                  "below 0)."),
+        YOLO2_KEY(std::vector<double>, data.augment.letterbox_scale,
+                  "Letterbox jitter: [lo, hi] range of the placed image's scale (PJ darknet 2017-18: "
+                  "[0.25, 2]; [1, 1] is PJ darknet since August 2018).",
+                  each_in_range<double>(0.01, 10)),
         YOLO2_KEY(double, data.augment.min_box_size,
                   "Boxes narrower or lower than this fraction of the input after augmentation are "
-                  "dropped (darknet: 0.001).",
+                  "dropped (PJ darknet since 2017 and AlexeyAB: 0.001; the YOLOv2 release: 0.01).",
                   in_range<double>(0, 0.5)),
+        YOLO2_KEY(bool, data.augment.box_holes,
+                  "A box dropped after augmentation also drops every later box of the image (PJ "
+                  "darknet before 2018-01-16 left a zero hole that ended its region loss's box loop; "
+                  "default false: every surviving box is used, as PJ darknet since and AlexeyAB)."),
         YOLO2_KEY(int, data.workers, "Loader worker threads (0: load in the training thread).",
                   in_range<int>(0, 256)),
         YOLO2_KEY(int, data.prefetch, "Batches prepared ahead of the consumer.",
@@ -406,6 +433,9 @@ const std::vector<Field>& registry() {
         YOLO2_KEY(int, data.max_boxes,
                   "Ground truths kept per image (darknet: 30); extra boxes are dropped at random.",
                   in_range<int>(1, 10000)),
+        YOLO2_KEY(SampleMode, data.sample,
+                  "Training image order: shuffle (each epoch a permutation of the training set) or "
+                  "random (each image drawn with replacement, as darknet's get_random_paths)."),
         // model
         YOLO2_KEY(double, model.width,
                   "Channel multiplier for small experiments (channels scaled, at least 8).",
@@ -482,12 +512,14 @@ const std::vector<Field>& registry() {
         YOLO2_KEY(double, train.momentum, "SGD momentum.", in_range<double>(0, 0.9999)),
         YOLO2_KEY(double, train.decay, "Weight decay, on convolution weights only (darknet).",
                   in_range<double>(0, 1)),
-        YOLO2_KEY(int, train.burn_in, "Warm-up iterations: lr * (i / burn_in)^power.",
+        YOLO2_KEY(int, train.burn_in,
+                  "Warm-up: update k (counted from 1, as darknet) gets lr * (k / burn_in)^power.",
                   in_range<int>(0, 1 << 30)),
         YOLO2_KEY(double, train.burn_in_power, "Warm-up exponent (darknet: 4).",
                   in_range<double>(0, 100)),
         YOLO2_KEY(LrPolicy, train.policy, "Learning-rate policy after burn-in: steps, cosine or constant."),
-        YOLO2_KEY(std::vector<int64_t>, train.steps, "Iterations where the lr is multiplied (steps)."),
+        YOLO2_KEY(std::vector<int64_t>, train.steps,
+                  "Updates (counted from 1, as darknet) from which the lr is multiplied (steps)."),
         YOLO2_KEY(std::vector<double>, train.scales, "Multipliers applied at train.steps.",
                   each_in_range<double>(0, 1e3)),
         YOLO2_KEY(int64_t, train.max_batches, "Training length in iterations (optimizer steps).",
@@ -745,6 +777,9 @@ void validate(const Config& c) {
     for (const auto& n : c.data.classes)
       if (!seen.insert(n).second) fail("data.classes", "lists '" + n + "' twice");
   }
+  if (c.data.augment.letterbox_scale.size() != 2 ||
+      c.data.augment.letterbox_scale[0] > c.data.augment.letterbox_scale[1])
+    fail("data.augment.letterbox_scale", "must be [lo, hi] with lo <= hi");
   if (c.data.input_size % 32 != 0)
     fail("data.input_size", "must be a multiple of 32, got " + std::to_string(c.data.input_size));
   for (int s : c.data.multiscale_sizes)

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -168,6 +169,36 @@ TEST(Loader, TrainingEpochIsAPermutation) {
   std::vector<int> identity(8);
   std::iota(identity.begin(), identity.end(), 0);
   EXPECT_NE(seen, identity) << "training order is not shuffled";
+}
+
+TEST(Loader, RandomSamplingDrawsWithReplacementAsDarknet) {
+  using yolo2::SampleMode;
+  using yolo2::data::epoch_order;
+  const int n = 200;
+  const std::vector<int> a = epoch_order(n, 7, 0, true, SampleMode::Random);
+  ASSERT_EQ(a.size(), static_cast<std::size_t>(n));
+  EXPECT_EQ(a, epoch_order(n, 7, 0, true, SampleMode::Random)) << "not deterministic in (seed, epoch)";
+  EXPECT_NE(a, epoch_order(n, 7, 1, true, SampleMode::Random)) << "every epoch draws anew";
+  EXPECT_TRUE(std::all_of(a.begin(), a.end(), [&](int i) { return i >= 0 && i < n; }));
+  // With replacement: n draws from n images miss about 1/e of them (a permutation misses none).
+  std::vector<int> sorted = a;
+  std::sort(sorted.begin(), sorted.end());
+  const auto distinct = std::unique(sorted.begin(), sorted.end()) - sorted.begin();
+  EXPECT_NEAR(static_cast<double>(distinct) / n, 1 - std::exp(-1.0), 0.08);
+  std::vector<int> perm = epoch_order(n, 7, 0, true, SampleMode::Shuffle);
+  std::sort(perm.begin(), perm.end());
+  EXPECT_EQ(std::unique(perm.begin(), perm.end()) - perm.begin(), n);
+
+  // Through the loader: the configured mode reaches the batches.
+  TempDir dir("yolo2-loader");
+  const auto ds = make_dataset(dir, 10);
+  LoaderOptions o = train_options();
+  o.sample = SampleMode::Random;
+  o.num_batches = 2;
+  std::vector<int> seen;
+  for (const auto& b : collect(ds, o)) seen.insert(seen.end(), b.image_indices.begin(), b.image_indices.end());
+  const std::vector<int> want = epoch_order(10, o.seed, 0, true, SampleMode::Random);
+  EXPECT_EQ(seen, std::vector<int>(want.begin(), want.begin() + 8));
 }
 
 TEST(Loader, SameSeedSameTensorsForAnyWorkerCount) {

@@ -65,6 +65,27 @@ TEST(Model, FullWidthHasDarknetParameterCount) {
   EXPECT_EQ(model::darknet_weight_floats(m->spec(), 23), 19831776);  // darknet19_448.conv.23
 }
 
+TEST(Model, ConvolutionsStartFromDarknetsUniformInitialisation) {
+  torch::manual_seed(3);
+  auto m = make_model(1.0);
+  for (std::size_t k = 0; k < m->convs().size(); ++k) {
+    const at::Tensor w = m->convs()[k]->weight.detach().to(at::kDouble);
+    const double scale = std::sqrt(2.0 / static_cast<double>(w.size(1) * w.size(2) * w.size(3)));
+    // scale * U(-1, 1): inside [-scale, scale], filling it (not scale * N(0, 1), which exceeds
+    // it in ~32 % of the draws), with standard deviation scale / sqrt(3).
+    EXPECT_LE(w.abs().max().item<double>(), scale * (1 + 1e-6)) << "conv " << k;  // float bounds
+    if (w.numel() < 20000) continue;  // the statistics below need many draws
+    EXPECT_GT(w.abs().max().item<double>(), 0.999 * scale) << "conv " << k;
+    EXPECT_NEAR(w.std().item<double>() / scale, 1 / std::sqrt(3.0), 0.01) << "conv " << k;
+    EXPECT_NEAR(w.mean().item<double>() / scale, 0.0, 0.01) << "conv " << k;
+    // Uniform: each quarter of [-scale, scale] holds a quarter of the weights.
+    const double inner = (w.abs() < scale / 2).to(at::kDouble).mean().item<double>();
+    EXPECT_NEAR(inner, 0.5, 0.01) << "conv " << k;
+  }
+  // The final (linear) convolution keeps its bias at 0 (no objectness prior in this spec).
+  EXPECT_EQ(m->convs().back()->bias.abs().max().item<double>(), 0.0);
+}
+
 TEST(Model, LayerTableMatchesDarknetFlops) {
   auto m = make_model(1.0);
   const auto rows = model::layer_table(m->spec(), 416, 416);

@@ -48,6 +48,18 @@ TEST(ScheduleLearningRate, DefaultsAreDarknetYolov2Voc) {
   EXPECT_EQ(d.max_batches, v.max_batches);
 }
 
+TEST(ScheduleLearningRate, UpdatesAreCountedFromOneAsDarknetDoes) {
+  // darknet: update_network runs after `seen += batch`, so get_current_batch is the number of the
+  // update being made. yolov2-voc: the 40,000th update (0-based iteration 39,999) gets 1e-4.
+  const yolo2::TrainConfig t = yolov2_voc();
+  EXPECT_REL(learning_rate(t, 39999, t.max_batches), 1e-3);
+  EXPECT_REL(learning_rate(t, 40000, t.max_batches), 1e-4);
+  EXPECT_REL(learning_rate(t, 60000, t.max_batches), 1e-5);
+  // The first update of the burn-in moves (1e-3 / 1000^4), and the 1000th is at full rate.
+  EXPECT_REL(learning_rate(t, 1, t.max_batches), 1e-3 * std::pow(1e-3, 4));
+  EXPECT_REL(learning_rate(t, 1000, t.max_batches), 1e-3);
+}
+
 TEST(ScheduleLearningRate, BurnInRisesAsTheFourthPower) {
   const yolo2::TrainConfig t = yolov2_voc();
   EXPECT_EQ(learning_rate(t, 0, t.max_batches), 0.0);

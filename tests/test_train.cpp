@@ -174,8 +174,15 @@ TEST(Schedules, OptimizerSawTheDefinedLearningRateAndGamma) {
     std::stringstream ss(line);
     for (std::string cell; std::getline(ss, cell, ',');) v.push_back(std::stod(cell));
     const auto it = static_cast<int64_t>(v[0]);  // iterations done after this step
-    // The step taken as iteration `it` used the values defined for it - 1 steps done.
-    EXPECT_NEAR(v[3], train::learning_rate(c.train, it - 1, 12), 1e-12) << "iteration " << it;
+    // The step taken as iteration `it` is darknet's update number `it` (counted from 1) for the
+    // learning rate; gamma is defined on the steps done before it (it - 1).
+    EXPECT_NEAR(v[3], train::learning_rate(c.train, it, 12), 1e-12) << "iteration " << it;
+    // By hand, darknet's numbers: update 1 is the first of the burn-in (0.01 * (1/4)^4), the 6th
+    // and 9th updates already take the step's rate.
+    if (it == 1) EXPECT_NEAR(v[3], 0.01 / 256, 1e-15);
+    if (it == 5) EXPECT_NEAR(v[3], 0.01, 1e-15);
+    if (it == 6) EXPECT_NEAR(v[3], 0.005, 1e-15);
+    if (it == 9) EXPECT_NEAR(v[3], 0.0005, 1e-15);
     EXPECT_NEAR(v[4], train::focal_gamma(c.loss.focal, static_cast<double>(it - 1) / 12), 1e-12) << "iteration " << it;
     ++checked;
   }

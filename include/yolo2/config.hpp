@@ -21,6 +21,8 @@ enum class ClassLoss { CrossEntropy, Focal, SigmoidFocal };
 enum class LrPolicy { Steps, Cosine, Constant };
 enum class GammaScheduleType { Constant, Step, Linear, Cosine };
 enum class JitterMode { Crop, Letterbox };
+enum class HsvMode { Darknet, AlexeyAB };
+enum class SampleMode { Shuffle, Random };
 enum class OptimizerKind { Sgd, Adam };
 
 // Focal alpha: a number for every class, one number per class, or `auto` (inverse class
@@ -38,7 +40,10 @@ struct AugmentConfig {
   double hue = 0.1;
   double saturation = 1.5;
   double exposure = 1.5;
+  HsvMode hsv = HsvMode::Darknet;  // colour arithmetic: darknet's float HSV, or AlexeyAB's 8-bit OpenCV HSV
+  std::vector<double> letterbox_scale{0.25, 2.0};  // letterbox jitter: placed-image scale drawn from [lo, hi]
   double min_box_size = 0.001;  // boxes narrower or lower than this (fraction of the input) are dropped
+  bool box_holes = false;       // a dropped box ends the image's ground truths (PJ darknet before 2018-01-16)
 };
 
 struct DataConfig {
@@ -56,6 +61,7 @@ struct DataConfig {
   int workers = 2;
   int prefetch = 4;  // batches queued ahead of the consumer
   int max_boxes = 30;
+  SampleMode sample = SampleMode::Shuffle;  // each epoch a permutation, or draws with replacement (darknet)
 };
 
 struct ModelConfig {

@@ -30,16 +30,19 @@ AugmentDraw draw_augment(int ow, int oh, int out, const AugmentConfig& cfg, util
     d.affine.ay = size / sheight;
     d.affine.by = -ptop * d.affine.ay;
   } else {
-    // PJ darknet 2017-18 (scale fixed to 1 as at HEAD): random aspect, random placement on a
-    // gray canvas; the image may partly leave the canvas.
+    // PJ darknet 2017-18 load_data_detection (letterbox): random aspect, random scale (U(0.25, 2)
+    // from March 2017 to August 2018, 1 since), random placement on a gray canvas; the image may
+    // partly leave the canvas (scale > 1: the placement range is negative, as darknet's
+    // rand_uniform swaps reversed bounds).
     const double dw = ow * cfg.jitter, dh = oh * cfg.jitter;
     const double new_ar = (ow + rng.uniform(-dw, dw)) / (oh + rng.uniform(-dh, dh));
+    const double scale = rng.uniform(cfg.letterbox_scale.at(0), cfg.letterbox_scale.at(1));
     double nw, nh;
     if (new_ar < 1) {
-      nh = size;
+      nh = scale * size;
       nw = nh * new_ar;
     } else {
-      nw = size;
+      nw = scale * size;
       nh = nw / new_ar;
     }
     const double dx = rng.uniform(0, size - nw), dy = rng.uniform(0, size - nh);
@@ -83,26 +86,83 @@ cv::Mat warp_image(const cv::Mat& image, const Affine& a, int out, bool replicat
   return dst;
 }
 
-void distort_hsv(cv::Mat& bgr, double dhue, double dsat, double dexp) {
-  if (dhue == 0 && dsat == 1 && dexp == 1) return;
-  // HSV_FULL puts hue on 0..255, so a hue shift of dhue (on [0, 1]) is dhue * 256 levels.
-  cv::Mat hsv;
-  cv::cvtColor(bgr, hsv, cv::COLOR_BGR2HSV_FULL);
-  cv::Mat lut(1, 256, CV_8UC3);
-  const double shift = dhue * 256.0;
-  for (int i = 0; i < 256; ++i) {
-    double h = std::fmod(i + shift, 256.0);
-    if (h < 0) h += 256.0;
-    lut.at<cv::Vec3b>(i) = cv::Vec3b(static_cast<uchar>(static_cast<int>(std::lround(h)) & 255),
-                                     cv::saturate_cast<uchar>(i * dsat),
-                                     cv::saturate_cast<uchar>(i * dexp));
+namespace {
+
+// PJ darknet src/image.c distort_image on one pixel (r, g, b in [0, 1]), in float as darknet:
+// rgb_to_hsv, S *= dsat and V *= dexp without clamping, H += dhue wrapped into [0, 1],
+// hsv_to_rgb (with S > 1 or V > 1 the channels leave [0, 1]), then constrain_image's clamp.
+inline void darknet_distort_pixel(float& r, float& g, float& b, float dhue, float dsat, float dexp) {
+  const float mx = std::max(r, std::max(g, b)), mn = std::min(r, std::min(g, b)), delta = mx - mn;
+  float h = 0, s = 0, v = mx;
+  if (mx != 0) {
+    s = delta / mx;
+    // darknet divides by delta even when it is 0 (h = NaN); such pixels have s = 0 and come back
+    // as gray whatever h is, so h = 0 here gives the same pixel.
+    if (delta != 0) {
+      if (r == mx) h = (g - b) / delta;
+      else if (g == mx) h = 2 + (b - r) / delta;
+      else h = 4 + (r - g) / delta;
+      if (h < 0) h += 6;
+      h = h / 6.f;
+    }
   }
-  cv::LUT(hsv, lut, hsv);
-  cv::cvtColor(hsv, bgr, cv::COLOR_HSV2BGR_FULL);
+  s *= dsat;
+  v *= dexp;
+  h += dhue;
+  if (h > 1) h -= 1;
+  if (h < 0) h += 1;
+  if (s == 0) {
+    r = g = b = v;
+  } else {
+    const float hh = 6 * h;
+    const int index = static_cast<int>(std::floor(hh));
+    const float f = hh - index, p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
+    if (index == 0) r = v, g = t, b = p;
+    else if (index == 1) r = q, g = v, b = p;
+    else if (index == 2) r = p, g = v, b = t;
+    else if (index == 3) r = p, g = q, b = v;
+    else if (index == 4) r = t, g = p, b = v;
+    else r = v, g = p, b = q;
+  }
+  r = std::clamp(r, 0.f, 1.f);
+  g = std::clamp(g, 0.f, 1.f);
+  b = std::clamp(b, 0.f, 1.f);
+}
+
+}  // namespace
+
+void distort_hsv(cv::Mat& bgr, double dhue, double dsat, double dexp, HsvMode mode) {
+  if (dhue == 0 && dsat == 1 && dexp == 1) return;
+  if (mode == HsvMode::AlexeyAB) {
+    // AlexeyAB src/image_opencv.cpp (image_data_augmentation) on the 8-bit image: OpenCV's 8-bit
+    // HSV (H in 0..179), each channel scaled or shifted with saturation to 0..255.
+    cv::Mat hsv;
+    cv::cvtColor(bgr, hsv, cv::COLOR_BGR2HSV);
+    std::vector<cv::Mat> c;
+    cv::split(hsv, c);
+    c[1] *= dsat;
+    c[2] *= dexp;
+    c[0] += 179 * dhue;
+    cv::merge(c, hsv);
+    cv::cvtColor(hsv, bgr, cv::COLOR_HSV2BGR);
+    return;
+  }
+  const float h = static_cast<float>(dhue), s = static_cast<float>(dsat), v = static_cast<float>(dexp);
+  constexpr float kToUnit = 1.f / 255.f;
+  for (int y = 0; y < bgr.rows; ++y) {
+    auto* px = bgr.ptr<cv::Vec3b>(y);
+    for (int x = 0; x < bgr.cols; ++x) {
+      float b = px[x][0] * kToUnit, g = px[x][1] * kToUnit, r = px[x][2] * kToUnit;
+      darknet_distort_pixel(r, g, b, h, s, v);
+      // Back to 8 bits, rounded: within half a level of darknet's float image.
+      px[x] = cv::Vec3b(static_cast<uchar>(b * 255.f + 0.5f), static_cast<uchar>(g * 255.f + 0.5f),
+                        static_cast<uchar>(r * 255.f + 0.5f));
+    }
+  }
 }
 
 std::vector<LabeledBox> transform_boxes(const std::vector<LabeledBox>& boxes, const Affine& a,
-                                        int out, double min_size) {
+                                        int out, double min_size, bool stop_at_dropped) {
   std::vector<LabeledBox> result;
   result.reserve(boxes.size());
   const double size = out, min_side = min_size * out;
@@ -115,7 +175,10 @@ std::vector<LabeledBox> transform_boxes(const std::vector<LabeledBox>& boxes, co
     x2 = std::clamp(x2, 0.0, size);
     y1 = std::clamp(y1, 0.0, size);
     y2 = std::clamp(y2, 0.0, size);
-    if (x2 - x1 < min_side || y2 - y1 < min_side || x2 - x1 <= 0 || y2 - y1 <= 0) continue;
+    if (x2 - x1 < min_side || y2 - y1 < min_side || x2 - x1 <= 0 || y2 - y1 <= 0) {
+      if (stop_at_dropped) break;
+      continue;
+    }
     result.push_back({static_cast<float>(x1), static_cast<float>(y1), static_cast<float>(x2),
                       static_cast<float>(y2), b.label});
   }
@@ -127,8 +190,8 @@ Augmented augment_train(const cv::Mat& image, const std::vector<LabeledBox>& box
   Augmented a;
   a.draw = draw_augment(image.cols, image.rows, out, cfg, rng);
   a.image = warp_image(image, a.draw.affine, out, cfg.jitter_mode == JitterMode::Crop);
-  distort_hsv(a.image, a.draw.dhue, a.draw.dsat, a.draw.dexp);
-  a.boxes = transform_boxes(boxes, a.draw.affine, out, cfg.min_box_size);
+  distort_hsv(a.image, a.draw.dhue, a.draw.dsat, a.draw.dexp, cfg.hsv);
+  a.boxes = transform_boxes(boxes, a.draw.affine, out, cfg.min_box_size, cfg.box_holes);
   return a;
 }
 

@@ -18,16 +18,25 @@ namespace {
 constexpr uint64_t kShuffleStream = 0x5348554646ULL;
 constexpr uint64_t kAugmentStream = 0x41554734ULL;
 
-std::vector<int> epoch_order(int n, uint64_t seed, int64_t epoch, bool shuffle) {
+}  // namespace
+
+std::vector<int> epoch_order(int n, uint64_t seed, int64_t epoch, bool train, SampleMode sample) {
   std::vector<int> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), 0);
-  if (!shuffle) return order;
+  if (!train) return order;
   util::Rng rng(util::mix_seed(util::mix_seed(seed, kShuffleStream), static_cast<uint64_t>(epoch)));
+  if (sample == SampleMode::Random) {
+    // darknet's get_random_paths: every image drawn independently (`rand() % m`), with replacement.
+    for (auto& i : order) i = static_cast<int>(rng.uniform_int(0, n - 1));
+    return order;
+  }
   for (int i = n - 1; i > 0; --i)
     std::swap(order[static_cast<std::size_t>(i)],
               order[static_cast<std::size_t>(rng.uniform_int(0, i))]);
   return order;
 }
+
+namespace {
 
 cv::Mat read_image(const ImageRecord& rec) {
   cv::Mat image = cv::imread(rec.image_path, cv::IMREAD_COLOR);
@@ -68,6 +77,7 @@ LoaderOptions loader_options(const Config& c, bool train) {
   o.seed = c.runtime.seed;
   o.train = train;
   o.max_boxes = c.data.max_boxes;
+  o.sample = c.data.sample;
   o.augment = c.data.augment;
   o.eval_transform = c.data.eval_transform;
   o.input_size = c.data.input_size;
@@ -88,7 +98,7 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
   batch.index = index;
   batch.epoch = index / per_epoch;
   const int64_t pos = index % per_epoch;
-  const std::vector<int> order = epoch_order(n, opt.seed, batch.epoch, opt.train);
+  const std::vector<int> order = epoch_order(n, opt.seed, batch.epoch, opt.train, opt.sample);
   const int shards = opt.train ? opt.shard_count : 1;
   if (shards < 1 || opt.shard_rank < 0 || opt.shard_rank >= shards || opt.batch_size % shards != 0)
     throw Error("loader: shard " + std::to_string(opt.shard_rank) + " of " + std::to_string(shards) +

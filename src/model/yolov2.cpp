@@ -223,7 +223,10 @@ void YoloV2Impl::reset_darknet() {
   for (std::size_t k = 0; k < convs_.size(); ++k) {
     auto& w = convs_[k]->weight;
     const double fan_in = static_cast<double>(w.size(1) * w.size(2) * w.size(3));
-    w.normal_(0.0, std::sqrt(2.0 / fan_in));
+    // PJ darknet's YOLOv2 release (make_convolutional_layer, 0222895c) and AlexeyAB:
+    // scale * U(-1, 1), scale = sqrt(2 / (k^2 c)); PJ HEAD later switched to scale * N(0, 1).
+    const double scale = std::sqrt(2.0 / fan_in);
+    w.uniform_(-scale, scale);
     if (convs_[k]->bias.defined()) convs_[k]->bias.zero_();
     if (!norms_[k].is_empty()) {
       norms_[k]->weight.fill_(1.0);

@@ -12,22 +12,22 @@ constexpr double kPi = 3.14159265358979323846;
 constexpr uint64_t kScaleStream = 0x5343414C45ULL;
 }  // namespace
 
-double learning_rate(const TrainConfig& t, int64_t iteration, int64_t max_batches) {
-  if (iteration < t.burn_in)
-    return t.lr * std::pow(static_cast<double>(iteration) / t.burn_in, t.burn_in_power);
+double learning_rate(const TrainConfig& t, int64_t update, int64_t max_batches) {
+  if (update < t.burn_in)
+    return t.lr * std::pow(static_cast<double>(update) / t.burn_in, t.burn_in_power);
   switch (t.policy) {
     case LrPolicy::Constant: return t.lr;
     case LrPolicy::Steps: {
       double rate = t.lr;
       for (std::size_t i = 0; i < t.steps.size(); ++i) {
-        if (t.steps[i] > iteration) return rate;
+        if (t.steps[i] > update) return rate;
         rate *= t.scales[i];
       }
       return rate;
     }
     case LrPolicy::Cosine: {
       const double span = std::max<double>(1.0, static_cast<double>(max_batches - t.burn_in));
-      const double x = std::clamp(static_cast<double>(iteration - t.burn_in) / span, 0.0, 1.0);
+      const double x = std::clamp(static_cast<double>(update - t.burn_in) / span, 0.0, 1.0);
       return t.lr * 0.5 * (1.0 + std::cos(kPi * x));
     }
   }

@@ -439,7 +439,8 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
   double ema_loss = -1;
   while (state.iteration < max_batches) {
     const auto t_it = std::chrono::steady_clock::now();
-    const double lr = learning_rate(config.train, state.iteration, max_batches);
+    // darknet counts the update being made from 1 (schedule.hpp).
+    const double lr = learning_rate(config.train, state.iteration + 1, max_batches);
     const double gamma = focal_gamma(config.loss.focal, static_cast<double>(state.iteration) / max_batches);
     set_lr(optimizer, lr);
     optimizer.zero_grad();

@@ -50,13 +50,16 @@ Affine eval_affine(int ow, int oh, int out, EvalTransform transform);
 // from outside the source replicate its border (crop jitter) or are gray 127 (letterbox).
 cv::Mat warp_image(const cv::Mat& image, const Affine& affine, int out, bool replicate_border);
 
-// In-place HSV distortion of an 8-bit BGR image: hue shift (wrapped), saturation and value scale.
-void distort_hsv(cv::Mat& bgr, double dhue, double dsat, double dexp);
+// In-place HSV distortion of an 8-bit BGR image: hue shift dhue (on [0, 1]), saturation and value
+// scales dsat and dexp. Darknet: PJ darknet's distort_image in float (S and V unclamped, hue
+// wrapped, RGB clamped at the end), rounded back to 8 bits. AlexeyAB: its OpenCV 8-bit HSV path.
+void distort_hsv(cv::Mat& bgr, double dhue, double dsat, double dexp, HsvMode mode = HsvMode::Darknet);
 
 // Maps boxes through `affine`, clips them to [0, out], and drops those narrower or lower than
-// min_size * out (darknet: 0.001) without disturbing the others' order.
+// min_size * out (darknet: 0.001) without disturbing the others' order. stop_at_dropped: a dropped
+// box also drops every later one (PJ darknet before 2018-01-16, data.augment.box_holes).
 std::vector<LabeledBox> transform_boxes(const std::vector<LabeledBox>& boxes, const Affine& affine,
-                                        int out, double min_size);
+                                        int out, double min_size, bool stop_at_dropped = false);
 
 // Full training augmentation of one image: draw, warp, distort, transform boxes.
 struct Augmented {

@@ -41,6 +41,7 @@ struct LoaderOptions {
   uint64_t seed = 0;
   bool train = true;    // shuffle each epoch, augment, drop the last partial batch
   int max_boxes = 30;   // M; extra boxes are dropped at random (darknet shuffles, then truncates)
+  SampleMode sample = SampleMode::Shuffle;  // training order (epoch_order)
   AugmentConfig augment;
   EvalTransform eval_transform = EvalTransform::Letterbox;
   int input_size = 416;
@@ -59,6 +60,11 @@ struct LoaderOptions {
 // eval_transform and runtime.seed; the batch is train.batch / train.subdivisions when training,
 // eval.batch otherwise. Multi-scale and the stream position are the caller's.
 LoaderOptions loader_options(const Config& config, bool train);
+
+// The images of training epoch `epoch` in order, deterministic in (seed, epoch): a permutation of
+// 0..n-1 (shuffle) or n independent draws with replacement (random, darknet's). Evaluation
+// (train = false): 0..n-1.
+std::vector<int> epoch_order(int n, uint64_t seed, int64_t epoch, bool train, SampleMode sample);
 
 // Batches per epoch for a dataset of n images.
 int64_t batches_per_epoch(int64_t n, int batch_size, bool drop_last);

@@ -83,9 +83,9 @@ class YoloV2Impl : public torch::nn::Module {
   // Batch norm of each conv (an empty holder for the final linear conv).
   std::vector<torch::nn::BatchNorm2d>& norms() { return norms_; }
 
-  // darknet's initialisation: He-normal conv weights sqrt(2 / (k^2 c)) * N(0, 1), BN gamma 1,
-  // beta 0, final bias 0 (objectness biases at the prior when spec.objectness_prior > 0). Uses
-  // LibTorch's global generator (seeded from runtime.seed).
+  // darknet's initialisation (PJ's YOLOv2 release, AlexeyAB): conv weights sqrt(2 / (k^2 c)) *
+  // U(-1, 1), BN gamma 1, beta 0, final bias 0 (objectness biases at the prior when
+  // spec.objectness_prior > 0). Uses LibTorch's global generator (seeded from runtime.seed).
   void reset_darknet();
 
   // Replaces the batch norms' training-mode forward (synchronized batch norm across processes);

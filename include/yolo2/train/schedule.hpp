@@ -9,12 +9,16 @@
 
 namespace yolo2::train {
 
-// darknet get_current_rate: `iteration` = optimizer steps done before this one.
-//  iteration < burn_in: lr * (iteration / burn_in)^power;
-//  steps: lr times every scale whose step is <= iteration;
-//  cosine: lr * (1 + cos(pi * (iteration - burn_in) / (max_batches - burn_in))) / 2;
+// darknet's get_current_rate at an update: `update` is the number of the optimizer step being made,
+// counted from 1 (darknet's get_current_batch, read after `seen` has grown by this step's images;
+// PJ src/network.c). So the 40,000th update of yolov2-voc (steps=40000) already gets 1e-4, and the
+// first update of a burn-in gets lr * (1 / burn_in)^power, not 0. The trainer passes its 0-based
+// iteration + 1.
+//  update < burn_in: lr * (update / burn_in)^power;
+//  steps: lr times every scale whose step is <= update;
+//  cosine: lr * (1 + cos(pi * (update - burn_in) / (max_batches - burn_in))) / 2;
 //  constant: lr.
-double learning_rate(const TrainConfig& train, int64_t iteration, int64_t max_batches);
+double learning_rate(const TrainConfig& train, int64_t update, int64_t max_batches);
 
 // Gamma at a fraction of training `progress` in [0, 1] (iteration / max_batches).
 //  constant: focal.gamma; step: values[k], k = number of milestones <= progress;
