@@ -2,6 +2,7 @@
 #   --torch debian   Debian 12's libtorch-dev 1.13.1 (CPU) in /usr; build folder build/ (the default)
 #   --torch pypi     LibTorch 2.x inside PyPI's torch wheel (CUDA build; runs on the CPU without a
 #                    GPU), installed into .torch-pypi/ in the checkout; build folder build-pypi/
+#                    ($BUILD_DIR-pypi when BUILD_DIR is set)
 # YOLO2_TORCH_PYPI_VERSION pins the wheel (the version tested: 2.11.0).
 # After `torch_choice "$@"`: YOLO2_TORCH, BUILD_DIR (unless set), TORCH_CMAKE_ARGS (array) and ARGS
 # (the arguments that were not --torch).
@@ -21,7 +22,7 @@ torch_choice() {
   done
   case "$YOLO2_TORCH" in
     debian) BUILD_DIR=${BUILD_DIR:-build}; TORCH_CMAKE_ARGS=() ;;
-    pypi) BUILD_DIR=${BUILD_DIR:-build-pypi}
+    pypi) BUILD_DIR=${BUILD_DIR:-build}-pypi   # never the Debian build's folder (its CMake cache pins LibTorch)
           TORCH_CMAKE_ARGS=(-DCMAKE_PREFIX_PATH="$YOLO2_TORCH_PYPI_DIR/torch/share/cmake") ;;
     *) echo "--torch: expected debian or pypi, got '$YOLO2_TORCH'" >&2; exit 2 ;;
   esac

@@ -148,11 +148,12 @@ void distort_hsv(cv::Mat& bgr, double dhue, double dsat, double dexp, HsvMode mo
     return;
   }
   const float h = static_cast<float>(dhue), s = static_cast<float>(dsat), v = static_cast<float>(dexp);
-  constexpr float kToUnit = 1.f / 255.f;
   for (int y = 0; y < bgr.rows; ++y) {
     auto* px = bgr.ptr<cv::Vec3b>(y);
     for (int x = 0; x < bgr.cols; ++x) {
-      float b = px[x][0] * kToUnit, g = px[x][1] * kToUnit, r = px[x][2] * kToUnit;
+      // darknet's load_image: byte / 255 (a division, not a multiply by 1/255: they differ in
+      // the last bit for half the bytes).
+      float b = px[x][0] / 255.f, g = px[x][1] / 255.f, r = px[x][2] / 255.f;
       darknet_distort_pixel(r, g, b, h, s, v);
       // Back to 8 bits, rounded: within half a level of darknet's float image.
       px[x] = cv::Vec3b(static_cast<uchar>(b * 255.f + 0.5f), static_cast<uchar>(g * 255.f + 0.5f),

@@ -81,6 +81,8 @@ struct Distributed::Impl {
     return os.str();
   }
 
+  at::Tensor to_backend(const at::Tensor& t) const;
+
   void wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what) const {
     try {
       work->wait();
@@ -155,21 +157,28 @@ std::string Distributed::failure_message(const std::string& what, const std::str
   return impl_->describe(what, cause);
 }
 
+// NCCL reduces CUDA tensors only; the loop's bookkeeping collectives (loss sums, the stop flag,
+// gathered detections) hold CPU tensors. They travel through the run's device and back.
+at::Tensor Distributed::Impl::to_backend(const at::Tensor& t) const {
+  return backend == "nccl" && !t.is_cuda() ? t.to(device) : t;
+}
+
 void Distributed::broadcast(std::vector<at::Tensor> tensors, const std::string& what) {
   for (auto& t : tensors) {
-    std::vector<at::Tensor> one{t};
+    std::vector<at::Tensor> one{impl_->to_backend(t)};
     impl_->wait(impl_->group->broadcast(one), what);
+    if (!one[0].is_same(t)) t.copy_(one[0]);
   }
 }
 
 void Distributed::all_reduce_sum(std::vector<at::Tensor> tensors, const std::string& what) {
   if (tensors.empty()) return;
   // One flat buffer: one collective, whatever the number of tensors.
-  std::vector<at::Tensor> flat{at::cat([&] {
+  std::vector<at::Tensor> flat{impl_->to_backend(at::cat([&] {
     std::vector<at::Tensor> parts;
     for (const auto& t : tensors) parts.push_back(t.reshape(-1));
     return parts;
-  }())};
+  }()))};
   impl_->wait(impl_->group->allreduce(flat), what);
   int64_t offset = 0;
   for (auto& t : tensors) {
@@ -190,11 +199,13 @@ at::Tensor Distributed::all_gather_rows(const at::Tensor& rows, const std::strin
   if (rows.size(0) > 0) mine.narrow(0, 0, rows.size(0)).copy_(rows);
   std::vector<std::vector<at::Tensor>> out(1);
   for (int r = 0; r < w; ++r) out[0].push_back(at::empty_like(mine));
+  mine = impl_->to_backend(mine);
+  for (auto& o : out[0]) o = impl_->to_backend(o);
   std::vector<at::Tensor> in{mine};
   impl_->wait(impl_->group->allgather(out, in), what);
   std::vector<at::Tensor> parts;
   for (int r = 0; r < w; ++r) parts.push_back(out[0][static_cast<std::size_t>(r)].narrow(0, 0, n[r].item<int64_t>()));
-  return at::cat(parts);
+  return at::cat(parts).to(rows.device());
 }
 
 void Distributed::sync_model(model::YoloV2Impl& model) {
