@@ -293,6 +293,49 @@ TEST(ConfigValidate, OtherCrossKeyChecks) {
       "loss.focal.gamma_schedule.values");
 }
 
+TEST(ConfigValidate, FocalGammaIsRejectedUnderANonConstantGammaSchedule) {
+  // train::focal_gamma ignores loss.focal.gamma unless the schedule is constant: a changed gamma
+  // next to a ramp or steps would silently not be used.
+  const std::string ramp = error_of([] {
+    parse_config("loss:\n  focal:\n    gamma: 1.5\n    gamma_schedule: {type: linear, end: 3}\n", "r.yaml");
+  });
+  EXPECT_CONTAINS(ramp, "r.yaml");
+  EXPECT_CONTAINS(ramp, "'loss.focal.gamma'");
+  EXPECT_CONTAINS(ramp, "loss.focal.gamma_schedule.type is linear");
+  EXPECT_CONTAINS(ramp, "loss.focal.gamma_schedule.end");
+  const std::string steps = error_of([] {
+    parse_config("", "<t>",
+                 {"loss.focal.gamma_schedule={type: step, milestones: [0.5], values: [0, 2]}",
+                  "loss.focal.gamma=0.5"});
+  });
+  EXPECT_CONTAINS(steps, "'loss.focal.gamma'");
+  EXPECT_CONTAINS(steps, "loss.focal.gamma_schedule.type is step");
+  EXPECT_CONTAINS(steps, "loss.focal.gamma_schedule.values");
+  EXPECT_CONTAINS(error_of([] { parse_config("", "<t>", {"loss.focal.gamma_schedule.type=cosine",
+                                                         "loss.focal.gamma=0"}); }),
+                  "loss.focal.gamma_schedule.end");
+
+  // The default gamma passes: to_yaml writes every key, so a stored config carries it.
+  const Config ramped =
+      parse_config("loss:\n  focal:\n    gamma_schedule: {type: cosine, start: 0, end: 3}\n");
+  EXPECT_NO_THROW(parse_config(yolo2::to_yaml(ramped), "<roundtrip>"));
+  // And any gamma under the constant schedule, which is where it is used.
+  EXPECT_DOUBLE_EQ(parse_config("loss:\n  focal:\n    gamma: 1.5\n").loss.focal.gamma, 1.5);
+}
+
+#ifdef YOLO2_SOURCE_DIR
+TEST(ConfigFile, ShippedConfigsLoad) {
+  for (const char* name : {"synth_ce", "synth_focal", "voc_ce", "voc_focal", "voc_softgamma"}) {
+    const std::string path = std::string(YOLO2_SOURCE_DIR) + "/configs/" + name + ".yaml";
+    try {
+      yolo2::load_config(path);
+    } catch (const Error& e) {
+      ADD_FAILURE() << e.what();
+    }
+  }
+}
+#endif
+
 TEST(ConfigValidate, ValidationErrorNamesTheFile) {
   TempDir dir("yolo2-config");
   const std::string path = dir.file("v.yaml");

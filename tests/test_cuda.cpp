@@ -13,7 +13,7 @@
 #include "test_util.hpp"
 #include "train_fixtures.hpp"
 #include "yolo2/config.hpp"
-#include "yolo2/eval/boxes.hpp"
+#include "yolo2/ops/boxes.hpp"
 #include "yolo2/eval/decode.hpp"
 #include "yolo2/loss/region_loss.hpp"
 #include "yolo2/model/yolov2.hpp"
@@ -110,22 +110,6 @@ TEST(CudaDevice, NcclOnTheCpuNamesTheKey) {
   EXPECT_TRUE(e.find("without NCCL") != std::string::npos || e.find("CUDA tensors only") != std::string::npos) << e;
 }
 
-TEST(Version, ReportsTheLibTorchItWasBuiltWith) {
-  TempDir dir;
-  const std::string out = dir.file("version.json");
-  ASSERT_EQ(std::system((std::string(YOLO2_EXE) + " version --json > " + out).c_str()), 0);
-  const std::string text = read_text(out);
-  EXPECT_CONTAINS(text, std::string("\"libtorch\": \"") + TORCH_VERSION + "\"");
-  EXPECT_CONTAINS(text, std::string("\"cuda_compiled\": ") + (util::cuda_compiled() ? "true" : "false"));
-  EXPECT_CONTAINS(text, "\"opencv\": \"" CV_VERSION "\"");
-  const util::BuildInfo info = util::build_info();
-  EXPECT_EQ(info.gpus.size(), torch::cuda::is_available() ? torch::cuda::device_count() : 0u);
-  if (util::cuda_compiled()) {
-    EXPECT_FALSE(info.cuda_runtime.empty());
-    EXPECT_FALSE(info.cudnn.empty());
-  }
-}
-
 // --- on a GPU --------------------------------------------------------------------------------
 
 TEST(Cuda, RegionLossAndGradientsEqualTheCpu) {
@@ -172,11 +156,11 @@ TEST(Cuda, DecodeAndNmsEqualTheCpu) {
   EXPECT_LT(relative_difference(gpu.boxes, cpu.boxes), 1e-5);
   EXPECT_LT(relative_difference(gpu.objectness, cpu.objectness), 1e-5);
   EXPECT_LT(relative_difference(gpu.class_probs, cpu.class_probs), 1e-5);
-  const at::Tensor boxes = eval::cxcywh_to_xyxy(cpu.boxes[0]);
+  const at::Tensor boxes = ops::cxcywh_to_xyxy(cpu.boxes[0]);
   const at::Tensor scores = cpu.objectness[0] * std::get<0>(cpu.class_probs[0].max(1));
   const at::Tensor labels = std::get<1>(cpu.class_probs[0].max(1));
-  const at::Tensor keep_cpu = eval::batched_nms(boxes, scores, labels, 0.45);
-  const at::Tensor keep_gpu = eval::batched_nms(boxes.cuda(), scores.cuda(), labels.cuda(), 0.45);
+  const at::Tensor keep_cpu = ops::batched_nms(boxes, scores, labels, 0.45);
+  const at::Tensor keep_gpu = ops::batched_nms(boxes.cuda(), scores.cuda(), labels.cuda(), 0.45);
   ASSERT_GT(keep_cpu.numel(), 0);
   EXPECT_TRUE(at::equal(keep_gpu.cpu(), keep_cpu));
 }

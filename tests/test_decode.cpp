@@ -1,22 +1,14 @@
-// Decoding region outputs into detections in original-image pixels, and the eval CLI scoring
-// results files exactly as the library does.
+// Decoding region outputs into detections in original-image pixels.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cmath>
-#include <cstdlib>
-#include <fstream>
-
-#include <nlohmann/json.hpp>
 
 #include "test_util.hpp"
 #include "yolo2/data/augment.hpp"
-#include "yolo2/data/synth.hpp"
 #include "yolo2/data/voc.hpp"
 #include "yolo2/eval/decode.hpp"
 #include "yolo2/eval/evaluator.hpp"
-#include "yolo2/eval/results_io.hpp"
 
 using namespace yolo2;
 
@@ -113,60 +105,3 @@ TEST(Decode, ThresholdsNmsAndCapApply) {
   EXPECT_TRUE(eval::detect_image(eval::decode_region(raw, anchors, 3), 0, id, 128, 128, 128, 128, 0, o).empty());
 }
 
-#ifdef YOLO2_EXE
-// `yolo2 eval --detections` on a generated dataset and detections equals the library's result.
-TEST(EvalCli, ScoringResultsFilesEqualsTheLibrary) {
-  yolo2::testing::TempDir dir;
-  data::SynthOptions so;
-  so.out_dir = dir.file("voc");
-  so.train = 4;
-  so.test = 30;
-  so.size = 96;
-  so.threads = 1;
-  const auto synth = data::write_synth(so);
-  data::ParseOptions po;
-  po.class_names = synth.class_names;
-  const auto ds = data::load_voc({{so.out_dir, "test"}}, po);
-  // Detections: ground truths jittered, some dropped, some false positives.
-  std::vector<eval::Detection> dets;
-  uint64_t state = 12345;
-  auto rnd = [&] { return static_cast<double>((state = state * 6364136223846793005ULL + 1442695040888963407ULL) >> 11) * 0x1.0p-53; };
-  std::vector<std::string> ids;
-  for (std::size_t i = 0; i < ds.images.size(); ++i) {
-    ids.push_back(ds.images[i].id);
-    for (const auto& o : ds.images[i].objects) {
-      if (rnd() < 0.2) continue;
-      const float j = static_cast<float>(std::round((rnd() - 0.5) * 8));
-      dets.push_back({static_cast<int>(i), rnd() < 0.85 ? o.label : static_cast<int>(rnd() * 6), static_cast<float>(std::round(rnd() * 1e6) / 1e6),
-                      {std::max(0.0f, o.x1 + j), std::max(0.0f, o.y1 + j), o.x2 + j, o.y2 + j}});
-    }
-  }
-  eval::write_voc_results(dir.file("det"), "test", synth.class_names, ids, dets);
-  const auto expected = eval::evaluate_voc(eval::ground_truth(ds), eval::read_voc_results(dir.file("det"), "test", synth.class_names, ids),
-                                           synth.class_names, {});
-  const std::string cmd = std::string(YOLO2_EXE) + " eval --detections " + dir.file("det") + " --data " + so.out_dir +
-                          " --split test --json " + dir.file("m.json") + " > " + dir.file("out.txt") + " 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << yolo2::testing::read_text(dir.file("out.txt"));
-  const auto j = nlohmann::json::parse(yolo2::testing::read_text(dir.file("m.json")));
-  EXPECT_EQ(j["metric"], "voc07");
-  EXPECT_NEAR(j["map"].get<double>(), expected.map, 1e-12);
-  EXPECT_GT(expected.map, 0.3);
-  EXPECT_LT(expected.map, 0.99);
-  for (const auto& c : expected.per_class)
-    if (!std::isnan(c.ap)) {
-      EXPECT_NEAR(j["per_class"][c.name].get<double>(), c.ap, 1e-12) << c.name;
-    }
-  EXPECT_EQ(j["detections"].get<int>(), static_cast<int>(dets.size()));
-  // A malformed line is reported with its file and line.
-  {
-    std::ofstream bad(dir.file("det/comp4_det_test_" + synth.class_names[0] + ".txt"), std::ios::app);
-    bad << "000031 0.5 1 2 3\n";
-  }
-  const std::string cmd2 = std::string(YOLO2_EXE) + " eval --detections " + dir.file("det") + " --data " + so.out_dir +
-                           " --split test > " + dir.file("out2.txt") + " 2>&1";
-  const int rc = std::system(cmd2.c_str());
-  EXPECT_NE(rc, 0);
-  const std::string out = yolo2::testing::read_text(dir.file("out2.txt"));
-  EXPECT_NE(out.find("comp4_det_test_" + synth.class_names[0] + ".txt:"), std::string::npos) << out;
-}
-#endif

@@ -13,6 +13,7 @@
 #include "yolo2/data/loader.hpp"
 #include "yolo2/data/voc.hpp"
 #include "yolo2/error.hpp"
+#include "yolo2/options.hpp"
 #include "yolo2/train/checkpoint.hpp"
 #include "yolo2/train/distributed.hpp"
 #include "yolo2/train/launch.hpp"
@@ -23,10 +24,7 @@ using namespace yolo2::testing;
 namespace {
 
 data::VocDataset load(const Config& c) {
-  data::ParseOptions po;
-  po.class_names = c.data.classes;
-  po.keep_difficult = true;
-  return data::load_voc(c.data.train, po);
+  return data::load_voc(c.data.train, parse_options(c, false));
 }
 
 // Sets environment variables for one scope.
@@ -52,7 +50,7 @@ TEST(Distributed, ShardsCoverTheEpochOnceAndRebuildTheGlobalBatch) {
   c.data.augment = AugmentConfig{};  // full darknet augmentation
   const auto ds = load(c);
   ASSERT_EQ(ds.images.size(), 24u);
-  data::LoaderOptions one = data::loader_options(c, true);
+  data::LoaderOptions one = loader_options(c, true);
   one.batch_size = 8;
   one.size_for_batch = [](int64_t k) { return k % 2 ? 96 : 64; };
   for (int world : {2, 4}) {

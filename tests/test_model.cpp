@@ -10,14 +10,16 @@
 #include <fstream>
 
 #include "test_util.hpp"
+#include "train_fixtures.hpp"
 #include "yolo2/config.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/eval/decode.hpp"
 #include "yolo2/model/darknet_io.hpp"
 #include "yolo2/model/yolov2.hpp"
-#include "yolo2/train/checkpoint.hpp"
 
 using namespace yolo2;
+using yolo2::testing::bit_identical;
+using yolo2::testing::randomize_batchnorm;
 
 namespace {
 
@@ -26,31 +28,6 @@ model::YoloV2 make_model(double width, int classes = 20) {
   mc.width = width;
   mc.anchors = voc_anchors();
   return model::YoloV2(model::yolov2_spec(mc, classes));
-}
-
-// Random BN statistics and affine parameters, so that a weights layout or BN-folding mistake
-// shows up in the outputs (fresh BN layers are the identity).
-void randomize_batchnorm(model::YoloV2Impl& m) {
-  torch::NoGradGuard g;
-  for (auto& bn : m.norms()) {
-    if (bn.is_empty()) continue;
-    bn->weight.uniform_(0.5, 1.5);
-    bn->bias.uniform_(-0.2, 0.2);
-    bn->running_mean.uniform_(-0.2, 0.2);
-    bn->running_var.uniform_(0.5, 2.0);
-  }
-}
-
-bool bit_identical(model::YoloV2Impl& a, model::YoloV2Impl& b) {
-  auto pa = a.named_parameters(), pb = b.named_parameters();
-  auto ba = a.named_buffers(), bb = b.named_buffers();
-  for (const auto& kv : pa)
-    if (!at::equal(kv.value(), pb[kv.key()])) return false;
-  for (const auto& kv : ba) {
-    if (kv.key().find("num_batches_tracked") != std::string::npos) continue;
-    if (!at::equal(kv.value(), bb[kv.key()])) return false;
-  }
-  return true;
 }
 
 std::string read_bytes(const std::string& path) { return yolo2::testing::read_text(path); }
@@ -288,25 +265,6 @@ TEST(DarknetWeights, PrefixFileInitialisesTheBackboneOnly) {
   EXPECT_TRUE(at::equal(b->convs()[20]->weight, head_before));
   // Without allow_prefix, a prefix file is too short for the network.
   EXPECT_THROW(model::load_darknet_weights(*b, dir.file("conv.23"), false), Error);
-}
-
-TEST(Checkpoint, HoldsWeightsAndConfig) {
-  yolo2::testing::TempDir dir;
-  Config c = parse_config("model: {width: 0.125}\ndata: {classes: [a, b, c]}\n");
-  auto m = model::YoloV2(model::yolov2_spec(c.model, 3));
-  randomize_batchnorm(*m);
-  train::save_checkpoint(dir.file("m.ckpt"), *m, c);
-  auto ck = train::load_checkpoint(dir.file("m.ckpt"));
-  EXPECT_EQ(ck.config.data.classes, c.data.classes);
-  EXPECT_EQ(to_yaml(ck.config), to_yaml(c));
-  EXPECT_TRUE(bit_identical(*m, *ck.model));
-  EXPECT_FALSE(ck.state.has_value());
-  // Foreign and truncated files are clear errors.
-  yolo2::testing::write_text(dir.file("foreign.ckpt"), "not a checkpoint");
-  EXPECT_THROW(train::load_checkpoint(dir.file("foreign.ckpt")), Error);
-  const std::string bytes = read_bytes(dir.file("m.ckpt"));
-  yolo2::testing::write_text(dir.file("cut.ckpt"), bytes.substr(0, bytes.size() / 2));
-  EXPECT_THROW(train::load_checkpoint(dir.file("cut.ckpt")), Error);
 }
 
 // OpenCV's darknet importer is an independent implementation of the cfg/weights format, the

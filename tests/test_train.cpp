@@ -1,6 +1,6 @@
 // The trainer end to end on tiny generated datasets: it learns (overfits a few images to a high
 // mAP with CE and focal), a stopped-and-resumed run equals an uninterrupted one, the schedules the
-// optimizer saw match their definitions, and checkpoints survive a kill.
+// optimizer saw match their definitions, and Ctrl-C saves a resumable checkpoint.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <fcntl.h>
@@ -179,10 +179,10 @@ TEST(Schedules, OptimizerSawTheDefinedLearningRateAndGamma) {
     EXPECT_NEAR(v[3], train::learning_rate(c.train, it, 12), 1e-12) << "iteration " << it;
     // By hand, darknet's numbers: update 1 is the first of the burn-in (0.01 * (1/4)^4), the 6th
     // and 9th updates already take the step's rate.
-    if (it == 1) EXPECT_NEAR(v[3], 0.01 / 256, 1e-15);
-    if (it == 5) EXPECT_NEAR(v[3], 0.01, 1e-15);
-    if (it == 6) EXPECT_NEAR(v[3], 0.005, 1e-15);
-    if (it == 9) EXPECT_NEAR(v[3], 0.0005, 1e-15);
+    if (it == 1) { EXPECT_NEAR(v[3], 0.01 / 256, 1e-15); }
+    if (it == 5) { EXPECT_NEAR(v[3], 0.01, 1e-15); }
+    if (it == 6) { EXPECT_NEAR(v[3], 0.005, 1e-15); }
+    if (it == 9) { EXPECT_NEAR(v[3], 0.0005, 1e-15); }
     EXPECT_NEAR(v[4], train::focal_gamma(c.loss.focal, static_cast<double>(it - 1) / 12), 1e-12) << "iteration " << it;
     ++checked;
   }
@@ -195,34 +195,6 @@ TEST(Schedules, OptimizerSawTheDefinedLearningRateAndGamma) {
 }
 
 #ifdef YOLO2_EXE
-
-// A checkpoint being written when the process is killed (SIGKILL, no chance to clean up) never
-// leaves a broken last.ckpt: the rename is atomic.
-TEST(Checkpoint, KillDuringTrainingLeavesALoadableCheckpoint) {
-  yolo2::testing::TempDir dir;
-  const std::string root = make_dataset(dir, 8, 96, 7);
-  Config c = tiny_config(root, dir.file("run"));
-  c.train.max_batches = 100000;
-  c.train.checkpoint_every = 1;  // a checkpoint write in flight most of the time
-  c.runtime.threads = 1;
-  yolo2::testing::write_text(dir.file("c.yaml"), to_yaml(c));
-  for (int round = 0; round < 3; ++round) {
-    const pid_t pid =
-        round == 0 ? spawn_yolo2({"train", "--config", dir.file("c.yaml"), "--no-eval", "--overwrite"}, dir.file("log"))
-                   : spawn_yolo2({"train", "--resume", dir.file("run/last.ckpt"), "--no-eval"}, dir.file("log"));
-    ASSERT_GT(pid, 0);
-    // Let it write a few checkpoints, then kill it at an arbitrary moment.
-    wait_for_file(dir.file("run/last.ckpt"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(700 + 311 * round));
-    kill(pid, SIGKILL);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status)) << yolo2::testing::read_text(dir.file("log"));
-    const auto ck = train::load_checkpoint(dir.file("run/last.ckpt"));
-    ASSERT_TRUE(ck.state.has_value());
-    EXPECT_GE(ck.state->iteration, 1);
-  }
-}
 
 // Ctrl-C (SIGINT) through the real program: it finishes the iteration, saves and says how to resume.
 TEST(Checkpoint, SigintSavesAndExitsCleanly) {

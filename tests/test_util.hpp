@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <opencv2/core.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -65,6 +66,13 @@ std::string error_of(Fn&& fn) {
   }
   ADD_FAILURE() << "expected yolo2::Error, nothing was thrown";
   return {};
+}
+
+// Pixels of `image` exactly equal to `colour` (plots draw in exact palette colours).
+inline int count_pixels_of(const cv::Mat& image, const cv::Scalar& colour) {
+  cv::Mat mask;
+  cv::inRange(image, colour, colour, mask);
+  return cv::countNonZero(mask);
 }
 
 }  // namespace yolo2::testing

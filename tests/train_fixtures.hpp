@@ -1,5 +1,5 @@
-// Shared by the trainer and distributed tests: tiny generated datasets, a tiny config, weight
-// comparison, and running the real yolo2 binary.
+// Shared by the trainer, checkpoint, model and distributed tests: tiny generated datasets, a tiny
+// config, random batch-norm statistics, weight comparison, and running the real yolo2 binary.
 #pragma once
 
 #include <fcntl.h>
@@ -87,6 +87,30 @@ inline double max_abs_diff(model::YoloV2Impl& a, model::YoloV2Impl& b) {
   return d;
 }
 
+// Random BN statistics and affine parameters, so that a weights layout or BN-folding mistake
+// shows up in the outputs (fresh BN layers are the identity).
+inline void randomize_batchnorm(model::YoloV2Impl& m) {
+  torch::NoGradGuard g;
+  for (auto& bn : m.norms()) {
+    if (bn.is_empty()) continue;
+    bn->weight.uniform_(0.5, 1.5);
+    bn->bias.uniform_(-0.2, 0.2);
+    bn->running_mean.uniform_(-0.2, 0.2);
+    bn->running_var.uniform_(0.5, 2.0);
+  }
+}
+
+inline bool bit_identical(model::YoloV2Impl& a, model::YoloV2Impl& b) {
+  auto pa = a.named_parameters(), pb = b.named_parameters();
+  auto ba = a.named_buffers(), bb = b.named_buffers();
+  for (const auto& kv : pa)
+    if (!at::equal(kv.value(), pb[kv.key()])) return false;
+  for (const auto& kv : ba) {
+    if (kv.key().find("num_batches_tracked") != std::string::npos) continue;
+    if (!at::equal(kv.value(), bb[kv.key()])) return false;
+  }
+  return true;
+}
 
 #ifdef YOLO2_EXE
 

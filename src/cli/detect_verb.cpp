@@ -13,9 +13,9 @@
 #include "yolo2/error.hpp"
 #include "yolo2/eval/detector.hpp"
 #include "yolo2/eval/evaluator.hpp"
-#include "yolo2/train/checkpoint.hpp"
+#include "yolo2/options.hpp"
+#include "yolo2/train/inference.hpp"
 #include "yolo2/util/atomic_file.hpp"
-#include "yolo2/util/runtime.hpp"
 
 namespace yolo2::cli {
 
@@ -57,18 +57,15 @@ void add_detect(CLI::App& app) {
   cmd->add_option("--json", *json, "Write the detections as JSON to this file");
   cmd->add_option("--set", *overrides, "Override a key of the checkpoint's config (e.g. data.input_size=608)");
   cmd->callback([=] {
-    auto ck = train::load_checkpoint(*ckpt);
-    Config config = ck.config;
-    for (const auto& o : *overrides) apply_override(config, o);
-    validate(config);
-    util::setup_runtime(config.runtime);
-    const c10::Device device = util::resolve_device(config.runtime.device);
-    ck.model->to(device);
-    ck.model->eval();
-    eval::DetectOptions dopt = eval::detect_options(config.eval, false);
+    train::InferenceSource src;
+    src.checkpoint = *ckpt;
+    src.overrides = *overrides;
+    train::InferenceModel im = train::load_for_inference(src);
+    const Config& config = im.config;
+    eval::DetectOptions dopt = detect_options(config.eval, false);
     if (*conf >= 0) dopt.score_threshold = static_cast<float>(*conf);
     if (*nms >= 0) dopt.nms_threshold = static_cast<float>(*nms);
-    const eval::Detector detector(*ck.model, config, device);
+    const eval::Detector detector(*im.model, detector_options(config), im.device);
     const auto files = list_images(*input);
     if (!output->empty()) fs::create_directories(*output);
     nlohmann::ordered_json all = nlohmann::ordered_json::array();

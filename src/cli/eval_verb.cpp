@@ -11,7 +11,8 @@
 #include "yolo2/eval/report.hpp"
 #include "yolo2/eval/results_io.hpp"
 #include "yolo2/model/darknet_io.hpp"
-#include "yolo2/train/checkpoint.hpp"
+#include "yolo2/options.hpp"
+#include "yolo2/train/inference.hpp"
 #include "yolo2/util/runtime.hpp"
 
 namespace yolo2::cli {
@@ -27,14 +28,12 @@ struct EvalFlags {
 void score_results_files(const EvalFlags& f) {
   if (f.data.empty() || f.split.empty()) throw Error("eval --detections needs --data ROOT and --split NAME");
   Config config = f.config.load();
-  data::ParseOptions po;
-  po.class_names = classes_for_root(f.data, f.classes, config);
-  po.skip_unknown_classes = config.data.skip_unknown_classes;
+  const data::ParseOptions po = parse_options(config, false, classes_for_root(f.data, f.classes, config));
   const data::VocDataset ds = data::load_voc({{f.data, f.split}}, po);
   std::vector<std::string> ids;
   for (const auto& im : ds.images) ids.push_back(im.id);
   const auto dets = eval::read_voc_results(f.detections, f.split, po.class_names, ids);
-  eval::VocEvalOptions vo = eval::voc_options(config.eval);
+  eval::VocEvalOptions vo = voc_options(config.eval);
   if (!f.metric.empty()) vo.metric = eval::ap_metric_from_string(f.metric);
   if (f.strict_iou) vo.inclusive_threshold = false;
   const eval::MapResult r = eval::evaluate_voc(eval::ground_truth(ds), dets, po.class_names, vo);
@@ -44,26 +43,15 @@ void score_results_files(const EvalFlags& f) {
 }
 
 void evaluate_network(const EvalFlags& f) {
-  Config config;
-  model::YoloV2 net{nullptr};
-  if (!f.checkpoint.empty()) {
-    auto ck = train::load_checkpoint(f.checkpoint);
-    // The network comes from the checkpoint; data and eval settings from --config when given.
-    config = f.config.path.empty() ? ck.config : f.config.load();
-    if (f.config.path.empty())
-      for (const auto& o : f.config.overrides) apply_override(config, o);
-    if (config.data.classes != ck.config.data.classes)
-      throw Error("eval: the config's data.classes differ from the checkpoint's (" +
-                  std::to_string(ck.config.data.classes.size()) + " classes)");
-    config.model = ck.config.model;
-    net = ck.model;
-  } else {
-    if (f.config.path.empty()) throw Error("eval --weights needs --config FILE (the network and data)");
-    config = f.config.load();
-    net = model::YoloV2(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
-    const auto r = model::load_darknet_weights(*net, f.weights, false);
-    spdlog::info("eval: darknet weights {} (v{}.{}, seen {})", f.weights, r.header.major, r.header.minor, r.header.seen);
-  }
+  train::InferenceSource src;
+  src.checkpoint = f.checkpoint;
+  src.darknet_weights = f.weights;
+  if (!f.config.path.empty()) src.config = f.config.load();
+  else if (!f.weights.empty()) throw Error("eval --weights needs --config FILE (the network and data)");
+  else src.overrides = f.config.overrides;
+  src.to_device = false;  // after the command line's metric settings
+  train::InferenceModel im = train::load_for_inference(src);
+  Config& config = im.config;
   if (!f.metric.empty()) config.eval.metric = f.metric;
   if (f.strict_iou) config.eval.strict_iou = true;
   std::vector<DatasetSplit> splits = config.data.test;
@@ -72,18 +60,15 @@ void evaluate_network(const EvalFlags& f) {
     for (auto& s : splits) s.split = f.split;
   util::setup_runtime(config.runtime);
   const c10::Device device = util::resolve_device(config.runtime.device);
+  model::YoloV2& net = im.model;
   net->to(device);
-  net->eval();
-  data::ParseOptions po;
-  po.class_names = config.data.classes;
-  po.skip_unknown_classes = config.data.skip_unknown_classes;
-  const data::VocDataset ds = data::load_voc(splits, po);
+  const data::VocDataset ds = data::load_voc(splits, parse_options(config, false));
   spdlog::info("eval: {} images at {} px ({}), metric {}, device {}", ds.images.size(), config.data.input_size,
                config.data.eval_transform == EvalTransform::Letterbox ? "letterbox" : "resize", config.eval.metric,
                device.str());
   const model::FusedYoloV2 fused(*net);
   int64_t last_pct = -1;
-  const eval::EvalRun run = eval::evaluate_model(fused, ds, config, device, [&](int64_t done, int64_t total) {
+  const eval::EvalRun run = eval::evaluate_model(fused, ds, eval_options(config), device, [&](int64_t done, int64_t total) {
     const int64_t pct = 100 * done / total;
     if (pct / 10 != last_pct / 10 || done == total) spdlog::info("eval: {}/{} images", done, total);
     last_pct = pct;

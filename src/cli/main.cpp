@@ -1,8 +1,10 @@
 // yolo2: train, evaluate and run YOLOv2 detectors on Pascal VOC-format data.
 #include <c10/util/Exception.h>
 #include <spdlog/spdlog.h>
+#include <torch/version.h>
 
 #include <iostream>
+#include <string>
 
 #include "verbs.hpp"
 #include "yolo2/error.hpp"
@@ -12,7 +14,18 @@ int main(int argc, char** argv) {
   CLI::App app{"yolo2: YOLOv2 (Darknet19) detector training with focal loss, and a Pascal VOC mAP evaluator"};
   app.require_subcommand(1);
   bool verbose = false;
-  app.add_flag("-v,--verbose", verbose, "Debug logging");
+  app.add_flag("-v,--verbose", verbose, "Debug logging (also accepted after the verb)");
+  // Set before the verbs are added, which inherit it: a verb passes the options it does not know
+  // (--verbose) up to here, so `yolo2 train -v` works as `yolo2 -v train` does.
+  app.fallthrough();
+  // Runs once every option is parsed and before the verb's callback, so that the verb logs at the
+  // requested level.
+  app.parse_complete_callback([&] {
+    yolo2::util::setup_logging(verbose);
+    std::string command = "yolo2";
+    for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+    spdlog::debug("yolo2 {} (LibTorch {}): {}", YOLO2_VERSION, TORCH_VERSION, command);
+  });
   app.set_version_flag("--version", "yolo2 " YOLO2_VERSION);
   yolo2::cli::add_config(app);
   yolo2::cli::add_synth(app);

@@ -69,21 +69,6 @@ void pack_image(const cv::Mat& bgr, float* dst) {
 
 }  // namespace
 
-LoaderOptions loader_options(const Config& c, bool train) {
-  LoaderOptions o;
-  o.batch_size = train ? c.train.batch / c.train.subdivisions : c.eval.batch;
-  o.workers = c.data.workers;
-  o.prefetch = c.data.prefetch;
-  o.seed = c.runtime.seed;
-  o.train = train;
-  o.max_boxes = c.data.max_boxes;
-  o.sample = c.data.sample;
-  o.augment = c.data.augment;
-  o.eval_transform = c.data.eval_transform;
-  o.input_size = c.data.input_size;
-  return o;
-}
-
 int64_t batches_per_epoch(int64_t n, int batch_size, bool drop_last) {
   return drop_last ? n / batch_size : (n + batch_size - 1) / batch_size;
 }

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <opencv2/core.hpp>
@@ -77,92 +78,110 @@ std::string image_id(int index) {
 
 using Polygons = std::vector<std::vector<cv::Point>>;
 
-// The outlines of one object of shape `kind`, about `d` pixels across, centred on `c`.
-// Every shape becomes polygons (circles included) so that one fillPoly call draws it and its
-// vertex extent tells whether the image border cuts it.
-Polygons shape_polygons(int kind, cv::Point2d c, double d, Rng& rng) {
-  const double r = d / 2;
-  std::vector<cv::Point2d> local;  // in units of r, before rotation
+// A shape before placement: outline and optional hole in units of the radius, and its rotation.
+struct Outline {
+  std::vector<cv::Point2d> local;
   std::vector<cv::Point2d> hole;
-  double angle = rng.uniform(0, 2 * kPi);
-  auto ellipse = [&](double a, double b, std::vector<cv::Point2d>& out) {
-    const int n = std::clamp(static_cast<int>(2 * kPi * std::max(a, b) * r / 3), 12, 72);
-    for (int i = 0; i < n; ++i) {
-      const double t = 2 * kPi * i / n;
-      out.emplace_back(a * std::cos(t), b * std::sin(t));
-    }
-  };
+  double angle = 0;
+};
+
+// Enough vertices that a large circle stays round, few enough that a tiny one stays cheap.
+void add_ellipse(double a, double b, double r, std::vector<cv::Point2d>& out) {
+  const int n = std::clamp(static_cast<int>(2 * kPi * std::max(a, b) * r / 3), 12, 72);
+  for (int i = 0; i < n; ++i) {
+    const double t = 2 * kPi * i / n;
+    out.emplace_back(a * std::cos(t), b * std::sin(t));
+  }
+}
+
+// The random angle is drawn first for every kind, even those that replace it, so that each
+// kind consumes the stream in a fixed order.
+Outline shape_outline(int kind, double r, Rng& rng) {
+  Outline o;
+  o.angle = rng.uniform(0, 2 * kPi);
   switch (kind) {
     case 0: {  // square: only slightly tilted so it never looks like a diamond
       const double a = rng.uniform(0.92, 1.0), b = rng.uniform(0.92, 1.0);
-      local = {{-a, -b}, {a, -b}, {a, b}, {-a, b}};
-      angle = rng.uniform(-0.25, 0.25);
+      o.local = {{-a, -b}, {a, -b}, {a, b}, {-a, b}};
+      o.angle = rng.uniform(-0.25, 0.25);
       break;
     }
-    case 1: ellipse(1, 1, local); break;
+    case 1: add_ellipse(1, 1, r, o.local); break;
     case 2:
       for (int i = 0; i < 3; ++i) {
         const double t = 2 * kPi * i / 3 + rng.uniform(-0.12, 0.12);
         const double s = rng.uniform(0.9, 1.0);
-        local.emplace_back(s * std::cos(t), s * std::sin(t));
+        o.local.emplace_back(s * std::cos(t), s * std::sin(t));
       }
       break;
     case 3: {  // five-pointed star
       const double inner = rng.uniform(0.38, 0.5);
       for (int i = 0; i < 10; ++i) {
         const double t = kPi * i / 5, s = i % 2 ? inner : 1.0;
-        local.emplace_back(s * std::cos(t), s * std::sin(t));
+        o.local.emplace_back(s * std::cos(t), s * std::sin(t));
       }
       break;
     }
     case 4: {  // thick circular ring
-      ellipse(1, 1, local);
+      add_ellipse(1, 1, r, o.local);
       const double inner = rng.uniform(0.45, 0.62);
-      ellipse(inner, inner, hole);
+      add_ellipse(inner, inner, r, o.hole);
       break;
     }
     case 5: {  // plus sign
       const double w = rng.uniform(0.25, 0.38);
-      local = {{-w, -1}, {w, -1}, {w, -w}, {1, -w}, {1, w},   {w, w},
-               {w, 1},   {-w, 1}, {-w, w}, {-1, w}, {-1, -w}, {-w, -w}};
-      angle = rng.uniform(-0.3, 0.3);
+      o.local = {{-w, -1}, {w, -1}, {w, -w}, {1, -w}, {1, w},   {w, w},
+                 {w, 1},   {-w, 1}, {-w, w}, {-1, w}, {-1, -w}, {-w, -w}};
+      o.angle = rng.uniform(-0.3, 0.3);
       break;
     }
     case 6:
-      for (int i = 0; i < 6; ++i) local.emplace_back(std::cos(kPi * i / 3), std::sin(kPi * i / 3));
+      for (int i = 0; i < 6; ++i) o.local.emplace_back(std::cos(kPi * i / 3), std::sin(kPi * i / 3));
       break;
     case 7: {  // upright rhombus, taller than wide
       const double a = rng.uniform(0.55, 0.75);
-      local = {{0, -1}, {a, 0}, {0, 1}, {-a, 0}};
-      angle = rng.uniform(-0.2, 0.2);
+      o.local = {{0, -1}, {a, 0}, {0, 1}, {-a, 0}};
+      o.angle = rng.uniform(-0.2, 0.2);
       break;
     }
     case 8: {  // thin elongated outline
       const double b = rng.uniform(0.45, 0.7);
       const double t = std::max(1.5 / r, rng.uniform(0.1, 0.18));
-      ellipse(1, b, local);
-      if (b - t > 0.05) ellipse(1 - t, b - t, hole);
+      add_ellipse(1, b, r, o.local);
+      if (b - t > 0.05) add_ellipse(1 - t, b - t, r, o.hole);
       break;
     }
     default: {  // arrow along +x
       const double sw = rng.uniform(0.18, 0.28), hw = rng.uniform(0.6, 0.8);
       const double h0 = rng.uniform(0.05, 0.3);
-      local = {{-1, -sw}, {h0, -sw}, {h0, -hw}, {1, 0}, {h0, hw}, {h0, sw}, {-1, sw}};
+      o.local = {{-1, -sw}, {h0, -sw}, {h0, -hw}, {1, 0}, {h0, hw}, {h0, sw}, {-1, sw}};
       break;
     }
   }
+  return o;
+}
+
+// Rotates by `angle`, scales by `r`, centres on `c`, in fillPoly's fixed-point units.
+std::vector<cv::Point> place_outline(const std::vector<cv::Point2d>& pts, cv::Point2d c, double r,
+                                     double angle) {
   const double ca = std::cos(angle), sa = std::sin(angle);
-  auto place = [&](const std::vector<cv::Point2d>& pts) {
-    std::vector<cv::Point> out;
-    out.reserve(pts.size());
-    for (const auto& p : pts) {
-      const double x = c.x + r * (ca * p.x - sa * p.y), y = c.y + r * (sa * p.x + ca * p.y);
-      out.emplace_back(cvRound(x * kPolyScale), cvRound(y * kPolyScale));
-    }
-    return out;
-  };
-  Polygons polys{place(local)};
-  if (!hole.empty()) polys.push_back(place(hole));
+  std::vector<cv::Point> out;
+  out.reserve(pts.size());
+  for (const auto& p : pts) {
+    const double x = c.x + r * (ca * p.x - sa * p.y), y = c.y + r * (sa * p.x + ca * p.y);
+    out.emplace_back(cvRound(x * kPolyScale), cvRound(y * kPolyScale));
+  }
+  return out;
+}
+
+// The outlines of one object of shape `kind`, about `d` pixels across, centred on `c`.
+// Every shape becomes polygons (circles included) so that one fillPoly call draws it and its
+// vertex extent tells whether the image border cuts it.
+Polygons shape_polygons(int kind, cv::Point2d c, double d, Rng& rng) {
+  const double r = d / 2;
+  const Outline o = shape_outline(kind, r, rng);
+  Polygons polys{place_outline(o.local, c, r, o.angle)};
+  if (!o.hole.empty()) polys.push_back(place_outline(o.hole, c, r, o.angle));
   return polys;
 }
 
@@ -272,101 +291,125 @@ void write_xml(const ImageRecord& rec, const std::string& path) {
     throw Error("synth: cannot write annotation '" + path + "'");
 }
 
-ImageRecord make_image(const Context& ctx, int index) {
-  const SynthOptions& opt = ctx.options;
-  Rng rng(stream_seed(opt.seed, static_cast<uint64_t>(index)));
-  ImageRecord rec;
-  rec.id = image_id(index);
-  const int side = std::max(24, static_cast<int>(std::lround(opt.size * rng.uniform(0.75, 1.0))));
-  const bool landscape = rng.chance(0.5);
-  rec.width = landscape ? opt.size : side;
-  rec.height = landscape ? side : opt.size;
-  const int w = rec.width, h = rec.height;
+// What one image is drawn on: the picture, a scratch mask, and which object is on top where.
+struct Canvas {
+  int w, h;
+  cv::Mat img;
+  cv::Mat mask;
+  cv::Mat owner;                  // 1 + index of the object on top, 0: none
+  std::vector<int> drawn_pixels;  // per drawn object, its area when drawn
+};
 
-  cv::Mat img = make_background(w, h, opt.clutter, rng);
-  cv::Mat mask(h, w, CV_8UC1);
-  cv::Mat owner(h, w, CV_32SC1, cv::Scalar(0));  // 1 + index of the object on top, 0: none
-  std::vector<int> drawn_pixels;
-  const double min_side = opt.min_object;
-  const double max_side = std::max<double>(min_side + 1, std::min(w, h) / 2.0);
-  const int count = 1 + rng.below(opt.max_objects);
-
-  for (int k = 0; k < count; ++k) {
-    const int label = sample_class(ctx, rng);
-    for (int attempt = 0; attempt < 20; ++attempt) {
-      // Log-uniform sizes: as many tiny objects as large ones per octave, like real scenes.
-      const double d = min_side * std::exp(rng.uniform() * std::log(max_side / min_side));
-      cv::Point2d c(rng.uniform(d / 2, std::max(d / 2, w - d / 2)),
-                    rng.uniform(d / 2, std::max(d / 2, h - d / 2)));
-      if (rng.chance(0.25)) {  // straddle a border so that part of the shape is cut
-        const double inside = rng.uniform(-0.25, 0.4) * d;
-        switch (rng.below(4)) {
-          case 0: c.x = inside; break;
-          case 1: c.x = w - 1 - inside; break;
-          case 2: c.y = inside; break;
-          default: c.y = h - 1 - inside; break;
-        }
-      }
-      const Polygons polys = shape_polygons(label, c, d, rng);
-      double lo_x = 1e9, lo_y = 1e9, hi_x = -1e9, hi_y = -1e9;
-      for (const auto& p : polys[0]) {
-        lo_x = std::min(lo_x, p.x / kPolyScale), hi_x = std::max(hi_x, p.x / kPolyScale);
-        lo_y = std::min(lo_y, p.y / kPolyScale), hi_y = std::max(hi_y, p.y / kPolyScale);
-      }
-      // Mostly-outside shapes are unrecognisable; VOC would not annotate them either.
-      const double kept_x = std::min(hi_x, w - 0.5) - std::max(lo_x, -0.5);
-      const double kept_y = std::min(hi_y, h - 0.5) - std::max(lo_y, -0.5);
-      if (kept_x < 0.3 * (hi_x - lo_x) || kept_y < 0.3 * (hi_y - lo_y)) continue;
-
-      mask.setTo(0);
-      cv::fillPoly(mask, polys, cv::Scalar(255), cv::LINE_8, kPolyShift);
-      const int pixels = cv::countNonZero(mask);
-      if (pixels < kMinVisiblePixels) continue;
-      const cv::Rect box = cv::boundingRect(mask);
-
-      const cv::Scalar under = cv::mean(img, mask);
-      cv::Scalar color = rng.color();
-      for (int tries = 0; tries < 8; ++tries) {
-        const double dist = std::abs(color[0] - under[0]) + std::abs(color[1] - under[1]) +
-                            std::abs(color[2] - under[2]);
-        if (dist >= kMinContrast) break;
-        color = rng.color();
-      }
-      paint(img, mask, box, color, rng);
-      owner.setTo(cv::Scalar(static_cast<int>(drawn_pixels.size()) + 1), mask);
-      drawn_pixels.push_back(pixels);
-
-      Object o;
-      o.label = label;
-      o.name = ctx.names[label];
-      o.x1 = static_cast<float>(box.x);
-      o.y1 = static_cast<float>(box.y);
-      o.x2 = static_cast<float>(box.x + box.width - 1);
-      o.y2 = static_cast<float>(box.y + box.height - 1);
-      o.truncated = lo_x < -0.5 || lo_y < -0.5 || hi_x > w - 0.5 || hi_y > h - 0.5;
-      o.difficult = std::max(box.width, box.height) < kTinySide;
-      rec.objects.push_back(o);
-      break;
+// Where an object goes. A quarter of them straddle a border so that part of the shape is cut.
+cv::Point2d draw_centre(double d, int w, int h, Rng& rng) {
+  cv::Point2d c(rng.uniform(d / 2, std::max(d / 2, w - d / 2)),
+                rng.uniform(d / 2, std::max(d / 2, h - d / 2)));
+  if (rng.chance(0.25)) {
+    const double inside = rng.uniform(-0.25, 0.4) * d;
+    switch (rng.below(4)) {
+      case 0: c.x = inside; break;
+      case 1: c.x = w - 1 - inside; break;
+      case 2: c.y = inside; break;
+      default: c.y = h - 1 - inside; break;
     }
   }
+  return c;
+}
 
-  // Occlusion is known only once everything is drawn: count what stayed on top.
-  std::vector<int> visible(drawn_pixels.size() + 1, 0);
-  for (int y = 0; y < h; ++y) {
-    const int* o = owner.ptr<int>(y);
-    for (int x = 0; x < w; ++x) ++visible[o[x]];
+// Vertex extent of an outline in pixels, border cuts included.
+struct Extent {
+  double lo_x = 1e9, lo_y = 1e9, hi_x = -1e9, hi_y = -1e9;
+};
+
+Extent extent_of(const std::vector<cv::Point>& outline) {
+  Extent e;
+  for (const auto& p : outline) {
+    e.lo_x = std::min(e.lo_x, p.x / kPolyScale), e.hi_x = std::max(e.hi_x, p.x / kPolyScale);
+    e.lo_y = std::min(e.lo_y, p.y / kPolyScale), e.hi_y = std::max(e.hi_y, p.y / kPolyScale);
+  }
+  return e;
+}
+
+// A few redraws find a colour that stands out from what the object covers; after that the
+// last draw is kept, so that the number of draws stays bounded.
+cv::Scalar contrasting_color(const Canvas& canvas, Rng& rng) {
+  const cv::Scalar under = cv::mean(canvas.img, canvas.mask);
+  cv::Scalar color = rng.color();
+  for (int tries = 0; tries < 8; ++tries) {
+    const double dist = std::abs(color[0] - under[0]) + std::abs(color[1] - under[1]) +
+                        std::abs(color[2] - under[2]);
+    if (dist >= kMinContrast) break;
+    color = rng.color();
+  }
+  return color;
+}
+
+Object annotation(const Context& ctx, int label, cv::Rect box, const Extent& e, int w, int h) {
+  Object o;
+  o.label = label;
+  o.name = ctx.names[label];
+  o.x1 = static_cast<float>(box.x);
+  o.y1 = static_cast<float>(box.y);
+  o.x2 = static_cast<float>(box.x + box.width - 1);
+  o.y2 = static_cast<float>(box.y + box.height - 1);
+  o.truncated = e.lo_x < -0.5 || e.lo_y < -0.5 || e.hi_x > w - 0.5 || e.hi_y > h - 0.5;
+  o.difficult = std::max(box.width, box.height) < kTinySide;
+  return o;
+}
+
+// Draws one object of class `label`, retrying placements that would be mostly cut or too
+// small to see; returns its annotation, or nothing when every attempt failed.
+std::optional<Object> draw_object(const Context& ctx, int label, double min_side, double max_side,
+                                  Canvas& canvas, Rng& rng) {
+  const int w = canvas.w, h = canvas.h;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    // Log-uniform sizes: as many tiny objects as large ones per octave, like real scenes.
+    const double d = min_side * std::exp(rng.uniform() * std::log(max_side / min_side));
+    const cv::Point2d c = draw_centre(d, w, h, rng);
+    const Polygons polys = shape_polygons(label, c, d, rng);
+    const Extent e = extent_of(polys[0]);
+    // Mostly-outside shapes are unrecognisable; VOC would not annotate them either.
+    const double kept_x = std::min(e.hi_x, w - 0.5) - std::max(e.lo_x, -0.5);
+    const double kept_y = std::min(e.hi_y, h - 0.5) - std::max(e.lo_y, -0.5);
+    if (kept_x < 0.3 * (e.hi_x - e.lo_x) || kept_y < 0.3 * (e.hi_y - e.lo_y)) continue;
+
+    canvas.mask.setTo(0);
+    cv::fillPoly(canvas.mask, polys, cv::Scalar(255), cv::LINE_8, kPolyShift);
+    const int pixels = cv::countNonZero(canvas.mask);
+    if (pixels < kMinVisiblePixels) continue;
+    const cv::Rect box = cv::boundingRect(canvas.mask);
+
+    const cv::Scalar color = contrasting_color(canvas, rng);
+    paint(canvas.img, canvas.mask, box, color, rng);
+    canvas.owner.setTo(cv::Scalar(static_cast<int>(canvas.drawn_pixels.size()) + 1), canvas.mask);
+    canvas.drawn_pixels.push_back(pixels);
+    return annotation(ctx, label, box, e, w, h);
+  }
+  return std::nullopt;
+}
+
+// Occlusion is known only once everything is drawn: count what stayed on top, drop what is
+// practically invisible and mark what is mostly hidden as difficult.
+std::vector<Object> visible_objects(const std::vector<Object>& objects, const Canvas& canvas) {
+  std::vector<int> visible(canvas.drawn_pixels.size() + 1, 0);
+  for (int y = 0; y < canvas.h; ++y) {
+    const int* o = canvas.owner.ptr<int>(y);
+    for (int x = 0; x < canvas.w; ++x) ++visible[o[x]];
   }
   std::vector<Object> kept;
-  for (size_t i = 0; i < rec.objects.size(); ++i) {
-    const double hidden = 1.0 - static_cast<double>(visible[i + 1]) / drawn_pixels[i];
+  for (size_t i = 0; i < objects.size(); ++i) {
+    const double hidden = 1.0 - static_cast<double>(visible[i + 1]) / canvas.drawn_pixels[i];
     if (hidden > kHiddenDropped) continue;
-    Object o = rec.objects[i];
+    Object o = objects[i];
     o.difficult = o.difficult || hidden > kHiddenDifficult;
     kept.push_back(o);
   }
-  rec.objects = std::move(kept);
+  return kept;
+}
 
-  // Sensor-like noise over everything, objects included.
+// Sensor-like noise over everything, objects included; one draw serves 8 bytes.
+void add_noise(cv::Mat& img, Rng& rng) {
+  const int w = img.cols, h = img.rows;
   const int amp = 2 + rng.below(9);
   for (int y = 0; y < h; ++y) {
     uchar* p = img.ptr<uchar>(y);
@@ -378,16 +421,45 @@ ImageRecord make_image(const Context& ctx, int index) {
       }
     }
   }
+}
+
+void write_jpeg(const std::string& path, const cv::Mat& img, int quality) {
+  bool written = false;
+  try {
+    written = cv::imwrite(path, img, {cv::IMWRITE_JPEG_QUALITY, quality});
+  } catch (const cv::Exception& e) {
+    throw Error("synth: cannot write image '" + path + "': " + e.what());
+  }
+  if (!written) throw Error("synth: cannot write image '" + path + "'");
+}
+
+// Each image draws from its own stream, so images can be made in any order, on any thread.
+ImageRecord make_image(const Context& ctx, int index) {
+  const SynthOptions& opt = ctx.options;
+  Rng rng(stream_seed(opt.seed, static_cast<uint64_t>(index)));
+  ImageRecord rec;
+  rec.id = image_id(index);
+  const int side = std::max(24, static_cast<int>(std::lround(opt.size * rng.uniform(0.75, 1.0))));
+  const bool landscape = rng.chance(0.5);
+  rec.width = landscape ? opt.size : side;
+  rec.height = landscape ? side : opt.size;
+  const int w = rec.width, h = rec.height;
+
+  Canvas canvas{w, h, make_background(w, h, opt.clutter, rng), cv::Mat(h, w, CV_8UC1),
+                cv::Mat(h, w, CV_32SC1, cv::Scalar(0)), {}};
+  const double min_side = opt.min_object;
+  const double max_side = std::max<double>(min_side + 1, std::min(w, h) / 2.0);
+  const int count = 1 + rng.below(opt.max_objects);
+  for (int k = 0; k < count; ++k) {
+    const int label = sample_class(ctx, rng);
+    if (auto o = draw_object(ctx, label, min_side, max_side, canvas, rng)) rec.objects.push_back(*o);
+  }
+  rec.objects = visible_objects(rec.objects, canvas);
+  add_noise(canvas.img, rng);
 
   rec.image_path = (ctx.images / (rec.id + ".jpg")).string();
   rec.xml_path = (ctx.annotations / (rec.id + ".xml")).string();
-  bool written = false;
-  try {
-    written = cv::imwrite(rec.image_path, img, {cv::IMWRITE_JPEG_QUALITY, opt.jpeg_quality});
-  } catch (const cv::Exception& e) {
-    throw Error("synth: cannot write image '" + rec.image_path + "': " + e.what());
-  }
-  if (!written) throw Error("synth: cannot write image '" + rec.image_path + "'");
+  write_jpeg(rec.image_path, canvas.img, opt.jpeg_quality);
   write_xml(rec, rec.xml_path);
   return rec;
 }
@@ -425,35 +497,24 @@ void validate(const SynthOptions& o) {
   if (o.threads < 0) fail("threads: " + std::to_string(o.threads) + " (need >= 0)");
 }
 
-}  // namespace
-
-std::vector<std::string> synth_class_names(int num_classes) {
-  if (num_classes < 6 || num_classes > 10)
-    throw Error("synth: num_classes must be 6..10, got " + std::to_string(num_classes));
-  return {std::begin(kShapeNames), std::begin(kShapeNames) + num_classes};
-}
-
-SynthResult write_synth(const SynthOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
-  validate(options);
-  const fs::path root(options.out_dir);
-  Context ctx{options, synth_class_names(options.num_classes), {}, root / "Annotations",
-              root / "JPEGImages"};
-  const fs::path sets = root / "ImageSets" / "Main";
-  for (const auto& dir : {ctx.annotations, ctx.images, sets}) make_dir(dir);
-
+// Class k is drawn with weight imbalance^(-k / (classes - 1)): a long tail from the first class
+// to the last, whose ratio is `imbalance`.
+std::vector<double> class_cdf(const SynthOptions& options) {
   const int classes = options.num_classes;
+  std::vector<double> cumulative;
   double total = 0;
   for (int k = 0; k < classes; ++k) {
     total += std::pow(options.imbalance, -static_cast<double>(k) / (classes - 1));
-    ctx.cumulative.push_back(total);
+    cumulative.push_back(total);
   }
+  return cumulative;
+}
 
-  const int n = options.train + options.test;
-  SynthResult result;
-  result.images.resize(n);
-  int threads = options.threads > 0 ? options.threads
-                                    : static_cast<int>(std::thread::hardware_concurrency());
+// Makes images[0, n) on a pool of threads; the first error stops the others and is rethrown.
+void make_images(const Context& ctx, std::vector<ImageRecord>& images) {
+  const int n = static_cast<int>(images.size());
+  int threads = ctx.options.threads > 0 ? ctx.options.threads
+                                        : static_cast<int>(std::thread::hardware_concurrency());
   threads = std::clamp(threads, 1, n);
   std::atomic<int> next{0};
   std::atomic<bool> failed{false};
@@ -462,7 +523,7 @@ SynthResult write_synth(const SynthOptions& options) {
   auto worker = [&] {
     for (int i = next++; i < n && !failed; i = next++) {
       try {
-        result.images[i] = make_image(ctx, i);
+        images[i] = make_image(ctx, i);
       } catch (...) {
         std::lock_guard<std::mutex> lock(error_mutex);
         if (!error) error = std::current_exception();
@@ -475,8 +536,12 @@ SynthResult write_synth(const SynthOptions& options) {
   worker();
   for (auto& t : pool) t.join();
   if (error) std::rethrow_exception(error);
+}
 
-  // A seeded shuffle rather than alternating ids, so train and val are both spread over ids.
+// Image indices of train, val, trainval and test (kSplits' order). A seeded shuffle rather
+// than alternating ids, so train and val are both spread over ids.
+std::vector<std::vector<int>> split_indices(const SynthOptions& options) {
+  const int n = options.train + options.test;
   std::vector<int> order(options.train);
   for (int i = 0; i < options.train; ++i) order[i] = i;
   Rng split_rng(stream_seed(options.seed, 0xA11C0DEULL << 32));
@@ -488,27 +553,34 @@ SynthResult write_synth(const SynthOptions& options) {
   for (int s = 0; s < 2; ++s) std::sort(split_ids[s].begin(), split_ids[s].end());
   for (int i = 0; i < options.train; ++i) split_ids[2].push_back(i);
   for (int i = options.train; i < n; ++i) split_ids[3].push_back(i);
+  return split_ids;
+}
 
+// ImageSets/Main: <split>.txt and VOC's per-class <class>_<split>.txt (1 present, 0 only
+// difficult, -1 absent).
+void write_image_sets(const fs::path& sets, const Context& ctx,
+                      const std::vector<ImageRecord>& images,
+                      const std::vector<std::vector<int>>& split_ids) {
   for (int s = 0; s < 4; ++s) {
     std::vector<std::string> ids;
-    for (int i : split_ids[s]) ids.push_back(result.images[i].id);
+    for (int i : split_ids[s]) ids.push_back(images[i].id);
     write_lines(sets / (std::string(kSplits[s]) + ".txt"), ids);
-    for (int k = 0; k < classes; ++k) {
+    for (int k = 0; k < static_cast<int>(ctx.names.size()); ++k) {
       std::vector<std::string> lines;
       for (int i : split_ids[s]) {
         int flag = -1;
-        for (const Object& o : result.images[i].objects)
+        for (const Object& o : images[i].objects)
           if (o.label == k) flag = std::max(flag, o.difficult ? 0 : 1);
         char buf[32];
         std::snprintf(buf, sizeof buf, " %2d", flag);
-        lines.push_back(result.images[i].id + buf);
+        lines.push_back(images[i].id + buf);
       }
       write_lines(sets / (ctx.names[k] + "_" + kSplits[s] + ".txt"), lines);
     }
   }
-  write_lines(root / "classes.txt", ctx.names);
+}
 
-  result.class_names = ctx.names;
+void count_objects(SynthResult& result, int classes) {
   result.objects_per_class.assign(classes, 0);
   for (const auto& rec : result.images)
     for (const Object& o : rec.objects) {
@@ -516,6 +588,33 @@ SynthResult write_synth(const SynthOptions& options) {
       result.difficult += o.difficult;
       result.truncated += o.truncated;
     }
+}
+
+}  // namespace
+
+std::vector<std::string> synth_class_names(int num_classes) {
+  if (num_classes < 6 || num_classes > 10)
+    throw Error("synth: num_classes must be 6..10, got " + std::to_string(num_classes));
+  return {std::begin(kShapeNames), std::begin(kShapeNames) + num_classes};
+}
+
+SynthResult write_synth(const SynthOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  validate(options);
+  const fs::path root(options.out_dir);
+  Context ctx{options, synth_class_names(options.num_classes), class_cdf(options),
+              root / "Annotations", root / "JPEGImages"};
+  const fs::path sets = root / "ImageSets" / "Main";
+  for (const auto& dir : {ctx.annotations, ctx.images, sets}) make_dir(dir);
+
+  SynthResult result;
+  result.images.resize(options.train + options.test);
+  make_images(ctx, result.images);
+  write_image_sets(sets, ctx, result.images, split_indices(options));
+  write_lines(root / "classes.txt", ctx.names);
+
+  result.class_names = ctx.names;
+  count_objects(result, options.num_classes);
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -7,8 +7,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include "yolo2/error.hpp"
@@ -71,16 +73,91 @@ std::string trimmed(std::string s) {
   return s;
 }
 
+std::string read_annotation_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open annotation file");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// The image's <size>; boxes are clipped against it, so it must be there and positive.
+void read_size(const XmlContext& ctx, const pugi::xml_node& root, ImageRecord& rec) {
+  const pugi::xml_node size = root.child("size");
+  if (!size) throw Error(ctx.at(root) + ": <annotation> has no <size>");
+  rec.width = static_cast<int>(number(ctx, size, "width"));
+  rec.height = static_cast<int>(number(ctx, size, "height"));
+  if (rec.width <= 0 || rec.height <= 0)
+    throw Error(ctx.at(size) + ": image size must be positive, got " + std::to_string(rec.width) +
+                "x" + std::to_string(rec.height));
+}
+
+using Note = std::function<void(ParseIssue::Kind, const std::string&)>;
+
+// Reads <bndbox> into o (0-based, clipped to the image). False when the box is empty or
+// entirely outside the image: such an object is noted and dropped, not an error.
+bool read_box(const XmlContext& ctx, const pugi::xml_node& obj, const ImageRecord& rec, Object& o,
+              const Note& note) {
+  const pugi::xml_node box = obj.child("bndbox");
+  if (!box) throw Error(ctx.at(obj) + ": <object> '" + o.name + "' has no <bndbox>");
+  // VOC pixel coordinates are 1-based: shift once, here.
+  const double x1 = number(ctx, box, "xmin") - 1, y1 = number(ctx, box, "ymin") - 1;
+  const double x2 = number(ctx, box, "xmax") - 1, y2 = number(ctx, box, "ymax") - 1;
+  const double cx1 = std::clamp(x1, 0.0, rec.width - 1.0), cx2 = std::clamp(x2, 0.0, rec.width - 1.0);
+  const double cy1 = std::clamp(y1, 0.0, rec.height - 1.0), cy2 = std::clamp(y2, 0.0, rec.height - 1.0);
+  const bool outside = x2 < 0 || y2 < 0 || x1 > rec.width - 1.0 || y1 > rec.height - 1.0;
+  if (x2 < x1 || y2 < y1 || outside) {
+    std::ostringstream os;
+    os << ctx.at(box) << ": '" << o.name << "' box (" << x1 + 1 << "," << y1 + 1 << "," << x2 + 1
+       << "," << y2 + 1 << ") is empty or outside the " << rec.width << "x" << rec.height
+       << " image";
+    note(ParseIssue::Kind::DegenerateBox, os.str());
+    return false;
+  }
+  if (cx1 != x1 || cx2 != x2 || cy1 != y1 || cy2 != y2) {
+    std::ostringstream os;
+    os << ctx.at(box) << ": '" << o.name << "' box (" << x1 + 1 << "," << y1 + 1 << "," << x2 + 1
+       << "," << y2 + 1 << ") clipped to the " << rec.width << "x" << rec.height << " image";
+    note(ParseIssue::Kind::ClippedBox, os.str());
+  }
+  o.x1 = static_cast<float>(cx1);
+  o.y1 = static_cast<float>(cy1);
+  o.x2 = static_cast<float>(cx2);
+  o.y2 = static_cast<float>(cy2);
+  return true;
+}
+
+// One <object>; nothing when it is skipped (unknown class, unusable box, unwanted difficult).
+std::optional<Object> read_object(const XmlContext& ctx, const pugi::xml_node& obj,
+                                  const ImageRecord& rec, const ParseOptions& options,
+                                  const Note& note) {
+  Object o;
+  o.name = trimmed(obj.child("name").text().as_string());
+  if (o.name.empty()) throw Error(ctx.at(obj) + ": <object> has no <name>");
+  const auto it = std::find(options.class_names.begin(), options.class_names.end(), o.name);
+  if (it == options.class_names.end()) {
+    if (!options.skip_unknown_classes)
+      throw Error(ctx.at(obj) + ": unknown class '" + o.name +
+                  "' (not in data.classes; set data.skip_unknown_classes to skip such objects)");
+    note(ParseIssue::Kind::UnknownClass, ctx.at(obj) + ": '" + o.name + "'");
+    return std::nullopt;
+  }
+  o.label = static_cast<int>(it - options.class_names.begin());
+  o.difficult = flag(ctx, obj, "difficult");
+  o.truncated = flag(ctx, obj, "truncated");
+  if (!read_box(ctx, obj, rec, o, note)) return std::nullopt;
+  if (o.difficult && !options.keep_difficult) {
+    note(ParseIssue::Kind::DroppedDifficult, ctx.at(obj) + ": '" + o.name + "'");
+    return std::nullopt;
+  }
+  return o;
+}
+
 }  // namespace
 
 ImageRecord parse_voc_xml(const std::string& xml_path, const ParseOptions& options,
                           std::vector<ParseIssue>* issues) {
-  std::ifstream in(xml_path, std::ios::binary);
-  if (!in) throw Error(xml_path + ": cannot open annotation file");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string text = buffer.str();
-
+  const std::string text = read_annotation_text(xml_path);
   pugi::xml_document doc;
   const pugi::xml_parse_result parsed = doc.load_buffer(text.data(), text.size());
   if (!parsed)
@@ -94,69 +171,15 @@ ImageRecord parse_voc_xml(const std::string& xml_path, const ParseOptions& optio
   ImageRecord rec;
   rec.xml_path = xml_path;
   rec.id = std::filesystem::path(xml_path).stem().string();
-  const pugi::xml_node size = root.child("size");
-  if (!size) throw Error(ctx.at(root) + ": <annotation> has no <size>");
-  rec.width = static_cast<int>(number(ctx, size, "width"));
-  rec.height = static_cast<int>(number(ctx, size, "height"));
-  if (rec.width <= 0 || rec.height <= 0)
-    throw Error(ctx.at(size) + ": image size must be positive, got " + std::to_string(rec.width) +
-                "x" + std::to_string(rec.height));
-
-  auto note = [&](ParseIssue::Kind kind, const std::string& message) {
+  read_size(ctx, root, rec);
+  const Note note = [&](ParseIssue::Kind kind, const std::string& message) {
     if (issues) issues->push_back({kind, xml_path, message});
   };
-
   // Only direct <object> children: a person's <part> boxes are nested inside its <object>.
-  for (const pugi::xml_node obj : root.children("object")) {
-    Object o;
-    o.name = trimmed(obj.child("name").text().as_string());
-    if (o.name.empty()) throw Error(ctx.at(obj) + ": <object> has no <name>");
-    const auto it = std::find(options.class_names.begin(), options.class_names.end(), o.name);
-    if (it == options.class_names.end()) {
-      if (!options.skip_unknown_classes)
-        throw Error(ctx.at(obj) + ": unknown class '" + o.name +
-                    "' (not in data.classes; set data.skip_unknown_classes to skip such objects)");
-      note(ParseIssue::Kind::UnknownClass, ctx.at(obj) + ": '" + o.name + "'");
-      continue;
-    }
-    o.label = static_cast<int>(it - options.class_names.begin());
-    o.difficult = flag(ctx, obj, "difficult");
-    o.truncated = flag(ctx, obj, "truncated");
-    const pugi::xml_node box = obj.child("bndbox");
-    if (!box) throw Error(ctx.at(obj) + ": <object> '" + o.name + "' has no <bndbox>");
-    // VOC pixel coordinates are 1-based: shift once, here.
-    const double x1 = number(ctx, box, "xmin") - 1, y1 = number(ctx, box, "ymin") - 1;
-    const double x2 = number(ctx, box, "xmax") - 1, y2 = number(ctx, box, "ymax") - 1;
-    const double cx1 = std::clamp(x1, 0.0, rec.width - 1.0), cx2 = std::clamp(x2, 0.0, rec.width - 1.0);
-    const double cy1 = std::clamp(y1, 0.0, rec.height - 1.0), cy2 = std::clamp(y2, 0.0, rec.height - 1.0);
-    const bool outside = x2 < 0 || y2 < 0 || x1 > rec.width - 1.0 || y1 > rec.height - 1.0;
-    if (x2 < x1 || y2 < y1 || outside) {
-      std::ostringstream os;
-      os << ctx.at(box) << ": '" << o.name << "' box (" << x1 + 1 << "," << y1 + 1 << "," << x2 + 1
-         << "," << y2 + 1 << ") is empty or outside the " << rec.width << "x" << rec.height
-         << " image";
-      note(ParseIssue::Kind::DegenerateBox, os.str());
-      continue;
-    }
-    if (cx1 != x1 || cx2 != x2 || cy1 != y1 || cy2 != y2) {
-      std::ostringstream os;
-      os << ctx.at(box) << ": '" << o.name << "' box (" << x1 + 1 << "," << y1 + 1 << "," << x2 + 1
-         << "," << y2 + 1 << ") clipped to the " << rec.width << "x" << rec.height << " image";
-      note(ParseIssue::Kind::ClippedBox, os.str());
-    }
-    o.x1 = static_cast<float>(cx1);
-    o.y1 = static_cast<float>(cy1);
-    o.x2 = static_cast<float>(cx2);
-    o.y2 = static_cast<float>(cy2);
-    if (o.difficult && !options.keep_difficult) {
-      note(ParseIssue::Kind::DroppedDifficult, ctx.at(obj) + ": '" + o.name + "'");
-      continue;
-    }
-    rec.objects.push_back(std::move(o));
-  }
+  for (const pugi::xml_node obj : root.children("object"))
+    if (auto o = read_object(ctx, obj, rec, options, note)) rec.objects.push_back(std::move(*o));
   return rec;
 }
-
 
 namespace {
 

@@ -6,29 +6,20 @@
 #include <numeric>
 
 #include "yolo2/error.hpp"
-#include "yolo2/eval/boxes.hpp"
+#include "yolo2/ops/boxes.hpp"
+#include "yolo2/ops/region_coder.hpp"
 
 namespace yolo2::eval {
 
 RegionDecoded decode_region(const at::Tensor& raw, const std::vector<double>& anchors, int num_classes) {
-  const int64_t a = static_cast<int64_t>(anchors.size() / 2), e = 5 + num_classes;
-  TORCH_CHECK(raw.dim() == 4 && raw.size(1) == a * e, "region output must be [B, ", a * e,
-              ", H, W], got ", raw.sizes());
-  const int64_t b = raw.size(0), h = raw.size(2), w = raw.size(3);
-  // [B, A, E, H, W] -> [B, H, W, A, E]: one row per (cell, anchor), darknet's entry order inside.
-  const at::Tensor t = raw.detach().to(at::kFloat).view({b, a, e, h, w}).permute({0, 3, 4, 1, 2}).reshape({b, h * w * a, e});
-  const auto opts = t.options();
-  const at::Tensor gx = at::arange(w, opts).view({1, w, 1}).expand({h, w, a}).reshape({1, -1});
-  const at::Tensor gy = at::arange(h, opts).view({h, 1, 1}).expand({h, w, a}).reshape({1, -1});
-  const at::Tensor anc = at::tensor(std::vector<float>(anchors.begin(), anchors.end()), opts).view({a, 2});
-  const at::Tensor aw = anc.select(1, 0).view({1, 1, a}).expand({h, w, a}).reshape({1, -1});
-  const at::Tensor ah = anc.select(1, 1).view({1, 1, a}).expand({h, w, a}).reshape({1, -1});
+  const auto a = static_cast<int64_t>(anchors.size() / 2);
+  const ops::RegionParts p = ops::split_region(raw.detach().to(at::kFloat), a, num_classes);
+  const int64_t b = raw.size(0), n = raw.size(2) * raw.size(3) * a;
+  // [B, A, H, W, ...] -> [B, H, W, A, ...]: one row per (cell, anchor).
   RegionDecoded d;
-  d.boxes = at::stack({(t.select(2, 0).sigmoid() + gx) / w, (t.select(2, 1).sigmoid() + gy) / h,
-                       t.select(2, 2).exp() * aw / w, t.select(2, 3).exp() * ah / h},
-                      2);
-  d.objectness = t.select(2, 4).sigmoid();
-  d.class_probs = at::softmax(t.narrow(2, 5, num_classes), 2);
+  d.boxes = ops::decode_boxes(p, anchors).permute({0, 2, 3, 1, 4}).reshape({b, n, 4});
+  d.objectness = p.obj.permute({0, 2, 3, 1}).reshape({b, n});
+  d.class_probs = at::softmax(p.logits.permute({0, 3, 4, 1, 2}).reshape({b, n, num_classes}), 2);
   return d;
 }
 
@@ -66,7 +57,7 @@ std::vector<Detection> detect_image(const RegionDecoded& d, int64_t b, const dat
     }
   }
   const std::vector<int64_t> keep =
-      batched_nms(cand_boxes.data(), cand_scores.data(), cand_labels.data(),
+      ops::batched_nms(cand_boxes.data(), cand_scores.data(), cand_labels.data(),
                   static_cast<int64_t>(cand_scores.size()), o.nms_threshold);
   std::vector<Detection> out;
   const std::size_t limit = std::min<std::size_t>(keep.size(), static_cast<std::size_t>(std::max(0, o.max_detections)));

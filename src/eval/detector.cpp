@@ -10,12 +10,12 @@
 
 namespace yolo2::eval {
 
-Detector::Detector(model::YoloV2Impl& model, const Config& config, const c10::Device& device)
-    : net_(model), config_(config), device_(device) {}
+Detector::Detector(model::YoloV2Impl& model, const DetectorOptions& options, const c10::Device& device)
+    : net_(model), options_(options), device_(device) {}
 
 std::vector<Detection> Detector::detect(const cv::Mat& bgr, const DetectOptions& options) const {
-  const int s = config_.data.input_size;
-  const data::Affine tr = data::eval_affine(bgr.cols, bgr.rows, s, config_.data.eval_transform);
+  const int s = options_.input_size;
+  const data::Affine tr = data::eval_affine(bgr.cols, bgr.rows, s, options_.eval_transform);
   const cv::Mat sized = data::warp_image(bgr, tr, s, false);
   cv::Mat rgb;
   cv::cvtColor(sized, rgb, cv::COLOR_BGR2RGB);

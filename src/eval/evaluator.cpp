@@ -24,29 +24,11 @@ std::vector<std::vector<GroundTruthBox>> ground_truth(const data::VocDataset& ds
   return gt;
 }
 
-DetectOptions detect_options(const EvalConfig& e, bool for_map) {
-  DetectOptions o;
-  o.score_threshold = static_cast<float>(for_map ? e.conf_thresh : e.detect_thresh);
-  o.nms_threshold = static_cast<float>(e.nms);
-  o.max_detections = e.max_detections;
-  return o;
-}
-
-VocEvalOptions voc_options(const EvalConfig& e) {
-  VocEvalOptions o;
-  o.metric = ap_metric_from_string(e.metric);
-  o.iou_threshold = e.iou;
-  o.inclusive_threshold = !e.strict_iou;
-  return o;
-}
-
-EvalRun evaluate_model(const model::FusedYoloV2& net, const data::VocDataset& ds, const Config& config,
+EvalRun evaluate_model(const model::FusedYoloV2& net, const data::VocDataset& ds, const EvalOptions& options,
                        const c10::Device& device, const std::function<void(int64_t, int64_t)>& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   auto shared = std::make_shared<const data::VocDataset>(ds);
-  const data::LoaderOptions lo = data::loader_options(config, false);
-  data::Loader loader(shared, lo);
-  const DetectOptions dopt = detect_options(config.eval, true);
+  data::Loader loader(shared, options.loader);
   EvalRun run;
   int64_t done = 0;
   const int64_t total = static_cast<int64_t>(ds.images.size());
@@ -57,13 +39,13 @@ EvalRun evaluate_model(const model::FusedYoloV2& net, const data::VocDataset& ds
       const int idx = batch->image_indices[j];
       const auto& rec = ds.images[static_cast<std::size_t>(idx)];
       auto dets = detect_image(d, static_cast<int64_t>(j), batch->transforms[j], batch->size, batch->size, rec.width,
-                               rec.height, idx, dopt);
+                               rec.height, idx, options.detect);
       run.detections.insert(run.detections.end(), dets.begin(), dets.end());
     }
     done += static_cast<int64_t>(batch->image_indices.size());
     if (progress) progress(done, total);
   }
-  run.metrics = evaluate_voc(ground_truth(ds), run.detections, ds.class_names, voc_options(config.eval));
+  run.metrics = evaluate_voc(ground_truth(ds), run.detections, ds.class_names, options.voc);
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   run.images_per_second = run.seconds > 0 ? static_cast<double>(total) / run.seconds : 0;
   return run;

@@ -90,22 +90,6 @@ void validate_detections(const std::vector<Detection>& detections, std::size_t n
 
 }  // namespace
 
-double voc_iou(const PixelBox& a, const PixelBox& b) {
-  // voc_eval.py's expression, term for term (a = detection bb, b = one row of BBGT), so the
-  // float64 rounding is the same.
-  const double ixmin = std::max(static_cast<double>(b.x1), static_cast<double>(a.x1));
-  const double iymin = std::max(static_cast<double>(b.y1), static_cast<double>(a.y1));
-  const double ixmax = std::min(static_cast<double>(b.x2), static_cast<double>(a.x2));
-  const double iymax = std::min(static_cast<double>(b.y2), static_cast<double>(a.y2));
-  const double iw = std::max(ixmax - ixmin + 1., 0.);
-  const double ih = std::max(iymax - iymin + 1., 0.);
-  const double inters = iw * ih;
-  const double uni = (static_cast<double>(a.x2) - a.x1 + 1.) * (static_cast<double>(a.y2) - a.y1 + 1.) +
-                     (static_cast<double>(b.x2) - b.x1 + 1.) * (static_cast<double>(b.y2) - b.y1 + 1.) -
-                     inters;
-  return inters / uni;
-}
-
 const char* to_string(ApMetric metric) {
   switch (metric) {
     case ApMetric::Voc07: return "voc07";
@@ -164,6 +148,74 @@ double average_precision(const std::vector<double>& recall, const std::vector<do
   return ap;
 }
 
+namespace {
+
+// Detection indices bucketed by class, input order kept within a bucket: class c's detections
+// are order[offsets[c], offsets[c + 1]).
+struct ClassBuckets {
+  std::vector<std::size_t> offsets;  // [num_classes + 1]
+  std::vector<std::size_t> order;
+};
+
+ClassBuckets bucket_by_class(const std::vector<Detection>& detections, std::size_t num_classes) {
+  ClassBuckets b;
+  b.offsets.assign(num_classes + 1, 0);
+  for (const Detection& d : detections) ++b.offsets[static_cast<std::size_t>(d.label) + 1];
+  std::partial_sum(b.offsets.begin(), b.offsets.end(), b.offsets.begin());
+  b.order.resize(detections.size());
+  std::vector<std::size_t> cursor(b.offsets.begin(), b.offsets.end() - 1);
+  for (std::size_t i = 0; i < detections.size(); ++i) {
+    b.order[cursor[static_cast<std::size_t>(detections[i].label)]++] = i;
+  }
+  return b;
+}
+
+// Walks class c's ranked detections [first, last) as voc_eval.py does: each takes the
+// highest-IoU GT of its image; `taken` marks GTs already matched by a higher-ranked detection.
+// Fills the recall / precision curve and the TP / FP / ignored counts of `cr`.
+void match_class(std::size_t c, std::vector<std::size_t>::const_iterator first,
+                 std::vector<std::size_t>::const_iterator last,
+                 const std::vector<Detection>& detections, const GroupedGroundTruth& gt,
+                 std::size_t num_images, const VocEvalOptions& options, std::vector<char>& taken,
+                 ClassResult& cr) {
+  const double npos = static_cast<double>(cr.num_gt);
+  double cum_tp = 0., cum_fp = 0.;
+  std::size_t rank = 0;
+  for (auto it = first; it != last; ++it, ++rank) {
+    const Detection& d = detections[*it];
+    const std::size_t cell = c * num_images + static_cast<std::size_t>(d.image);
+    double ovmax = -std::numeric_limits<double>::infinity();
+    std::size_t jmax = 0;
+    for (std::size_t j = gt.offsets[cell]; j < gt.offsets[cell + 1]; ++j) {
+      const double ov = voc_iou(d.box, gt.boxes[j]);
+      if (ov > ovmax) {  // strict: the first GT of maximum IoU wins, as np.argmax
+        ovmax = ov;
+        jmax = j;
+      }
+    }
+    const bool match = options.inclusive_threshold ? ovmax >= options.iou_threshold
+                                                   : ovmax > options.iou_threshold;
+    if (match) {
+      if (gt.difficult[jmax]) {
+        ++cr.ignored;  // tp = fp = 0: the point repeats the previous one
+      } else if (!taken[jmax]) {
+        taken[jmax] = 1;
+        cum_tp += 1.;
+      } else {
+        cum_fp += 1.;  // duplicate of an already matched GT
+      }
+    } else {
+      cum_fp += 1.;
+    }
+    cr.recall[rank] = cum_tp / npos;  // NaN (0/0) or inf never reaches the AP: see evaluate_voc
+    cr.precision[rank] = cum_tp / std::max(cum_tp + cum_fp, kPrecisionEps);
+  }
+  cr.true_positives = static_cast<int>(cum_tp);
+  cr.false_positives = static_cast<int>(cum_fp);
+}
+
+}  // namespace
+
 MapResult evaluate_voc(const std::vector<std::vector<GroundTruthBox>>& ground_truth,
                        const std::vector<Detection>& detections,
                        const std::vector<std::string>& class_names,
@@ -175,19 +227,7 @@ MapResult evaluate_voc(const std::vector<std::vector<GroundTruthBox>>& ground_tr
   const std::size_t num_classes = class_names.size();
   validate_detections(detections, num_images, num_classes);
   const GroupedGroundTruth gt = group_ground_truth(ground_truth, num_classes);
-
-  // Bucket detections by class keeping input order, then rank each bucket; the sort being
-  // stable is what fixes the order of equal scores (documented in the header).
-  std::vector<std::size_t> class_offsets(num_classes + 1, 0);
-  for (const Detection& d : detections) ++class_offsets[static_cast<std::size_t>(d.label) + 1];
-  std::partial_sum(class_offsets.begin(), class_offsets.end(), class_offsets.begin());
-  std::vector<std::size_t> order(detections.size());
-  {
-    std::vector<std::size_t> cursor(class_offsets.begin(), class_offsets.end() - 1);
-    for (std::size_t i = 0; i < detections.size(); ++i) {
-      order[cursor[static_cast<std::size_t>(detections[i].label)]++] = i;
-    }
-  }
+  ClassBuckets buckets = bucket_by_class(detections, num_classes);
 
   std::vector<char> taken(gt.boxes.size(), 0);
   MapResult result;
@@ -201,8 +241,9 @@ MapResult evaluate_voc(const std::vector<std::vector<GroundTruthBox>>& ground_tr
   double ap_sum = 0.;
   int evaluated = 0;
   for (std::size_t c = 0; c < num_classes; ++c) {
-    const auto first = order.begin() + static_cast<std::ptrdiff_t>(class_offsets[c]);
-    const auto last = order.begin() + static_cast<std::ptrdiff_t>(class_offsets[c + 1]);
+    const auto first = buckets.order.begin() + static_cast<std::ptrdiff_t>(buckets.offsets[c]);
+    const auto last = buckets.order.begin() + static_cast<std::ptrdiff_t>(buckets.offsets[c + 1]);
+    // The sort being stable is what fixes the order of equal scores (documented in the header).
     std::stable_sort(first, last, [&detections](std::size_t a, std::size_t b) {
       return detections[a].score > detections[b].score;
     });
@@ -214,41 +255,7 @@ MapResult evaluate_voc(const std::vector<std::vector<GroundTruthBox>>& ground_tr
     cr.num_detections = static_cast<int>(last - first);
     cr.recall.resize(static_cast<std::size_t>(cr.num_detections));
     cr.precision.resize(static_cast<std::size_t>(cr.num_detections));
-
-    const double npos = static_cast<double>(cr.num_gt);
-    double cum_tp = 0., cum_fp = 0.;
-    std::size_t rank = 0;
-    for (auto it = first; it != last; ++it, ++rank) {
-      const Detection& d = detections[*it];
-      const std::size_t cell = c * num_images + static_cast<std::size_t>(d.image);
-      double ovmax = -std::numeric_limits<double>::infinity();
-      std::size_t jmax = 0;
-      for (std::size_t j = gt.offsets[cell]; j < gt.offsets[cell + 1]; ++j) {
-        const double ov = voc_iou(d.box, gt.boxes[j]);
-        if (ov > ovmax) {  // strict: the first GT of maximum IoU wins, as np.argmax
-          ovmax = ov;
-          jmax = j;
-        }
-      }
-      const bool match = options.inclusive_threshold ? ovmax >= options.iou_threshold
-                                                     : ovmax > options.iou_threshold;
-      if (match) {
-        if (gt.difficult[jmax]) {
-          ++cr.ignored;  // tp = fp = 0: the point repeats the previous one
-        } else if (!taken[jmax]) {
-          taken[jmax] = 1;
-          cum_tp += 1.;
-        } else {
-          cum_fp += 1.;  // duplicate of an already matched GT
-        }
-      } else {
-        cum_fp += 1.;
-      }
-      cr.recall[rank] = cum_tp / npos;  // NaN (0/0) or inf never reaches the AP: see below
-      cr.precision[rank] = cum_tp / std::max(cum_tp + cum_fp, kPrecisionEps);
-    }
-    cr.true_positives = static_cast<int>(cum_tp);
-    cr.false_positives = static_cast<int>(cum_fp);
+    match_class(c, first, last, detections, gt, num_images, options, taken, cr);
 
     if (cr.num_gt == 0) {
       // voc_eval divides by npos = 0 here and returns a meaningless AP; a class without

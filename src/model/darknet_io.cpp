@@ -49,6 +49,27 @@ std::vector<int> in_channels(const NetworkSpec& spec) {
   return in;
 }
 
+// Fills `h` from the start of a weights file and returns the header's size in bytes.
+std::size_t read_header(const std::string& bytes, const std::string& path, DarknetHeader& h) {
+  if (bytes.size() < 16)
+    throw Error(path + ": " + std::to_string(bytes.size()) + " bytes is too short for a darknet weights header");
+  std::memcpy(&h.major, bytes.data(), 4);
+  std::memcpy(&h.minor, bytes.data() + 4, 4);
+  std::memcpy(&h.revision, bytes.data() + 8, 4);
+  const std::size_t header = static_cast<std::size_t>(h.header_bytes());
+  if (bytes.size() < header)
+    throw Error(path + ": " + std::to_string(bytes.size()) + " bytes is too short for a v" +
+                std::to_string(h.major) + "." + std::to_string(h.minor) + " header");
+  if (header == 20) {
+    std::memcpy(&h.seen, bytes.data() + 12, 8);
+  } else {
+    int32_t seen32 = 0;
+    std::memcpy(&seen32, bytes.data() + 12, 4);
+    h.seen = static_cast<uint64_t>(static_cast<uint32_t>(seen32));
+  }
+  return header;
+}
+
 std::string describe(const LayerSpec& l, std::size_t i, int in_c) {
   std::ostringstream os;
   os << "layer " << i << " (conv " << l.filters << " " << l.size << "x" << l.size << ", " << in_c
@@ -77,22 +98,7 @@ WeightsLoad load_darknet_weights(YoloV2Impl& model, const std::string& path, boo
   if (!in) throw Error(path + ": cannot open darknet weights file");
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   WeightsLoad r;
-  if (bytes.size() < 16)
-    throw Error(path + ": " + std::to_string(bytes.size()) + " bytes is too short for a darknet weights header");
-  std::memcpy(&r.header.major, bytes.data(), 4);
-  std::memcpy(&r.header.minor, bytes.data() + 4, 4);
-  std::memcpy(&r.header.revision, bytes.data() + 8, 4);
-  const std::size_t header = static_cast<std::size_t>(r.header.header_bytes());
-  if (bytes.size() < header)
-    throw Error(path + ": " + std::to_string(bytes.size()) + " bytes is too short for a v" +
-                std::to_string(r.header.major) + "." + std::to_string(r.header.minor) + " header");
-  if (header == 20) {
-    std::memcpy(&r.header.seen, bytes.data() + 12, 8);
-  } else {
-    int32_t seen32 = 0;
-    std::memcpy(&seen32, bytes.data() + 12, 4);
-    r.header.seen = static_cast<uint64_t>(static_cast<uint32_t>(seen32));
-  }
+  const std::size_t header = read_header(bytes, path, r.header);
   const std::size_t body = bytes.size() - header;
   if (body % 4 != 0)
     throw Error(path + ": the body is " + std::to_string(body) + " bytes, not a whole number of floats");

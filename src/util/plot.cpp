@@ -281,6 +281,43 @@ void draw_legend(cv::Mat& area, const std::vector<Series>& series,
   }
 }
 
+// Grid lines and tick labels around the plot area.
+void draw_grid(cv::Mat& image, const Mapper& m) {
+  for (double t : m.x.ticks) {
+    const int x = m.area.x + static_cast<int>(std::lround(m.px(t)));
+    cv::line(image, cv::Point(x, m.area.y), cv::Point(x, m.area.br().y - 1), kGrid, 1);
+    cv::line(image, cv::Point(x, m.area.br().y - 1), cv::Point(x, m.area.br().y + 4), kFrame, 1);
+    const std::string label = tick_label(m.x, t);
+    const cv::Size size = text_size(label, kTickFontScale);
+    put_text(image, label, cv::Point(x - size.width / 2, m.area.br().y + 8 + size.height), kTickFontScale);
+  }
+  for (double t : m.y.ticks) {
+    const int y = m.area.y + static_cast<int>(std::lround(m.py(t)));
+    cv::line(image, cv::Point(m.area.x, y), cv::Point(m.area.br().x - 1, y), kGrid, 1);
+    cv::line(image, cv::Point(m.area.x - 5, y), cv::Point(m.area.x, y), kFrame, 1);
+    const std::string label = tick_label(m.y, t);
+    const cv::Size size = text_size(label, kTickFontScale);
+    put_text(image, label, cv::Point(m.area.x - 8 - size.width, y + size.height / 2), kTickFontScale);
+  }
+}
+
+// The title above the plot, the axis labels below and to the left of it.
+void draw_titles(cv::Mat& image, const PlotOptions& options, const Mapper& m) {
+  if (!options.title.empty()) {
+    const cv::Size size = text_size(options.title, kTitleFontScale);
+    put_text(image, options.title, cv::Point((options.width - size.width) / 2, 12 + size.height),
+             kTitleFontScale);
+  }
+  if (!options.x_label.empty()) {
+    const cv::Size size = text_size(options.x_label, kLabelFontScale);
+    put_text(image, options.x_label,
+             cv::Point(m.area.x + (m.area.width - size.width) / 2, options.height - 10), kLabelFontScale);
+  }
+  if (!options.y_label.empty()) {
+    put_vertical_text(image, options.y_label, 16, m.area.y + m.area.height / 2, kLabelFontScale);
+  }
+}
+
 }  // namespace
 
 cv::Scalar palette_colour(int index) {
@@ -329,23 +366,7 @@ cv::Mat render_line_plot(const std::vector<Series>& series, const PlotOptions& o
   m.area = cv::Rect(left, top, options.width - left - right, options.height - top - bottom);
   if (m.area.width < 40 || m.area.height < 40) throw Error("plot: no room left for the plot area");
 
-  // Grid and tick labels.
-  for (double t : m.x.ticks) {
-    const int x = m.area.x + static_cast<int>(std::lround(m.px(t)));
-    cv::line(image, cv::Point(x, m.area.y), cv::Point(x, m.area.br().y - 1), kGrid, 1);
-    cv::line(image, cv::Point(x, m.area.br().y - 1), cv::Point(x, m.area.br().y + 4), kFrame, 1);
-    const std::string label = tick_label(m.x, t);
-    const cv::Size size = text_size(label, kTickFontScale);
-    put_text(image, label, cv::Point(x - size.width / 2, m.area.br().y + 8 + size.height), kTickFontScale);
-  }
-  for (double t : m.y.ticks) {
-    const int y = m.area.y + static_cast<int>(std::lround(m.py(t)));
-    cv::line(image, cv::Point(m.area.x, y), cv::Point(m.area.br().x - 1, y), kGrid, 1);
-    cv::line(image, cv::Point(m.area.x - 5, y), cv::Point(m.area.x, y), kFrame, 1);
-    const std::string label = tick_label(m.y, t);
-    const cv::Size size = text_size(label, kTickFontScale);
-    put_text(image, label, cv::Point(m.area.x - 8 - size.width, y + size.height / 2), kTickFontScale);
-  }
+  draw_grid(image, m);
 
   // Curves, clipped by drawing into the plot area's ROI.
   cv::Mat area = image(m.area);
@@ -357,19 +378,7 @@ cv::Mat render_line_plot(const std::vector<Series>& series, const PlotOptions& o
   draw_legend(area, series, colours, m);
   cv::rectangle(image, m.area, kFrame, 1);
 
-  if (!options.title.empty()) {
-    const cv::Size size = text_size(options.title, kTitleFontScale);
-    put_text(image, options.title, cv::Point((options.width - size.width) / 2, 12 + size.height),
-             kTitleFontScale);
-  }
-  if (!options.x_label.empty()) {
-    const cv::Size size = text_size(options.x_label, kLabelFontScale);
-    put_text(image, options.x_label,
-             cv::Point(m.area.x + (m.area.width - size.width) / 2, options.height - 10), kLabelFontScale);
-  }
-  if (!options.y_label.empty()) {
-    put_vertical_text(image, options.y_label, 16, m.area.y + m.area.height / 2, kLabelFontScale);
-  }
+  draw_titles(image, options, m);
   return image;
 }
 

@@ -7,6 +7,8 @@
 #include <torch/utils.h>
 #include <torch/version.h>
 
+#include <thread>
+
 #include "yolo2/error.hpp"
 #include "yolo2/util/build_info.hpp"
 
@@ -24,6 +26,8 @@ int setup_runtime(const RuntimeConfig& runtime) {
   torch::manual_seed(runtime.seed);
   spdlog::info("runtime: {} intra-op thread(s) (runtime.threads = {}), seed {}", at::get_num_threads(),
                runtime.threads, runtime.seed);
+  spdlog::debug("runtime: {} hardware thread(s), LibTorch inter-op pool {} thread(s), OpenCV {} thread(s)",
+                std::thread::hardware_concurrency(), at::get_num_interop_threads(), cv::getNumThreads());
   return threads;
 }
 

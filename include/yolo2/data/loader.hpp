@@ -56,11 +56,6 @@ struct LoaderOptions {
   int shard_count = 1;
 };
 
-// Options from the config: data.workers, prefetch, max_boxes, augment, input_size,
-// eval_transform and runtime.seed; the batch is train.batch / train.subdivisions when training,
-// eval.batch otherwise. Multi-scale and the stream position are the caller's.
-LoaderOptions loader_options(const Config& config, bool train);
-
 // The images of training epoch `epoch` in order, deterministic in (seed, epoch): a permutation of
 // 0..n-1 (shuffle) or n independent draws with replacement (random, darknet's). Evaluation
 // (train = false): 0..n-1.

@@ -12,16 +12,20 @@
 
 namespace yolo2::eval {
 
+struct DetectorOptions {
+  int input_size = 416;
+  EvalTransform eval_transform = EvalTransform::Letterbox;  // as the network was evaluated
+};
+
 class Detector {
  public:
-  // The network at config.data.input_size with config.data.eval_transform.
-  Detector(model::YoloV2Impl& model, const Config& config, const c10::Device& device);
+  Detector(model::YoloV2Impl& model, const DetectorOptions& options, const c10::Device& device);
   // bgr: an 8-bit BGR image. Boxes in its pixel coordinates (Detection::image is 0).
   std::vector<Detection> detect(const cv::Mat& bgr, const DetectOptions& options) const;
 
  private:
   model::FusedYoloV2 net_;
-  Config config_;
+  DetectorOptions options_;
   c10::Device device_;
 };
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "yolo2/config.hpp"
+#include "yolo2/data/loader.hpp"
 #include "yolo2/data/voc.hpp"
 #include "yolo2/eval/decode.hpp"
 #include "yolo2/eval/voc_ap.hpp"
@@ -24,13 +24,15 @@ struct EvalRun {
 // Ground truth of a dataset in evaluation form (difficult objects kept and flagged).
 std::vector<std::vector<GroundTruthBox>> ground_truth(const data::VocDataset& dataset);
 
-DetectOptions detect_options(const EvalConfig& eval, bool for_map);
-VocEvalOptions voc_options(const EvalConfig& eval);
+struct EvalOptions {
+  data::LoaderOptions loader;  // evaluation loader: input size, eval transform, batch, workers
+  DetectOptions detect;        // detection for the mAP (low score threshold)
+  VocEvalOptions voc;          // the VOC protocol
+};
 
-// Runs the network over every image of `dataset` (the config's eval transform, input size, batch
-// and loader workers), decodes, applies NMS and scores with the VOC protocol. `progress(done,
-// total)` is called after each batch.
-EvalRun evaluate_model(const model::FusedYoloV2& net, const data::VocDataset& dataset, const Config& config,
+// Runs the network over every image of `dataset`, decodes, applies NMS and scores with the VOC
+// protocol. `progress(done, total)` is called after each batch.
+EvalRun evaluate_model(const model::FusedYoloV2& net, const data::VocDataset& dataset, const EvalOptions& options,
                        const c10::Device& device, const std::function<void(int64_t, int64_t)>& progress = {});
 
 // The terminal table: class, ground truths (difficult apart), detections, recall, AP, and mAP.

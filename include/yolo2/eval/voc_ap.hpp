@@ -6,15 +6,14 @@
 #include <string>
 #include <vector>
 
+#include "yolo2/ops/boxes.hpp"
+
 namespace yolo2::eval {
 
 // Boxes are 0-based pixel x1, y1, x2, y2 with inclusive corners (as parsed from VOC XML).
-struct PixelBox {
-  float x1 = 0, y1 = 0, x2 = 0, y2 = 0;
-};
-
-// IoU with the VOC '+1' convention: widths are x2 - x1 + 1 (inclusive pixel corners).
-double voc_iou(const PixelBox& a, const PixelBox& b);
+using PixelBox = ops::Box;
+// Detections match ground truths by the IoU with the VOC '+1' convention (ops/boxes.hpp).
+using ops::voc_iou;
 
 struct GroundTruthBox {
   int label = 0;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "yolo2/config.hpp"
+#include "yolo2/loss/region_targets.hpp"
 
 namespace yolo2::loss {
 
@@ -38,8 +39,19 @@ struct RegionLossOptions {
   torch::Tensor alpha;  // [C] focal class weights (undefined: all ones)
   double sigmoid_alpha = -1;
 
-  static RegionLossOptions from_config(const Config& config);
+  TargetOptions targets() const;  // the fields target assignment uses
 };
+
+// The class term at the responsible predictions: which loss, and its parameters at this step.
+struct ClassTermOptions {
+  ClassLoss kind = ClassLoss::CrossEntropy;
+  double gamma = 0;         // focal and sigmoid focal: the schedule's gamma now (ignored for ce)
+  torch::Tensor alpha;      // [C] per-class weights (undefined: all ones)
+  double sigmoid_alpha = -1;  // sigmoid focal: torchvision's positive weight (< 0: off)
+};
+
+// logits [R, C], labels [R] int64 -> the summed class term (a scalar).
+torch::Tensor class_term(const torch::Tensor& logits, const torch::Tensor& labels, const ClassTermOptions& options);
 
 // Each term separately (already divided by the batch size) and darknet's diagnostics.
 struct RegionLossResult {

@@ -1,17 +1,27 @@
-// `yolo2 train`: the training loop with darknet's optimiser semantics, checkpoint/resume that
-// reproduces an uninterrupted run, periodic VOC evaluation, CSV logs and plots.
-//
-// Run folder (train.output, default runs/<train.name>):
-//   config.yaml   the resolved config          metrics.csv  one row per iteration
-//   last.ckpt     every train.checkpoint_every  eval.csv     one row per evaluation
-//   best.ckpt     best test mAP so far          loss.png, map.png
+// `yolo2 train`: a Trainer owns the loop and the step (darknet's optimiser semantics: subdivisions
+// x (batch, forward, loss, backward), then one optimizer step) and calls hooks at fixed points
+// (detectron2's pattern): checkpoints and the stop save, periodic evaluation with the best
+// checkpoint, the CSV logs and plots, progress, and the stop agreement between ranks
+// (train/hooks.hpp). run_training builds one from the config. The run folder is run_folder.hpp's.
 #pragma once
 
+#include <torch/optim/optimizer.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "yolo2/config.hpp"
+#include "yolo2/data/loader.hpp"
+#include "yolo2/data/voc.hpp"
+#include "yolo2/eval/evaluator.hpp"
+#include "yolo2/loss/region_loss.hpp"
+#include "yolo2/model/yolov2.hpp"
+#include "yolo2/train/checkpoint.hpp"
 #include "yolo2/train/distributed.hpp"
+#include "yolo2/train/run_folder.hpp"
 
 namespace yolo2::train {
 
@@ -45,7 +55,96 @@ struct TrainSummary {
 // holds the last good state.
 TrainSummary run_training(Config config, const TrainOptions& options);
 
+// Training mode, with batch norm kept in evaluation mode when `freeze_bn` (train.freeze_bn).
+void set_train_mode(model::YoloV2Impl& net, bool freeze_bn);
+
 // Iterations a config trains for on a training set of `train_images` images.
 int64_t total_iterations(const TrainConfig& train, int64_t train_images);
+
+// One optimizer step as the hooks see it.
+struct StepRecord {
+  double lr = 0, gamma = 0;
+  int size = 0;                  // input side of the step's batches
+  double loss = 0;               // the total loss per image
+  loss::RegionLossResult terms;  // each term per image and darknet's diagnostics (all ranks)
+  double seconds = 0;            // wall time of the step
+};
+
+class Trainer;
+
+// Called by the Trainer in the order the hooks were added. Every rank calls every hook; hooks that
+// write files do so on the main rank only.
+class Hook {
+ public:
+  virtual ~Hook() = default;
+  virtual void before_train(Trainer&) {}
+  virtual void after_step(Trainer&) {}                        // after each optimizer step (a skipped batch is none)
+  virtual void before_save(Trainer&) {}                       // main rank, just before last.ckpt is written
+  virtual void after_eval(Trainer&, const eval::EvalRun&) {}  // main rank, after an evaluation was scored
+  virtual void after_train(Trainer&) {}                       // the loop ended, finished or stopped
+};
+
+// What a Trainer works on; run_training builds it from the config.
+struct TrainerParts {
+  Config config;
+  c10::Device device{c10::kCPU};
+  std::unique_ptr<Distributed> dist;  // null: a single process
+  RunFolder folder;
+  std::shared_ptr<const data::VocDataset> train_set;
+  std::optional<data::VocDataset> test_set;  // none: no evaluation
+  model::YoloV2 net{nullptr};
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  TrainState state;               // where the run stands (a resumed one continues from it)
+  loss::RegionLossOptions loss;
+  data::LoaderOptions loader;     // the training stream, from the state's position on
+  int64_t max_batches = 0;
+};
+
+class Trainer {
+ public:
+  explicit Trainer(TrainerParts parts);
+  void add_hook(std::unique_ptr<Hook> hook);
+  // The loop: run_step until max_batches or a stop request, with the hooks around it.
+  TrainSummary train();
+
+  // For hooks.
+  TrainerParts& parts() { return p_; }
+  const Config& config() const { return p_.config; }
+  TrainState& state() { return p_.state; }
+  bool main_rank() const { return !p_.dist || p_.dist->is_main(); }
+  int64_t max_batches() const { return p_.max_batches; }
+  bool at_end() const { return p_.state.iteration == p_.max_batches; }
+  double epoch() const;  // images seen / training images
+  const StepRecord& last_step() const { return step_; }
+  int64_t first_iteration() const { return first_iteration_; }  // where this process started
+  int64_t images_this_run() const { return images_this_run_; }   // trained on by this process
+  double loop_seconds() const;                                   // since the loop started
+  TrainSummary& summary() { return summary_; }
+  void request_stop() { stopping_ = true; }
+  bool stopping() const { return stopping_; }
+  // The network in training mode (batch norm frozen with train.freeze_bn).
+  void set_train_mode();
+  // Main rank: the before_save hooks, then last.ckpt (model, optimizer, state and RNG).
+  void save_last();
+  // Main rank: the after_eval hooks.
+  void notify_eval(const eval::EvalRun& run);
+
+ private:
+  // subdivisions x (batch, forward, loss, backward), then the optimizer step; false when the batch
+  // was skipped for a non-finite loss (train.skip_nonfinite).
+  bool run_step();
+  loss::RegionLossResult micro_step(int s, double gamma, int& size);
+  bool skip_or_throw(const std::string& bad_term);
+
+  TrainerParts p_;
+  std::vector<std::unique_ptr<Hook>> hooks_;
+  std::unique_ptr<data::Loader> loader_;
+  StepRecord step_;
+  TrainSummary summary_;
+  int64_t first_iteration_ = 0;
+  int64_t images_this_run_ = 0;
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point t_loop_;
+};
 
 }  // namespace yolo2::train

@@ -1,12 +1,9 @@
-// `yolo2 info` (darknet-style layer table) and `yolo2 export` (darknet .cfg + .weights).
-#include <spdlog/spdlog.h>
-
+// `yolo2 info`: the network as a darknet-style layer table.
 #include <iostream>
 
 #include "verbs.hpp"
 #include "yolo2/model/darknet_io.hpp"
 #include "yolo2/model/yolov2.hpp"
-#include "yolo2/train/checkpoint.hpp"
 
 namespace yolo2::cli {
 
@@ -25,20 +22,6 @@ void add_info(CLI::App& app) {
               << model::darknet_weight_floats(net->spec()) << " floats; input " << s << "x" << s << ", "
               << config.data.classes.size() << " classes, " << net->spec().num_anchors() << " anchors, width "
               << config.model.width << "\n";
-  });
-}
-
-void add_export(CLI::App& app) {
-  auto* cmd = app.add_subcommand("export", "Write a checkpoint as darknet PREFIX.cfg + PREFIX.weights (v0.2)");
-  auto ckpt = std::make_shared<std::string>();
-  auto prefix = std::make_shared<std::string>();
-  cmd->add_option("--checkpoint", *ckpt, "yolo2 checkpoint")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--darknet", *prefix, "Output prefix (writes PREFIX.cfg and PREFIX.weights)")->required();
-  cmd->callback([=] {
-    auto ck = train::load_checkpoint(*ckpt);
-    const uint64_t seen = ck.state ? static_cast<uint64_t>(ck.state->images_seen) : 0;
-    model::export_darknet(*ck.model, ck.config, *prefix, seen);
-    spdlog::info("export: wrote {}.cfg and {}.weights (seen = {})", *prefix, *prefix, seen);
   });
 }
 

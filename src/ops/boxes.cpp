@@ -1,6 +1,7 @@
-// Continuous-box IoU and NMS (torchvision ops/boxes.py and csrc/ops/cpu/nms_kernel.cpp
-// semantics), on raw float arrays first and tensors last.
-#include "yolo2/eval/boxes.hpp"
+// IoU in its forms, box conversions and NMS (torchvision ops/boxes.py and csrc/ops/cpu/nms_kernel.cpp
+// semantics for the continuous forms; voc_eval.py for the VOC one), on raw float arrays first and
+// tensors last.
+#include "yolo2/ops/boxes.hpp"
 
 #include <ATen/ATen.h>
 
@@ -13,7 +14,7 @@
 
 #include "yolo2/error.hpp"
 
-namespace yolo2::eval {
+namespace yolo2::ops {
 namespace {
 
 // Rank order: descending score, NaN last; the caller uses a stable sort so ties keep input order.
@@ -95,6 +96,27 @@ float box_iou(const float* a, const float* b) {
   return iou_with_areas(a, box_area(a), b, box_area(b));
 }
 
+float shape_iou(float w1, float h1, float w2, float h2) {
+  // Halving is exact in binary floating point, so the overlap is exactly min(w1, w2) * min(h1, h2)
+  // and the areas exactly w * h, as darknet's box_iou with both centres at 0.
+  const float a[4] = {-w1 / 2, -h1 / 2, w1 / 2, h1 / 2}, b[4] = {-w2 / 2, -h2 / 2, w2 / 2, h2 / 2};
+  return box_iou(a, b);
+}
+
+double voc_iou(const Box& a, const Box& b) {
+  const double ixmin = std::max(static_cast<double>(b.x1), static_cast<double>(a.x1));
+  const double iymin = std::max(static_cast<double>(b.y1), static_cast<double>(a.y1));
+  const double ixmax = std::min(static_cast<double>(b.x2), static_cast<double>(a.x2));
+  const double iymax = std::min(static_cast<double>(b.y2), static_cast<double>(a.y2));
+  const double iw = std::max(ixmax - ixmin + 1., 0.);
+  const double ih = std::max(iymax - iymin + 1., 0.);
+  const double inters = iw * ih;
+  const double uni = (static_cast<double>(a.x2) - a.x1 + 1.) * (static_cast<double>(a.y2) - a.y1 + 1.) +
+                     (static_cast<double>(b.x2) - b.x1 + 1.) * (static_cast<double>(b.y2) - b.y1 + 1.) -
+                     inters;
+  return inters / uni;
+}
+
 std::vector<int64_t> nms(const float* boxes, const float* scores, int64_t n, float iou_threshold) {
   check_count(n, "nms");
   const std::vector<int64_t> order = rank_by_score(scores, n);
@@ -126,10 +148,10 @@ std::vector<int64_t> batched_nms(const float* boxes, const float* scores, const 
   return kept_in_rank_order(order, keep);
 }
 
-}  // namespace yolo2::eval
+}  // namespace yolo2::ops
 
 // ---- Tensor front ends (the only part of this file that needs ATen ops) ------------------------
-namespace yolo2::eval {
+namespace yolo2::ops {
 namespace {
 
 void check_boxes_scores(const at::Tensor& boxes, const at::Tensor& scores, const char* what) {
@@ -145,6 +167,17 @@ void check_boxes_scores(const at::Tensor& boxes, const at::Tensor& scores, const
 
 at::Tensor cpu_float(const at::Tensor& t) {
   return t.detach().to(at::kCPU, at::kFloat).contiguous();
+}
+
+// The one tensor IoU kernel: corners lo, hi [..., 2] and areas [...] of two broadcastable sets.
+at::Tensor iou_of_corners(const at::Tensor& lo_a, const at::Tensor& hi_a, const at::Tensor& area_a,
+                          const at::Tensor& lo_b, const at::Tensor& hi_b, const at::Tensor& area_b) {
+  // A tiny floor instead of a where(): keeps the backward pass finite for empty unions (where the
+  // intersection is 0, so the IoU is 0 either way).
+  constexpr double kMinUnion = 1e-12;
+  const at::Tensor wh = (at::minimum(hi_a, hi_b) - at::maximum(lo_a, lo_b)).clamp_min(0);
+  const at::Tensor inter = wh.select(-1, 0) * wh.select(-1, 1);
+  return inter / (area_a + area_b - inter).clamp_min(kMinUnion);
 }
 
 at::Tensor to_index_tensor(const std::vector<int64_t>& keep) {
@@ -178,22 +211,31 @@ at::Tensor batched_nms(const at::Tensor& boxes, const at::Tensor& scores, const 
                                      static_cast<float>(iou_threshold)));
 }
 
+at::Tensor elementwise_iou(const at::Tensor& a, const at::Tensor& b) {
+  if (a.dim() < 1 || a.size(-1) != 4 || b.dim() < 1 || b.size(-1) != 4)
+    throw Error("elementwise_iou: boxes must be [..., 4]");
+  const auto area = [](const at::Tensor& t) {
+    return (t.select(-1, 2) - t.select(-1, 0)).clamp_min(0) * (t.select(-1, 3) - t.select(-1, 1)).clamp_min(0);
+  };
+  return iou_of_corners(a.narrow(-1, 0, 2), a.narrow(-1, 2, 2), area(a), b.narrow(-1, 0, 2), b.narrow(-1, 2, 2),
+                        area(b));
+}
+
+at::Tensor elementwise_iou_cxcywh(const at::Tensor& a, const at::Tensor& b) {
+  if (a.dim() < 1 || a.size(-1) != 4 || b.dim() < 1 || b.size(-1) != 4)
+    throw Error("elementwise_iou_cxcywh: boxes must be [..., 4]");
+  // darknet's box_iou: corners at centre -/+ size / 2, areas w * h.
+  const at::Tensor ca = a.narrow(-1, 0, 2), ha = a.narrow(-1, 2, 2) / 2;
+  const at::Tensor cb = b.narrow(-1, 0, 2), hb = b.narrow(-1, 2, 2) / 2;
+  return iou_of_corners(ca - ha, ca + ha, a.select(-1, 2) * a.select(-1, 3), cb - hb, cb + hb,
+                        b.select(-1, 2) * b.select(-1, 3));
+}
+
 at::Tensor box_iou(const at::Tensor& boxes1, const at::Tensor& boxes2) {
   if (boxes1.dim() != 2 || boxes1.size(1) != 4 || boxes2.dim() != 2 || boxes2.size(1) != 4) {
     throw Error("box_iou: boxes must be [N, 4] and [M, 4]");
   }
-  // A tiny floor instead of a where(): keeps the backward pass finite for empty unions.
-  constexpr double kMinUnion = 1e-12;
-  const auto area = [](const at::Tensor& b) {
-    return (b.select(1, 2) - b.select(1, 0)).clamp_min(0) *
-           (b.select(1, 3) - b.select(1, 1)).clamp_min(0);
-  };
-  const at::Tensor lt = at::maximum(boxes1.narrow(1, 0, 2).unsqueeze(1), boxes2.narrow(1, 0, 2).unsqueeze(0));
-  const at::Tensor rb = at::minimum(boxes1.narrow(1, 2, 2).unsqueeze(1), boxes2.narrow(1, 2, 2).unsqueeze(0));
-  const at::Tensor wh = (rb - lt).clamp_min(0);                      // [N, M, 2]
-  const at::Tensor inter = wh.select(2, 0) * wh.select(2, 1);        // [N, M]
-  const at::Tensor uni = area(boxes1).unsqueeze(1) + area(boxes2).unsqueeze(0) - inter;
-  return inter / uni.clamp_min(kMinUnion);
+  return elementwise_iou(boxes1.unsqueeze(1), boxes2.unsqueeze(0));
 }
 
 at::Tensor cxcywh_to_xyxy(const at::Tensor& boxes) {
@@ -208,4 +250,4 @@ at::Tensor xyxy_to_cxcywh(const at::Tensor& boxes) {
   return at::cat({(p1 + p2) * 0.5, p2 - p1}, -1);
 }
 
-}  // namespace yolo2::eval
+}  // namespace yolo2::ops

@@ -1,6 +1,10 @@
-// Box utilities on continuous x1, y1, x2, y2 boxes and non-maximum suppression.
-// Continuous means no VOC '+1': area = (x2 - x1) * (y2 - y1), as in torchvision's ops/boxes.py;
-// the '+1' IoU of the VOC metric is eval::voc_iou (voc_ap.hpp) and is not used here.
+// Box operations shared by the loss, the evaluator and the detector: every form of IoU the program
+// uses, the box conversions and NMS, each implemented once.
+//
+// Two conventions:
+// - continuous (torchvision ops/boxes.py, darknet's box_iou): area = (x2 - x1) * (y2 - y1);
+// - VOC pixel-inclusive (the devkit, py-faster-rcnn voc_eval.py): area = (x2 - x1 + 1) * (y2 - y1 + 1),
+//   used only to score detections against VOC ground truths (voc_iou).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -8,15 +12,32 @@
 #include <cstdint>
 #include <vector>
 
-namespace yolo2::eval {
+namespace yolo2::ops {
+
+// A box in pixel corners, 0-based (x1, y1) to (x2, y2).
+struct Box {
+  float x1 = 0, y1 = 0, x2 = 0, y2 = 0;
+};
+
+// ---- scalar forms (the CPU kernels) ------------------------------------------------------------
 
 // Area of one xyxy box, 0 when it is empty or inverted.
 float box_area(const float* box /*[4] x1 y1 x2 y2*/);
 
-// IoU of two xyxy boxes, computed in float exactly like torchvision's CPU nms kernel
+// Continuous IoU of two xyxy boxes, in float exactly like torchvision's CPU nms kernel
 // (inter / (area_a + area_b - inter)). Returns 0 when the union is not positive (two empty
 // boxes), where torchvision would produce NaN; both mean "never suppresses".
 float box_iou(const float* a /*[4]*/, const float* b /*[4]*/);
+
+// IoU of two boxes sharing their centre (darknet's anchor matching, bias_match: only the shapes
+// count). Equal to box_iou of the two boxes centred on the origin.
+float shape_iou(float w1, float h1, float w2, float h2);
+
+// The VOC metric's IoU with the '+1' pixel convention, in float64 term for term as voc_eval.py
+// computes it (a: the detection, b: one ground truth), so that ties at the threshold round the same.
+double voc_iou(const Box& a, const Box& b);
+
+// ---- NMS -----------------------------------------------------------------------------------------
 
 // Greedy NMS (torchvision.ops.nms semantics). boxes [n, 4] xyxy, scores [n], row-major.
 // Returns the indices of the kept boxes in descending score order; equal scores keep their
@@ -36,12 +57,17 @@ at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_thr
 at::Tensor batched_nms(const at::Tensor& boxes, const at::Tensor& scores, const at::Tensor& labels,
                        double iou_threshold);
 
-// Pairwise IoU matrix with ATen ops (differentiable; the loss uses it):
-// boxes1 [N, 4], boxes2 [M, 4] xyxy -> [N, M]. Empty unions give 0.
+// ---- tensor forms (ATen ops, any device, differentiable) ---------------------------------------
+
+// Element-wise continuous IoU of xyxy boxes [..., 4] (broadcasting). Empty unions give 0.
+at::Tensor elementwise_iou(const at::Tensor& a, const at::Tensor& b);
+// The same on centre-size boxes (cx, cy, w, h) [..., 4]: darknet's box_iou, used by the region loss.
+at::Tensor elementwise_iou_cxcywh(const at::Tensor& a, const at::Tensor& b);
+// Pairwise IoU matrix: boxes1 [N, 4], boxes2 [M, 4] xyxy -> [N, M].
 at::Tensor box_iou(const at::Tensor& boxes1, const at::Tensor& boxes2);
 
 // Centre-size (cx, cy, w, h) <-> corners (x1, y1, x2, y2), last dimension of size 4: [..., 4].
 at::Tensor cxcywh_to_xyxy(const at::Tensor& boxes);
 at::Tensor xyxy_to_cxcywh(const at::Tensor& boxes);
 
-}  // namespace yolo2::eval
+}  // namespace yolo2::ops

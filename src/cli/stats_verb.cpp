@@ -8,6 +8,7 @@
 
 #include "verbs.hpp"
 #include "yolo2/data/voc.hpp"
+#include "yolo2/options.hpp"
 #include "yolo2/error.hpp"
 
 namespace yolo2::cli {
@@ -56,15 +57,13 @@ void add_stats(CLI::App& app) {
   cmd->callback([=] {
     const Config config = flags->load();
     std::vector<std::pair<std::string, std::vector<DatasetSplit>>> sets;
-    data::ParseOptions po;
-    po.skip_unknown_classes = config.data.skip_unknown_classes;
-    po.keep_difficult = true;  // statistics show everything; the training rule is reported apart
+    // Statistics show everything (difficult objects kept); the training rule is reported apart.
+    data::ParseOptions po = parse_options(config, false);
     if (!root->empty()) {
       if (split->empty()) throw Error("stats: --data needs --split");
-      po.class_names = classes_for_root(*root, *classes, config);
+      po = parse_options(config, false, classes_for_root(*root, *classes, config));
       sets.push_back({*split, {{*root, *split}}});
     } else {
-      po.class_names = config.data.classes;
       sets.push_back({"train (data.train)", config.data.train});
       sets.push_back({"test (data.test)", config.data.test});
     }

@@ -1,5 +1,5 @@
 // Continuous IoU and NMS (torchvision.ops.nms / batched_nms semantics).
-#include "yolo2/eval/boxes.hpp"
+#include "yolo2/ops/boxes.hpp"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -14,7 +14,7 @@
 
 #include "yolo2/error.hpp"
 
-namespace yolo2::eval {
+namespace yolo2::ops {
 namespace {
 
 using Boxes = std::vector<float>;  // [n, 4] row-major xyxy
@@ -195,4 +195,4 @@ TEST(BoxConversions, CentreSizeRoundTrip) {
 }
 
 }  // namespace
-}  // namespace yolo2::eval
+}  // namespace yolo2::ops

@@ -1,0 +1,30 @@
+// The hooks of a detector training run, in the order run_training adds them (each step: metrics row,
+// progress line, stop agreement, checkpoint, evaluation).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "yolo2/train/trainer.hpp"
+
+namespace yolo2::train {
+
+// metrics.csv (one row per step; written with every last.ckpt and at the end) and loss.png.
+std::unique_ptr<Hook> metrics_hook();
+
+// One log line every train.log_every steps and at the end: the loss terms, darknet's diagnostics,
+// learning rate, gamma, input size, rate and ETA.
+std::unique_ptr<Hook> progress_hook();
+
+// Stops after a SIGINT/SIGTERM or `stop_after` steps of this process (-1: never); with several
+// ranks, all stop at the same step when any one asks.
+std::unique_ptr<Hook> stop_hook(int64_t stop_after);
+
+// last.ckpt every train.checkpoint_every steps, at the last step and on a stop.
+std::unique_ptr<Hook> checkpoint_hook();
+
+// Evaluation on data.test every eval.every steps (not at the last) and once at the end, spread over
+// the ranks: eval.csv, map.png, the table in the log, and best.ckpt when the mAP improves.
+std::unique_ptr<Hook> evaluation_hook();
+
+}  // namespace yolo2::train

@@ -1,0 +1,167 @@
+#include "yolo2/bench/bench.hpp"
+
+#include <ATen/ATen.h>
+#include <opencv2/dnn.hpp>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+
+#include "measure.hpp"
+#include "yolo2/eval/decode.hpp"
+#include "yolo2/model/darknet_io.hpp"
+#include "yolo2/model/yolov2.hpp"
+#include "yolo2/options.hpp"
+#include "yolo2/util/runtime.hpp"
+
+namespace yolo2::bench {
+namespace {
+
+std::string pct(double v, double ref) { return std::to_string(static_cast<int>(std::lround(100 * v / ref))) + "%"; }
+std::string num(double v) { return std::to_string(v).substr(0, std::to_string(v).find('.') + 2); }
+std::string ratio(double v) { return std::to_string(v).substr(0, std::to_string(v).find('.') + 3) + "x"; }
+
+// Everything the sections share.
+struct Run {
+  const Config& config;
+  const BenchOptions& options;
+  BenchReport& report;
+  ConvReference ref;
+  void add(std::string id, std::string label, double value, std::string unit, std::string note = "") {
+    report.results.push_back({std::move(id), std::move(label), value, std::move(unit), std::move(note)});
+  }
+};
+
+// The training iteration in one layout, its phases and peak memory; `suffix` tells the layouts apart.
+double train_section(Run& r, bool channels_last, const std::string& suffix) {
+  const std::string layout = channels_last ? "NHWC" : "NCHW";
+  reset_peak_rss();
+  const TrainStep tb = train_step(r.config, std::max(3, r.options.repeats / 2), channels_last);
+  const double rss = peak_rss_mib();
+  const double g = 3 * r.report.gflop_per_image * tb.images_per_s;
+  const int mini = r.config.train.batch / r.config.train.subdivisions;
+  r.add("train_iteration" + suffix, "training iteration, " + layout, tb.images_per_s, "images/s",
+        num(g) + " GFLOP/s = " + pct(g, r.ref.both) + " of reference fwd+bwd; batch " + std::to_string(mini) +
+            "; fwd, loss, bwd, SGD step");
+  const double all = tb.forward_ms + tb.loss_ms + tb.backward_ms + tb.step_ms;
+  r.add("train_phases" + suffix, "  phases: forward / region loss / backward / step", all, "ms",
+        num(tb.forward_ms) + " / " + num(tb.loss_ms) + " / " + num(tb.backward_ms) + " / " + num(tb.step_ms) + " ms (" +
+            pct(tb.forward_ms, all) + " / " + pct(tb.loss_ms, all) + " / " + pct(tb.backward_ms, all) + " / " +
+            pct(tb.step_ms, all) + ")");
+  r.add("train_peak_memory" + suffix, "  peak resident memory", rss, "MiB", "process VmHWM during the iterations");
+  return tb.images_per_s;
+}
+
+void training(Run& r) {
+  const bool cl = r.config.runtime.channels_last;
+  const double ips = train_section(r, cl, "");
+  if (!r.options.both_layouts) return;
+  // The reference stays the NCHW convolution; this is the same convolution in NHWC.
+  const ConvReference nhwc = reference_conv(r.options.repeats, true);
+  r.add("reference_conv_both_nhwc", "reference conv fwd+bwd, NHWC", nhwc.both, "GFLOP/s",
+        pct(nhwc.both, r.ref.both) + " of the NCHW reference");
+  const std::size_t at_row = r.report.results.size();
+  const double other = train_section(r, !cl, "_other_layout");
+  r.report.results[at_row].note = pct(other, ips) + " of " + (cl ? "NHWC" : "NCHW") + "; " + r.report.results[at_row].note;
+}
+
+// OpenCV DNN on the exported network, against our forward times t1 (batch 1) and t8 (batch 8).
+void opencv_section(Run& r, model::YoloV2Impl& net, double t1, double t8, const std::string& how) {
+  const int s = r.config.data.input_size;
+  const auto dir = std::filesystem::temp_directory_path() / ("yolo2-bench-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  model::export_darknet(net, r.config, (dir / "net").string(), 0);
+  cv::dnn::Net cvnet = cv::dnn::readNetFromDarknet((dir / "net.cfg").string(), (dir / "net.weights").string());
+  std::filesystem::remove_all(dir);
+  cvnet.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+  cv::setNumThreads(r.report.threads);  // give OpenCV DNN the same cores for the comparison
+  cv::Mat img(s, s, CV_8UC3);
+  cv::randu(img, 0, 255);
+  const cv::Mat blob1 = cv::dnn::blobFromImage(img, 1 / 255.0, cv::Size(s, s), cv::Scalar(), true, false);
+  const cv::Mat blob8 =
+      cv::dnn::blobFromImages(std::vector<cv::Mat>(8, img), 1 / 255.0, cv::Size(s, s), cv::Scalar(), true, false);
+  const double c1 = median_seconds(2, r.options.repeats, [&] { cvnet.setInput(blob1), cvnet.forward(); });
+  const double c8 = median_seconds(1, std::max(3, r.options.repeats / 2), [&] { cvnet.setInput(blob8), cvnet.forward(); });
+  cv::setNumThreads(1);
+  r.add("opencv_forward_batch1", "OpenCV DNN forward batch 1", c1 * 1000, "ms", ratio(c1 / t1) + " slower than " + how);
+  r.add("opencv_forward_batch8", "OpenCV DNN forward batch 8", 8 / c8, "images/s", ratio(c8 / t8) + " slower than " + how);
+}
+
+// Forward with batch norm folded, batch 1 and 8 (and LibTorch's op-by-op forward when the oneDNN plan
+// runs), OpenCV DNN, then decode + NMS of one image's output.
+void inference(Run& r) {
+  const Config& c = r.config;
+  const int s = c.data.input_size, reps = r.options.repeats;
+  const double gflop = r.report.gflop_per_image;
+  model::YoloV2 net(model::yolov2_spec(c.model, static_cast<int>(c.data.classes.size())));
+  net->eval();
+  const model::FusedYoloV2 fused(*net);
+  const at::Tensor x1 = at::rand({1, 3, s, s}), x8 = at::rand({8, 3, s, s});
+  const std::string how = fused.uses_onednn(x1) ? "oneDNN plan" : "LibTorch ops";
+  const double t1 = median_seconds(2, reps, [&] { fused.forward(x1); });
+  const double t8 = median_seconds(1, std::max(3, reps / 2), [&] { fused.forward(x8); });
+  r.add("forward_batch1", "forward batch 1 (latency), " + how, t1 * 1000, "ms",
+        num(gflop / t1) + " GFLOP/s = " + pct(gflop / t1, r.ref.forward) + " of reference fwd");
+  r.add("forward_batch8", "forward batch 8 (throughput), " + how, 8 / t8, "images/s",
+        num(8 * gflop / t8) + " GFLOP/s = " + pct(8 * gflop / t8, r.ref.forward) + " of reference fwd");
+  if (fused.uses_onednn(x1)) {  // what the plan buys over LibTorch's op-by-op forward
+    model::FusedYoloV2 ops(*net);
+    ops.set_backend(model::FusedYoloV2::Backend::LibTorch);
+    const double o1 = median_seconds(2, reps, [&] { ops.forward(x1); });
+    const double o8 = median_seconds(1, std::max(3, reps / 2), [&] { ops.forward(x8); });
+    r.add("forward_batch1_libtorch", "forward batch 1, LibTorch ops", o1 * 1000, "ms",
+          num(gflop / o1) + " GFLOP/s; plan " + ratio(o1 / t1) + " faster");
+    r.add("forward_batch8_libtorch", "forward batch 8, LibTorch ops", 8 / o8, "images/s",
+          num(8 * gflop / o8) + " GFLOP/s; plan " + ratio(o8 / t8) + " faster");
+  }
+  if (r.options.opencv) opencv_section(r, *net, t1, t8, how);
+  const at::Tensor raw = fused.forward(x1);
+  const eval::DetectOptions dopt = detect_options(c.eval, true);
+  const double td = median_seconds(3, reps * 4, [&] {
+    const auto d = eval::decode_region(raw, net->spec().anchors, net->spec().num_classes);
+    eval::detect_image(d, 0, data::Affine{1, 0, 1, 0}, s, s, s, s, 0, dopt);
+  });
+  r.add("decode_nms", "decode + NMS per image", td * 1000, "ms", "score >= " + std::to_string(c.eval.conf_thresh));
+}
+
+}  // namespace
+
+const Measurement* BenchReport::find(const std::string& id) const {
+  for (const auto& m : results)
+    if (m.id == id) return &m;
+  return nullptr;
+}
+
+BenchReport run_bench(const Config& config, const BenchOptions& options) {
+  BenchReport report;
+  report.config = config.source;
+  report.input_size = config.data.input_size;
+  report.width = config.model.width;
+  report.threads = util::setup_runtime(config.runtime);
+  {
+    model::YoloV2 probe(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
+    for (const auto& l : model::layer_table(probe->spec(), report.input_size, report.input_size))
+      report.gflop_per_image += l.bflops;
+  }
+  Run r{config, options, report, reference_conv(options.repeats, false)};
+  r.add("reference_conv_forward", "reference 3x3 conv forward (256ch 52x52 b8 NCHW)", r.ref.forward, "GFLOP/s",
+        "LibTorch/oneDNN");
+  r.add("reference_conv_backward", "reference 3x3 conv backward", r.ref.backward, "GFLOP/s", "input + weight gradients");
+  r.add("reference_conv_both", "reference 3x3 conv forward + backward", r.ref.both, "GFLOP/s");
+  if (options.train) training(r);
+  inference(r);
+  r.add("voc_scoring", "VOC scoring, 5,000 images / 100,000 detections",
+        voc_scoring_seconds(config, options.repeats) * 1000, "ms");
+  if (options.loader) {
+    const double lips = loader_rate(config, options.batches);
+    std::string note = std::to_string(config.data.input_size) + " px, batch " +
+                       std::to_string(config.train.batch / config.train.subdivisions) + ", " +
+                       std::to_string(config.data.workers) + " worker(s)";
+    if (const Measurement* t = report.find("train_iteration")) note += "; " + num(lips / t->value) + "x the training iteration";
+    r.add("loader", "loader, full augmentation", lips, "images/s", note);
+  }
+  return report;
+}
+
+}  // namespace yolo2::bench

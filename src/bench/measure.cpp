@@ -1,0 +1,155 @@
+#include "measure.hpp"
+
+#include <ATen/ATen.h>
+#include <sys/resource.h>
+#include <torch/optim/sgd.h>
+
+#include <fstream>
+#include <string>
+
+#include "yolo2/data/loader.hpp"
+#include "yolo2/eval/voc_ap.hpp"
+#include "yolo2/loss/region_loss.hpp"
+#include "yolo2/model/yolov2.hpp"
+#include "yolo2/options.hpp"
+#include "yolo2/train/schedule.hpp"
+#include "yolo2/util/rng.hpp"
+
+namespace yolo2::bench {
+
+ConvReference reference_conv(int repeats, bool channels_last) {
+  const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  at::Tensor x = at::rand({8, 256, 52, 52}).contiguous(fmt).requires_grad_(true);
+  at::Tensor w = (at::randn({256, 256, 3, 3}) * 0.02).contiguous(fmt).requires_grad_(true);
+  const double flop = 2.0 * 8 * 256 * 256 * 9 * 52 * 52 / 1e9;
+  at::Tensor y;
+  const double tf = median_seconds(1, repeats, [&] {
+    at::NoGradGuard g;
+    y = at::conv2d(x, w, {}, 1, 1);
+  });
+  const at::Tensor gy = at::rand_like(y);
+  const double tb = median_seconds(1, repeats, [&] {
+    at::Tensor out = at::conv2d(x, w, {}, 1, 1);
+    x.mutable_grad() = at::Tensor();
+    w.mutable_grad() = at::Tensor();
+    out.backward(gy);
+  });
+  // tb timed forward + backward; the backward alone is the difference.
+  ConvReference r;
+  r.forward = flop / tf;
+  r.backward = 2 * flop / std::max(tb - tf, 1e-9);
+  r.both = 3 * flop / tb;
+  return r;
+}
+
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+double peak_rss_mib() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
+}
+
+namespace {
+
+// b images of m random boxes each, as the loader would give them.
+struct Targets {
+  at::Tensor boxes, labels, counts;
+};
+Targets random_targets(int b, int m, int classes) {
+  util::Rng rng(3);
+  Targets t{at::zeros({b, m, 4}), at::full({b, m}, -1, at::kLong), at::full({b}, m, at::kLong)};
+  for (int i = 0; i < b; ++i)
+    for (int k = 0; k < m; ++k) {
+      const double cx = rng.uniform(0.1, 0.9), cy = rng.uniform(0.1, 0.9), w = rng.uniform(0.05, 0.4),
+                   h = rng.uniform(0.05, 0.4);
+      t.boxes[i][k] = at::tensor({cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2}, at::kFloat).clamp(0, 1);
+      t.labels[i][k] = rng.uniform_int(0, classes - 1);
+    }
+  return t;
+}
+
+double median_without_warmup(std::vector<double> v) {
+  v.erase(v.begin());
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+TrainStep train_step(const Config& config, int repeats, bool channels_last) {
+  model::YoloV2 net(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
+  net->train();
+  const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  model::set_weight_memory_format(*net, fmt);
+  torch::optim::SGD sgd(net->parameters(),
+                        torch::optim::SGDOptions(1e-4).momentum(config.train.momentum).weight_decay(config.train.decay));
+  const int b = config.train.batch / config.train.subdivisions, s = config.data.input_size;
+  const at::Tensor x = at::rand({b, 3, s, s}).contiguous(fmt);
+  const Targets t = random_targets(b, 6, static_cast<int>(config.data.classes.size()));
+  const loss::RegionLossOptions lopt = region_loss_options(config);
+  const double gamma = train::focal_gamma(config.loss.focal, 0.0);
+  std::vector<double> phase[4];
+  auto ms_since = [](Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  };
+  const double secs = median_seconds(1, repeats, [&] {
+    auto t0 = Clock::now();
+    sgd.zero_grad();
+    const at::Tensor raw = net->forward(x);
+    phase[0].push_back(ms_since(t0));
+    t0 = Clock::now();
+    const at::Tensor loss = loss::region_loss(raw, t.boxes, t.labels, t.counts, 1 << 30, gamma, lopt).total;
+    phase[1].push_back(ms_since(t0));
+    t0 = Clock::now();
+    loss.backward();
+    phase[2].push_back(ms_since(t0));
+    t0 = Clock::now();
+    sgd.step();
+    phase[3].push_back(ms_since(t0));
+  });
+  return {b / secs, median_without_warmup(phase[0]), median_without_warmup(phase[1]), median_without_warmup(phase[2]),
+          median_without_warmup(phase[3])};
+}
+
+double loader_rate(const Config& config, int batches) {
+  auto ds = std::make_shared<const data::VocDataset>(data::load_voc(config.data.train, parse_options(config, true)));
+  data::LoaderOptions lo = loader_options(config, true);
+  lo.num_batches = batches + 2;
+  data::Loader loader(ds, lo);
+  for (int i = 0; i < 2; ++i) loader.next();  // warm-up: threads started, caches filled
+  const auto t0 = Clock::now();
+  int64_t images = 0;
+  while (auto b = loader.next()) images += b->images.size(0);
+  return static_cast<double>(images) / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double voc_scoring_seconds(const Config& config, int repeats) {
+  util::Rng rng(7);
+  const int images = 5000, classes = static_cast<int>(config.data.classes.size());
+  std::vector<std::vector<eval::GroundTruthBox>> gt(images);
+  std::vector<eval::Detection> dets;
+  for (int i = 0; i < images; ++i)
+    for (int k = 0; k < 3; ++k) {
+      const auto x = static_cast<float>(rng.uniform(0, 400)), y = static_cast<float>(rng.uniform(0, 300));
+      gt[static_cast<std::size_t>(i)].push_back(
+          {static_cast<int>(rng.uniform_int(0, classes - 1)), {x, y, x + 60, y + 60}, rng.bernoulli(0.1)});
+    }
+  for (int d = 0; d < 100000; ++d) {
+    const auto& g = gt[static_cast<std::size_t>(rng.uniform_int(0, images - 1))];
+    const auto& t = g[static_cast<std::size_t>(rng.uniform_int(0, 2))];
+    const auto j = static_cast<float>(rng.uniform(-15, 15));
+    eval::Detection det;
+    det.image = static_cast<int>(&g - gt.data());
+    det.label = rng.bernoulli(0.7) ? t.label : static_cast<int>(rng.uniform_int(0, classes - 1));
+    det.score = static_cast<float>(rng.uniform());
+    det.box = {t.box.x1 + j, t.box.y1 - j, t.box.x2 + j, t.box.y2 + j};
+    dets.push_back(det);
+  }
+  return median_seconds(1, repeats, [&] { eval::evaluate_voc(gt, dets, config.data.classes); });
+}
+
+}  // namespace yolo2::bench

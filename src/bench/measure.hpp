@@ -1,0 +1,55 @@
+// The measurements behind `yolo2 bench` (bench.cpp puts them together).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "yolo2/config.hpp"
+
+namespace yolo2::bench {
+
+using Clock = std::chrono::steady_clock;
+
+// Median seconds of `repeats` calls of fn after `warmup` calls.
+template <class Fn>
+double median_seconds(int warmup, int repeats, Fn fn) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> t;
+  for (int i = 0; i < repeats; ++i) {
+    const auto t0 = Clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// This machine's reference: GFLOP/s of one large 3x3 convolution (256 -> 256 channels, 52 x 52,
+// batch 8: 25.5 GFLOP forward; yolov2's 3x3 layers look like it), forward and backward (input and
+// weight gradients: twice the forward FLOPs).
+struct ConvReference {
+  double forward = 0, backward = 0, both = 0;  // GFLOP/s
+};
+ConvReference reference_conv(int repeats, bool channels_last);
+
+// One training iteration as the trainer runs it (forward in training mode, region loss against
+// synthetic targets, backward, SGD step with momentum and decay) at the configured mini-batch, in the
+// given memory format: images/s, and the median of each phase (CPU: the phases run synchronously).
+struct TrainStep {
+  double images_per_s = 0;
+  double forward_ms = 0, loss_ms = 0, backward_ms = 0, step_ms = 0;
+};
+TrainStep train_step(const Config& config, int repeats, bool channels_last);
+
+// Images/s of the training loader (full augmentation) at the configured input size and workers.
+double loader_rate(const Config& config, int batches);
+
+// Median seconds of VOC scoring of 5,000 images and 100,000 detections (synthetic).
+double voc_scoring_seconds(const Config& config, int repeats);
+
+// Peak resident memory since the last reset (VmHWM), MiB.
+void reset_peak_rss();
+double peak_rss_mib();
+
+}  // namespace yolo2::bench

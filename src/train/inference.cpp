@@ -1,0 +1,68 @@
+#include "yolo2/train/inference.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "yolo2/error.hpp"
+#include "yolo2/model/darknet_io.hpp"
+#include "yolo2/train/checkpoint.hpp"
+#include "yolo2/util/runtime.hpp"
+
+namespace yolo2::train {
+namespace {
+
+void reject_network_overrides(const std::string& checkpoint, const std::vector<std::string>& overrides) {
+  for (const auto& o : overrides) {
+    const std::string key = o.substr(0, o.find('='));
+    if (key.rfind("model.", 0) == 0 || key == "model" || key == "data.classes")
+      throw Error("--set " + o + ": the network and its classes come from " + checkpoint + "; '" + key +
+                  "' cannot be overridden");
+  }
+}
+
+InferenceModel from_checkpoint(const InferenceSource& s) {
+  Checkpoint ck = load_checkpoint(s.checkpoint);
+  InferenceModel m;
+  if (s.config) {
+    m.config = *s.config;
+    if (m.config.data.classes != ck.config.data.classes)
+      throw Error(s.config->source + ": data.classes differ from those of " + s.checkpoint + " (" +
+                  std::to_string(ck.config.data.classes.size()) + " classes)");
+  } else {
+    reject_network_overrides(s.checkpoint, s.overrides);
+    m.config = ck.config;
+    for (const auto& o : s.overrides) apply_override(m.config, o);
+  }
+  m.config.model = ck.config.model;
+  validate(m.config);
+  m.model = ck.model;
+  m.seen = ck.state ? static_cast<uint64_t>(ck.state->images_seen) : 0;
+  return m;
+}
+
+InferenceModel from_darknet(const InferenceSource& s) {
+  if (!s.config) throw Error(s.darknet_weights + ": darknet weights need a config (--config FILE) for the network");
+  InferenceModel m;
+  m.config = *s.config;
+  m.model = model::YoloV2(model::yolov2_spec(m.config.model, static_cast<int>(m.config.data.classes.size())));
+  const auto r = model::load_darknet_weights(*m.model, s.darknet_weights, false);
+  m.seen = r.header.seen;
+  spdlog::info("darknet weights {} (v{}.{}, seen {})", s.darknet_weights, r.header.major, r.header.minor, r.header.seen);
+  return m;
+}
+
+}  // namespace
+
+InferenceModel load_for_inference(const InferenceSource& s) {
+  if (s.checkpoint.empty() == s.darknet_weights.empty())
+    throw Error("load_for_inference: give a checkpoint or darknet weights (one of them)");
+  InferenceModel m = s.checkpoint.empty() ? from_darknet(s) : from_checkpoint(s);
+  if (s.to_device) {
+    util::setup_runtime(m.config.runtime);
+    m.device = util::resolve_device(m.config.runtime.device);
+    m.model->to(m.device);
+  }
+  m.model->eval();
+  return m;
+}
+
+}  // namespace yolo2::train

@@ -1,0 +1,152 @@
+// run_training: builds a Trainer from the config (resume, device and ranks, run folder, data,
+// model, optimizer, loss and stream) and adds the detector's hooks.
+#include <spdlog/spdlog.h>
+#include <torch/utils.h>
+
+#include <iomanip>
+#include <sstream>
+
+#include "yolo2/error.hpp"
+#include "yolo2/options.hpp"
+#include "yolo2/train/hooks.hpp"
+#include "yolo2/train/initial_weights.hpp"
+#include "yolo2/train/optimizer.hpp"
+#include "yolo2/train/rng_state.hpp"
+#include "yolo2/train/schedule.hpp"
+#include "yolo2/train/trainer.hpp"
+#include "yolo2/util/runtime.hpp"
+
+namespace yolo2::train {
+
+int64_t total_iterations(const TrainConfig& t, int64_t train_images) {
+  if (t.epochs > 0) return t.epochs * ((train_images + t.batch - 1) / t.batch);
+  return t.max_batches;
+}
+
+namespace {
+
+// --resume: the stored config rules; --set overrides apply on top of it (the training length, say).
+std::optional<Checkpoint> open_resume(const TrainOptions& options, Config& config) {
+  if (options.resume.empty()) return std::nullopt;
+  Checkpoint ck = load_checkpoint(options.resume);
+  if (!ck.state) throw Error(options.resume + ": this checkpoint holds no training state (not a last.ckpt?)");
+  if (!ck.optimizer) throw Error(options.resume + ": this checkpoint holds no optimizer state");
+  config = ck.config;
+  for (const auto& o : options.resume_overrides) apply_override(config, o);
+  validate(config);
+  if (!options.resume_overrides.empty())
+    spdlog::info("resume: applied {} override(s) to the stored config", options.resume_overrides.size());
+  return ck;
+}
+
+std::unique_ptr<Distributed> join_job(const TrainOptions& options, Config& config, c10::Device& device) {
+  if (!options.dist.enabled()) return nullptr;
+  if (device.is_cuda()) device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options.dist.local_rank));
+  auto dist = std::make_unique<Distributed>(options.dist, config.distributed, device);
+  if (!dist->is_main()) spdlog::set_level(spdlog::level::warn);  // rank 0 reports; the others warn and fail
+  local_batch_size(config.train.batch / config.train.subdivisions, dist->world_size());
+  return dist;
+}
+
+void load_data(TrainerParts& p, bool evaluate) {
+  const Config& c = p.config;
+  p.train_set = std::make_shared<const data::VocDataset>(data::load_voc(c.data.train, parse_options(c, true)));
+  if (evaluate) p.test_set = data::load_voc(c.data.test, parse_options(c, false));
+  spdlog::info("data: {} training images ({} objects), {} test images", p.train_set->images.size(),
+               data::dataset_stats(*p.train_set).objects, p.test_set ? p.test_set->images.size() : 0);
+  p.max_batches = total_iterations(c.train, static_cast<int64_t>(p.train_set->images.size()));
+}
+
+// The network (fresh from the seed and train.init_weights, or the resumed one), on the device, in
+// training mode, shared by the ranks; the optimizer and the state.
+void build_model(TrainerParts& p, std::optional<Checkpoint>& resumed, const std::string& resume_path) {
+  const Config& c = p.config;
+  if (resumed && !p.device.is_cpu()) {  // the optimizer state must be read onto its parameters' device
+    Checkpoint on_device = load_checkpoint(resume_path, p.device);
+    resumed->model = on_device.model;
+    resumed->optimizer = std::move(on_device.optimizer);
+  }
+  if (!resumed) torch::manual_seed(c.runtime.seed);
+  p.net = resumed ? resumed->model : model::YoloV2(model::yolov2_spec(c.model, static_cast<int>(c.data.classes.size())));
+  if (!resumed) load_initial_weights(*p.net, c.train.init_weights);
+  p.net->to(p.device);
+  model::set_weight_memory_format(*p.net, c.runtime.channels_last ? at::MemoryFormat::ChannelsLast
+                                                                  : at::MemoryFormat::Contiguous);
+  // train.freeze_bn: batch norm stays in evaluation mode with fixed gamma/beta.
+  if (c.train.freeze_bn)
+    for (auto& bn : p.net->norms())
+      if (!bn.is_empty()) bn->weight.requires_grad_(false), bn->bias.requires_grad_(false);
+  set_train_mode(*p.net, c.train.freeze_bn);
+}
+
+void build_optimizer(TrainerParts& p, std::optional<Checkpoint>& resumed, const std::string& resume_path) {
+  p.optimizer = make_optimizer(*p.net, p.config.train);
+  if (!resumed) return;
+  p.state = *resumed->state;
+  p.optimizer->load(*resumed->optimizer);
+  restore_rng_state(p.state.rng_state);
+  spdlog::info("resume: {} at iteration {} ({} images seen)", resume_path, p.state.iteration, p.state.images_seen);
+}
+
+void build_loss(TrainerParts& p) {
+  p.loss = region_loss_options(p.config);
+  if (p.config.loss.focal.alpha.kind == AlphaSpec::Kind::Auto) {
+    const auto a = loss::inverse_frequency_alpha(data::dataset_stats(*p.train_set).objects_per_class);
+    p.loss.alpha = at::tensor(a, at::kFloat);
+    std::ostringstream os;
+    for (std::size_t c = 0; c < a.size(); ++c)
+      os << (c ? ", " : "") << p.config.data.classes[c] << " " << std::setprecision(3) << a[c];
+    spdlog::info("focal alpha (auto, inverse class frequency, mean 1): {}", os.str());
+  }
+  if (p.loss.alpha.defined()) p.loss.alpha = p.loss.alpha.to(p.device);
+}
+
+// The training stream from the state's position on: multi-scale sizes by step, this rank's shard.
+void build_stream(TrainerParts& p) {
+  const int sub = p.config.train.subdivisions;
+  const int64_t max_batches = p.max_batches;
+  p.loader = loader_options(p.config, true);
+  if (p.dist) p.loader.shard_rank = p.dist->rank(), p.loader.shard_count = p.dist->world_size();
+  const DataConfig data_cfg = p.config.data;
+  const uint64_t seed = p.config.runtime.seed;
+  p.loader.size_for_batch = [data_cfg, max_batches, sub, seed](int64_t b) {
+    return multiscale_size(data_cfg, b / sub, max_batches, seed);
+  };
+  p.loader.start_batch = p.state.iteration * sub;
+  p.loader.num_batches = std::max<int64_t>(0, (max_batches - p.state.iteration) * sub);
+}
+
+}  // namespace
+
+TrainSummary run_training(Config config, const TrainOptions& options) {
+  const auto t_start = std::chrono::steady_clock::now();
+  std::optional<Checkpoint> resumed = open_resume(options, config);
+  util::setup_runtime(config.runtime);
+  TrainerParts p;
+  p.device = util::resolve_device(config.runtime.device);
+  p.dist = join_job(options, config, p.device);
+  p.config = config;
+  p.folder = locate_run_folder(config, options.resume);
+  if (!p.dist || p.dist->is_main()) prepare_run_folder(p.folder, config, resumed.has_value(), options.overwrite);
+  load_data(p, options.evaluate);
+  build_model(p, resumed, options.resume);
+  if (p.dist) {
+    p.dist->sync_model(*p.net);  // every rank starts from rank 0's weights (fresh or resumed)
+    if (config.distributed.sync_bn) p.dist->use_sync_batch_norm(*p.net);
+    p.dist->attach_reducer(*p.net);
+  }
+  build_optimizer(p, resumed, options.resume);
+  build_loss(p);
+  build_stream(p);
+  Trainer trainer(std::move(p));
+  trainer.add_hook(metrics_hook());
+  trainer.add_hook(progress_hook());
+  trainer.add_hook(stop_hook(options.stop_after));
+  trainer.add_hook(checkpoint_hook());
+  trainer.add_hook(evaluation_hook());
+  TrainSummary summary = trainer.train();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  return summary;
+}
+
+}  // namespace yolo2::train

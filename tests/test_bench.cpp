@@ -1,0 +1,71 @@
+// yolo2::bench on a tiny network: the report holds what the options ask for, with plausible values,
+// and its JSON follows docs/bench-schema.json (checked against the schema file itself).
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <set>
+
+#include "test_util.hpp"
+#include "train_fixtures.hpp"
+#include "yolo2/bench/bench.hpp"
+
+namespace yolo2 {
+namespace {
+
+using testing::TempDir;
+
+nlohmann::json schema() {
+  std::ifstream in(std::string(YOLO2_SOURCE_DIR) + "/docs/bench-schema.json");
+  EXPECT_TRUE(in.good()) << "docs/bench-schema.json";
+  return nlohmann::json::parse(in);
+}
+
+TEST(Bench, ReportFollowsTheSchemaAndHoldsWhatWasAsked) {
+  TempDir dir;
+  const std::string root = testing::make_dataset(dir, 24, 128, 3);
+  Config c = testing::tiny_config(root, dir.file("run"));
+  c.model.width = 0.125;
+  c.data.input_size = 64;
+  c.runtime.threads = 1;
+  bench::BenchOptions o;
+  o.repeats = 3;
+  o.batches = 2;
+  o.opencv = false;
+  const bench::BenchReport r = bench::run_bench(c, o);
+
+  const nlohmann::json s = schema();
+  const auto& item = s["properties"]["results"]["items"];
+  std::set<std::string> ids(item["properties"]["id"]["enum"].begin(), item["properties"]["id"]["enum"].end());
+  EXPECT_EQ(ids, std::set<std::string>(bench::measurement_ids().begin(), bench::measurement_ids().end()));
+  const std::set<std::string> units(item["properties"]["unit"]["enum"].begin(), item["properties"]["unit"]["enum"].end());
+
+  const nlohmann::json j = nlohmann::json::parse(bench::to_json(r));
+  EXPECT_EQ(j["schema"], s["properties"]["schema"]["const"]);
+  for (const auto& key : s["required"]) EXPECT_TRUE(j.contains(key.get<std::string>())) << key;
+  for (const auto& [key, value] : j.items()) EXPECT_TRUE(s["properties"].contains(key)) << "not in the schema: " << key;
+  EXPECT_EQ(j["input_size"], 64);
+  EXPECT_EQ(j["threads"], 1);
+  EXPECT_GT(j["gflop_per_image"].get<double>(), 0);
+  std::set<std::string> seen;
+  for (const auto& m : j["results"]) {
+    for (const auto& key : item["required"]) EXPECT_TRUE(m.contains(key.get<std::string>())) << key;
+    EXPECT_EQ(m.size(), item["required"].size());
+    EXPECT_TRUE(ids.count(m["id"].get<std::string>())) << m["id"];
+    EXPECT_TRUE(units.count(m["unit"].get<std::string>())) << m["unit"];
+    EXPECT_TRUE(seen.insert(m["id"].get<std::string>()).second) << "twice: " << m["id"];
+    EXPECT_GT(m["value"].get<double>(), 0) << m["id"];
+  }
+  for (const char* id : {"reference_conv_forward", "train_iteration", "train_phases", "train_peak_memory",
+                         "forward_batch1", "forward_batch8", "decode_nms", "voc_scoring", "loader"})
+    EXPECT_TRUE(seen.count(id)) << "missing: " << id;
+  EXPECT_FALSE(seen.count("opencv_forward_batch1"));  // not asked for
+  EXPECT_FALSE(seen.count("train_iteration_other_layout"));
+  // The phases of the iteration add up to about its time (median of each vs median of the sum).
+  const double step_ms = 1000.0 * 8 / r.find("train_iteration")->value;
+  EXPECT_NEAR(r.find("train_phases")->value, step_ms, 0.5 * step_ms);
+  EXPECT_NE(bench::format_table(r).find("loader, full augmentation"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace yolo2

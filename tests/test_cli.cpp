@@ -1,0 +1,158 @@
+// The yolo2 program end to end, through the built executable: the global flags (-v/--verbose turns
+// on debug logging, before or after the verb, and does not change what the verb does), `version`,
+// and `eval --detections` scoring results files exactly as the library does.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/core/version.hpp>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "test_util.hpp"
+#include "yolo2/data/synth.hpp"
+#include "yolo2/data/voc.hpp"
+#include "yolo2/eval/evaluator.hpp"
+#include "yolo2/eval/results_io.hpp"
+#include "yolo2/util/build_info.hpp"
+
+#ifdef YOLO2_EXE
+
+namespace {
+
+using yolo2::testing::read_text;
+using yolo2::testing::TempDir;
+
+struct CliResult {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// `yolo2 ARGS` through the shell (the arguments here need no quoting).
+CliResult run_yolo2(const TempDir& dir, const std::string& args) {
+  const std::string log = dir.file("out.txt");
+  CliResult r;
+  r.status = std::system((std::string(YOLO2_EXE) + " " + args + " > " + log + " 2>&1").c_str());
+  r.output = read_text(log);
+  return r;
+}
+
+// The line main() logs at debug level once the flags are parsed: the version and the command line.
+const std::string kDebugLine = "] debug yolo2 ";
+
+}  // namespace
+
+TEST(Cli, VerboseLogsDebugLinesOnlyWhenAsked) {
+  TempDir dir;
+  const CliResult quiet = run_yolo2(dir, "config");
+  ASSERT_EQ(quiet.status, 0) << quiet.output;
+  EXPECT_EQ(quiet.output.find(kDebugLine), std::string::npos) << quiet.output;
+  EXPECT_CONTAINS(quiet.output, "runtime:");  // the verb did its work
+
+  for (const std::string flag : {"-v", "--verbose"}) {
+    const CliResult loud = run_yolo2(dir, flag + " config");
+    ASSERT_EQ(loud.status, 0) << loud.output;
+    EXPECT_CONTAINS(loud.output, kDebugLine);
+    EXPECT_CONTAINS(loud.output, "): yolo2 " + flag + " config");  // the command line, as given
+    // Everything the quiet run printed is still there.
+    EXPECT_CONTAINS(loud.output, quiet.output);
+  }
+}
+
+TEST(Cli, VerboseIsAcceptedAfterTheVerbWithTheVerbsOwnOptions) {
+  TempDir dir;
+  const CliResult r = run_yolo2(dir, "config --set runtime.threads=3 --verbose");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_CONTAINS(r.output, kDebugLine);
+  EXPECT_CONTAINS(r.output, "threads: 3");
+}
+
+// Passing unknown options up to the program (for --verbose) must not make them acceptable.
+TEST(Cli, UnknownOptionAfterTheVerbIsStillAnError) {
+  TempDir dir;
+  const CliResult r = run_yolo2(dir, "config --no-such-flag");
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_CONTAINS(r.output, "--no-such-flag");
+}
+
+namespace yolo2 {
+using testing::read_text;
+using testing::TempDir;
+
+TEST(Version, ReportsTheLibTorchItWasBuiltWith) {
+  TempDir dir;
+  const std::string out = dir.file("version.json");
+  ASSERT_EQ(std::system((std::string(YOLO2_EXE) + " version --json > " + out).c_str()), 0);
+  const std::string text = read_text(out);
+  EXPECT_CONTAINS(text, std::string("\"libtorch\": \"") + TORCH_VERSION + "\"");
+  EXPECT_CONTAINS(text, std::string("\"cuda_compiled\": ") + (util::cuda_compiled() ? "true" : "false"));
+  EXPECT_CONTAINS(text, "\"opencv\": \"" CV_VERSION "\"");
+  const util::BuildInfo info = util::build_info();
+  EXPECT_EQ(info.gpus.size(), torch::cuda::is_available() ? torch::cuda::device_count() : 0u);
+  if (util::cuda_compiled()) {
+    EXPECT_FALSE(info.cuda_runtime.empty());
+    EXPECT_FALSE(info.cudnn.empty());
+  }
+}
+
+TEST(EvalCli, ScoringResultsFilesEqualsTheLibrary) {
+  yolo2::testing::TempDir dir;
+  data::SynthOptions so;
+  so.out_dir = dir.file("voc");
+  so.train = 4;
+  so.test = 30;
+  so.size = 96;
+  so.threads = 1;
+  const auto synth = data::write_synth(so);
+  data::ParseOptions po;
+  po.class_names = synth.class_names;
+  const auto ds = data::load_voc({{so.out_dir, "test"}}, po);
+  // Detections: ground truths jittered, some dropped, some false positives.
+  std::vector<eval::Detection> dets;
+  uint64_t state = 12345;
+  auto rnd = [&] { return static_cast<double>((state = state * 6364136223846793005ULL + 1442695040888963407ULL) >> 11) * 0x1.0p-53; };
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < ds.images.size(); ++i) {
+    ids.push_back(ds.images[i].id);
+    for (const auto& o : ds.images[i].objects) {
+      if (rnd() < 0.2) continue;
+      const float j = static_cast<float>(std::round((rnd() - 0.5) * 8));
+      dets.push_back({static_cast<int>(i), rnd() < 0.85 ? o.label : static_cast<int>(rnd() * 6), static_cast<float>(std::round(rnd() * 1e6) / 1e6),
+                      {std::max(0.0f, o.x1 + j), std::max(0.0f, o.y1 + j), o.x2 + j, o.y2 + j}});
+    }
+  }
+  eval::write_voc_results(dir.file("det"), "test", synth.class_names, ids, dets);
+  const auto expected = eval::evaluate_voc(eval::ground_truth(ds), eval::read_voc_results(dir.file("det"), "test", synth.class_names, ids),
+                                           synth.class_names, {});
+  const std::string cmd = std::string(YOLO2_EXE) + " eval --detections " + dir.file("det") + " --data " + so.out_dir +
+                          " --split test --json " + dir.file("m.json") + " > " + dir.file("out.txt") + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << yolo2::testing::read_text(dir.file("out.txt"));
+  const auto j = nlohmann::json::parse(yolo2::testing::read_text(dir.file("m.json")));
+  EXPECT_EQ(j["metric"], "voc07");
+  EXPECT_NEAR(j["map"].get<double>(), expected.map, 1e-12);
+  EXPECT_GT(expected.map, 0.3);
+  EXPECT_LT(expected.map, 0.99);
+  for (const auto& c : expected.per_class)
+    if (!std::isnan(c.ap)) {
+      EXPECT_NEAR(j["per_class"][c.name].get<double>(), c.ap, 1e-12) << c.name;
+    }
+  EXPECT_EQ(j["detections"].get<int>(), static_cast<int>(dets.size()));
+  // A malformed line is reported with its file and line.
+  {
+    std::ofstream bad(dir.file("det/comp4_det_test_" + synth.class_names[0] + ".txt"), std::ios::app);
+    bad << "000031 0.5 1 2 3\n";
+  }
+  const std::string cmd2 = std::string(YOLO2_EXE) + " eval --detections " + dir.file("det") + " --data " + so.out_dir +
+                           " --split test > " + dir.file("out2.txt") + " 2>&1";
+  const int rc = std::system(cmd2.c_str());
+  EXPECT_NE(rc, 0);
+  const std::string out = yolo2::testing::read_text(dir.file("out2.txt"));
+  EXPECT_NE(out.find("comp4_det_test_" + synth.class_names[0] + ".txt:"), std::string::npos) << out;
+}
+
+}  // namespace yolo2
+
+#endif
