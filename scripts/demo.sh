@@ -15,7 +15,7 @@ CONFIG=${CONFIG:-configs/synth_focal.yaml}
 RUN=runs/$(basename "$CONFIG" .yaml)
 
 echo "== generate the dataset (data/synth, VOCdevkit layout)"
-$YOLO2 synth --out data/synth --train 2000 --test 300 --size 128 --min-object 32 --max-objects 3 --clutter 0 --seed 1
+$YOLO2 synth --out data/synth --overwrite --train 2000 --test 300 --size 128 --min-object 32 --max-objects 3 --clutter 0 --seed 1
 
 echo "== train $CONFIG"
 $YOLO2 train --config "$CONFIG" --output "$RUN" --overwrite

@@ -17,6 +17,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libgloo-dev            # c10d Gloo process groups (distributed training); the torch wheel has no gloo headers
   libdnnl-dev            # oneDNN's C++ API: the compiled CPU inference plan
+  zlib1g-dev             # CRC-32 checks of checkpoints
+  clang-format           # scripts/format.sh (the code style)
 )
 case "$YOLO2_TORCH" in
   debian) PACKAGES+=(libtorch-dev) ;;                 # LibTorch 1.13.1 (CPU), the C++ frontend

@@ -25,15 +25,14 @@ namespace yolo2 {
 
 const std::vector<std::string>& voc_class_names() {
   static const std::vector<std::string> kNames{
-      "aeroplane", "bicycle", "bird",  "boat",        "bottle", "bus",         "car",
-      "cat",       "chair",   "cow",   "diningtable", "dog",    "horse",       "motorbike",
-      "person",    "pottedplant", "sheep", "sofa",    "train",  "tvmonitor"};
+      "aeroplane",   "bicycle", "bird",  "boat",      "bottle", "bus",         "car",   "cat",  "chair", "cow",
+      "diningtable", "dog",     "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"};
   return kNames;
 }
 
 const std::vector<double>& voc_anchors() {
   // yolov2-voc.cfg [region] anchors, in grid cells (yolov2-reference.md §1.2).
-  static const std::vector<double> kAnchors{1.3221, 1.73145, 3.19275, 4.00944, 5.05587,
+  static const std::vector<double> kAnchors{1.3221,  1.73145, 3.19275, 4.00944, 5.05587,
                                             8.09892, 9.47112, 4.84053, 11.2364, 10.0071};
   return kAnchors;
 }
@@ -48,15 +47,18 @@ std::string where(const YAML::Node& node, const std::string& origin) {
   return origin + ":" + std::to_string(mark.line + 1);
 }
 
-[[noreturn]] void type_error(const std::string& path, const std::string& expected,
-                             const YAML::Node& node, const std::string& origin) {
+[[noreturn]] void type_error(const std::string& path, const std::string& expected, const YAML::Node& node,
+                             const std::string& origin) {
   std::string got;
-  if (node.IsScalar()) got = "'" + node.Scalar() + "'";
-  else if (node.IsSequence()) got = "a list";
-  else if (node.IsMap()) got = "a map";
-  else got = "nothing";
-  throw Error(where(node, origin) + ": config key '" + path + "' expects " + expected + ", got " +
-              got);
+  if (node.IsScalar())
+    got = "'" + node.Scalar() + "'";
+  else if (node.IsSequence())
+    got = "a list";
+  else if (node.IsMap())
+    got = "a map";
+  else
+    got = "nothing";
+  throw Error(where(node, origin) + ": config key '" + path + "' expects " + expected + ", got " + got);
 }
 
 template <class T>
@@ -105,9 +107,10 @@ struct IntCodec {
       }
       const long long v = std::stoll(n.Scalar(), &used);
       if (used != n.Scalar().size()) return false;
+      // Out of the type's range is not an integer of this type; a key's own range is checked apart
+      // (a negative batch reads "must be in [1, ...]", not "expects an integer").
       if (v < static_cast<long long>(std::numeric_limits<Int>::min()) ||
-          static_cast<unsigned long long>(v) >
-              static_cast<unsigned long long>(std::numeric_limits<Int>::max()))
+          v > static_cast<long long>(std::numeric_limits<Int>::max()))
         return false;
       out = static_cast<Int>(v);
       return true;
@@ -117,9 +120,12 @@ struct IntCodec {
   }
   static YAML::Node encode(Int v) { return YAML::Node(v); }
 };
-template <> struct Codec<int> : IntCodec<int> {};
-template <> struct Codec<int64_t> : IntCodec<int64_t> {};
-template <> struct Codec<uint64_t> : IntCodec<uint64_t> {};
+template <>
+struct Codec<int> : IntCodec<int> {};
+template <>
+struct Codec<int64_t> : IntCodec<int64_t> {};
+template <>
+struct Codec<uint64_t> : IntCodec<uint64_t> {};
 
 template <>
 struct Codec<bool> {
@@ -210,9 +216,12 @@ struct Codec<AlphaSpec> {
   }
   static YAML::Node encode(const AlphaSpec& v) {
     switch (v.kind) {
-      case AlphaSpec::Kind::Auto: return YAML::Node("auto");
-      case AlphaSpec::Kind::PerClass: return Codec<std::vector<double>>::encode(v.per_class);
-      case AlphaSpec::Kind::Scalar: break;
+      case AlphaSpec::Kind::Auto:
+        return YAML::Node("auto");
+      case AlphaSpec::Kind::PerClass:
+        return Codec<std::vector<double>>::encode(v.per_class);
+      case AlphaSpec::Kind::Scalar:
+        break;
     }
     return Codec<double>::encode(v.scalar);
   }
@@ -221,24 +230,26 @@ struct Codec<AlphaSpec> {
 // Enums are spelled as lower-case words in YAML.
 template <class E>
 struct EnumNames;
-template <> struct EnumNames<EvalTransform> {
+template <>
+struct EnumNames<EvalTransform> {
   static std::vector<std::pair<EvalTransform, const char*>> get() {
     return {{EvalTransform::Letterbox, "letterbox"}, {EvalTransform::Resize, "resize"}};
   }
 };
-template <> struct EnumNames<ClassLoss> {
+template <>
+struct EnumNames<ClassLoss> {
   static std::vector<std::pair<ClassLoss, const char*>> get() {
-    return {{ClassLoss::CrossEntropy, "ce"},
-            {ClassLoss::Focal, "focal"},
-            {ClassLoss::SigmoidFocal, "sigmoid_focal"}};
+    return {{ClassLoss::CrossEntropy, "ce"}, {ClassLoss::Focal, "focal"}, {ClassLoss::SigmoidFocal, "sigmoid_focal"}};
   }
 };
-template <> struct EnumNames<LrPolicy> {
+template <>
+struct EnumNames<LrPolicy> {
   static std::vector<std::pair<LrPolicy, const char*>> get() {
     return {{LrPolicy::Steps, "steps"}, {LrPolicy::Cosine, "cosine"}, {LrPolicy::Constant, "constant"}};
   }
 };
-template <> struct EnumNames<GammaScheduleType> {
+template <>
+struct EnumNames<GammaScheduleType> {
   static std::vector<std::pair<GammaScheduleType, const char*>> get() {
     return {{GammaScheduleType::Constant, "constant"},
             {GammaScheduleType::Step, "step"},
@@ -246,24 +257,28 @@ template <> struct EnumNames<GammaScheduleType> {
             {GammaScheduleType::Cosine, "cosine"}};
   }
 };
-template <> struct EnumNames<JitterMode> {
+template <>
+struct EnumNames<JitterMode> {
   static std::vector<std::pair<JitterMode, const char*>> get() {
     return {{JitterMode::Crop, "crop"}, {JitterMode::Letterbox, "letterbox"}};
   }
 };
 
-template <> struct EnumNames<HsvMode> {
+template <>
+struct EnumNames<HsvMode> {
   static std::vector<std::pair<HsvMode, const char*>> get() {
     return {{HsvMode::Darknet, "darknet"}, {HsvMode::AlexeyAB, "alexeyab"}};
   }
 };
-template <> struct EnumNames<SampleMode> {
+template <>
+struct EnumNames<SampleMode> {
   static std::vector<std::pair<SampleMode, const char*>> get() {
     return {{SampleMode::Shuffle, "shuffle"}, {SampleMode::Random, "random"}};
   }
 };
 
-template <> struct EnumNames<OptimizerKind> {
+template <>
+struct EnumNames<OptimizerKind> {
   static std::vector<std::pair<OptimizerKind, const char*>> get() {
     return {{OptimizerKind::Sgd, "sgd"}, {OptimizerKind::Adam, "adam"}};
   }
@@ -291,14 +306,22 @@ struct EnumCodec {
     return YAML::Node();
   }
 };
-template <> struct Codec<EvalTransform> : EnumCodec<EvalTransform> {};
-template <> struct Codec<ClassLoss> : EnumCodec<ClassLoss> {};
-template <> struct Codec<LrPolicy> : EnumCodec<LrPolicy> {};
-template <> struct Codec<GammaScheduleType> : EnumCodec<GammaScheduleType> {};
-template <> struct Codec<JitterMode> : EnumCodec<JitterMode> {};
-template <> struct Codec<OptimizerKind> : EnumCodec<OptimizerKind> {};
-template <> struct Codec<HsvMode> : EnumCodec<HsvMode> {};
-template <> struct Codec<SampleMode> : EnumCodec<SampleMode> {};
+template <>
+struct Codec<EvalTransform> : EnumCodec<EvalTransform> {};
+template <>
+struct Codec<ClassLoss> : EnumCodec<ClassLoss> {};
+template <>
+struct Codec<LrPolicy> : EnumCodec<LrPolicy> {};
+template <>
+struct Codec<GammaScheduleType> : EnumCodec<GammaScheduleType> {};
+template <>
+struct Codec<JitterMode> : EnumCodec<JitterMode> {};
+template <>
+struct Codec<OptimizerKind> : EnumCodec<OptimizerKind> {};
+template <>
+struct Codec<HsvMode> : EnumCodec<HsvMode> {};
+template <>
+struct Codec<SampleMode> : EnumCodec<SampleMode> {};
 
 // ---- the registry ----------------------------------------------------------------------
 
@@ -355,8 +378,7 @@ Field field(std::string path, Access access, std::string doc, Check<T> check = a
   f.set = [path, access, check](Config& c, const YAML::Node& n, const std::string& origin) {
     T value{};
     if (!Codec<T>::decode(n, value)) type_error(path, Codec<T>::name(), n, origin);
-    if (auto problem = check(value))
-      throw Error(where(n, origin) + ": config key '" + path + "' " + *problem);
+    if (auto problem = check(value)) throw Error(where(n, origin) + ": config key '" + path + "' " + *problem);
     access(c) = std::move(value);
   };
   f.get = [access](const Config& c) { return Codec<T>::encode(access(c)); };
@@ -366,266 +388,262 @@ Field field(std::string path, Access access, std::string doc, Check<T> check = a
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 #define YOLO2_KEY(T, PATH, ...) \
-  field<T>(#PATH, [](auto& c) -> auto& { return c.PATH; }, __VA_ARGS__)
+  field<T>(                     \
+      #PATH, [](auto& c) -> auto& { return c.PATH; }, __VA_ARGS__)
 
 // One function per config section, each appending its keys to the registry in the order
 // that config_keys(), to_yaml and the README's key reference show them.
 
 void add_augment_keys(std::vector<Field>& f) {
-  f.insert(f.end(), {
-    YOLO2_KEY(JitterMode, data.augment.jitter_mode,
-              "Geometric jitter variant: crop (PJ darknet's YOLOv2 release 2016-17 and AlexeyAB: "
-              "random crop with border replication, resized to the input) or letterbox (PJ darknet "
-              "2017-18: random aspect, scale (data.augment.letterbox_scale) and placement on a gray "
-              "canvas)."),
-    YOLO2_KEY(double, data.augment.jitter, "Jitter strength (darknet yolov2-voc: 0.3).",
-              in_range<double>(0, 0.49)),
-    YOLO2_KEY(bool, data.augment.flip, "Random horizontal flip with probability 0.5."),
-    YOLO2_KEY(double, data.augment.hue, "Hue shift drawn from [-hue, hue] (H in [0, 1]).",
-              in_range<double>(0, 0.5)),
-    YOLO2_KEY(double, data.augment.saturation, "Saturation scale drawn from [1/s, s].",
-              in_range<double>(1, 10)),
-    YOLO2_KEY(double, data.augment.exposure, "Exposure (value) scale drawn from [1/e, e].",
-              in_range<double>(1, 10)),
-    YOLO2_KEY(HsvMode, data.augment.hsv,
-              "Colour arithmetic: darknet (PJ darknet's distort_image: float HSV, S and V scaled "
-              "unclamped, hue wrapped, RGB clamped at the end) or alexeyab (AlexeyAB's OpenCV path: "
-              "8-bit HSV, H 0-179, S and V saturate at 255, hue shift saturates instead of wrapping "
-              "below 0)."),
-    YOLO2_KEY(std::vector<double>, data.augment.letterbox_scale,
-              "Letterbox jitter: [lo, hi] range of the placed image's scale (PJ darknet 2017-18: "
-              "[0.25, 2]; [1, 1] is PJ darknet since August 2018).",
-              each_in_range<double>(0.01, 10)),
-    YOLO2_KEY(double, data.augment.min_box_size,
-              "Boxes narrower or lower than this fraction of the input after augmentation are "
-              "dropped (PJ darknet since 2017 and AlexeyAB: 0.001; the YOLOv2 release: 0.01).",
-              in_range<double>(0, 0.5)),
-    YOLO2_KEY(bool, data.augment.box_holes,
-              "A box dropped after augmentation also drops every later box of the image (PJ "
-              "darknet before 2018-01-16 left a zero hole that ended its region loss's box loop; "
-              "default false: every surviving box is used, as PJ darknet since and AlexeyAB)."),
-  });
+  f.insert(
+      f.end(),
+      {
+          YOLO2_KEY(JitterMode, data.augment.jitter_mode,
+                    "Geometric jitter variant: crop (PJ darknet's YOLOv2 release 2016-17 and AlexeyAB: "
+                    "random crop with border replication, resized to the input) or letterbox (PJ darknet "
+                    "2017-18: random aspect, scale (data.augment.letterbox_scale) and placement on a gray "
+                    "canvas)."),
+          YOLO2_KEY(double, data.augment.jitter, "Jitter strength (darknet yolov2-voc: 0.3).",
+                    in_range<double>(0, 0.49)),
+          YOLO2_KEY(bool, data.augment.flip, "Random horizontal flip with probability 0.5."),
+          YOLO2_KEY(double, data.augment.hue, "Hue shift drawn from [-hue, hue] (H in [0, 1]).",
+                    in_range<double>(0, 0.5)),
+          YOLO2_KEY(double, data.augment.saturation, "Saturation scale drawn from [1/s, s].", in_range<double>(1, 10)),
+          YOLO2_KEY(double, data.augment.exposure, "Exposure (value) scale drawn from [1/e, e].",
+                    in_range<double>(1, 10)),
+          YOLO2_KEY(HsvMode, data.augment.hsv,
+                    "Colour arithmetic: darknet (PJ darknet's distort_image: float HSV, S and V scaled "
+                    "unclamped, hue wrapped, RGB clamped at the end) or alexeyab (AlexeyAB's OpenCV path: "
+                    "8-bit HSV, H 0-179, S and V saturate at 255, hue shift saturates instead of wrapping "
+                    "below 0)."),
+          YOLO2_KEY(std::vector<double>, data.augment.letterbox_scale,
+                    "Letterbox jitter: [lo, hi] range of the placed image's scale (PJ darknet 2017-18: "
+                    "[0.25, 2]; [1, 1] is PJ darknet since August 2018).",
+                    each_in_range<double>(0.01, 10)),
+          YOLO2_KEY(double, data.augment.min_box_size,
+                    "Boxes narrower or lower than this fraction of the input after augmentation are "
+                    "dropped (PJ darknet since 2017 and AlexeyAB: 0.001; the YOLOv2 release: 0.01).",
+                    in_range<double>(0, 0.5)),
+          YOLO2_KEY(bool, data.augment.box_holes,
+                    "A box dropped after augmentation also drops every later box of the image (PJ "
+                    "darknet before 2018-01-16 left a zero hole that ended its region loss's box loop; "
+                    "default false: every surviving box is used, as PJ darknet since and AlexeyAB)."),
+      });
 }
 
 // data.augment sits between the dataset keys and the loader keys.
 void add_data_keys(std::vector<Field>& f) {
-  f.insert(f.end(), {
-    YOLO2_KEY(std::vector<std::string>, data.classes,
-              "Class names in label order (default: the 20 VOC classes)."),
-    YOLO2_KEY(std::vector<DatasetSplit>, data.train,
-              "Training sets: list of {root, split}; root is a VOC folder holding Annotations/, "
-              "JPEGImages/, ImageSets/Main/<split>.txt."),
-    YOLO2_KEY(std::vector<DatasetSplit>, data.test, "Test sets, same form as data.train."),
-    YOLO2_KEY(bool, data.train_difficult,
-              "Train on objects marked difficult (darknet: false). Evaluation always keeps them."),
-    YOLO2_KEY(bool, data.skip_unknown_classes,
-              "Skip (and count) objects whose class is not in data.classes instead of failing."),
-    YOLO2_KEY(int, data.input_size, "Network input size in pixels (multiple of 32).",
-              in_range<int>(32, 4096)),
-    YOLO2_KEY(std::vector<int>, data.multiscale_sizes,
-              "Multi-scale training sizes (multiples of 32); empty: train at data.input_size.",
-              each_in_range<int>(32, 4096)),
-    YOLO2_KEY(int, data.multiscale_every, "Iterations between input-size changes.",
-              in_range<int>(1, 1e9)),
-    YOLO2_KEY(int, data.multiscale_final,
-              "The last N iterations train at the largest size (darknet: 200).",
-              in_range<int>(0, 1e9)),
-    YOLO2_KEY(EvalTransform, data.eval_transform,
-              "Evaluation resize: resize (plain, as darknet's YOLOv2 release; pairs with crop "
-              "jitter) or letterbox (aspect kept, gray padding; darknet since 2017, pairs with "
-              "letterbox jitter)."),
-  });
+  f.insert(
+      f.end(),
+      {
+          YOLO2_KEY(std::vector<std::string>, data.classes,
+                    "Class names in label order (default: the 20 VOC classes)."),
+          YOLO2_KEY(std::vector<DatasetSplit>, data.train,
+                    "Training sets: list of {root, split}; root is a VOC folder holding Annotations/, "
+                    "JPEGImages/, ImageSets/Main/<split>.txt."),
+          YOLO2_KEY(std::vector<DatasetSplit>, data.test, "Test sets, same form as data.train."),
+          YOLO2_KEY(bool, data.train_difficult,
+                    "Train on objects marked difficult (darknet: false). Evaluation always keeps them."),
+          YOLO2_KEY(bool, data.skip_unknown_classes,
+                    "Skip (and count) objects whose class is not in data.classes instead of failing."),
+          YOLO2_KEY(bool, data.skip_bad_images,
+                    "Skip (and count, by name) empty or truncated images instead of failing (yolo2 stats "
+                    "--check-images decodes every image)."),
+          YOLO2_KEY(int, data.input_size, "Network input size in pixels (multiple of 32).", in_range<int>(32, 4096)),
+          YOLO2_KEY(std::vector<int>, data.multiscale_sizes,
+                    "Multi-scale training sizes (multiples of 32); empty: train at data.input_size.",
+                    each_in_range<int>(32, 4096)),
+          YOLO2_KEY(int, data.multiscale_every, "Iterations between input-size changes.", in_range<int>(1, 1e9)),
+          YOLO2_KEY(int, data.multiscale_final, "The last N iterations train at the largest size (darknet: 200).",
+                    in_range<int>(0, 1e9)),
+          YOLO2_KEY(EvalTransform, data.eval_transform,
+                    "Evaluation resize: resize (plain, as darknet's YOLOv2 release; pairs with crop "
+                    "jitter) or letterbox (aspect kept, gray padding; darknet since 2017, pairs with "
+                    "letterbox jitter)."),
+      });
   add_augment_keys(f);
-  f.insert(f.end(), {
-    YOLO2_KEY(int, data.workers, "Loader worker threads (0: load in the training thread).",
-              in_range<int>(0, 256)),
-    YOLO2_KEY(int, data.prefetch, "Batches prepared ahead of the consumer.",
-              in_range<int>(1, 1024)),
-    YOLO2_KEY(int, data.max_boxes,
-              "Ground truths kept per image (darknet: 30); extra boxes are dropped at random.",
-              in_range<int>(1, 10000)),
-    YOLO2_KEY(SampleMode, data.sample,
-              "Training image order: shuffle (each epoch a permutation of the training set) or "
-              "random (each image drawn with replacement, as darknet's get_random_paths)."),
-  });
+  f.insert(f.end(),
+           {
+               YOLO2_KEY(int, data.workers, "Loader worker threads (0: load in the training thread).",
+                         in_range<int>(0, 256)),
+               YOLO2_KEY(int, data.prefetch, "Batches prepared ahead of the consumer.", in_range<int>(1, 1024)),
+               YOLO2_KEY(int, data.max_boxes,
+                         "Ground truths kept per image (darknet: 30); extra boxes are dropped at random.",
+                         in_range<int>(1, 10000)),
+               YOLO2_KEY(SampleMode, data.sample,
+                         "Training image order: shuffle (each epoch a permutation of the training set) or "
+                         "random (each image drawn with replacement, as darknet's get_random_paths)."),
+           });
 }
 
 void add_model_keys(std::vector<Field>& f) {
-  f.insert(f.end(), {
-    YOLO2_KEY(double, model.width,
-              "Channel multiplier for small experiments (channels scaled, at least 8).",
-              in_range<double>(0.01, 4)),
-    YOLO2_KEY(std::vector<double>, model.anchors,
-              "Anchor (w, h) pairs in grid cells (default: darknet's yolov2-voc anchors).",
-              each_in_range<double>(1e-3, 1e3)),
-    YOLO2_KEY(double, model.bn_momentum,
-              "Batch-norm running-statistics momentum (darknet: 0.01). Short runs need more "
-              "(0.1), or the running statistics lag the weights and evaluation suffers.",
-              in_range<double>(0.0001, 1)),
-    YOLO2_KEY(double, model.objectness_prior,
-              "When > 0, the objectness biases start at -log((1 - p) / p) so that sigmoid(t_o) = p "
-              "everywhere (RetinaNet's prior; darknet: 0, a zero bias). Avoids the first "
-              "iterations' no-object gradient driving every objectness into saturation when "
-              "the burn-in is short.",
-              in_range<double>(0, 0.5)),
-  });
+  f.insert(f.end(),
+           {
+               YOLO2_KEY(double, model.width, "Channel multiplier for small experiments (channels scaled, at least 8).",
+                         in_range<double>(0.01, 4)),
+               YOLO2_KEY(std::vector<double>, model.anchors,
+                         "Anchor (w, h) pairs in grid cells (default: darknet's yolov2-voc anchors).",
+                         each_in_range<double>(1e-3, 1e3)),
+               YOLO2_KEY(double, model.bn_momentum,
+                         "Batch-norm running-statistics momentum (darknet: 0.01). Short runs need more "
+                         "(0.1), or the running statistics lag the weights and evaluation suffers.",
+                         in_range<double>(0.0001, 1)),
+               YOLO2_KEY(double, model.objectness_prior,
+                         "When > 0, the objectness biases start at -log((1 - p) / p) so that sigmoid(t_o) = p "
+                         "everywhere (RetinaNet's prior; darknet: 0, a zero bias). Avoids the first "
+                         "iterations' no-object gradient driving every objectness into saturation when "
+                         "the burn-in is short.",
+                         in_range<double>(0, 0.5)),
+           });
 }
 
 void add_loss_keys(std::vector<Field>& f) {
-  f.insert(f.end(), {
-    YOLO2_KEY(ClassLoss, loss.classification,
-              "Class term of the region loss: ce (darknet), focal (softmax focal) or "
-              "sigmoid_focal (RetinaNet-style, one-vs-all)."),
-    YOLO2_KEY(double, loss.focal.gamma, "Focal gamma when loss.focal.gamma_schedule.type is constant.",
-              in_range<double>(0, 20)),
-    YOLO2_KEY(AlphaSpec, loss.focal.alpha,
-              "Focal alpha: a number, one number per class, or auto (inverse class frequency of "
-              "the training set, normalised to mean 1)."),
-    YOLO2_KEY(double, loss.focal.sigmoid_alpha,
-              "sigmoid_focal only: torchvision's weight of the positive class (1 - it for the "
-              "negatives); negative disables it (every class term row holds one positive).",
-              in_range<double>(-1, 1)),
-    YOLO2_KEY(GammaScheduleType, loss.focal.gamma_schedule.type,
-              "Gamma schedule ('soft gamma'): constant, step, linear or cosine."),
-    YOLO2_KEY(double, loss.focal.gamma_schedule.start, "Ramp start gamma (linear, cosine).",
-              in_range<double>(0, 20)),
-    YOLO2_KEY(double, loss.focal.gamma_schedule.end, "Ramp end gamma (linear, cosine).",
-              in_range<double>(0, 20)),
-    YOLO2_KEY(double, loss.focal.gamma_schedule.span_begin,
-              "Fraction of training where the ramp starts.", in_range<double>(0, 1)),
-    YOLO2_KEY(double, loss.focal.gamma_schedule.span_end,
-              "Fraction of training where the ramp ends.", in_range<double>(0, 1)),
-    YOLO2_KEY(std::vector<double>, loss.focal.gamma_schedule.milestones,
-              "Step schedule: increasing fractions of training.", each_in_range<double>(0, 1)),
-    YOLO2_KEY(std::vector<double>, loss.focal.gamma_schedule.values,
-              "Step schedule: gamma before the first milestone, then after each (one more "
-              "value than milestones).",
-              each_in_range<double>(0, 20)),
-    YOLO2_KEY(double, loss.object_scale, "Objectness weight at responsible anchors.",
-              in_range<double>(0, kInf)),
-    YOLO2_KEY(double, loss.noobject_scale, "Objectness weight at background anchors.",
-              in_range<double>(0, kInf)),
-    YOLO2_KEY(double, loss.class_scale, "Class-term weight.", in_range<double>(0, kInf)),
-    YOLO2_KEY(double, loss.coord_scale, "Box-term weight.", in_range<double>(0, kInf)),
-    YOLO2_KEY(double, loss.thresh,
-              "Predictions whose best IoU with a ground truth exceeds this get no no-object "
-              "penalty.",
-              in_range<double>(0, 1)),
-    YOLO2_KEY(bool, loss.rescore, "Objectness target = IoU of the prediction (else 1)."),
-    YOLO2_KEY(bool, loss.small_box_weight, "Box weight coord_scale * (2 - w*h) (else coord_scale)."),
-    YOLO2_KEY(int64_t, loss.warmup_images,
-              "Pull every prediction toward its anchor for the first N images seen.",
-              in_range<int64_t>(0, 9e18)),
-    YOLO2_KEY(double, loss.warmup_scale, "Weight of that pull (darknet: 0.01).",
-              in_range<double>(0, kInf)),
-  });
+  f.insert(
+      f.end(),
+      {
+          YOLO2_KEY(ClassLoss, loss.classification,
+                    "Class term of the region loss: ce (darknet), focal (softmax focal) or "
+                    "sigmoid_focal (RetinaNet-style, one-vs-all)."),
+          YOLO2_KEY(double, loss.focal.gamma, "Focal gamma when loss.focal.gamma_schedule.type is constant.",
+                    in_range<double>(0, 20)),
+          YOLO2_KEY(AlphaSpec, loss.focal.alpha,
+                    "Focal alpha: a number, one number per class, or auto (inverse class frequency of "
+                    "the training set, normalised to mean 1)."),
+          YOLO2_KEY(double, loss.focal.sigmoid_alpha,
+                    "sigmoid_focal only: torchvision's weight of the positive class (1 - it for the "
+                    "negatives); negative disables it (every class term row holds one positive).",
+                    in_range<double>(-1, 1)),
+          YOLO2_KEY(GammaScheduleType, loss.focal.gamma_schedule.type,
+                    "Gamma schedule ('soft gamma'): constant, step, linear or cosine."),
+          YOLO2_KEY(double, loss.focal.gamma_schedule.start, "Ramp start gamma (linear, cosine).",
+                    in_range<double>(0, 20)),
+          YOLO2_KEY(double, loss.focal.gamma_schedule.end, "Ramp end gamma (linear, cosine).", in_range<double>(0, 20)),
+          YOLO2_KEY(double, loss.focal.gamma_schedule.span_begin, "Fraction of training where the ramp starts.",
+                    in_range<double>(0, 1)),
+          YOLO2_KEY(double, loss.focal.gamma_schedule.span_end, "Fraction of training where the ramp ends.",
+                    in_range<double>(0, 1)),
+          YOLO2_KEY(std::vector<double>, loss.focal.gamma_schedule.milestones,
+                    "Step schedule: increasing fractions of training.", each_in_range<double>(0, 1)),
+          YOLO2_KEY(std::vector<double>, loss.focal.gamma_schedule.values,
+                    "Step schedule: gamma before the first milestone, then after each (one more "
+                    "value than milestones).",
+                    each_in_range<double>(0, 20)),
+          YOLO2_KEY(double, loss.object_scale, "Objectness weight at responsible anchors.", in_range<double>(0, kInf)),
+          YOLO2_KEY(double, loss.noobject_scale, "Objectness weight at background anchors.", in_range<double>(0, kInf)),
+          YOLO2_KEY(double, loss.class_scale, "Class-term weight.", in_range<double>(0, kInf)),
+          YOLO2_KEY(double, loss.coord_scale, "Box-term weight.", in_range<double>(0, kInf)),
+          YOLO2_KEY(double, loss.thresh,
+                    "Predictions whose best IoU with a ground truth exceeds this get no no-object "
+                    "penalty.",
+                    in_range<double>(0, 1)),
+          YOLO2_KEY(bool, loss.rescore, "Objectness target = IoU of the prediction (else 1)."),
+          YOLO2_KEY(bool, loss.small_box_weight, "Box weight coord_scale * (2 - w*h) (else coord_scale)."),
+          YOLO2_KEY(int64_t, loss.warmup_images, "Pull every prediction toward its anchor for the first N images seen.",
+                    in_range<int64_t>(0, 9e18)),
+          YOLO2_KEY(double, loss.warmup_scale, "Weight of that pull (darknet: 0.01).", in_range<double>(0, kInf)),
+      });
 }
 
 void add_train_keys(std::vector<Field>& f) {
-  f.insert(f.end(), {
-    YOLO2_KEY(OptimizerKind, train.optimizer,
-              "sgd (darknet: momentum SGD, decay on convolution weights) or adam (train.momentum "
-              "is beta1; converges faster from scratch on small CPU runs)."),
-    YOLO2_KEY(int, train.batch, "Images per optimizer step (darknet batch).",
-              in_range<int>(1, 1 << 20)),
-    YOLO2_KEY(int, train.subdivisions,
-              "Forward passes per step (gradient accumulation); batch / subdivisions images each.",
-              in_range<int>(1, 1 << 20)),
-    YOLO2_KEY(double, train.lr, "Base learning rate.", in_range<double>(0, 10)),
-    YOLO2_KEY(double, train.momentum, "SGD momentum.", in_range<double>(0, 0.9999)),
-    YOLO2_KEY(double, train.decay, "Weight decay, on convolution weights only (darknet).",
-              in_range<double>(0, 1)),
-    YOLO2_KEY(int, train.burn_in,
-              "Warm-up: update k (counted from 1, as darknet) gets lr * (k / burn_in)^power.",
-              in_range<int>(0, 1 << 30)),
-    YOLO2_KEY(double, train.burn_in_power, "Warm-up exponent (darknet: 4).",
-              in_range<double>(0, 100)),
-    YOLO2_KEY(LrPolicy, train.policy, "Learning-rate policy after burn-in: steps, cosine or constant."),
-    YOLO2_KEY(std::vector<int64_t>, train.steps,
-              "Updates (counted from 1, as darknet) from which the lr is multiplied (steps)."),
-    YOLO2_KEY(std::vector<double>, train.scales, "Multipliers applied at train.steps.",
-              each_in_range<double>(0, 1e3)),
-    YOLO2_KEY(int64_t, train.max_batches, "Training length in iterations (optimizer steps).",
-              in_range<int64_t>(1, 9e18)),
-    YOLO2_KEY(int, train.epochs,
-              "When > 0, training length in epochs (overrides train.max_batches).",
-              in_range<int>(0, 1 << 30)),
-    YOLO2_KEY(std::string, train.init_weights,
-              "Initial weights: a darknet .weights file (full or prefix such as "
-              "darknet19_448.conv.23) or a yolo2 checkpoint."),
-    YOLO2_KEY(std::string, train.output, "Run folder (default: runs/<train.name>)."),
-    YOLO2_KEY(std::string, train.name, "Run name."),
-    YOLO2_KEY(int, train.checkpoint_every, "Iterations between last.ckpt saves.",
-              in_range<int>(1, 1 << 30)),
-    YOLO2_KEY(int, train.log_every, "Iterations between progress lines.",
-              in_range<int>(1, 1 << 30)),
-    YOLO2_KEY(bool, train.skip_nonfinite,
-              "Skip a batch whose loss is NaN or infinite instead of stopping the run."),
-    YOLO2_KEY(bool, train.freeze_bn,
-              "Batch norm in evaluation mode with fixed gamma/beta (fine-tuning with small batches; "
-              "mmdetection's norm_eval)."),
-  });
+  f.insert(
+      f.end(),
+      {
+          YOLO2_KEY(OptimizerKind, train.optimizer,
+                    "sgd (darknet: momentum SGD, decay on convolution weights) or adam (train.momentum "
+                    "is beta1; converges faster from scratch on small CPU runs)."),
+          YOLO2_KEY(int, train.batch, "Images per optimizer step (darknet batch).", in_range<int>(1, 1 << 20)),
+          YOLO2_KEY(int, train.subdivisions,
+                    "Forward passes per step (gradient accumulation); batch / subdivisions images each.",
+                    in_range<int>(1, 1 << 20)),
+          YOLO2_KEY(double, train.lr, "Base learning rate.", in_range<double>(0, 10)),
+          YOLO2_KEY(double, train.momentum, "SGD momentum.", in_range<double>(0, 0.9999)),
+          YOLO2_KEY(double, train.decay, "Weight decay, on convolution weights only (darknet).",
+                    in_range<double>(0, 1)),
+          YOLO2_KEY(int, train.burn_in, "Warm-up: update k (counted from 1, as darknet) gets lr * (k / burn_in)^power.",
+                    in_range<int>(0, 1 << 30)),
+          YOLO2_KEY(double, train.burn_in_power, "Warm-up exponent (darknet: 4).", in_range<double>(0, 100)),
+          YOLO2_KEY(LrPolicy, train.policy, "Learning-rate policy after burn-in: steps, cosine or constant."),
+          YOLO2_KEY(std::vector<int64_t>, train.steps,
+                    "Updates (counted from 1, as darknet) from which the lr is multiplied (steps)."),
+          YOLO2_KEY(std::vector<double>, train.scales, "Multipliers applied at train.steps.",
+                    each_in_range<double>(0, 1e3)),
+          YOLO2_KEY(int64_t, train.max_batches, "Training length in iterations (optimizer steps).",
+                    in_range<int64_t>(1, 9e18)),
+          YOLO2_KEY(int, train.epochs, "When > 0, training length in epochs (overrides train.max_batches).",
+                    in_range<int>(0, 1 << 30)),
+          YOLO2_KEY(std::string, train.init_weights,
+                    "Initial weights: a darknet .weights file (full or prefix such as "
+                    "darknet19_448.conv.23) or a yolo2 checkpoint."),
+          YOLO2_KEY(std::string, train.output, "Run folder (default: runs/<train.name>)."),
+          YOLO2_KEY(std::string, train.name, "Run name."),
+          YOLO2_KEY(int, train.checkpoint_every, "Iterations between last.ckpt saves.", in_range<int>(1, 1 << 30)),
+          YOLO2_KEY(int, train.log_every, "Iterations between progress lines.", in_range<int>(1, 1 << 30)),
+          YOLO2_KEY(bool, train.skip_nonfinite,
+                    "Skip a batch whose loss is NaN or infinite instead of stopping the run."),
+          YOLO2_KEY(bool, train.freeze_bn,
+                    "Batch norm in evaluation mode with fixed gamma/beta (fine-tuning with small batches; "
+                    "mmdetection's norm_eval)."),
+      });
 }
 
 void add_eval_keys(std::vector<Field>& f) {
-  f.insert(f.end(), {
-    YOLO2_KEY(std::string, eval.metric,
-              "AP metric: voc07 (11-point, VOC2007 test) or voc12 (area, VOC2010+).",
-              Check<std::string>([](const std::string& v) -> std::optional<std::string> {
-                if (v == "voc07" || v == "voc12") return std::nullopt;
-                return "must be voc07 or voc12, got '" + v + "'";
-              })),
-    YOLO2_KEY(double, eval.iou, "IoU for a true positive.", in_range<double>(0.01, 1)),
-    YOLO2_KEY(bool, eval.strict_iou,
-              "A match needs IoU > eval.iou (py-faster-rcnn's voc_eval.py) instead of >= (the VOC "
-              "devkit's VOCevaldet.m)."),
-    YOLO2_KEY(double, eval.conf_thresh, "Score threshold for mAP (darknet: 0.005).",
-              in_range<double>(0, 1)),
-    YOLO2_KEY(double, eval.detect_thresh, "Score threshold for `yolo2 detect`.",
-              in_range<double>(0, 1)),
-    YOLO2_KEY(double, eval.nms, "Per-class NMS IoU threshold.", in_range<double>(0, 1)),
-    YOLO2_KEY(int, eval.max_detections, "Detections kept per image.", in_range<int>(1, 100000)),
-    YOLO2_KEY(int, eval.every,
-              "Iterations between evaluations during training (0: only at the end).",
-              in_range<int>(0, 1 << 30)),
-    YOLO2_KEY(int, eval.batch, "Images per forward pass in evaluation.", in_range<int>(1, 4096)),
-  });
+  f.insert(
+      f.end(),
+      {
+          YOLO2_KEY(std::string, eval.metric, "AP metric: voc07 (11-point, VOC2007 test) or voc12 (area, VOC2010+).",
+                    Check<std::string>([](const std::string& v) -> std::optional<std::string> {
+                      if (v == "voc07" || v == "voc12") return std::nullopt;
+                      return "must be voc07 or voc12, got '" + v + "'";
+                    })),
+          YOLO2_KEY(double, eval.iou, "IoU for a true positive.", in_range<double>(0.01, 1)),
+          YOLO2_KEY(bool, eval.strict_iou,
+                    "A match needs IoU > eval.iou (py-faster-rcnn's voc_eval.py) instead of >= (the VOC "
+                    "devkit's VOCevaldet.m)."),
+          YOLO2_KEY(double, eval.conf_thresh, "Score threshold for mAP (darknet: 0.005).", in_range<double>(0, 1)),
+          YOLO2_KEY(double, eval.detect_thresh, "Score threshold for `yolo2 detect`.", in_range<double>(0, 1)),
+          YOLO2_KEY(double, eval.nms, "Per-class NMS IoU threshold.", in_range<double>(0, 1)),
+          YOLO2_KEY(int, eval.max_detections, "Detections kept per image.", in_range<int>(1, 100000)),
+          YOLO2_KEY(int, eval.every, "Iterations between evaluations during training (0: only at the end).",
+                    in_range<int>(0, 1 << 30)),
+          YOLO2_KEY(int, eval.batch, "Images per forward pass in evaluation.", in_range<int>(1, 4096)),
+      });
 }
 
 void add_runtime_keys(std::vector<Field>& f) {
   f.insert(f.end(), {
-    YOLO2_KEY(int, runtime.threads, "Intra-op threads (0: all cores).", in_range<int>(0, 1024)),
-    YOLO2_KEY(uint64_t, runtime.seed, "Seed of every random choice."),
-    YOLO2_KEY(bool, runtime.channels_last,
-              "Train in channels-last (NHWC) memory format, oneDNN's faster layout on CPU "
-              "(yolo2 bench --both-layouts measures both). Results are the same up to rounding."),
-    YOLO2_KEY(std::string, runtime.device, "auto, cpu, cuda or cuda:N.",
-              Check<std::string>([](const std::string& v) -> std::optional<std::string> {
-                if (v == "auto" || v == "cpu" || v == "cuda") return std::nullopt;
-                if (v.rfind("cuda:", 0) == 0 && v.size() > 5 &&
-                    std::all_of(v.begin() + 5, v.end(), [](char ch) { return std::isdigit(ch); }))
-                  return std::nullopt;
-                return "must be auto, cpu, cuda or cuda:N, got '" + v + "'";
-              })),
-  });
+                        YOLO2_KEY(int, runtime.threads, "Intra-op threads (0: all cores).", in_range<int>(0, 1024)),
+                        YOLO2_KEY(uint64_t, runtime.seed, "Seed of every random choice."),
+                        YOLO2_KEY(bool, runtime.channels_last,
+                                  "Train in channels-last (NHWC) memory format, oneDNN's faster layout on CPU "
+                                  "(yolo2 bench --both-layouts measures both). Results are the same up to rounding."),
+                        YOLO2_KEY(std::string, runtime.device, "auto, cpu, cuda or cuda:N.",
+                                  Check<std::string>([](const std::string& v) -> std::optional<std::string> {
+                                    if (v == "auto" || v == "cpu" || v == "cuda") return std::nullopt;
+                                    if (v.rfind("cuda:", 0) == 0 && v.size() > 5 &&
+                                        std::all_of(v.begin() + 5, v.end(), [](char ch) { return std::isdigit(ch); }))
+                                      return std::nullopt;
+                                    return "must be auto, cpu, cuda or cuda:N, got '" + v + "'";
+                                  })),
+                    });
 }
 
 void add_distributed_keys(std::vector<Field>& f) {
-  f.insert(f.end(), {
-    YOLO2_KEY(std::string, distributed.backend,
-              "c10d backend: auto (nccl on CUDA when LibTorch has it, else gloo), gloo or nccl.",
-              Check<std::string>([](const std::string& v) -> std::optional<std::string> {
-                if (v == "auto" || v == "gloo" || v == "nccl") return std::nullopt;
-                return "must be auto, gloo or nccl, got '" + v + "'";
-              })),
-    YOLO2_KEY(double, distributed.timeout,
-              "Seconds a collective waits for a peer; a rank that died or hangs ends the job after it.",
-              in_range<double>(1, 86400)),
-    YOLO2_KEY(bool, distributed.sync_bn,
-              "Synchronized batch norm: statistics over the global batch (default: per rank)."),
-    YOLO2_KEY(double, distributed.bucket_mb, "Gradient all-reduce bucket size in MiB (PyTorch DDP: 25).",
-              in_range<double>(0.01, 4096)),
-  });
+  f.insert(f.end(),
+           {
+               YOLO2_KEY(std::string, distributed.backend,
+                         "c10d backend: auto (nccl on CUDA when LibTorch has it, else gloo), gloo or nccl.",
+                         Check<std::string>([](const std::string& v) -> std::optional<std::string> {
+                           if (v == "auto" || v == "gloo" || v == "nccl") return std::nullopt;
+                           return "must be auto, gloo or nccl, got '" + v + "'";
+                         })),
+               YOLO2_KEY(double, distributed.timeout,
+                         "Seconds a collective waits for a peer; a rank that died or hangs ends the job after it.",
+                         in_range<double>(1, 86400)),
+               YOLO2_KEY(bool, distributed.sync_bn,
+                         "Synchronized batch norm: statistics over the global batch (default: per rank)."),
+               YOLO2_KEY(double, distributed.bucket_mb, "Gradient all-reduce bucket size in MiB (PyTorch DDP: 25).",
+                         in_range<double>(0.01, 4096)),
+           });
 }
 
 const std::vector<Field>& registry() {
@@ -679,8 +697,7 @@ std::string suggestion(const std::string& path) {
   for (const auto& f : registry()) {
     candidates.insert(f.info.path);
     // Sections are candidates too ("trian" -> "train").
-    for (std::size_t dot = f.info.path.find('.'); dot != std::string::npos;
-         dot = f.info.path.find('.', dot + 1))
+    for (std::size_t dot = f.info.path.find('.'); dot != std::string::npos; dot = f.info.path.find('.', dot + 1))
       candidates.insert(f.info.path.substr(0, dot));
   }
   for (const auto& c : candidates) {
@@ -691,15 +708,17 @@ std::string suggestion(const std::string& path) {
   return "";
 }
 
-[[noreturn]] void unknown_key(const std::string& path, const YAML::Node& node,
-                              const std::string& origin) {
+[[noreturn]] void unknown_key(const std::string& path, const YAML::Node& node, const std::string& origin) {
   throw Error(where(node, origin) + ": unknown config key '" + path + "'" + suggestion(path));
 }
 
-void apply_tree(Config& c, const YAML::Node& node, const std::string& prefix,
-                const std::string& origin) {
+void apply_tree(Config& c, const YAML::Node& node, const std::string& prefix, const std::string& origin) {
+  std::set<std::string> seen;  // yaml-cpp keeps duplicate keys (the first wins a lookup): refused here
   for (const auto& kv : node) {
     const std::string key = kv.first.as<std::string>();
+    if (!seen.insert(key).second)
+      throw Error(where(kv.first, origin) + ": config key '" + (prefix.empty() ? key : prefix + "." + key) +
+                  "' is given twice in the same map");
     const std::string path = prefix.empty() ? key : prefix + "." + key;
     if (prefix.empty() && key == "base") continue;  // handled by the loader
     if (const Field* f = find_field(path)) {
@@ -707,8 +726,7 @@ void apply_tree(Config& c, const YAML::Node& node, const std::string& prefix,
     } else if (is_section(path)) {
       if (kv.second.IsNull()) continue;
       if (!kv.second.IsMap())
-        throw Error(where(kv.second, origin) + ": config key '" + path +
-                    "' is a section and expects a map");
+        throw Error(where(kv.second, origin) + ": config key '" + path + "' is a section and expects a map");
       apply_tree(c, kv.second, path, origin);
     } else {
       unknown_key(path, kv.first, origin);
@@ -718,6 +736,7 @@ void apply_tree(Config& c, const YAML::Node& node, const std::string& prefix,
 
 YAML::Node load_yaml_file(const std::string& path) {
   if (!std::filesystem::exists(path)) throw Error(path + ": config file not found");
+  if (std::filesystem::is_directory(path)) throw Error(path + ": is a folder, not a config file");
   try {
     return YAML::LoadFile(path);
   } catch (const YAML::Exception& e) {
@@ -734,14 +753,22 @@ void apply_file(Config& c, const std::string& path, int depth) {
     if (!base.IsScalar()) throw Error(where(base, path) + ": 'base' expects a file name");
     std::filesystem::path base_path = base.Scalar();
     if (base_path.is_relative()) base_path = std::filesystem::path(path).parent_path() / base_path;
+    if (!std::filesystem::is_regular_file(base_path))
+      throw Error(where(base, path) + ": 'base' names " + base_path.string() +
+                  (std::filesystem::exists(base_path) ? ", which is not a file" : ", which does not exist"));
     apply_file(c, base_path.string(), depth + 1);
   }
   apply_tree(c, root, "", path);
 }
 
+// Cross-key checks run once every override is in: their errors name the file and the overrides
+// (the value that broke a rule may come from either).
 void finish(Config& c, const std::vector<std::string>& overrides) {
   for (const auto& o : overrides) apply_override(c, o);
+  const std::string file = c.source;
+  for (const auto& o : overrides) c.source += (c.source.empty() ? "--set " : " + --set ") + o;
   validate(c);
+  c.source = file;
 }
 
 }  // namespace
@@ -794,8 +821,7 @@ Config parse_config(const std::string& yaml_text, const std::string& origin,
 
 void apply_override(Config& c, const std::string& assignment) {
   const auto eq = assignment.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw Error("--set '" + assignment + "': expected section.key=value");
+  if (eq == std::string::npos || eq == 0) throw Error("--set '" + assignment + "': expected section.key=value");
   const std::string path = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
   const Field* f = find_field(path);
@@ -816,8 +842,7 @@ void apply_override(Config& c, const std::string& assignment) {
 namespace {
 
 [[noreturn]] void invalid(const Config& c, const std::string& key, const std::string& what) {
-  throw Error((c.source.empty() ? std::string("config") : c.source) + ": config key '" + key +
-              "' " + what);
+  throw Error((c.source.empty() ? std::string("config") : c.source) + ": config key '" + key + "' " + what);
 }
 
 void validate_gamma_schedule(const Config& c) {
@@ -825,14 +850,13 @@ void validate_gamma_schedule(const Config& c) {
   if (gs.type == GammaScheduleType::Step) {
     if (gs.values.size() != gs.milestones.size() + 1)
       invalid(c, "loss.focal.gamma_schedule.values",
-              "must have one more value than milestones (" + std::to_string(gs.milestones.size()) +
-                  "), got " + std::to_string(gs.values.size()));
+              "must have one more value than milestones (" + std::to_string(gs.milestones.size()) + "), got " +
+                  std::to_string(gs.values.size()));
     for (std::size_t i = 1; i < gs.milestones.size(); ++i)
       if (gs.milestones[i] <= gs.milestones[i - 1])
         invalid(c, "loss.focal.gamma_schedule.milestones", "must be increasing");
   }
-  if ((gs.type == GammaScheduleType::Linear || gs.type == GammaScheduleType::Cosine) &&
-      gs.span_end <= gs.span_begin)
+  if ((gs.type == GammaScheduleType::Linear || gs.type == GammaScheduleType::Cosine) && gs.span_end <= gs.span_begin)
     invalid(c, "loss.focal.gamma_schedule.span_end", "must be greater than span_begin");
   // train::focal_gamma reads loss.focal.gamma only under a constant schedule, so a gamma set
   // next to any other schedule would silently do nothing. Only a value other than the default
@@ -840,14 +864,13 @@ void validate_gamma_schedule(const Config& c) {
   const double gamma = c.loss.focal.gamma;
   if (gs.type != GammaScheduleType::Constant && gamma != FocalConfig{}.gamma) {
     const std::string type = Codec<GammaScheduleType>::encode(gs.type).Scalar();
-    const std::string instead =
-        gs.type == GammaScheduleType::Step
-            ? "set the gammas in loss.focal.gamma_schedule.values"
-            : "set the gamma the ramp reaches in loss.focal.gamma_schedule.end (and where it "
-              "starts in loss.focal.gamma_schedule.start)";
+    const std::string instead = gs.type == GammaScheduleType::Step
+                                    ? "set the gammas in loss.focal.gamma_schedule.values"
+                                    : "set the gamma the ramp reaches in loss.focal.gamma_schedule.end (and where it "
+                                      "starts in loss.focal.gamma_schedule.start)";
     invalid(c, "loss.focal.gamma",
-            "is " + Codec<double>::encode(gamma).Scalar() + ", but loss.focal.gamma_schedule.type is " +
-                type + ", which ignores it: " + instead + " and leave loss.focal.gamma at its default (" +
+            "is " + Codec<double>::encode(gamma).Scalar() + ", but loss.focal.gamma_schedule.type is " + type +
+                ", which ignores it: " + instead + " and leave loss.focal.gamma at its default (" +
                 Codec<double>::encode(FocalConfig{}.gamma).Scalar() +
                 "), or use loss.focal.gamma_schedule.type constant");
   }
@@ -856,9 +879,9 @@ void validate_gamma_schedule(const Config& c) {
 void validate_focal_alpha(const Config& c) {
   const auto& a = c.loss.focal.alpha;
   if (a.kind == AlphaSpec::Kind::PerClass && a.per_class.size() != c.data.classes.size())
-    invalid(c, "loss.focal.alpha", "lists " + std::to_string(a.per_class.size()) +
-                                       " values but data.classes has " +
-                                       std::to_string(c.data.classes.size()));
+    invalid(c, "loss.focal.alpha",
+            "lists " + std::to_string(a.per_class.size()) + " values but data.classes has " +
+                std::to_string(c.data.classes.size()));
   if (a.kind == AlphaSpec::Kind::Scalar && a.scalar <= 0) invalid(c, "loss.focal.alpha", "must be > 0");
   for (double v : a.per_class)
     if (v < 0) invalid(c, "loss.focal.alpha", "values must be >= 0");
@@ -874,6 +897,14 @@ void validate(const Config& c) {
     for (const auto& n : c.data.classes)
       if (!seen.insert(n).second) fail("data.classes", "lists '" + n + "' twice");
   }
+  // The run folder is runs/<train.name>: a name, not a path.
+  if (c.train.name.empty() || c.train.name.find('/') != std::string::npos || c.train.name == "." ||
+      c.train.name.find("..") != std::string::npos)
+    fail("train.name",
+         "must be a plain name (no '/' or '..'), got '" + c.train.name + "'; use train.output for a path");
+  if (c.train.subdivisions > 0 && c.train.max_batches > std::numeric_limits<int64_t>::max() / c.train.subdivisions)
+    fail("train.max_batches",
+         "times train.subdivisions overflows 64-bit integers; got " + std::to_string(c.train.max_batches));
   if (c.data.augment.letterbox_scale.size() != 2 ||
       c.data.augment.letterbox_scale[0] > c.data.augment.letterbox_scale[1])
     fail("data.augment.letterbox_scale", "must be [lo, hi] with lo <= hi");
@@ -882,15 +913,13 @@ void validate(const Config& c) {
   for (int s : c.data.multiscale_sizes)
     if (s % 32 != 0) fail("data.multiscale_sizes", "sizes must be multiples of 32, got " + std::to_string(s));
   if (c.model.anchors.empty() || c.model.anchors.size() % 2 != 0)
-    fail("model.anchors", "must hold (w, h) pairs, got " + std::to_string(c.model.anchors.size()) +
-                              " numbers");
+    fail("model.anchors", "must hold (w, h) pairs, got " + std::to_string(c.model.anchors.size()) + " numbers");
   if (c.train.batch % c.train.subdivisions != 0)
     fail("train.subdivisions", "must divide train.batch (" + std::to_string(c.train.batch) + "), got " +
                                    std::to_string(c.train.subdivisions));
   if (c.train.steps.size() != c.train.scales.size())
-    fail("train.scales", "must have one value per train.steps entry (" +
-                             std::to_string(c.train.steps.size()) + "), got " +
-                             std::to_string(c.train.scales.size()));
+    fail("train.scales", "must have one value per train.steps entry (" + std::to_string(c.train.steps.size()) +
+                             "), got " + std::to_string(c.train.scales.size()));
   for (std::size_t i = 1; i < c.train.steps.size(); ++i)
     if (c.train.steps[i] <= c.train.steps[i - 1]) fail("train.steps", "must be increasing");
   validate_gamma_schedule(c);

@@ -9,6 +9,7 @@ data::ParseOptions parse_options(const Config& c, bool train, std::vector<std::s
   o.class_names = class_names.empty() ? c.data.classes : std::move(class_names);
   o.keep_difficult = train ? c.data.train_difficult : true;
   o.skip_unknown_classes = c.data.skip_unknown_classes;
+  o.skip_bad_images = c.data.skip_bad_images;
   return o;
 }
 

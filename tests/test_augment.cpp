@@ -162,11 +162,10 @@ SweepResult sweep(const AugmentConfig& cfg, int out, int seeds, bool small_objec
       expect.x2 = std::min<double>(out, expect.x2);
       expect.y2 = std::min<double>(out, expect.y2);
       const double overlap = iou(expect, vis);
-      const double min_overlap =
-          small_object_slack ? std::min(0.85, 1 - 1.5 / std::min(vis.w(), vis.h())) : 0.85;
-      EXPECT_GE(overlap, min_overlap) << where << ": box " << box->x1 << "," << box->y1 << "," << box->x2
-                               << "," << box->y2 << " vs object pixels " << vis.x1 << "," << vis.y1
-                               << "," << vis.x2 << "," << vis.y2;
+      const double min_overlap = small_object_slack ? std::min(0.85, 1 - 1.5 / std::min(vis.w(), vis.h())) : 0.85;
+      EXPECT_GE(overlap, min_overlap) << where << ": box " << box->x1 << "," << box->y1 << "," << box->x2 << ","
+                                      << box->y2 << " vs object pixels " << vis.x1 << "," << vis.y1 << "," << vis.x2
+                                      << "," << vis.y2;
       // Bilinear resampling moves a thresholded edge by at most half a pixel.
       EXPECT_NEAR(expect.x1, vis.x1, 1.0) << where;
       EXPECT_NEAR(expect.x2, vis.x2, 1.0) << where;
@@ -227,17 +226,15 @@ TEST(AugmentTrain, ImageIsWarpedWithTheDrawnAffine) {
     for (int seed = 0; seed < 20; ++seed) {
       Rng rng(static_cast<uint64_t>(seed));
       const Augmented a = yolo2::data::augment_train(scene.image, scene.boxes, 128, cfg, rng);
-      const cv::Mat expect =
-          yolo2::data::warp_image(scene.image, a.draw.affine, 128, mode == JitterMode::Crop);
+      const cv::Mat expect = yolo2::data::warp_image(scene.image, a.draw.affine, 128, mode == JitterMode::Crop);
       EXPECT_EQ(cv::norm(a.image, expect, cv::NORM_INF), 0.0) << "seed " << seed;
       // And the centre of every kept box shows that object's colour.
       for (const auto& b : a.boxes) {
         if (b.x2 - b.x1 < 6 || b.y2 - b.y1 < 6) continue;
-        const cv::Vec3b px = a.image.at<cv::Vec3b>(static_cast<int>((b.y1 + b.y2) / 2),
-                                                   static_cast<int>((b.x1 + b.x2) / 2));
+        const cv::Vec3b px =
+            a.image.at<cv::Vec3b>(static_cast<int>((b.y1 + b.y2) / 2), static_cast<int>((b.x1 + b.x2) / 2));
         const cv::Scalar want = scene.objects[static_cast<std::size_t>(b.label)].bgr;
-        for (int c = 0; c < 3; ++c)
-          EXPECT_NEAR(px[c], want[c], 2) << "seed " << seed << " label " << b.label;
+        for (int c = 0; c < 3; ++c) EXPECT_NEAR(px[c], want[c], 2) << "seed " << seed << " label " << b.label;
       }
     }
   }
@@ -271,9 +268,9 @@ TEST(AugmentDraw, HsvDistortionRanges) {
     EXPECT_LE(d.dsat, 1.5);
     EXPECT_GE(d.dexp, 1 / 1.5 - 1e-12);
     EXPECT_LE(d.dexp, 1.5);
-    sat_lo += d.dsat < 1, sat_hi += d.dsat > 1;
-    exp_lo += d.dexp < 1, exp_hi += d.dexp > 1;
-    hue_neg += d.dhue < 0, hue_pos += d.dhue > 0;
+    sat_lo += d.dsat<1, sat_hi += d.dsat> 1;
+    exp_lo += d.dexp<1, exp_hi += d.dexp> 1;
+    hue_neg += d.dhue<0, hue_pos += d.dhue> 0;
     hue_min = std::min(hue_min, d.dhue), hue_max = std::max(hue_max, d.dhue);
   }
   // darknet's rand_scale inverts half the draws: both sides of 1 occur about equally.
@@ -454,15 +451,14 @@ TEST(AugmentWarp, UpscaleKeepsContinuousCoordinates) {
   img.col(5).setTo(255);
   const cv::Mat out = yolo2::data::warp_image(img, Affine{2, 0, 1, 0}, 20, true);
   const cv::Mat row = out.row(3);
-  for (int x = 0; x < 20; ++x)
-    EXPECT_EQ(row.at<uchar>(x) > 127, x == 10 || x == 11) << "column " << x;
+  for (int x = 0; x < 20; ++x) EXPECT_EQ(row.at<uchar>(x) > 127, x == 10 || x == 11) << "column " << x;
 }
 
 TEST(AugmentBoxes, TransformFlipClipAndDrop) {
-  const std::vector<LabeledBox> in{{10, 20, 30, 40, 3},     // inside
-                                   {-10, 5, 20, 15, 1},     // clipped on the left
-                                   {120, 5, 130, 15, 7},    // outside: dropped
-                                   {50, 50, 50.05f, 60, 2}, // narrower than min_size: dropped
+  const std::vector<LabeledBox> in{{10, 20, 30, 40, 3},      // inside
+                                   {-10, 5, 20, 15, 1},      // clipped on the left
+                                   {120, 5, 130, 15, 7},     // outside: dropped
+                                   {50, 50, 50.05f, 60, 2},  // narrower than min_size: dropped
                                    {60, 60, 70, 70, 4}};
   const auto out = yolo2::data::transform_boxes(in, Affine{1, 0, 1, 0}, 100, 0.001);
   ASSERT_EQ(out.size(), 3u);
@@ -537,12 +533,24 @@ std::array<double, 3> darknet_distort_reference(double r, double g, double b, do
     const double hh = 6 * h, f = hh - std::floor(hh);
     const double p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
     switch (static_cast<int>(std::floor(hh))) {
-      case 0: rgb = {v, t, p}; break;
-      case 1: rgb = {q, v, p}; break;
-      case 2: rgb = {p, v, t}; break;
-      case 3: rgb = {p, q, v}; break;
-      case 4: rgb = {t, p, v}; break;
-      default: rgb = {v, p, q}; break;
+      case 0:
+        rgb = {v, t, p};
+        break;
+      case 1:
+        rgb = {q, v, p};
+        break;
+      case 2:
+        rgb = {p, v, t};
+        break;
+      case 3:
+        rgb = {p, q, v};
+        break;
+      case 4:
+        rgb = {t, p, v};
+        break;
+      default:
+        rgb = {v, p, q};
+        break;
     }
   }
   for (double& c : rgb) c = std::clamp(c, 0.0, 1.0);
@@ -555,13 +563,14 @@ TEST(AugmentHsv, DarknetModeEqualsDarknetsFloatFormulaWithin8BitRounding) {
   cv::RNG cvrng(12345);
   cvrng.fill(img, cv::RNG::UNIFORM, cv::Scalar::all(0), cv::Scalar::all(256));
   for (int x = 0; x < 48; ++x) {
-    img.at<cv::Vec3b>(0, x) = cv::Vec3b(x * 5, x * 5, x * 5);
-    img.at<cv::Vec3b>(1, x) = cv::Vec3b(0, 0, x * 5);
-    img.at<cv::Vec3b>(2, x) = cv::Vec3b(x % 3, x % 2, 0);
+    img.at<cv::Vec3b>(0, x) =
+        cv::Vec3b(static_cast<uchar>(x * 5), static_cast<uchar>(x * 5), static_cast<uchar>(x * 5));
+    img.at<cv::Vec3b>(1, x) = cv::Vec3b(0, 0, static_cast<uchar>(x * 5));
+    img.at<cv::Vec3b>(2, x) = cv::Vec3b(static_cast<uchar>(x % 3), static_cast<uchar>(x % 2), 0);
   }
   // Fixed draws, among them the bright ones where clamping S and V early would differ.
-  const std::vector<std::array<double, 3>> draws{{0.1, 1.5, 1.5}, {-0.1, 1 / 1.5, 1.5}, {0.07, 1.5, 1 / 1.5},
-                                                 {-0.03, 1.4, 1.3}, {0.0, 1.5, 1.0}, {0.1, 1.0, 1.0}};
+  const std::vector<std::array<double, 3>> draws{{0.1, 1.5, 1.5},   {-0.1, 1 / 1.5, 1.5}, {0.07, 1.5, 1 / 1.5},
+                                                 {-0.03, 1.4, 1.3}, {0.0, 1.5, 1.0},      {0.1, 1.0, 1.0}};
   for (const auto& [hue, sat, val] : draws) {
     cv::Mat out = img.clone();
     yolo2::data::distort_hsv(out, hue, sat, val, HsvMode::Darknet);
@@ -570,7 +579,8 @@ TEST(AugmentHsv, DarknetModeEqualsDarknetsFloatFormulaWithin8BitRounding) {
       for (int x = 0; x < img.cols; ++x) {
         const cv::Vec3b in = img.at<cv::Vec3b>(y, x), got = out.at<cv::Vec3b>(y, x);
         const auto want = darknet_distort_reference(in[2] / 255.0, in[1] / 255.0, in[0] / 255.0, hue, sat, val);
-        for (int c = 0; c < 3; ++c) worst = std::max(worst, std::abs(got[2 - c] - 255 * want[static_cast<std::size_t>(c)]));
+        for (int c = 0; c < 3; ++c)
+          worst = std::max(worst, std::abs(got[2 - c] - 255 * want[static_cast<std::size_t>(c)]));
       }
     EXPECT_LE(worst, 0.5 + 1e-3) << "hue " << hue << " sat " << sat << " val " << val;
   }

@@ -38,7 +38,8 @@ TEST(Bench, ReportFollowsTheSchemaAndHoldsWhatWasAsked) {
   const auto& item = s["properties"]["results"]["items"];
   std::set<std::string> ids(item["properties"]["id"]["enum"].begin(), item["properties"]["id"]["enum"].end());
   EXPECT_EQ(ids, std::set<std::string>(bench::measurement_ids().begin(), bench::measurement_ids().end()));
-  const std::set<std::string> units(item["properties"]["unit"]["enum"].begin(), item["properties"]["unit"]["enum"].end());
+  const std::set<std::string> units(item["properties"]["unit"]["enum"].begin(),
+                                    item["properties"]["unit"]["enum"].end());
 
   const nlohmann::json j = nlohmann::json::parse(bench::to_json(r));
   EXPECT_EQ(j["schema"], s["properties"]["schema"]["const"]);

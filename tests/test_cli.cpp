@@ -2,10 +2,10 @@
 // on debug logging, before or after the verb, and does not change what the verb does), `version`,
 // and `eval --detections` scoring results files exactly as the library does.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-#include <opencv2/core/version.hpp>
 #include <torch/cuda.h>
 #include <torch/version.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/core/version.hpp>
 
 #include <cmath>
 #include <cstdlib>
@@ -113,19 +113,24 @@ TEST(EvalCli, ScoringResultsFilesEqualsTheLibrary) {
   // Detections: ground truths jittered, some dropped, some false positives.
   std::vector<eval::Detection> dets;
   uint64_t state = 12345;
-  auto rnd = [&] { return static_cast<double>((state = state * 6364136223846793005ULL + 1442695040888963407ULL) >> 11) * 0x1.0p-53; };
+  auto rnd = [&] {
+    return static_cast<double>((state = state * 6364136223846793005ULL + 1442695040888963407ULL) >> 11) * 0x1.0p-53;
+  };
   std::vector<std::string> ids;
   for (std::size_t i = 0; i < ds.images.size(); ++i) {
     ids.push_back(ds.images[i].id);
     for (const auto& o : ds.images[i].objects) {
       if (rnd() < 0.2) continue;
       const float j = static_cast<float>(std::round((rnd() - 0.5) * 8));
-      dets.push_back({static_cast<int>(i), rnd() < 0.85 ? o.label : static_cast<int>(rnd() * 6), static_cast<float>(std::round(rnd() * 1e6) / 1e6),
+      dets.push_back({static_cast<int>(i),
+                      rnd() < 0.85 ? o.label : static_cast<int>(rnd() * 6),
+                      static_cast<float>(std::round(rnd() * 1e6) / 1e6),
                       {std::max(0.0f, o.x1 + j), std::max(0.0f, o.y1 + j), o.x2 + j, o.y2 + j}});
     }
   }
   eval::write_voc_results(dir.file("det"), "test", synth.class_names, ids, dets);
-  const auto expected = eval::evaluate_voc(eval::ground_truth(ds), eval::read_voc_results(dir.file("det"), "test", synth.class_names, ids),
+  const auto expected = eval::evaluate_voc(eval::ground_truth(ds),
+                                           eval::read_voc_results(dir.file("det"), "test", synth.class_names, ids),
                                            synth.class_names, {});
   const std::string cmd = std::string(YOLO2_EXE) + " eval --detections " + dir.file("det") + " --data " + so.out_dir +
                           " --split test --json " + dir.file("m.json") + " > " + dir.file("out.txt") + " 2>&1";

@@ -23,7 +23,7 @@ using yolo2::testing::error_of;
 TEST(ConfigDefaults, MatchDarknetYolov2Voc) {
   const Config c = yolo2::default_config();
   // yolov2-voc.cfg [region] anchors, in grid cells.
-  const std::vector<double> anchors{1.3221, 1.73145, 3.19275, 4.00944, 5.05587,
+  const std::vector<double> anchors{1.3221,  1.73145, 3.19275, 4.00944, 5.05587,
                                     8.09892, 9.47112, 4.84053, 11.2364, 10.0071};
   EXPECT_EQ(c.model.anchors, anchors);
   EXPECT_EQ(c.data.classes.size(), 20u);
@@ -119,16 +119,13 @@ TEST(ConfigFile, BaseIsRelativeToTheFileAndChildOverrides) {
   TempDir dir("yolo2-config");
   // The base lives in a sub-folder, and the child is loaded from elsewhere than the cwd: `base:`
   // must resolve against the child's folder.
-  write_text(dir.file("common/base.yaml"),
-             "train:\n  lr: 0.01\n  momentum: 0.8\ndata:\n  input_size: 320\n");
-  write_text(dir.file("common/child.yaml"),
-             "base: base.yaml\ntrain:\n  lr: 0.02\n");
-  write_text(dir.file("grandchild.yaml"),
-             "base: common/child.yaml\ndata:\n  input_size: 288\n");
+  write_text(dir.file("common/base.yaml"), "train:\n  lr: 0.01\n  momentum: 0.8\ndata:\n  input_size: 320\n");
+  write_text(dir.file("common/child.yaml"), "base: base.yaml\ntrain:\n  lr: 0.02\n");
+  write_text(dir.file("grandchild.yaml"), "base: common/child.yaml\ndata:\n  input_size: 288\n");
   const Config c = yolo2::load_config(dir.file("grandchild.yaml"));
-  EXPECT_DOUBLE_EQ(c.train.lr, 0.02);        // child beats base
-  EXPECT_DOUBLE_EQ(c.train.momentum, 0.8);   // from the base
-  EXPECT_EQ(c.data.input_size, 288);         // grandchild beats base
+  EXPECT_DOUBLE_EQ(c.train.lr, 0.02);       // child beats base
+  EXPECT_DOUBLE_EQ(c.train.momentum, 0.8);  // from the base
+  EXPECT_EQ(c.data.input_size, 288);        // grandchild beats base
 }
 
 TEST(ConfigFile, MissingBaseNamesThePath) {
@@ -149,9 +146,8 @@ TEST(ConfigFile, BaseCycleIsAnError) {
 TEST(ConfigOverride, SetOverridesScalarsAfterTheFile) {
   TempDir dir("yolo2-config");
   write_text(dir.file("a.yaml"), "train:\n  lr: 0.01\n");
-  const Config c = yolo2::load_config(dir.file("a.yaml"),
-                                      {"train.lr=0.05", "loss.focal.gamma=0.5", "train.name=run x",
-                                       "data.augment.flip=false", "runtime.seed=12345"});
+  const Config c = yolo2::load_config(dir.file("a.yaml"), {"train.lr=0.05", "loss.focal.gamma=0.5", "train.name=run x",
+                                                           "data.augment.flip=false", "runtime.seed=12345"});
   EXPECT_DOUBLE_EQ(c.train.lr, 0.05);
   EXPECT_DOUBLE_EQ(c.loss.focal.gamma, 0.5);
   EXPECT_EQ(c.train.name, "run x");
@@ -191,8 +187,7 @@ TEST(ConfigErrors, UnknownKeyNamesFullPathAndSuggests) {
   EXPECT_CONTAINS(msg, "'train.lr'");
   EXPECT_CONTAINS(msg, "cfg.yaml:2");
 
-  const std::string deep =
-      error_of([] { parse_config("loss:\n  focal:\n    gama: 2\n", "cfg.yaml"); });
+  const std::string deep = error_of([] { parse_config("loss:\n  focal:\n    gama: 2\n", "cfg.yaml"); });
   EXPECT_CONTAINS(deep, "'loss.focal.gama'");
   EXPECT_CONTAINS(deep, "'loss.focal.gamma'");
   EXPECT_CONTAINS(deep, "cfg.yaml:3");
@@ -231,8 +226,7 @@ TEST(ConfigErrors, WrongTypesAreRejected) {
   EXPECT_CONTAINS(error_of([] { parse_config("train:\n  lr: fast\n"); }), "train.lr");
   EXPECT_CONTAINS(error_of([] { parse_config("model:\n  anchors: {a: 1}\n"); }), "model.anchors");
   EXPECT_CONTAINS(error_of([] { parse_config("train:\n  policy: poly\n"); }), "train.policy");
-  EXPECT_CONTAINS(error_of([] { parse_config("data:\n  augment:\n    flip: maybe\n"); }),
-                  "data.augment.flip");
+  EXPECT_CONTAINS(error_of([] { parse_config("data:\n  augment:\n    flip: maybe\n"); }), "data.augment.flip");
   EXPECT_CONTAINS(error_of([] { parse_config("runtime:\n  seed: -1\n"); }), "runtime.seed");
   EXPECT_CONTAINS(error_of([] { parse_config("train: 3\n"); }), "section");
   EXPECT_CONTAINS(error_of([] { parse_config("", "<t>", {"train.batch=abc"}); }), "train.batch");
@@ -244,10 +238,8 @@ TEST(ConfigErrors, OutOfRangeNamesTheKey) {
   EXPECT_CONTAINS(msg, "1.5");
   EXPECT_CONTAINS(msg, "r.yaml:2");
   EXPECT_CONTAINS(error_of([] { parse_config("", "<t>", {"train.lr=-1"}); }), "train.lr");
-  EXPECT_CONTAINS(error_of([] { parse_config("", "<t>", {"data.augment.jitter=0.7"}); }),
-                  "data.augment.jitter");
-  EXPECT_CONTAINS(error_of([] { parse_config("", "<t>", {"runtime.device=gpu"}); }),
-                  "runtime.device");
+  EXPECT_CONTAINS(error_of([] { parse_config("", "<t>", {"data.augment.jitter=0.7"}); }), "data.augment.jitter");
+  EXPECT_CONTAINS(error_of([] { parse_config("", "<t>", {"runtime.device=gpu"}); }), "runtime.device");
 }
 
 TEST(ConfigValidate, BatchMustBeDivisibleBySubdivisions) {
@@ -263,12 +255,11 @@ TEST(ConfigValidate, AnchorsMustComeInPairs) {
 }
 
 TEST(ConfigValidate, AlphaListMustMatchClassCount) {
-  const std::string msg = error_of(
-      [] { parse_config("data:\n  classes: [a, b, c]\nloss:\n  focal:\n    alpha: [1, 2]\n"); });
+  const std::string msg =
+      error_of([] { parse_config("data:\n  classes: [a, b, c]\nloss:\n  focal:\n    alpha: [1, 2]\n"); });
   EXPECT_CONTAINS(msg, "loss.focal.alpha");
   EXPECT_CONTAINS(msg, "3");
-  const Config ok =
-      parse_config("data:\n  classes: [a, b]\nloss:\n  focal:\n    alpha: [0.25, 0.75]\n");
+  const Config ok = parse_config("data:\n  classes: [a, b]\nloss:\n  focal:\n    alpha: [0.25, 0.75]\n");
   EXPECT_EQ(ok.loss.focal.alpha.kind, yolo2::AlphaSpec::Kind::PerClass);
   EXPECT_EQ(ok.loss.focal.alpha.per_class, (std::vector<double>{0.25, 0.75}));
 }
@@ -280,44 +271,40 @@ TEST(ConfigValidate, SizesMustBeMultiplesOf32) {
 }
 
 TEST(ConfigValidate, OtherCrossKeyChecks) {
-  EXPECT_CONTAINS(error_of([] { parse_config("train:\n  steps: [100]\n  scales: [0.1, 0.1]\n"); }),
-                  "train.scales");
-  EXPECT_CONTAINS(error_of([] { parse_config("train:\n  steps: [200, 100]\n  scales: [0.1, 0.1]\n"); }),
-                  "train.steps");
+  EXPECT_CONTAINS(error_of([] { parse_config("train:\n  steps: [100]\n  scales: [0.1, 0.1]\n"); }), "train.scales");
+  EXPECT_CONTAINS(error_of([] { parse_config("train:\n  steps: [200, 100]\n  scales: [0.1, 0.1]\n"); }), "train.steps");
   EXPECT_CONTAINS(error_of([] { parse_config("data:\n  classes: [a, a]\n"); }), "data.classes");
-  EXPECT_CONTAINS(
-      error_of([] {
-        parse_config("loss:\n  focal:\n    gamma_schedule:\n      type: step\n"
-                     "      milestones: [0.5]\n      values: [0, 1, 2]\n");
-      }),
-      "loss.focal.gamma_schedule.values");
+  EXPECT_CONTAINS(error_of([] {
+                    parse_config(
+                        "loss:\n  focal:\n    gamma_schedule:\n      type: step\n"
+                        "      milestones: [0.5]\n      values: [0, 1, 2]\n");
+                  }),
+                  "loss.focal.gamma_schedule.values");
 }
 
 TEST(ConfigValidate, FocalGammaIsRejectedUnderANonConstantGammaSchedule) {
   // train::focal_gamma ignores loss.focal.gamma unless the schedule is constant: a changed gamma
   // next to a ramp or steps would silently not be used.
-  const std::string ramp = error_of([] {
-    parse_config("loss:\n  focal:\n    gamma: 1.5\n    gamma_schedule: {type: linear, end: 3}\n", "r.yaml");
-  });
+  const std::string ramp = error_of(
+      [] { parse_config("loss:\n  focal:\n    gamma: 1.5\n    gamma_schedule: {type: linear, end: 3}\n", "r.yaml"); });
   EXPECT_CONTAINS(ramp, "r.yaml");
   EXPECT_CONTAINS(ramp, "'loss.focal.gamma'");
   EXPECT_CONTAINS(ramp, "loss.focal.gamma_schedule.type is linear");
   EXPECT_CONTAINS(ramp, "loss.focal.gamma_schedule.end");
   const std::string steps = error_of([] {
     parse_config("", "<t>",
-                 {"loss.focal.gamma_schedule={type: step, milestones: [0.5], values: [0, 2]}",
-                  "loss.focal.gamma=0.5"});
+                 {"loss.focal.gamma_schedule={type: step, milestones: [0.5], values: [0, 2]}", "loss.focal.gamma=0.5"});
   });
   EXPECT_CONTAINS(steps, "'loss.focal.gamma'");
   EXPECT_CONTAINS(steps, "loss.focal.gamma_schedule.type is step");
   EXPECT_CONTAINS(steps, "loss.focal.gamma_schedule.values");
-  EXPECT_CONTAINS(error_of([] { parse_config("", "<t>", {"loss.focal.gamma_schedule.type=cosine",
-                                                         "loss.focal.gamma=0"}); }),
+  EXPECT_CONTAINS(error_of([] {
+                    parse_config("", "<t>", {"loss.focal.gamma_schedule.type=cosine", "loss.focal.gamma=0"});
+                  }),
                   "loss.focal.gamma_schedule.end");
 
   // The default gamma passes: to_yaml writes every key, so a stored config carries it.
-  const Config ramped =
-      parse_config("loss:\n  focal:\n    gamma_schedule: {type: cosine, start: 0, end: 3}\n");
+  const Config ramped = parse_config("loss:\n  focal:\n    gamma_schedule: {type: cosine, start: 0, end: 3}\n");
   EXPECT_NO_THROW(parse_config(yolo2::to_yaml(ramped), "<roundtrip>"));
   // And any gamma under the constant schedule, which is where it is used.
   EXPECT_DOUBLE_EQ(parse_config("loss:\n  focal:\n    gamma: 1.5\n").loss.focal.gamma, 1.5);
@@ -394,8 +381,7 @@ TEST(ConfigFile, InvalidYamlNamesFileAndLine) {
 }
 
 TEST(ConfigFile, MissingFileNamesIt) {
-  EXPECT_CONTAINS(error_of([] { yolo2::load_config("/nonexistent/dir/x.yaml"); }),
-                  "/nonexistent/dir/x.yaml");
+  EXPECT_CONTAINS(error_of([] { yolo2::load_config("/nonexistent/dir/x.yaml"); }), "/nonexistent/dir/x.yaml");
 }
 
 }  // namespace

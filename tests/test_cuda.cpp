@@ -13,10 +13,10 @@
 #include "test_util.hpp"
 #include "train_fixtures.hpp"
 #include "yolo2/config.hpp"
-#include "yolo2/ops/boxes.hpp"
 #include "yolo2/eval/decode.hpp"
 #include "yolo2/loss/region_loss.hpp"
 #include "yolo2/model/yolov2.hpp"
+#include "yolo2/ops/boxes.hpp"
 #include "yolo2/train/checkpoint.hpp"
 #include "yolo2/train/distributed.hpp"
 #include "yolo2/train/trainer.hpp"
@@ -104,7 +104,9 @@ TEST(CudaDevice, AskingForCudaWithoutOneNamesTheKeyAndTheReason) {
 TEST(CudaDevice, NcclOnTheCpuNamesTheKey) {
   DistributedConfig dc;
   dc.backend = "nccl";
-  const std::string e = error_of([&] { train::Distributed(train::DistOptions{0, 2, 0, "127.0.0.1", 1}, dc, c10::kCPU); });
+  const std::string e = error_of([&] {
+    train::Distributed(train::DistOptions{0, 2, 0, "127.0.0.1", 1}, dc, c10::kCPU);
+  });
   EXPECT_CONTAINS(e, "distributed.backend: nccl");
   // Without NCCL in LibTorch: "built without NCCL"; with it: NCCL cannot reduce CPU tensors.
   EXPECT_TRUE(e.find("without NCCL") != std::string::npos || e.find("CUDA tensors only") != std::string::npos) << e;

@@ -88,8 +88,8 @@ TEST(Decode, ThresholdsNmsAndCapApply) {
   const at::Tensor other = one_prediction(4, 4, 1, 1, 1, 0.5, 0.5, 0.0, 0.0, 0.6, 1);
   raw.narrow(1, 8, 8).copy_(other.narrow(1, 8, 8));
   eval::DetectOptions o;
-  o.score_threshold = 0.3;
-  o.nms_threshold = 0.45;
+  o.score_threshold = 0.3f;
+  o.nms_threshold = 0.45f;
   const data::Affine id{1, 0, 1, 0};
   auto dets = eval::detect_image(eval::decode_region(raw, anchors, 3), 0, id, 128, 128, 128, 128, 0, o);
   ASSERT_EQ(dets.size(), 1u);
@@ -104,4 +104,3 @@ TEST(Decode, ThresholdsNmsAndCapApply) {
   o.score_threshold = 0.95f;  // above both
   EXPECT_TRUE(eval::detect_image(eval::decode_region(raw, anchors, 3), 0, id, 128, 128, 128, 128, 0, o).empty());
 }
-

@@ -23,9 +23,7 @@ using namespace yolo2::testing;
 
 namespace {
 
-data::VocDataset load(const Config& c) {
-  return data::load_voc(c.data.train, parse_options(c, false));
-}
+data::VocDataset load(const Config& c) { return data::load_voc(c.data.train, parse_options(c, false)); }
 
 // Sets environment variables for one scope.
 struct Env {
@@ -88,7 +86,8 @@ TEST(Distributed, TorchrunEnvironment) {
     EXPECT_FALSE(d.enabled());
   }
   {
-    Env e{{"RANK", "1"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "10.0.0.2"}, {"MASTER_PORT", "29611"}};
+    Env e{
+        {"RANK", "1"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "10.0.0.2"}, {"MASTER_PORT", "29611"}};
     const auto d = train::dist_options_from_env();
     EXPECT_EQ(d.rank, 1);
     EXPECT_EQ(d.world_size, 4);
@@ -192,7 +191,7 @@ TEST_P(DistributedEquivalence, TwoRanksOfFourEqualOneRankOfEight) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BatchNorm, DistributedEquivalence, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "SyncBn" : "FrozenBn"; });
+                         [](const auto& param_info) { return param_info.param ? "SyncBn" : "FrozenBn"; });
 
 // A run started on 2 processes, stopped after 2 steps and resumed on 1 ends where an uninterrupted
 // single-process run ends (same global batch; frozen batch norm).
@@ -207,10 +206,13 @@ TEST(Distributed, ResumeOnAnotherNumberOfProcesses) {
   c.train.output = dir.file("two");
   c.runtime.threads = 2;
   write_text(dir.file("two.yaml"), to_yaml(c));
-  ASSERT_EQ(run_yolo2("train --config " + dir.file("two.yaml") + " --no-eval --nproc 2 --stop-after 2", dir.file("a.log")), 0)
+  ASSERT_EQ(
+      run_yolo2("train --config " + dir.file("two.yaml") + " --no-eval --nproc 2 --stop-after 2", dir.file("a.log")), 0)
       << read_text(dir.file("a.log"));
   EXPECT_EQ(train::load_checkpoint(dir.file("two/last.ckpt")).state->iteration, 2);
-  ASSERT_EQ(run_yolo2("train --resume " + dir.file("two/last.ckpt") + " --no-eval --set runtime.threads=1", dir.file("b.log")), 0)
+  ASSERT_EQ(run_yolo2("train --resume " + dir.file("two/last.ckpt") + " --no-eval --set runtime.threads=1",
+                      dir.file("b.log")),
+            0)
       << read_text(dir.file("b.log"));
   const double diff = compare_runs(dir.file("one/last.ckpt"), dir.file("two/last.ckpt"));
   EXPECT_LE(diff, 1e-5) << "max abs weight difference " << diff;
@@ -234,7 +236,8 @@ TEST_P(DeadRank, EndsTheJobWithAMessage) {
   std::vector<pid_t> pids;
   for (int r = 0; r < 2; ++r) {
     Env e{{"RANK", r ? "1" : "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", port.c_str()}};
-    pids.push_back(spawn_yolo2({"train", "--config", dir.file("c.yaml"), "--no-eval"}, dir.file("rank" + std::to_string(r) + ".log")));
+    pids.push_back(spawn_yolo2({"train", "--config", dir.file("c.yaml"), "--no-eval"},
+                               dir.file("rank" + std::to_string(r) + ".log")));
   }
   wait_for_file(dir.file("run/last.ckpt"));  // training is under way
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -271,7 +274,7 @@ TEST_P(DeadRank, EndsTheJobWithAMessage) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Distributed, DeadRank, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "Hangs" : "Dies"; });
+                         [](const auto& param_info) { return param_info.param ? "Hangs" : "Dies"; });
 
 // --nproc: a rank that fails ends the whole job, and the launcher says which one.
 TEST(Distributed, LauncherReportsAFailingRank) {

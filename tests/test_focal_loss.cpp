@@ -19,13 +19,13 @@
 namespace {
 
 namespace L = yolo2::loss;
-using yolo2::util::Rng;
 using yolo2::testing::all_finite;
 using yolo2::testing::ElemRef;
 using yolo2::testing::near;
 using yolo2::testing::RowRef;
 using yolo2::testing::sigmoid_focal_ref;
 using yolo2::testing::softmax_focal_ref;
+using yolo2::util::Rng;
 
 std::vector<double> row_of(const at::Tensor& t2d, int64_t r) {
   const at::Tensor row = t2d[r].to(at::kDouble).contiguous();
@@ -34,9 +34,12 @@ std::vector<double> row_of(const at::Tensor& t2d, int64_t r) {
 
 const char* reduction_name(L::Reduction r) {
   switch (r) {
-    case L::Reduction::None: return "none";
-    case L::Reduction::Sum: return "sum";
-    case L::Reduction::Mean: return "mean";
+    case L::Reduction::None:
+      return "none";
+    case L::Reduction::Sum:
+      return "sum";
+    case L::Reduction::Mean:
+      return "mean";
   }
   return "?";
 }
@@ -85,8 +88,8 @@ TEST(FocalLoss, MatchesFloat64ReferenceValuesAndGradients) {
   for (double gamma : {0.0, 0.1, 0.5, 0.9, 1.0, 2.0, 5.0}) {
     for (bool with_alpha : {false, true}) {
       for (L::Reduction red : {L::Reduction::None, L::Reduction::Sum, L::Reduction::Mean}) {
-        SCOPED_TRACE(::testing::Message() << "gamma " << gamma << (with_alpha ? " alpha" : " no alpha") << " "
-                                          << reduction_name(red));
+        SCOPED_TRACE(::testing::Message()
+                     << "gamma " << gamma << (with_alpha ? " alpha" : " no alpha") << " " << reduction_name(red));
         L::FocalLossOptions o;
         o.gamma = gamma;
         o.reduction = red;
@@ -106,7 +109,8 @@ TEST(FocalLoss, MatchesFloat64ReferenceValuesAndGradients) {
           for (int64_t r = 0; r < n; ++r)
             EXPECT_TRUE(near(loss[r].item<double>(), ref[static_cast<std::size_t>(r)].value)) << "row " << r;
           loss.backward(v_t);
-          for (int64_t r = 0; r < n; ++r) row_scale[static_cast<std::size_t>(r)] = upstream[static_cast<std::size_t>(r)];
+          for (int64_t r = 0; r < n; ++r)
+            row_scale[static_cast<std::size_t>(r)] = upstream[static_cast<std::size_t>(r)];
         } else {
           ASSERT_EQ(loss.dim(), 0);
           const double want = red == L::Reduction::Sum ? sum : sum / static_cast<double>(n);
@@ -130,8 +134,8 @@ TEST(FocalLoss, MatchesFloat64ReferenceValuesAndGradients) {
 TEST(FocalLoss, FiniteValuesAndGradientsForFractionalGammasOnSaturatedRows) {
   const FocalCase fc = focal_case(16, 5, 3);
   // Extreme rows on top: lead and trail by 1000, all logits equal.
-  const at::Tensor extra = at::tensor({1000.f, 0.f, 0.f, 0.f, 0.f, -1000.f, 0.f, 0.f, 0.f, 0.f, 3.f, 3.f, 3.f, 3.f, 3.f})
-                               .view({3, 5});
+  const at::Tensor extra =
+      at::tensor({1000.f, 0.f, 0.f, 0.f, 0.f, -1000.f, 0.f, 0.f, 0.f, 0.f, 3.f, 3.f, 3.f, 3.f, 3.f}).view({3, 5});
   const at::Tensor logits = at::cat({fc.logits, extra});
   const at::Tensor targets = at::cat({fc.targets, at::tensor({int64_t{0}, int64_t{0}, int64_t{4}})});
   for (double gamma : {0.0, 0.1, 0.5, 0.9, 1.0, 2.0, 5.0})
@@ -153,7 +157,7 @@ TEST(FocalLoss, GammaZeroWithoutAlphaEqualsCrossEntropy) {
   const at::Tensor v = at::linspace(0.5, 1.5, n, at::kFloat);
   for (L::Reduction red : {L::Reduction::None, L::Reduction::Sum, L::Reduction::Mean}) {
     SCOPED_TRACE(reduction_name(red));
-    const int64_t at_red = red == L::Reduction::None ? at::Reduction::None
+    const int64_t at_red = red == L::Reduction::None  ? at::Reduction::None
                            : red == L::Reduction::Sum ? at::Reduction::Sum
                                                       : at::Reduction::Mean;
     const at::Tensor x1 = fc.logits.clone().requires_grad_(true), x2 = fc.logits.clone().requires_grad_(true);
@@ -221,8 +225,8 @@ TEST(SigmoidFocalLoss, MatchesTorchvisionFormulaInFloat64) {
         for (bool weighted : {false, true}) {
           if (weighted && soft) continue;  // the class weight picks each row's one-hot class
           for (L::Reduction red : {L::Reduction::None, L::Reduction::Sum, L::Reduction::Mean}) {
-            SCOPED_TRACE(::testing::Message() << (soft ? "soft" : "one-hot") << " gamma " << gamma << " alpha "
-                                              << alpha << (weighted ? " class weight " : " ") << reduction_name(red));
+            SCOPED_TRACE(::testing::Message() << (soft ? "soft" : "one-hot") << " gamma " << gamma << " alpha " << alpha
+                                              << (weighted ? " class weight " : " ") << reduction_name(red));
             L::SigmoidFocalLossOptions o;
             o.gamma = gamma;
             o.alpha = alpha;
@@ -233,11 +237,11 @@ TEST(SigmoidFocalLoss, MatchesTorchvisionFormulaInFloat64) {
             std::vector<ElemRef> ref(static_cast<std::size_t>(n * c_n));
             double sum = 0;
             for (int64_t r = 0; r < n; ++r) {
-              const double w = weighted ? class_weight[static_cast<std::size_t>(sc.targets[r].argmax().item<int64_t>())]
-                                        : 1.0;
+              const double w =
+                  weighted ? class_weight[static_cast<std::size_t>(sc.targets[r].argmax().item<int64_t>())] : 1.0;
               for (int64_t c = 0; c < c_n; ++c) {
-                ElemRef e = sigmoid_focal_ref(sc.logits[r][c].item<double>(), sc.targets[r][c].item<double>(), gamma,
-                                              alpha);
+                ElemRef e =
+                    sigmoid_focal_ref(sc.logits[r][c].item<double>(), sc.targets[r][c].item<double>(), gamma, alpha);
                 e.value *= w, e.grad *= w;
                 sum += e.value;
                 ref[static_cast<std::size_t>(r * c_n + c)] = e;
@@ -255,7 +259,7 @@ TEST(SigmoidFocalLoss, MatchesTorchvisionFormulaInFloat64) {
             }
             const at::Tensor g = x.grad().view(-1);
             for (int64_t k = 0; k < n * c_n; ++k) {
-              const double scale = red == L::Reduction::None ? v.view(-1)[k].item<double>()
+              const double scale = red == L::Reduction::None  ? v.view(-1)[k].item<double>()
                                    : red == L::Reduction::Sum ? 1.0
                                                               : 1.0 / static_cast<double>(n * c_n);
               EXPECT_TRUE(near(g[k].item<double>(), scale * ref[static_cast<std::size_t>(k)].grad)) << k;

@@ -241,8 +241,8 @@ TEST(Loader, ResumeAtStartBatchEqualsTheTailOfAFullRun) {
     while (auto b = loader.next()) tail.push_back(std::move(*b));
     ASSERT_EQ(tail.size(), 4u);
     for (std::size_t k = 0; k < 4; ++k)
-      expect_same_batch(full[3 + k], tail[k], "resumed batch " + std::to_string(3 + k) + " with " +
-                                                  std::to_string(workers) + " workers");
+      expect_same_batch(full[3 + k], tail[k],
+                        "resumed batch " + std::to_string(3 + k) + " with " + std::to_string(workers) + " workers");
   }
 }
 
@@ -333,7 +333,8 @@ TEST(Loader, MaxBoxesTruncates) {
     for (int k = 0; k < 7; ++k) {
       Object o;
       o.label = k % kClasses;
-      o.x1 = 4.0f + k, o.y1 = 4.0f + k, o.x2 = 40.0f + k, o.y2 = 40.0f;
+      o.x1 = 4.0f + static_cast<float>(k), o.y1 = 4.0f + static_cast<float>(k), o.x2 = 40.0f + static_cast<float>(k),
+      o.y2 = 40.0f;
       rec.objects.push_back(o);
     }
   }

@@ -24,7 +24,6 @@
 namespace {
 
 namespace L = yolo2::loss;
-using yolo2::util::Rng;
 using yolo2::testing::all_finite;
 using yolo2::testing::dsigmoid;
 using yolo2::testing::ElemRef;
@@ -34,11 +33,12 @@ using yolo2::testing::RowRef;
 using yolo2::testing::sigmoid;
 using yolo2::testing::sigmoid_focal_ref;
 using yolo2::testing::softmax_focal_ref;
+using yolo2::util::Rng;
 
 // ---------------------------------------------------------------------------------------------
 // Region loss: helpers.
 
-const std::vector<double> kVocAnchors{1.3221, 1.73145, 3.19275, 4.00944, 5.05587,
+const std::vector<double> kVocAnchors{1.3221,  1.73145, 3.19275, 4.00944, 5.05587,
                                       8.09892, 9.47112, 4.84053, 11.2364, 10.0071};
 constexpr int64_t kA = 5;
 constexpr int64_t kX = 0, kY = 1, kW = 2, kH = 3, kO = 4, kCls = 5;  // entries of one prediction
@@ -165,7 +165,8 @@ std::string zero_pattern_violations(const Grad& g, int64_t b_n, const std::vecto
           for (int64_t i = 0; i < g.w_n; ++i) {
             const double v = g(b, n, e, j, i);
             if ((v != 0) != nonzero(b, n, e, j, i)) {
-              if (bad++ < 5) s << "(b " << b << " n " << n << " e " << e << " j " << j << " i " << i << ") = " << v << "; ";
+              if (bad++ < 5)
+                s << "(b " << b << " n " << n << " e " << e << " j " << j << " i " << i << ") = " << v << "; ";
             }
           }
   return bad ? std::to_string(bad) + " violations: " + s.str() : std::string();
@@ -272,7 +273,8 @@ TEST(RegionLoss, CoordinatesWeighTwoMinusAreaUnlessSmallBoxWeightIsOff) {
   const float x1 = static_cast<float>(gt.cx - gt.w / 2), x2 = static_cast<float>(gt.cx + gt.w / 2);
   const float y1 = static_cast<float>(gt.cy - gt.h / 2), y2 = static_cast<float>(gt.cy + gt.h / 2);
   const double cx = (x1 + x2) / 2.0f, cy = (y1 + y2) / 2.0f, w = x2 - x1, h = y2 - y1;  // as the loss sees it
-  const double tx = cx * 13 - 5, ty = cy * 13 - 7, tw = std::log(w * 13 / anchor_w(4)), th = std::log(h * 13 / anchor_h(4));
+  const double tx = cx * 13 - 5, ty = cy * 13 - 7, tw = std::log(w * 13 / anchor_w(4)),
+               th = std::log(h * 13 / anchor_h(4));
   const double px = raw(0, 4, kX, 7, 5), py = raw(0, 4, kY, 7, 5), pw = raw(0, 4, kW, 7, 5), ph = raw(0, 4, kH, 7, 5);
   for (bool small_box_weight : {true, false}) {
     SCOPED_TRACE(small_box_weight);
@@ -300,10 +302,9 @@ TEST(RegionLoss, WarmupPullsEveryOtherPredictionTowardItsAnchorBefore12800Images
   // After warm-up: no x/y/w/h gradient anywhere but at the responsible predictions.
   for (int64_t seen : {int64_t{12800}, int64_t{100000}}) {
     const Grad g = region_grad(raw, t, seen, o);
-    EXPECT_EQ(zero_pattern_violations(g, 2, {kX, kY, kW, kH},
-                                      [&](int64_t b, int64_t n, int64_t, int64_t j, int64_t i) {
-                                        return responsible(b, n, j, i);
-                                      }),
+    EXPECT_EQ(zero_pattern_violations(
+                  g, 2, {kX, kY, kW, kH},
+                  [&](int64_t b, int64_t n, int64_t, int64_t j, int64_t i) { return responsible(b, n, j, i); }),
               "")
         << "seen " << seen;
   }
@@ -425,8 +426,8 @@ TEST(RegionLoss, CrossEntropyClassGradientIsScaledProbabilityMinusOneHot) {
   for (const R& r : {R{0, 1, 7, 4, 2}, R{1, 0, 1, 10, 0}}) {
     const std::vector<double> p = softmax_of(raw, r.b, r.n, r.j, r.i);
     for (int64_t c = 0; c < 3; ++c)
-      EXPECT_TRUE(near(g(r.b, r.n, kCls + c, r.j, r.i), 2 * (p[static_cast<std::size_t>(c)] - (c == r.label)) / 2,
-                       1e-6, 1e-8))
+      EXPECT_TRUE(
+          near(g(r.b, r.n, kCls + c, r.j, r.i), 2 * (p[static_cast<std::size_t>(c)] - (c == r.label)) / 2, 1e-6, 1e-8))
           << "image " << r.b << " class " << c;
   }
 }
@@ -538,9 +539,9 @@ TEST(RegionLoss, TermsSumToTheTotalAndDiagnosticsFollowDarknet) {
 TEST(RegionLoss, BatchWithoutGroundTruthsIsFiniteWithZeroDiagnostics) {
   Raw raw(2, 3, 13, 13);
   raw.randomize(15);
-  for (const Targets& t : {make_targets({{}, {}}, 4),
-                           Targets{at::zeros({2, 0, 4}, at::kFloat), at::zeros({2, 0}, at::kLong),
-                                   at::zeros({2}, at::kLong)}}) {
+  for (const Targets& t :
+       {make_targets({{}, {}}, 4),
+        Targets{at::zeros({2, 0, 4}, at::kFloat), at::zeros({2, 0}, at::kLong), at::zeros({2}, at::kLong)}}) {
     const at::Tensor x = raw.raw().clone().requires_grad_(true);
     const L::RegionLossResult r = L::region_loss(x, t.boxes, t.labels, t.counts, 20000, 0.0, voc_options(3));
     r.total.backward();
@@ -631,7 +632,8 @@ std::vector<double> darknet_region_grad(const Raw& raw, const Targets& targets, 
       delta[idx(b, n, kO, j, i)] = o.object_scale * ((o.rescore ? iou : 1.0) - sigmoid(out(b, n, kO, j, i)));
       const std::vector<double> p = softmax_of(raw, b, n, j, i);
       for (int64_t c = 0; c < c_n; ++c)
-        delta[idx(b, n, kCls + c, j, i)] = o.class_scale * ((c == label[t] ? 1.0 : 0.0) - p[static_cast<std::size_t>(c)]);
+        delta[idx(b, n, kCls + c, j, i)] =
+            o.class_scale * ((c == label[t] ? 1.0 : 0.0) - p[static_cast<std::size_t>(c)]);
       ++st.assigned;
       if (!used.insert(idx(b, n, 0, j, i)).second) ++st.overwritten;
     }
@@ -666,8 +668,8 @@ void random_region_case(Raw& raw, std::vector<std::vector<Gt>>& images, uint64_t
     auto& gts = images[static_cast<std::size_t>(b)];
     const auto label = [&] { return rng.uniform_int(0, raw.c_n - 1); };
     for (int k = 0; k < 5; ++k)
-      gts.push_back({rng.uniform(0.05, 0.95), rng.uniform(0.05, 0.95), rng.uniform(0.03, 0.7), rng.uniform(0.03, 0.7),
-                     label()});
+      gts.push_back(
+          {rng.uniform(0.05, 0.95), rng.uniform(0.05, 0.95), rng.uniform(0.03, 0.7), rng.uniform(0.03, 0.7), label()});
     for (int k = 0; k < 2; ++k) {
       // Same cell, nearly the same shape as an earlier one: the later one overwrites.
       const Gt a = gts[static_cast<std::size_t>(k)];  // a copy: push_back reallocates

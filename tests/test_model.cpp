@@ -1,10 +1,10 @@
 // The YOLOv2 network against darknet's definition: parameter count, shapes, the reorg index
 // formula, FLOPs, darknet weights in and out, and parity with OpenCV's darknet importer.
-#include <array>
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <opencv2/dnn.hpp>
 #include <torch/utils.h>
+#include <array>
+#include <opencv2/dnn.hpp>
 
 #include <cstring>
 #include <fstream>
@@ -149,7 +149,8 @@ TEST(Model, OneDnnPlanEqualsLibTorchOps) {
     ASSERT_FALSE(ops.uses_onednn(x));
     const at::Tensor a = onednn.forward(x), b = ops.forward(x);
     ASSERT_EQ(a.sizes(), b.sizes());
-    EXPECT_LT((a - b).abs().max().item<float>(), 1e-4f * std::max(1.0f, b.abs().max().item<float>())) << "width " << width;
+    EXPECT_LT((a - b).abs().max().item<float>(), 1e-4f * std::max(1.0f, b.abs().max().item<float>()))
+        << "width " << width;
   }
 }
 
@@ -163,8 +164,8 @@ TEST(Model, OneDnnPlanCacheServesEachShape) {
   model::FusedYoloV2 fused(*m), ops(*m);
   ops.set_backend(model::FusedYoloV2::Backend::LibTorch);
   std::vector<at::Tensor> inputs, outputs;
-  for (const auto& [b, h, w] : std::vector<std::array<int64_t, 3>>{{1, 64, 64}, {2, 64, 64}, {1, 96, 64}, {1, 64, 128},
-                                                                   {3, 32, 32}, {1, 64, 64}, {2, 64, 64}}) {
+  for (const auto& [b, h, w] : std::vector<std::array<int64_t, 3>>{
+           {1, 64, 64}, {2, 64, 64}, {1, 96, 64}, {1, 64, 128}, {3, 32, 32}, {1, 64, 64}, {2, 64, 64}}) {
     inputs.push_back(at::rand({b, 3, h, w}));
     outputs.push_back(fused.forward(inputs.back()));
   }
@@ -310,8 +311,9 @@ TEST_P(OpenCvParity, DecodedRegionOutputsAgree) {
   const float raw_err = (raw - raw_theirs).abs().max().item<float>();
 
   const auto d = eval::decode_region(raw, c.model.anchors, 20);
-  const at::Tensor ours = at::cat({d.boxes[0], d.objectness[0].unsqueeze(1),
-                                   d.objectness[0].unsqueeze(1) * d.class_probs[0]}, 1).contiguous();
+  const at::Tensor ours =
+      at::cat({d.boxes[0], d.objectness[0].unsqueeze(1), d.objectness[0].unsqueeze(1) * d.class_probs[0]}, 1)
+          .contiguous();
   ASSERT_EQ(out.rows, ours.size(0));
   ASSERT_EQ(out.cols, ours.size(1));
   const at::Tensor theirs = at::from_blob(const_cast<float*>(out.ptr<float>()), {out.rows, out.cols}, at::kFloat);

@@ -25,8 +25,7 @@ std::vector<int64_t> run_nms(const Boxes& boxes, const std::vector<float>& score
 
 std::vector<int64_t> run_batched(const Boxes& boxes, const std::vector<float>& scores,
                                  const std::vector<int64_t>& labels, float iou) {
-  return batched_nms(boxes.data(), scores.data(), labels.data(), static_cast<int64_t>(scores.size()),
-                     iou);
+  return batched_nms(boxes.data(), scores.data(), labels.data(), static_cast<int64_t>(scores.size()), iou);
 }
 
 TEST(BoxIou, ContinuousAreasWithoutPlusOne) {
@@ -50,8 +49,8 @@ TEST(BoxIou, EmptyAndInvertedBoxesHaveZeroAreaAndZeroIou) {
 }
 
 TEST(Nms, SuppressesOverlapsAndReturnsKeptIndicesByDescendingScore) {
-  const Boxes boxes = {0, 0, 10, 10,     // 0: score .8
-                       1, 1, 11, 11,     // 1: score .9, IoU with 0 = 81 / 119 > .5
+  const Boxes boxes = {0,  0,  10, 10,   // 0: score .8
+                       1,  1,  11, 11,   // 1: score .9, IoU with 0 = 81 / 119 > .5
                        50, 50, 60, 60};  // 2: score .7, far away
   const std::vector<float> scores = {0.8f, 0.9f, 0.7f};
   EXPECT_EQ(run_nms(boxes, scores, 0.5f), (std::vector<int64_t>{1, 2}));
@@ -107,8 +106,7 @@ std::vector<int64_t> brute_force_nms(const Boxes& boxes, const std::vector<float
                                      const std::vector<int64_t>& labels, float iou) {
   std::vector<int64_t> order(scores.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t b) { return scores[a] > scores[b]; });
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return scores[a] > scores[b]; });
   std::vector<int64_t> kept;
   for (int64_t i : order) {
     bool keep = true;
@@ -138,8 +136,7 @@ TEST(BatchedNms, MatchesBruteForceOnRandomBoxes) {
     const float iou = 0.1f + 0.1f * static_cast<float>(trial % 7);
     EXPECT_EQ(run_batched(boxes, scores, labels, iou), brute_force_nms(boxes, scores, labels, iou))
         << "trial " << trial;
-    EXPECT_EQ(run_nms(boxes, scores, iou), brute_force_nms(boxes, scores, same_label, iou))
-        << "trial " << trial;
+    EXPECT_EQ(run_nms(boxes, scores, iou), brute_force_nms(boxes, scores, same_label, iou)) << "trial " << trial;
   }
 }
 

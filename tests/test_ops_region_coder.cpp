@@ -13,7 +13,8 @@
 namespace yolo2 {
 namespace {
 
-const std::vector<double> kAnchors{1.3221, 1.73145, 3.19275, 4.00944, 5.05587, 8.09892, 9.47112, 4.84053, 11.2364, 10.0071};
+const std::vector<double> kAnchors{1.3221,  1.73145, 3.19275, 4.00944, 5.05587,
+                                   8.09892, 9.47112, 4.84053, 11.2364, 10.0071};
 
 // darknet's box_iou on centre-size boxes, in double, written out term by term.
 double darknet_iou(double ax, double ay, double aw, double ah, double bx, double by, double bw, double bh) {
@@ -97,10 +98,10 @@ TEST(RegionTargets, AssignmentIsOnePerCellAndAnchorTheLaterWinsAndEveryGroundTru
   o.num_classes = 4;
   // Image 0: two boxes of one shape in one cell (the second wins), one zero-width box (skipped);
   // image 1: one box, then a row past its count.
-  const at::Tensor boxes = at::tensor(std::vector<float>{0.40f, 0.40f, 0.60f, 0.60f, 0.41f, 0.41f, 0.61f, 0.61f,
-                                                         0.2f,  0.2f,  0.2f,  0.5f,  0.1f,  0.1f,  0.3f,  0.4f,
-                                                         0.5f,  0.5f,  0.9f,  0.9f,  0.0f,  0.0f,  0.0f,  0.0f})
-                               .view({2, 3, 4});
+  const at::Tensor boxes =
+      at::tensor(std::vector<float>{0.40f, 0.40f, 0.60f, 0.60f, 0.41f, 0.41f, 0.61f, 0.61f, 0.2f, 0.2f, 0.2f, 0.5f,
+                                    0.1f,  0.1f,  0.3f,  0.4f,  0.5f,  0.5f,  0.9f,  0.9f,  0.0f, 0.0f, 0.0f, 0.0f})
+          .view({2, 3, 4});
   const at::Tensor labels = at::tensor(std::vector<int64_t>{1, 2, 3, 0, 1, -1}).view({2, 3});
   const at::Tensor counts = at::tensor(std::vector<int64_t>{3, 1});
   const loss::RegionTargets t = loss::assign_targets(boxes, labels, counts, 13, 13, o);

@@ -35,7 +35,9 @@ TEST(ResultsIo, FileNameFollowsTheDevkitPattern) {
   EXPECT_EQ(results_file_name("val", "dog", "comp3"), "comp3_det_val_dog.txt");
 }
 
-TEST(ResultsIo, WritesOneBasedCoordinatesWithFixedDecimals) {
+// Each number is the shortest decimal that reads back exactly (issue 15 item 12: a fixed 0.1 px
+// moved IoUs across the threshold when a run's own files were scored again).
+TEST(ResultsIo, WritesOneBasedCoordinatesThatReadBackExactly) {
   TempDir dir("yolo2-results");
   const std::vector<Detection> dets = {det(2, 1, 0.5f, 0.f, 9.25f, 99.f, 10.f),
                                        det(0, 1, 0.123456789f, 10.5f, 20.f, 30.f, 40.f)};
@@ -43,8 +45,8 @@ TEST(ResultsIo, WritesOneBasedCoordinatesWithFixedDecimals) {
   ASSERT_EQ(written.size(), 3u);
   EXPECT_EQ(written[1], dir.file("comp4_det_test_bicycle.txt"));
   EXPECT_EQ(read_text(written[1]),
-            "2008_000123 0.500000 1.0 10.2 100.0 11.0\n"
-            "000001 0.123457 11.5 21.0 31.0 41.0\n");
+            "2008_000123 0.5 1 10.25 100 11\n"
+            "000001 0.12345679104328156 11.5 21 31 41\n");
   // Classes without detections still get a (empty) file, so reading them back is not an error.
   EXPECT_EQ(read_text(written[0]), "");
   EXPECT_TRUE(std::filesystem::exists(dir.file("comp4_det_test_diningtable.txt")));
@@ -64,8 +66,8 @@ TEST(ResultsIo, RoundTripReturnsTheDetectionsToThePrintedPrecision) {
   std::vector<Detection> dets;
   for (int i = 0; i < 300; ++i) {
     const float x1 = pos(rng), y1 = pos(rng);
-    dets.push_back(det(static_cast<int>(rng() % kImages.size()), static_cast<int>(rng() % kClasses.size()),
-                       score(rng), x1, y1, x1 + pos(rng) / 4, y1 + pos(rng) / 4));
+    dets.push_back(det(static_cast<int>(rng() % kImages.size()), static_cast<int>(rng() % kClasses.size()), score(rng),
+                       x1, y1, x1 + pos(rng) / 4, y1 + pos(rng) / 4));
   }
   write_voc_results(dir.str(), "val", kClasses, kImages, dets);
   const std::vector<Detection> back = read_voc_results(dir.str(), "val", kClasses, kImages);
@@ -178,8 +180,7 @@ TEST(ResultsIo, WriteRejectsBadDetectionsAndNames) {
 
 TEST(ResultsIo, RewritingReplacesTheOldFile) {
   TempDir dir("yolo2-results");
-  write_voc_results(dir.str(), "test", {"dog"}, kImages, {det(0, 0, 0.9f, 1, 2, 3, 4),
-                                                          det(1, 0, 0.8f, 1, 2, 3, 4)});
+  write_voc_results(dir.str(), "test", {"dog"}, kImages, {det(0, 0, 0.9f, 1, 2, 3, 4), det(1, 0, 0.8f, 1, 2, 3, 4)});
   write_voc_results(dir.str(), "test", {"dog"}, kImages, {det(2, 0, 0.7f, 1, 2, 3, 4)});
   const auto back = read_voc_results(dir.str(), "test", {"dog"}, kImages);
   ASSERT_EQ(back.size(), 1u);

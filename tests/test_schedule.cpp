@@ -96,7 +96,7 @@ TEST(ScheduleLearningRate, OldYoloVoc2StepsRaiseThenLower) {
 TEST(ScheduleLearningRate, CosineDecaysFromLrAtTheEndOfBurnInToZero) {
   yolo2::TrainConfig t = yolov2_voc();
   t.policy = yolo2::LrPolicy::Cosine;
-  const int64_t max_batches = 11000;  // cosine span 10000 iterations
+  const int64_t max_batches = 11000;                        // cosine span 10000 iterations
   EXPECT_REL(learning_rate(t, 500, max_batches), 6.25e-5);  // burn-in first
   EXPECT_REL(learning_rate(t, 1000, max_batches), 1e-3);
   EXPECT_REL(learning_rate(t, 3500, max_batches), 1e-3 * 0.5 * (1 + std::cos(kPi / 4)));

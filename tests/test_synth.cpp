@@ -52,8 +52,7 @@ std::vector<std::string> read_lines(const fs::path& path) {
 std::map<std::string, std::string> tree_bytes(const fs::path& root) {
   std::map<std::string, std::string> files;
   for (const auto& entry : fs::recursive_directory_iterator(root))
-    if (entry.is_regular_file())
-      files[fs::relative(entry.path(), root).string()] = read_text(entry.path().string());
+    if (entry.is_regular_file()) files[fs::relative(entry.path(), root).string()] = read_text(entry.path().string());
   return files;
 }
 
@@ -136,8 +135,7 @@ TEST_F(SynthDataset, WritesVocLayoutAndSplits) {
   std::set_union(train.begin(), train.end(), val.begin(), val.end(), std::back_inserter(both));
   EXPECT_EQ(both, trainval);
   std::vector<std::string> common;
-  std::set_intersection(train.begin(), train.end(), val.begin(), val.end(),
-                        std::back_inserter(common));
+  std::set_intersection(train.begin(), train.end(), val.begin(), val.end(), std::back_inserter(common));
   EXPECT_TRUE(common.empty());
   // Shuffled, not the first half: both splits reach into both halves of the ids.
   EXPECT_LT(train.front(), ids[options().train / 2]);
@@ -218,8 +216,7 @@ TEST_F(SynthDataset, XmlFollowsTheVocSchemaWithOneBasedCoordinates) {
       const Object& o = rec.objects.at(j++);
       std::vector<std::string> fields;
       for (const auto& child : obj.children()) fields.push_back(child.name());
-      EXPECT_EQ(fields, (std::vector<std::string>{"name", "pose", "truncated", "difficult",
-                                                  "bndbox"}));
+      EXPECT_EQ(fields, (std::vector<std::string>{"name", "pose", "truncated", "difficult", "bndbox"}));
       EXPECT_STREQ(obj.child_value("pose"), "Unspecified");
       EXPECT_STREQ(obj.child_value("truncated"), o.truncated ? "1" : "0");
       EXPECT_STREQ(obj.child_value("difficult"), o.difficult ? "1" : "0");
@@ -244,11 +241,12 @@ TEST_F(SynthDataset, BoxesAreIntegralInsideTheImageAndTruncationTouchesTheBorder
       for (float v : {o.x1, o.y1, o.x2, o.y2}) EXPECT_EQ(v, std::floor(v));
       EXPECT_GE(o.x1, 0.f);
       EXPECT_GE(o.y1, 0.f);
-      EXPECT_LE(o.x2, rec.width - 1.f);
-      EXPECT_LE(o.y2, rec.height - 1.f);
+      EXPECT_LE(o.x2, static_cast<float>(rec.width) - 1.f);
+      EXPECT_LE(o.y2, static_cast<float>(rec.height) - 1.f);
       EXPECT_LE(o.x1, o.x2);
       EXPECT_LE(o.y1, o.y2);
-      const bool touches = o.x1 == 0 || o.y1 == 0 || o.x2 == rec.width - 1 || o.y2 == rec.height - 1;
+      const bool touches = o.x1 == 0 || o.y1 == 0 || o.x2 == static_cast<float>(rec.width - 1) ||
+                           o.y2 == static_cast<float>(rec.height - 1);
       EXPECT_TRUE(!o.truncated || touches) << rec.id << " " << o.name;
       // Tiny objects are always difficult (side counted in pixels, inclusive corners).
       const bool tiny = std::max(o.x2 - o.x1, o.y2 - o.y1) + 1 < 12;
@@ -302,10 +300,12 @@ TEST_F(SynthDataset, BoxesSitOnContrastingObjects) {
     ASSERT_FALSE(img.empty());
     for (const Object& o : rec.objects) {
       if (o.difficult || o.truncated || o.x2 - o.x1 < 15 || o.y2 - o.y1 < 15) continue;
-      const cv::Rect box(cv::Point(o.x1, o.y1), cv::Point(o.x2 + 1, o.y2 + 1));
+      const cv::Rect box(cv::Point(static_cast<int>(o.x1), static_cast<int>(o.y1)),
+                         cv::Point(static_cast<int>(o.x2 + 1), static_cast<int>(o.y2 + 1)));
       on_objects += contrast(img, box);
-      const cv::Rect moved(gen() % (img.cols - box.width + 1), gen() % (img.rows - box.height + 1),
-                           box.width, box.height);
+      const cv::Rect moved(static_cast<int>(gen() % static_cast<unsigned>(img.cols - box.width + 1)),
+                           static_cast<int>(gen() % static_cast<unsigned>(img.rows - box.height + 1)), box.width,
+                           box.height);
       elsewhere += contrast(img, moved);
       ++n;
     }
@@ -329,7 +329,7 @@ TEST(SynthDeterminism, SameSeedGivesIdenticalBytesWhateverTheThreadCount) {
   o.threads = 2;
   write_synth(o);
   const auto files_a = tree_bytes(a.path()), files_b = tree_bytes(b.path());
-  ASSERT_EQ(files_a.size(), 12u * 2 + 4 * (1 + o.num_classes) + 1);
+  ASSERT_EQ(files_a.size(), 12u * 2 + 4 * (1 + o.num_classes) + 2);  // + classes.txt and the .yolo2-synth marker
   EXPECT_TRUE(files_a == files_b);
 
   o.out_dir = c.str();

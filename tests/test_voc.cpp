@@ -39,17 +39,16 @@ ParseOptions options() {
 // One <object> element; `extra` goes inside it (e.g. <difficult>, <part>).
 std::string object_xml(const std::string& name, const std::string& xmin, const std::string& ymin,
                        const std::string& xmax, const std::string& ymax, const std::string& extra = "") {
-  return "  <object>\n    <name>" + name + "</name>\n" + extra +
-         "    <bndbox>\n      <xmin>" + xmin + "</xmin>\n      <ymin>" + ymin +
-         "</ymin>\n      <xmax>" + xmax + "</xmax>\n      <ymax>" + ymax +
+  return "  <object>\n    <name>" + name + "</name>\n" + extra + "    <bndbox>\n      <xmin>" + xmin +
+         "</xmin>\n      <ymin>" + ymin + "</ymin>\n      <xmax>" + xmax + "</xmax>\n      <ymax>" + ymax +
          "</ymax>\n    </bndbox>\n  </object>\n";
 }
 
 std::string annotation_xml(const std::string& objects, int width = 100, int height = 80) {
   return "<annotation>\n  <folder>VOC2007</folder>\n  <filename>x.jpg</filename>\n"
-         "  <size>\n    <width>" + std::to_string(width) + "</width>\n    <height>" +
-         std::to_string(height) + "</height>\n    <depth>3</depth>\n  </size>\n" + objects +
-         "</annotation>\n";
+         "  <size>\n    <width>" +
+         std::to_string(width) + "</width>\n    <height>" + std::to_string(height) +
+         "</height>\n    <depth>3</depth>\n  </size>\n" + objects + "</annotation>\n";
 }
 
 // Parses `xml` written to a temporary file.
@@ -66,14 +65,14 @@ Parsed parse_text(const TempDir& dir, const std::string& xml, const ParseOptions
 }
 
 int count_kind(const std::vector<ParseIssue>& issues, ParseIssue::Kind kind) {
-  return static_cast<int>(std::count_if(issues.begin(), issues.end(),
-                                        [&](const ParseIssue& i) { return i.kind == kind; }));
+  return static_cast<int>(
+      std::count_if(issues.begin(), issues.end(), [&](const ParseIssue& i) { return i.kind == kind; }));
 }
 
 TEST(VocXml, ReadsSizeAndObjects) {
   TempDir dir("yolo2-voc");
-  const Parsed p = parse_text(dir, annotation_xml(object_xml("dog", "11", "21", "50", "60") +
-                                                  object_xml("cat", "2", "3", "4", "5")));
+  const Parsed p = parse_text(
+      dir, annotation_xml(object_xml("dog", "11", "21", "50", "60") + object_xml("cat", "2", "3", "4", "5")));
   EXPECT_EQ(p.rec.id, "000001");
   EXPECT_EQ(p.rec.width, 100);
   EXPECT_EQ(p.rec.height, 80);
@@ -112,8 +111,7 @@ TEST(VocXml, PartBoxesAreNotObjects) {
       "<xmax>30</xmax><ymax>20</ymax></bndbox>\n    </part>\n"
       "    <part>\n      <name>hand</name>\n      <bndbox><xmin>12</xmin><ymin>30</ymin>"
       "<xmax>16</xmax><ymax>36</ymax></bndbox>\n    </part>\n";
-  const Parsed p =
-      parse_text(dir, annotation_xml(object_xml("person", "10", "5", "40", "70", parts)));
+  const Parsed p = parse_text(dir, annotation_xml(object_xml("person", "10", "5", "40", "70", parts)));
   ASSERT_EQ(p.rec.objects.size(), 1u);
   EXPECT_EQ(p.rec.objects[0].name, "person");
   // The object's own box, not a part's.
@@ -140,11 +138,12 @@ TEST(VocXml, PartBeforeBndboxDoesNotReplaceTheObjectBox) {
 
 TEST(VocXml, MissingDifficultMeansZero) {
   TempDir dir("yolo2-voc");
-  const Parsed p = parse_text(
-      dir, annotation_xml(object_xml("dog", "2", "2", "10", "10") +
-                          object_xml("cat", "2", "2", "10", "10", "    <difficult>1</difficult>\n"
-                                                                  "    <truncated>1</truncated>\n") +
-                          object_xml("cat", "2", "2", "10", "10", "    <difficult>0</difficult>\n")));
+  const Parsed p =
+      parse_text(dir, annotation_xml(object_xml("dog", "2", "2", "10", "10") +
+                                     object_xml("cat", "2", "2", "10", "10",
+                                                "    <difficult>1</difficult>\n"
+                                                "    <truncated>1</truncated>\n") +
+                                     object_xml("cat", "2", "2", "10", "10", "    <difficult>0</difficult>\n")));
   ASSERT_EQ(p.rec.objects.size(), 3u);
   EXPECT_FALSE(p.rec.objects[0].difficult);
   EXPECT_FALSE(p.rec.objects[0].truncated);
@@ -166,8 +165,8 @@ TEST(VocXml, FloatCoordinatesAreAccepted) {
 TEST(VocXml, UnknownClassIsAnErrorNamingFileLineAndClass) {
   TempDir dir("yolo2-voc");
   // The error must point at the unknown object, the second one in the file.
-  const std::string xml = annotation_xml(object_xml("dog", "2", "2", "10", "10") +
-                                         object_xml("unicorn", "2", "2", "10", "10"));
+  const std::string xml =
+      annotation_xml(object_xml("dog", "2", "2", "10", "10") + object_xml("unicorn", "2", "2", "10", "10"));
   const std::string path = dir.file("000001.xml");
   write_text(path, xml);
   // Line of the second "<object>".
@@ -183,10 +182,8 @@ TEST(VocXml, SkipUnknownClassesCountsAnIssue) {
   TempDir dir("yolo2-voc");
   ParseOptions o = options();
   o.skip_unknown_classes = true;
-  const Parsed p = parse_text(dir,
-                              annotation_xml(object_xml("unicorn", "2", "2", "10", "10") +
-                                             object_xml("dog", "2", "2", "10", "10")),
-                              o);
+  const Parsed p = parse_text(
+      dir, annotation_xml(object_xml("unicorn", "2", "2", "10", "10") + object_xml("dog", "2", "2", "10", "10")), o);
   ASSERT_EQ(p.rec.objects.size(), 1u);
   EXPECT_EQ(p.rec.objects[0].name, "dog");
   ASSERT_EQ(p.issues.size(), 1u);
@@ -198,8 +195,8 @@ TEST(VocXml, SkipUnknownClassesCountsAnIssue) {
 TEST(VocXml, BoxOutsideImageIsClippedWithAnIssue) {
   TempDir dir("yolo2-voc");
   // 100 x 80 image: valid 0-based pixels are 0..99 x 0..79.
-  const Parsed p = parse_text(dir, annotation_xml(object_xml("dog", "0", "-5", "120", "70") +
-                                                  object_xml("cat", "5", "5", "10", "10")));
+  const Parsed p = parse_text(
+      dir, annotation_xml(object_xml("dog", "0", "-5", "120", "70") + object_xml("cat", "5", "5", "10", "10")));
   ASSERT_EQ(p.rec.objects.size(), 2u);
   EXPECT_FLOAT_EQ(p.rec.objects[0].x1, 0.0f);
   EXPECT_FLOAT_EQ(p.rec.objects[0].y1, 0.0f);
@@ -228,18 +225,16 @@ TEST(VocXml, KeepDifficultFalseDropsDifficultWithAnIssue) {
   TempDir dir("yolo2-voc");
   ParseOptions o = options();
   o.keep_difficult = false;
-  const Parsed p =
-      parse_text(dir,
-                 annotation_xml(object_xml("dog", "2", "2", "10", "10", "    <difficult>1</difficult>\n") +
-                                object_xml("cat", "2", "2", "10", "10")),
-                 o);
+  const Parsed p = parse_text(dir,
+                              annotation_xml(object_xml("dog", "2", "2", "10", "10", "    <difficult>1</difficult>\n") +
+                                             object_xml("cat", "2", "2", "10", "10")),
+                              o);
   ASSERT_EQ(p.rec.objects.size(), 1u);
   EXPECT_EQ(p.rec.objects[0].name, "cat");
   ASSERT_EQ(p.issues.size(), 1u);
   EXPECT_EQ(p.issues[0].kind, ParseIssue::Kind::DroppedDifficult);
   // With the default (keep), the same file yields both.
-  EXPECT_EQ(parse_text(dir, annotation_xml(object_xml("dog", "2", "2", "10", "10",
-                                                      "    <difficult>1</difficult>\n")))
+  EXPECT_EQ(parse_text(dir, annotation_xml(object_xml("dog", "2", "2", "10", "10", "    <difficult>1</difficult>\n")))
                 .rec.objects.size(),
             1u);
 }
@@ -267,13 +262,11 @@ TEST(VocXml, MissingFieldsNameFileAndElement) {
     write_text(path, xml);
     return error_of([&] { parse_voc_xml(path, options(), nullptr); });
   };
-  const std::string no_size = msg_for("<annotation>\n" + object_xml("dog", "1", "1", "5", "5") +
-                                      "</annotation>\n");
+  const std::string no_size = msg_for("<annotation>\n" + object_xml("dog", "1", "1", "5", "5") + "</annotation>\n");
   EXPECT_CONTAINS(no_size, path);
   EXPECT_CONTAINS(no_size, "<size>");
 
-  const std::string no_width = msg_for(
-      "<annotation>\n  <size>\n    <height>5</height>\n  </size>\n</annotation>\n");
+  const std::string no_width = msg_for("<annotation>\n  <size>\n    <height>5</height>\n  </size>\n</annotation>\n");
   EXPECT_CONTAINS(no_width, path + ":2");
   EXPECT_CONTAINS(no_width, "<width>");
 
@@ -281,9 +274,9 @@ TEST(VocXml, MissingFieldsNameFileAndElement) {
   EXPECT_CONTAINS(no_box, path);
   EXPECT_CONTAINS(no_box, "<bndbox>");
 
-  const std::string no_ymax = msg_for(annotation_xml(
-      "  <object>\n    <name>dog</name>\n    <bndbox><xmin>1</xmin><ymin>1</ymin><xmax>3</xmax>"
-      "</bndbox>\n  </object>\n"));
+  const std::string no_ymax =
+      msg_for(annotation_xml("  <object>\n    <name>dog</name>\n    <bndbox><xmin>1</xmin><ymin>1</ymin><xmax>3</xmax>"
+                             "</bndbox>\n  </object>\n"));
   EXPECT_CONTAINS(no_ymax, path);
   EXPECT_CONTAINS(no_ymax, "<ymax>");
 
@@ -308,8 +301,7 @@ TEST(VocXml, MissingFieldsNameFileAndElement) {
 // A VOC folder written by hand: ids with their objects (VOC 1-based XML), plus a split file.
 struct VocWriter {
   std::string root;
-  void image(const std::string& id, const std::string& objects, int w = 40, int h = 30,
-             bool with_jpeg = true) const {
+  void image(const std::string& id, const std::string& objects, int w = 40, int h = 30, bool with_jpeg = true) const {
     write_text(root + "/Annotations/" + id + ".xml", annotation_xml(objects, w, h));
     if (with_jpeg) {
       std::filesystem::create_directories(root + "/JPEGImages");
@@ -362,8 +354,7 @@ TEST(VocDataset, TwoSplitsConcatenateInOrder) {
 
 TEST(VocDataset, MissingSplitFileNamesThePath) {
   TempDir dir("yolo2-voc");
-  const std::string msg =
-      error_of([&] { yolo2::data::load_voc({{dir.file("VOC2007"), "trainval"}}, options()); });
+  const std::string msg = error_of([&] { yolo2::data::load_voc({{dir.file("VOC2007"), "trainval"}}, options()); });
   EXPECT_CONTAINS(msg, dir.file("VOC2007") + "/ImageSets/Main/trainval.txt");
 }
 
@@ -397,7 +388,7 @@ TEST(VocDataset, MissingImageNamesThePath) {
 TEST(VocDataset, ParseIssuesAndEmptyImagesAreCollected) {
   TempDir dir("yolo2-voc");
   const VocWriter w{dir.file("VOC2007")};
-  w.image("000001", object_xml("dog", "1", "1", "50", "10"));  // clipped (image is 40 wide)
+  w.image("000001", object_xml("dog", "1", "1", "50", "10"));   // clipped (image is 40 wide)
   w.image("000002", object_xml("dog", "30", "1", "20", "10"));  // degenerate: image left empty
   w.split("test", "000001\n000002\n");
   const auto ds = yolo2::data::load_voc({{w.root, "test"}}, options());
@@ -427,7 +418,7 @@ TEST(VocStats, CountsOnAHandMadeDataset) {
   ImageRecord i2;
   i2.width = 200, i2.height = 50;
   i2.objects = {obj(0, 0, 0, 100, 10, true, true)};  // sqrt(1000 / 10000) = 0.316
-  ImageRecord i3;  // no objects
+  ImageRecord i3;                                    // no objects
   i3.width = 10, i3.height = 10;
   ds.images = {i1, i2, i3};
 

@@ -48,8 +48,7 @@ const std::vector<std::string> kTwoClasses = {"cat", "dog"};
 
 // Four well separated 10x10 GTs ('+1' widths) of class 0 in one image.
 GroundTruth four_separate_objects() {
-  return {{gt_box(0, 0, 0, 9, 9), gt_box(0, 100, 0, 109, 9), gt_box(0, 200, 0, 209, 9),
-           gt_box(0, 300, 0, 309, 9)}};
+  return {{gt_box(0, 0, 0, 9, 9), gt_box(0, 100, 0, 109, 9), gt_box(0, 200, 0, 209, 9), gt_box(0, 300, 0, 309, 9)}};
 }
 
 TEST(VocIou, UsesInclusivePixelCorners) {
@@ -101,15 +100,13 @@ TEST(EvaluateVoc, NoDetectionsGiveApZero) {
 // VOC12: envelope 1, 1, 2/3, 2/3, .6, .6; recall steps of .25 at .25, .5, .75 (and to 1 at 0):
 //        AP = .25 * (1 + 2/3 + .6).
 std::vector<Detection> known_curve_detections() {
-  return {det(0, 0, 0.9f, 0, 0, 9, 9),       det(0, 0, 0.8f, 50, 50, 59, 59),
-          det(0, 0, 0.7f, 100, 0, 109, 9),   det(0, 0, 0.6f, 50, 150, 59, 159),
-          det(0, 0, 0.5f, 200, 0, 209, 9)};
+  return {det(0, 0, 0.9f, 0, 0, 9, 9), det(0, 0, 0.8f, 50, 50, 59, 59), det(0, 0, 0.7f, 100, 0, 109, 9),
+          det(0, 0, 0.6f, 50, 150, 59, 159), det(0, 0, 0.5f, 200, 0, 209, 9)};
 }
 
 TEST(EvaluateVoc, KnownPrCurveMatchesHandComputedAp) {
   const GroundTruth gt = four_separate_objects();
-  const MapResult r07 = evaluate_voc(gt, known_curve_detections(), kOneClass,
-                                     with_metric(ApMetric::Voc07));
+  const MapResult r07 = evaluate_voc(gt, known_curve_detections(), kOneClass, with_metric(ApMetric::Voc07));
   const ClassResult& c = r07.per_class[0];
   const std::vector<double> recall = {0.25, 0.25, 0.5, 0.5, 0.75};
   const std::vector<double> precision = {1.0, 0.5, 2.0 / 3.0, 0.5, 0.6};
@@ -122,8 +119,7 @@ TEST(EvaluateVoc, KnownPrCurveMatchesHandComputedAp) {
   EXPECT_EQ(c.false_positives, 2);
   EXPECT_NEAR(c.ap, 6.2 / 11.0, 1e-12);
 
-  const MapResult r12 = evaluate_voc(gt, known_curve_detections(), kOneClass,
-                                     with_metric(ApMetric::Voc12));
+  const MapResult r12 = evaluate_voc(gt, known_curve_detections(), kOneClass, with_metric(ApMetric::Voc12));
   EXPECT_NEAR(r12.per_class[0].ap, 0.25 * (1.0 + 2.0 / 3.0 + 0.6), 1e-12);
 }
 
@@ -187,12 +183,10 @@ TEST(EvaluateVoc, EqualIouPicksTheFirstGroundTruthInAnnotationOrder) {
   ASSERT_EQ(voc_iou(d, a), voc_iou(d, b));
   const std::vector<Detection> dets = {det(0, 0, 0.9f, d.x1, d.y1, d.x2, d.y2)};
   // Difficult GT first: it wins the tie and the detection is ignored.
-  const GroundTruth difficult_first = {{gt_box(0, a.x1, a.y1, a.x2, a.y2, true),
-                                        gt_box(0, b.x1, b.y1, b.x2, b.y2)}};
+  const GroundTruth difficult_first = {{gt_box(0, a.x1, a.y1, a.x2, a.y2, true), gt_box(0, b.x1, b.y1, b.x2, b.y2)}};
   EXPECT_EQ(evaluate_voc(difficult_first, dets, kOneClass).per_class[0].ignored, 1);
   // Normal GT first: it wins the tie and the detection is a TP.
-  const GroundTruth normal_first = {{gt_box(0, b.x1, b.y1, b.x2, b.y2),
-                                     gt_box(0, a.x1, a.y1, a.x2, a.y2, true)}};
+  const GroundTruth normal_first = {{gt_box(0, b.x1, b.y1, b.x2, b.y2), gt_box(0, a.x1, a.y1, a.x2, a.y2, true)}};
   EXPECT_EQ(evaluate_voc(normal_first, dets, kOneClass).per_class[0].true_positives, 1);
 }
 
@@ -249,8 +243,7 @@ TEST(EvaluateVoc, EqualScoresKeepTheirInputOrder) {
 
 TEST(EvaluateVoc, ClassWithoutGroundTruthHasNanApAndStaysOutOfTheMean) {
   // "cat" (0) is detected perfectly; "dog" (1) has only a difficult GT and one detection.
-  const GroundTruth gt = {{gt_box(0, 0, 0, 9, 9), gt_box(1, 50, 50, 59, 59, true)},
-                          {gt_box(0, 0, 0, 19, 19)}};
+  const GroundTruth gt = {{gt_box(0, 0, 0, 9, 9), gt_box(1, 50, 50, 59, 59, true)}, {gt_box(0, 0, 0, 19, 19)}};
   const std::vector<Detection> dets = {det(0, 0, 0.9f, 0, 0, 9, 9), det(1, 0, 0.8f, 0, 0, 19, 19),
                                        det(1, 1, 0.7f, 0, 0, 9, 9)};
   const MapResult r = evaluate_voc(gt, dets, kTwoClasses);
@@ -376,10 +369,30 @@ constexpr int kGoldenGroundTruth = 155;
 constexpr int kGoldenDetections = 244;
 // {metric, inclusive, {AP per class}, mAP, {TP per class}, {FP per class}}
 const std::vector<GoldenExpectation> kGoldenExpected = {
-    {ApMetric::Voc07, true, {0.3672905525846703, 0.41767020857929943, 0.36406108558220995, kNaN}, 0.38300728224872654, {26, 28, 21, 0}, {34, 37, 33, 35}},
-    {ApMetric::Voc07, false, {0.3310835305909197, 0.39753787878787883, 0.35658116996632244, kNaN}, 0.36173419311504035, {25, 26, 20, 0}, {37, 40, 34, 35}},
-    {ApMetric::Voc12, true, {0.3581658040919538, 0.40679069607641033, 0.36195427441344136, kNaN}, 0.3756369248606018, {26, 28, 21, 0}, {34, 37, 33, 35}},
-    {ApMetric::Voc12, false, {0.3147018786812131, 0.3611252834467121, 0.3426630639160826, kNaN}, 0.3394967420146693, {25, 26, 20, 0}, {37, 40, 34, 35}},
+    {ApMetric::Voc07,
+     true,
+     {0.3672905525846703, 0.41767020857929943, 0.36406108558220995, kNaN},
+     0.38300728224872654,
+     {26, 28, 21, 0},
+     {34, 37, 33, 35}},
+    {ApMetric::Voc07,
+     false,
+     {0.3310835305909197, 0.39753787878787883, 0.35658116996632244, kNaN},
+     0.36173419311504035,
+     {25, 26, 20, 0},
+     {37, 40, 34, 35}},
+    {ApMetric::Voc12,
+     true,
+     {0.3581658040919538, 0.40679069607641033, 0.36195427441344136, kNaN},
+     0.3756369248606018,
+     {26, 28, 21, 0},
+     {34, 37, 33, 35}},
+    {ApMetric::Voc12,
+     false,
+     {0.3147018786812131, 0.3611252834467121, 0.3426630639160826, kNaN},
+     0.3394967420146693,
+     {25, 26, 20, 0},
+     {37, 40, 34, 35}},
 };
 // END GOLDEN
 
@@ -415,14 +428,14 @@ GoldenCase make_golden_case() {
       const int w = 8 + rng.uniform(80);
       const int h = 8 + rng.uniform(80);
       const bool difficult = rng.uniform(100) < 15;
-      c.gt[image].push_back(gt_box(label, static_cast<float>(x1), static_cast<float>(y1),
-                                   static_cast<float>(x1 + w), static_cast<float>(y1 + h), difficult));
+      c.gt[image].push_back(gt_box(label, static_cast<float>(x1), static_cast<float>(y1), static_cast<float>(x1 + w),
+                                   static_cast<float>(y1 + h), difficult));
     }
     if (rng.uniform(10) == 0) {
       const int x1 = rng.uniform(200);
       const int y1 = rng.uniform(200);
-      c.gt[image].push_back(gt_box(3, static_cast<float>(x1), static_cast<float>(y1),
-                                   static_cast<float>(x1 + 40), static_cast<float>(y1 + 30), true));
+      c.gt[image].push_back(gt_box(3, static_cast<float>(x1), static_cast<float>(y1), static_cast<float>(x1 + 40),
+                                   static_cast<float>(y1 + 30), true));
     }
   }
   const auto score = [&]() {
@@ -457,8 +470,8 @@ GoldenCase make_golden_case() {
       const int x2 = x1 + 8 + rng.uniform(80);
       const int y2 = y1 + 8 + rng.uniform(80);
       const float s = score();
-      c.dets.push_back(det(image, label, s, static_cast<float>(x1), static_cast<float>(y1),
-                           static_cast<float>(x2), static_cast<float>(y2)));
+      c.dets.push_back(det(image, label, s, static_cast<float>(x1), static_cast<float>(y1), static_cast<float>(x2),
+                           static_cast<float>(y2)));
     }
   }
   return c;

@@ -42,8 +42,12 @@ inline Config tiny_config(const std::string& root, const std::string& run_dir) {
   std::ostringstream y;
   y << "data:\n"
        "  classes: [square, circle, triangle, star, ring, cross]\n"
-       "  train: [{root: " << root << ", split: trainval}]\n"
-       "  test: [{root: " << root << ", split: trainval}]\n"
+       "  train: [{root: "
+    << root
+    << ", split: trainval}]\n"
+       "  test: [{root: "
+    << root
+    << ", split: trainval}]\n"
        "  input_size: 128\n"
        "  multiscale_sizes: []\n"
        "  augment: {jitter: 0.0, flip: false, hue: 0.0, saturation: 1.0, exposure: 1.0}\n"
@@ -67,7 +71,9 @@ inline Config tiny_config(const std::string& root, const std::string& run_dir) {
        "  max_batches: 300\n"
        "  checkpoint_every: 100\n"
        "  log_every: 100\n"
-       "  output: " << run_dir << "\n"
+       "  output: "
+    << run_dir
+    << "\n"
        "eval:\n"
        "  every: 0\n"
        "  batch: 8\n"

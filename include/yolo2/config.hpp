@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "yolo2/data/choices.hpp"
+#include "yolo2/loss/choices.hpp"
+#include "yolo2/train/choices.hpp"
+
 namespace yolo2 {
 
 // One (VOC root, image set) pair, e.g. {"data/VOCdevkit/VOC2007", "trainval"}.
@@ -16,14 +20,16 @@ struct DatasetSplit {
   std::string split;
 };
 
-enum class EvalTransform { Letterbox, Resize };
-enum class ClassLoss { CrossEntropy, Focal, SigmoidFocal };
-enum class LrPolicy { Steps, Cosine, Constant };
-enum class GammaScheduleType { Constant, Step, Linear, Cosine };
-enum class JitterMode { Crop, Letterbox };
-enum class HsvMode { Darknet, AlexeyAB };
-enum class SampleMode { Shuffle, Random };
-enum class OptimizerKind { Sgd, Adam };
+// Each choice is an enum owned by the component that acts on it (enum-only headers, so that this
+// header stays light); the config names them here.
+using data::EvalTransform;
+using data::HsvMode;
+using data::JitterMode;
+using data::SampleMode;
+using loss::ClassLoss;
+using train::GammaScheduleType;
+using train::LrPolicy;
+using train::OptimizerKind;
 
 // Focal alpha: a number for every class, one number per class, or `auto` (inverse class
 // frequency of the training set, normalised to mean 1).
@@ -50,8 +56,9 @@ struct DataConfig {
   std::vector<std::string> classes;
   std::vector<DatasetSplit> train;
   std::vector<DatasetSplit> test;
-  bool train_difficult = false;     // darknet drops difficult objects from training
+  bool train_difficult = false;  // darknet drops difficult objects from training
   bool skip_unknown_classes = false;
+  bool skip_bad_images = false;  // empty or truncated images: skipped and counted instead of an error
   int input_size = 416;
   std::vector<int> multiscale_sizes;  // empty: train at input_size only
   int multiscale_every = 10;          // iterations between size changes
@@ -65,7 +72,7 @@ struct DataConfig {
 };
 
 struct ModelConfig {
-  double width = 1.0;  // channel multiplier (channels scaled, at least 8)
+  double width = 1.0;           // channel multiplier (channels scaled, at least 8)
   std::vector<double> anchors;  // w,h pairs in grid cells
   double bn_momentum = 0.01;    // darknet: rolling = .99 rolling + .01 batch
   double objectness_prior = 0;  // > 0: objectness bias starts at -log((1 - p) / p) (RetinaNet §3.3)
@@ -73,10 +80,10 @@ struct ModelConfig {
 
 struct GammaSchedule {
   GammaScheduleType type = GammaScheduleType::Constant;
-  double start = 0.0;        // linear / cosine: gamma at span_begin
-  double end = 2.0;          // linear / cosine: gamma at span_end and after
-  double span_begin = 0.0;   // fraction of training where the ramp starts
-  double span_end = 0.5;     // fraction of training where the ramp ends
+  double start = 0.0;              // linear / cosine: gamma at span_begin
+  double end = 2.0;                // linear / cosine: gamma at span_end and after
+  double span_begin = 0.0;         // fraction of training where the ramp starts
+  double span_end = 0.5;           // fraction of training where the ramp ends
   std::vector<double> milestones;  // step: fractions of training
   std::vector<double> values;      // step: gamma before the first milestone, then after each
 };
@@ -115,7 +122,7 @@ struct TrainConfig {
   std::vector<int64_t> steps{40000, 60000};
   std::vector<double> scales{0.1, 0.1};
   int64_t max_batches = 80200;
-  int epochs = 0;  // > 0: overrides max_batches with epochs * ceil(images / batch)
+  int epochs = 0;            // > 0: overrides max_batches with epochs * ceil(images / batch)
   std::string init_weights;  // darknet .weights (full or prefix) or a yolo2 checkpoint
   std::string output;        // run folder; empty: runs/<name>
   std::string name = "yolo2";
@@ -133,7 +140,7 @@ struct EvalConfig {
   double detect_thresh = 0.25;
   double nms = 0.45;
   int max_detections = 100;  // per image
-  int every = 0;  // iterations between evaluations during training; 0: at the end only
+  int every = 0;             // iterations between evaluations during training; 0: at the end only
   int batch = 8;
 };
 

@@ -1,8 +1,8 @@
 #include "yolo2/bench/bench.hpp"
 
 #include <ATen/ATen.h>
-#include <opencv2/dnn.hpp>
 #include <unistd.h>
+#include <opencv2/dnn.hpp>
 
 #include <cmath>
 #include <filesystem>
@@ -63,7 +63,8 @@ void training(Run& r) {
         pct(nhwc.both, r.ref.both) + " of the NCHW reference");
   const std::size_t at_row = r.report.results.size();
   const double other = train_section(r, !cl, "_other_layout");
-  r.report.results[at_row].note = pct(other, ips) + " of " + (cl ? "NHWC" : "NCHW") + "; " + r.report.results[at_row].note;
+  r.report.results[at_row].note =
+      pct(other, ips) + " of " + (cl ? "NHWC" : "NCHW") + "; " + r.report.results[at_row].note;
 }
 
 // OpenCV DNN on the exported network, against our forward times t1 (batch 1) and t8 (batch 8).
@@ -82,10 +83,12 @@ void opencv_section(Run& r, model::YoloV2Impl& net, double t1, double t8, const 
   const cv::Mat blob8 =
       cv::dnn::blobFromImages(std::vector<cv::Mat>(8, img), 1 / 255.0, cv::Size(s, s), cv::Scalar(), true, false);
   const double c1 = median_seconds(2, r.options.repeats, [&] { cvnet.setInput(blob1), cvnet.forward(); });
-  const double c8 = median_seconds(1, std::max(3, r.options.repeats / 2), [&] { cvnet.setInput(blob8), cvnet.forward(); });
+  const double c8 =
+      median_seconds(1, std::max(3, r.options.repeats / 2), [&] { cvnet.setInput(blob8), cvnet.forward(); });
   cv::setNumThreads(1);
   r.add("opencv_forward_batch1", "OpenCV DNN forward batch 1", c1 * 1000, "ms", ratio(c1 / t1) + " slower than " + how);
-  r.add("opencv_forward_batch8", "OpenCV DNN forward batch 8", 8 / c8, "images/s", ratio(c8 / t8) + " slower than " + how);
+  r.add("opencv_forward_batch8", "OpenCV DNN forward batch 8", 8 / c8, "images/s",
+        ratio(c8 / t8) + " slower than " + how);
 }
 
 // Forward with batch norm folded, batch 1 and 8 (and LibTorch's op-by-op forward when the oneDNN plan
@@ -147,7 +150,8 @@ BenchReport run_bench(const Config& config, const BenchOptions& options) {
   Run r{config, options, report, reference_conv(options.repeats, false)};
   r.add("reference_conv_forward", "reference 3x3 conv forward (256ch 52x52 b8 NCHW)", r.ref.forward, "GFLOP/s",
         "LibTorch/oneDNN");
-  r.add("reference_conv_backward", "reference 3x3 conv backward", r.ref.backward, "GFLOP/s", "input + weight gradients");
+  r.add("reference_conv_backward", "reference 3x3 conv backward", r.ref.backward, "GFLOP/s",
+        "input + weight gradients");
   r.add("reference_conv_both", "reference 3x3 conv forward + backward", r.ref.both, "GFLOP/s");
   if (options.train) training(r);
   inference(r);
@@ -158,7 +162,8 @@ BenchReport run_bench(const Config& config, const BenchOptions& options) {
     std::string note = std::to_string(config.data.input_size) + " px, batch " +
                        std::to_string(config.train.batch / config.train.subdivisions) + ", " +
                        std::to_string(config.data.workers) + " worker(s)";
-    if (const Measurement* t = report.find("train_iteration")) note += "; " + num(lips / t->value) + "x the training iteration";
+    if (const Measurement* t = report.find("train_iteration"))
+      note += "; " + num(lips / t->value) + "x the training iteration";
     r.add("loader", "loader, full augmentation", lips, "images/s", note);
   }
   return report;

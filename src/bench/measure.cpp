@@ -85,8 +85,9 @@ TrainStep train_step(const Config& config, int repeats, bool channels_last) {
   net->train();
   const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   model::set_weight_memory_format(*net, fmt);
-  torch::optim::SGD sgd(net->parameters(),
-                        torch::optim::SGDOptions(1e-4).momentum(config.train.momentum).weight_decay(config.train.decay));
+  torch::optim::SGD sgd(
+      net->parameters(),
+      torch::optim::SGDOptions(1e-4).momentum(config.train.momentum).weight_decay(config.train.decay));
   const int b = config.train.batch / config.train.subdivisions, s = config.data.input_size;
   const at::Tensor x = at::rand({b, 3, s, s}).contiguous(fmt);
   const Targets t = random_targets(b, 6, static_cast<int>(config.data.classes.size()));

@@ -9,14 +9,25 @@
 namespace yolo2::bench {
 
 const std::vector<std::string>& measurement_ids() {
-  static const std::vector<std::string> ids{
-      "reference_conv_forward",  "reference_conv_backward",       "reference_conv_both",
-      "train_iteration",         "train_phases",                  "train_peak_memory",
-      "reference_conv_both_nhwc", "train_iteration_other_layout", "train_phases_other_layout",
-      "train_peak_memory_other_layout", "forward_batch1",         "forward_batch8",
-      "forward_batch1_libtorch", "forward_batch8_libtorch",       "opencv_forward_batch1",
-      "opencv_forward_batch8",   "decode_nms",                    "voc_scoring",
-      "loader"};
+  static const std::vector<std::string> ids{"reference_conv_forward",
+                                            "reference_conv_backward",
+                                            "reference_conv_both",
+                                            "train_iteration",
+                                            "train_phases",
+                                            "train_peak_memory",
+                                            "reference_conv_both_nhwc",
+                                            "train_iteration_other_layout",
+                                            "train_phases_other_layout",
+                                            "train_peak_memory_other_layout",
+                                            "forward_batch1",
+                                            "forward_batch8",
+                                            "forward_batch1_libtorch",
+                                            "forward_batch8_libtorch",
+                                            "opencv_forward_batch1",
+                                            "opencv_forward_batch8",
+                                            "decode_nms",
+                                            "voc_scoring",
+                                            "loader"};
   return ids;
 }
 

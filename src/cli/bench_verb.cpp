@@ -9,8 +9,9 @@
 namespace yolo2::cli {
 
 void add_bench(CLI::App& app) {
-  auto* cmd = app.add_subcommand("bench", "Measure speed: reference convolution, training iteration and memory, "
-                                          "forward vs OpenCV DNN, data loader, decode + NMS, VOC scoring");
+  auto* cmd = app.add_subcommand("bench",
+                                 "Measure speed: reference convolution, training iteration and memory, "
+                                 "forward vs OpenCV DNN, data loader, decode + NMS, VOC scoring");
   auto flags = std::make_shared<ConfigFlags>();
   flags->add(cmd, true);
   auto opt = std::make_shared<bench::BenchOptions>();

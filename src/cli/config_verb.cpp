@@ -10,8 +10,7 @@ void ConfigFlags::add(CLI::App* cmd, bool required) {
   auto* opt = cmd->add_option("-c,--config", path, "YAML config file");
   if (required) opt->required();
   opt->check(CLI::ExistingFile);
-  cmd->add_option("--set", overrides, "Override a key: section.key=value (repeatable)")
-      ->allow_extra_args(false);
+  cmd->add_option("--set", overrides, "Override a key: section.key=value (repeatable)")->allow_extra_args(false);
 }
 
 Config ConfigFlags::load() const {
@@ -29,8 +28,7 @@ void add_config(CLI::App& app) {
     if (*reference) {
       std::cout << "| key | type | default | meaning |\n|---|---|---|---|\n";
       for (const auto& k : config_keys())
-        std::cout << "| `" << k.path << "` | " << k.type << " | `" << k.default_value << "` | " << k.doc
-                  << " |\n";
+        std::cout << "| `" << k.path << "` | " << k.type << " | `" << k.default_value << "` | " << k.doc << " |\n";
       return;
     }
     std::cout << to_yaml(flags->load());

@@ -46,16 +46,20 @@ void evaluate_network(const EvalFlags& f) {
   train::InferenceSource src;
   src.checkpoint = f.checkpoint;
   src.darknet_weights = f.weights;
-  if (!f.config.path.empty()) src.config = f.config.load();
-  else if (!f.weights.empty()) throw Error("eval --weights needs --config FILE (the network and data)");
-  else src.overrides = f.config.overrides;
+  if (!f.config.path.empty())
+    src.config = f.config.load();
+  else if (!f.weights.empty())
+    throw Error("eval --weights needs --config FILE (the network and data)");
+  else
+    src.overrides = f.config.overrides;
   src.to_device = false;  // after the command line's metric settings
   train::InferenceModel im = train::load_for_inference(src);
   Config& config = im.config;
   if (!f.metric.empty()) config.eval.metric = f.metric;
   if (f.strict_iou) config.eval.strict_iou = true;
   std::vector<DatasetSplit> splits = config.data.test;
-  if (!f.data.empty()) splits = {{f.data, f.split.empty() ? std::string("test") : f.split}};
+  if (!f.data.empty())
+    splits = {{f.data, f.split.empty() ? std::string("test") : f.split}};
   else if (!f.split.empty())
     for (auto& s : splits) s.split = f.split;
   util::setup_runtime(config.runtime);
@@ -68,11 +72,12 @@ void evaluate_network(const EvalFlags& f) {
                device.str());
   const model::FusedYoloV2 fused(*net);
   int64_t last_pct = -1;
-  const eval::EvalRun run = eval::evaluate_model(fused, ds, eval_options(config), device, [&](int64_t done, int64_t total) {
-    const int64_t pct = 100 * done / total;
-    if (pct / 10 != last_pct / 10 || done == total) spdlog::info("eval: {}/{} images", done, total);
-    last_pct = pct;
-  });
+  const eval::EvalRun run =
+      eval::evaluate_model(fused, ds, eval_options(config), device, [&](int64_t done, int64_t total) {
+        const int64_t pct = 100 * done / total;
+        if (pct / 10 != last_pct / 10 || done == total) spdlog::info("eval: {}/{} images", done, total);
+        last_pct = pct;
+      });
   std::cout << eval::format_map_table(run.metrics);
   spdlog::info("eval: {} images in {:.1f} s ({:.1f} images/s), {} detections", ds.images.size(), run.seconds,
                run.images_per_second, run.detections.size());
@@ -92,16 +97,20 @@ void add_eval(CLI::App& app) {
   auto f = std::make_shared<EvalFlags>();
   f->config.add(cmd, false);
   auto* ck = cmd->add_option("--checkpoint", f->checkpoint, "yolo2 checkpoint")->check(CLI::ExistingFile);
-  auto* w = cmd->add_option("--weights", f->weights, "darknet .weights for the --config network")->check(CLI::ExistingFile);
-  auto* det = cmd->add_option("--detections", f->detections, "Score existing comp4_det_<split>_<class>.txt files in DIR")
-                  ->check(CLI::ExistingDirectory);
+  auto* w =
+      cmd->add_option("--weights", f->weights, "darknet .weights for the --config network")->check(CLI::ExistingFile);
+  auto* det =
+      cmd->add_option("--detections", f->detections, "Score existing comp4_det_<split>_<class>.txt files in DIR")
+          ->check(CLI::ExistingDirectory);
   ck->excludes(w)->excludes(det);
   w->excludes(det);
   cmd->add_option("--data", f->data, "A VOC root to evaluate on (default: the config's data.test)");
   cmd->add_option("--split", f->split, "Image set name (e.g. test, val)");
-  cmd->add_option("--classes", f->classes, "With --detections: comma-separated class names (default: ROOT/classes.txt or the config's)");
+  cmd->add_option("--classes", f->classes,
+                  "With --detections: comma-separated class names (default: ROOT/classes.txt or the config's)");
   cmd->add_option("--metric", f->metric, "voc07 (11-point) or voc12 (area)")->check(CLI::IsMember({"voc07", "voc12"}));
-  cmd->add_flag("--strict-iou", f->strict_iou, "IoU must exceed eval.iou (py-faster-rcnn) instead of reaching it (devkit)");
+  cmd->add_flag("--strict-iou", f->strict_iou,
+                "IoU must exceed eval.iou (py-faster-rcnn) instead of reaching it (devkit)");
   cmd->add_option("-o,--output", f->output, "Write comp4 results files, map.json and PR-curve PNGs here");
   cmd->add_option("--json", f->json, "Write the metrics as JSON to this file");
   cmd->callback([f] {

@@ -18,10 +18,10 @@ void add_info(CLI::App& app) {
     const int s = *size > 0 ? *size : config.data.input_size;
     model::YoloV2 net(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
     std::cout << model::format_layer_table(model::layer_table(net->spec(), s, s));
-    std::cout << "parameters: " << model::parameter_count(*net) << " trainable; darknet .weights body: "
-              << model::darknet_weight_floats(net->spec()) << " floats; input " << s << "x" << s << ", "
-              << config.data.classes.size() << " classes, " << net->spec().num_anchors() << " anchors, width "
-              << config.model.width << "\n";
+    std::cout << "parameters: " << model::parameter_count(*net)
+              << " trainable; darknet .weights body: " << model::darknet_weight_floats(net->spec()) << " floats; input "
+              << s << "x" << s << ", " << config.data.classes.size() << " classes, " << net->spec().num_anchors()
+              << " anchors, width " << config.model.width << "\n";
   });
 }
 

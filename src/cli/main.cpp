@@ -10,6 +10,14 @@
 #include "yolo2/error.hpp"
 #include "yolo2/util/runtime.hpp"
 
+namespace yolo2::cli {
+namespace {
+int g_exit_status = 0;
+}  // namespace
+void set_exit_status(int status) { g_exit_status = status; }
+int exit_status() { return g_exit_status; }
+}  // namespace yolo2::cli
+
 int main(int argc, char** argv) {
   CLI::App app{"yolo2: YOLOv2 (Darknet19) detector training with focal loss, and a Pascal VOC mAP evaluator"};
   app.require_subcommand(1);
@@ -51,5 +59,5 @@ int main(int argc, char** argv) {
     spdlog::error("{}", e.what());
     return 1;
   }
-  return 0;
+  return yolo2::cli::exit_status();
 }

@@ -1,15 +1,17 @@
 // `yolo2 stats`: images and objects per class and split, box sizes, and every problem handled.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "verbs.hpp"
+#include "yolo2/data/image_io.hpp"
 #include "yolo2/data/voc.hpp"
-#include "yolo2/options.hpp"
 #include "yolo2/error.hpp"
+#include "yolo2/options.hpp"
 
 namespace yolo2::cli {
 
@@ -34,13 +36,41 @@ std::vector<std::string> classes_for_root(const std::string& root, const std::st
   if (std::filesystem::exists(file)) {
     std::ifstream in(file);
     std::vector<std::string> names;
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) names.push_back(line);
+    int number = 0;
+    for (std::string line; std::getline(in, line);) {
+      ++number;
+      // Windows line ends and stray blanks are not part of a name.
+      const auto first = line.find_first_not_of(" \t\r"), last = line.find_last_not_of(" \t\r");
+      if (first == std::string::npos) continue;
+      const std::string name = line.substr(first, last - first + 1);
+      if (std::find(names.begin(), names.end(), name) != names.end())
+        throw Error(file.string() + ":" + std::to_string(number) + ": class '" + name + "' is listed twice");
+      names.push_back(name);
+    }
     if (names.empty()) throw Error(file.string() + ": lists no class");
     return names;
   }
   return config.data.classes;
 }
+
+namespace {
+
+// Decodes every image of `ds`; returns the problems (those load_voc already skipped included).
+std::vector<std::string> bad_images(const data::VocDataset& ds) {
+  std::vector<std::string> bad;
+  for (const auto& issue : ds.issues)
+    if (issue.kind == data::ParseIssue::Kind::BadImage) bad.push_back(issue.message);
+  for (const auto& im : ds.images) {
+    try {
+      data::read_image_file(im.image_path);
+    } catch (const Error& e) {
+      bad.push_back(e.what());
+    }
+  }
+  return bad;
+}
+
+}  // namespace
 
 void add_stats(CLI::App& app) {
   auto* cmd = app.add_subcommand("stats", "Dataset statistics and problems (per class and split)");
@@ -50,6 +80,9 @@ void add_stats(CLI::App& app) {
   auto split = std::make_shared<std::string>();
   auto classes = std::make_shared<std::string>();
   auto max_issues = std::make_shared<int>(50);
+  auto check_images = std::make_shared<bool>(false);
+  cmd->add_flag("--check-images", *check_images,
+                "Decode every image and list the empty, truncated or undecodable ones (exit status 1 if any)");
   cmd->add_option("--data", *root, "A VOC root (instead of the config's data.train / data.test)");
   cmd->add_option("--split", *split, "With --data: the image set (e.g. trainval, test)");
   cmd->add_option("--classes", *classes, "With --data: comma-separated class names");
@@ -67,10 +100,18 @@ void add_stats(CLI::App& app) {
       sets.push_back({"train (data.train)", config.data.train});
       sets.push_back({"test (data.test)", config.data.test});
     }
+    po.skip_bad_images = po.skip_bad_images || *check_images;  // listed below instead of stopping the load
+    std::size_t bad_total = 0;
     for (const auto& [name, splits] : sets) {
       const data::VocDataset ds = data::load_voc(splits, po);
       std::cout << name << ":\n" << data::format_stats(ds, data::dataset_stats(ds), *max_issues) << "\n";
+      if (!*check_images) continue;
+      const std::vector<std::string> bad = bad_images(ds);
+      std::cout << "  images checked (decoded): " << ds.images.size() << ", bad: " << bad.size() << "\n";
+      for (const auto& b : bad) std::cout << "    " << b << "\n";
+      bad_total += bad.size();
     }
+    if (bad_total > 0) set_exit_status(1);
     if (root->empty())
       std::cout << "difficult objects are " << (config.data.train_difficult ? "used" : "not used")
                 << " for training (data.train_difficult) and always kept for evaluation\n";

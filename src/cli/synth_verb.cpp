@@ -13,6 +13,7 @@ void add_synth(CLI::App& app) {
   auto* cmd = app.add_subcommand("synth", "Generate a VOC-format dataset of shapes (VOCdevkit layout)");
   auto opt = std::make_shared<data::SynthOptions>();
   cmd->add_option("-o,--out", opt->out_dir, "Output folder (the VOC root)")->required();
+  cmd->add_flag("--overwrite", opt->overwrite, "Replace a dataset synth wrote in --out (deletes only synth's files)");
   cmd->add_option("--train", opt->train, "Images in trainval")->capture_default_str();
   cmd->add_option("--test", opt->test, "Images in test")->capture_default_str();
   cmd->add_option("--size", opt->size, "Longest image side in pixels")->capture_default_str();
@@ -21,7 +22,8 @@ void add_synth(CLI::App& app) {
   cmd->add_option("--imbalance", opt->imbalance, "Most / least frequent class ratio")->capture_default_str();
   cmd->add_option("--max-objects", opt->max_objects, "Objects per image: 1..N")->capture_default_str();
   cmd->add_option("--min-object", opt->min_object, "Smallest object side in pixels")->capture_default_str();
-  cmd->add_option("--clutter", opt->clutter, "Background distractors (lines, specks, colour blobs): 0 none .. 2 twice the default")
+  cmd->add_option("--clutter", opt->clutter,
+                  "Background distractors (lines, specks, colour blobs): 0 none .. 2 twice the default")
       ->capture_default_str();
   cmd->add_option("--threads", opt->threads, "Writer threads (0: all cores)")->capture_default_str();
   cmd->callback([opt] {

@@ -1,6 +1,7 @@
 // `yolo2 train`: train a detector (from scratch, darknet weights or a checkpoint), or resume a run.
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <iomanip>
 #include <iostream>
@@ -50,25 +51,33 @@ void launch_ranks(const TrainFlags& f, const CLI::App* cmd) {
     if (args[i].rfind("--nproc=", 0) == 0) continue;
     child.push_back(args[i]);
   }
-  const int threads = f.options.resume.empty() ? resolved_threads(f.config.load().runtime)
-                                               : resolved_threads(RuntimeConfig{});
+  const int threads =
+      f.options.resume.empty() ? resolved_threads(f.config.load().runtime) : resolved_threads(RuntimeConfig{});
   child.push_back("--set");
   child.push_back("runtime.threads=" + std::to_string(std::max(1, threads / f.nproc)));
   train::LaunchOptions lo;
   lo.nproc = f.nproc;
   if (cmd->count("--master-port")) lo.master_port = f.dist.master_port;
-  if (train::launch_local("/proc/self/exe", child, lo) != 0)
+  const int rc = train::launch_local("/proc/self/exe", child, lo);
+  if (rc == 128 + SIGINT || rc == 128 + SIGTERM) {  // the ranks saved and stopped
+    spdlog::warn("train: interrupted; resume with the same command and --resume RUN/last.ckpt");
+    return set_exit_status(rc);
+  }
+  if (rc != 0)
     throw Error("train: the " + std::to_string(f.nproc) + "-process job failed (see the rank messages above)");
 }
 
-void print_summary(const train::TrainSummary& s) {
-  std::cout << "\n" << (s.interrupted ? "interrupted" : "finished") << ": " << s.iterations << " iterations, "
-            << s.images_seen << " images in " << std::fixed << std::setprecision(1) << s.seconds << " s ("
-            << s.images_per_second << " images/s)\n";
+void print_summary(const train::TrainSummary& s, bool evaluated) {
+  std::cout << "\n"
+            << (s.interrupted ? "interrupted" : "finished") << ": " << s.iterations << " iterations, " << s.images_seen
+            << " images in " << std::fixed << std::setprecision(1) << s.seconds << " s (" << s.images_per_second
+            << " images/s)\n";
   if (s.best_map >= 0)
     std::cout << "best mAP " << std::setprecision(4) << s.best_map << " at iteration " << s.best_iteration << " ("
               << s.run_dir << "/best.ckpt); last mAP " << s.final_map << "\n";
-  std::cout << "run folder: " << s.run_dir << " (metrics.csv, eval.csv, loss.png, map.png, last.ckpt, best.ckpt)\n";
+  std::cout << "run folder: " << s.run_dir
+            << (evaluated ? " (metrics.csv, eval.csv, loss.png, map.png, last.ckpt, best.ckpt)\n"
+                          : " (metrics.csv, loss.png, last.ckpt)\n");
   if (s.interrupted) std::cout << "resume with: yolo2 train --resume " << s.run_dir << "/last.ckpt\n";
 }
 
@@ -89,8 +98,10 @@ void run(const TrainFlags& f, const CLI::App* cmd) {
   }
   util::install_stop_handler();
   const train::TrainSummary s = train::run_training(config, o);
+  // Stopped by a signal: saved and resumable, but not finished (130 / 143, as the shell reports it).
+  if (s.interrupted && util::stop_signal() != 0) set_exit_status(128 + util::stop_signal());
   if (o.dist.enabled() && o.dist.rank != 0) return;  // rank 0 reports
-  print_summary(s);
+  print_summary(s, o.evaluate);
 }
 
 }  // namespace
@@ -106,7 +117,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--weights", f->weights, "Initial weights: darknet .weights (full or prefix) or a yolo2 checkpoint");
   cmd->add_flag("--overwrite", f->options.overwrite, "Start afresh in a run folder that already holds a run");
   cmd->add_flag("--no-eval", f->no_eval, "Skip periodic and final evaluation");
-  cmd->add_option("--stop-after", f->options.stop_after, "Save and stop after N iterations of this process (resume later)");
+  cmd->add_option("--stop-after", f->options.stop_after,
+                  "Save and stop after N iterations of this process (resume later)");
   cmd->add_option("--nproc", f->nproc,
                   "Train with N processes on this machine (c10d/Gloo data parallel; each gets runtime.threads / N "
                   "threads)")
@@ -114,7 +126,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--rank", f->dist.rank, "This process's rank (else $RANK; torchrun sets it)");
   cmd->add_option("--world-size", f->dist.world_size, "Number of processes in the job (else $WORLD_SIZE)");
   cmd->add_option("--local-rank", f->dist.local_rank, "Rank on this machine, picks cuda:N (else $LOCAL_RANK)");
-  cmd->add_option("--master-addr", f->dist.master_addr, "Address of rank 0's rendezvous (else $MASTER_ADDR, 127.0.0.1)");
+  cmd->add_option("--master-addr", f->dist.master_addr,
+                  "Address of rank 0's rendezvous (else $MASTER_ADDR, 127.0.0.1)");
   cmd->add_option("--master-port", f->dist.master_port, "Port of rank 0's rendezvous (else $MASTER_PORT, 29500)");
   cmd->callback([f, cmd] { run(*f, cmd); });
 }

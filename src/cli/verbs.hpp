@@ -22,6 +22,11 @@ void add_eval(CLI::App& app);
 void add_detect(CLI::App& app);
 void add_version(CLI::App& app);
 
+// The exit status of the program when the verb returns normally (default 0): training stopped by
+// SIGINT / SIGTERM sets 130 / 143 after saving.
+void set_exit_status(int status);
+int exit_status();
+
 // Class names for a bare VOC root: the flag's comma list, else <root>/classes.txt, else the config's.
 std::vector<std::string> classes_for_root(const std::string& root, const std::string& classes_flag,
                                           const Config& config);

@@ -9,7 +9,8 @@
 namespace yolo2::cli {
 
 void add_version(CLI::App& app) {
-  auto* cmd = app.add_subcommand("version", "Print yolo2's version, the libraries it was built with and the visible GPUs");
+  auto* cmd =
+      app.add_subcommand("version", "Print yolo2's version, the libraries it was built with and the visible GPUs");
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "As one JSON object");
   cmd->callback([=] {

@@ -11,9 +11,9 @@
 // Included by src/train/distributed.cpp only (the c10d headers are heavy).
 #pragma once
 
+#include <torch/version.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
-#include <torch/version.h>
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -43,9 +43,9 @@ c10::intrusive_ptr<PG> wrap(const c10::intrusive_ptr<c10d::Store>& store, int ra
   if constexpr (std::is_constructible_v<PG, const c10::intrusive_ptr<c10d::Store>&, int, int>) {
     group = c10::make_intrusive<PG>(store, rank, size);
   } else {  // 2.0-2.5: the group also takes options naming its backend
-    group = c10::make_intrusive<PG>(store, rank, size,
-                                    c10::make_intrusive<typename PG::Options>(backend->getBackendName(),
-                                                                              backend->getBackendOptions()->timeout));
+    group = c10::make_intrusive<PG>(
+        store, rank, size,
+        c10::make_intrusive<typename PG::Options>(backend->getBackendName(), backend->getBackendOptions()->timeout));
   }
   group->setDefaultBackend(type);
   for (const auto device : devices) group->setBackend(device, type, backend);
@@ -58,7 +58,8 @@ c10::intrusive_ptr<PG> wrap(const c10::intrusive_ptr<c10d::Store>& store, int ra
 // Gloo over `store`. Gloo also reduces CUDA tensors (through host copies), so the group serves both
 // device types.
 inline c10::intrusive_ptr<c10d::ProcessGroup> gloo_group(const c10::intrusive_ptr<c10d::Store>& store, int rank,
-                                                         int size, c10::intrusive_ptr<c10d::ProcessGroupGloo::Options> options) {
+                                                         int size,
+                                                         c10::intrusive_ptr<c10d::ProcessGroupGloo::Options> options) {
 #if TORCH_VERSION_MAJOR >= 2
   auto backend = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, std::move(options));
   return detail::wrap(store, rank, size, backend, c10d::ProcessGroup::BackendType::GLOO,

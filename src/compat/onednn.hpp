@@ -45,8 +45,17 @@ inline dnnl::convolution_forward::primitive_desc convolution(const dnnl::engine&
                                                              int64_t padding, const dnnl::primitive_attr& attr) {
   const dnnl::memory::dims strides{stride, stride}, pad{padding, padding};
 #if DNNL_VERSION_MAJOR >= 3
-  return {engine, dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, weights, bias, dst,
-          strides, pad, pad, attr};
+  return {engine,
+          dnnl::prop_kind::forward_inference,
+          dnnl::algorithm::convolution_direct,
+          src,
+          weights,
+          bias,
+          dst,
+          strides,
+          pad,
+          pad,
+          attr};
 #else
   const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
                                           weights, bias, dst, strides, pad, pad);
@@ -56,7 +65,8 @@ inline dnnl::convolution_forward::primitive_desc convolution(const dnnl::engine&
 
 // Max pooling for inference, square window `kernel`, stride `stride`, no padding.
 inline dnnl::pooling_forward::primitive_desc max_pooling(const dnnl::engine& engine, const dnnl::memory::desc& src,
-                                                         const dnnl::memory::desc& dst, int64_t kernel, int64_t stride) {
+                                                         const dnnl::memory::desc& dst, int64_t kernel,
+                                                         int64_t stride) {
   const dnnl::memory::dims k{kernel, kernel}, s{stride, stride}, zero{0, 0};
 #if DNNL_VERSION_MAJOR >= 3
   return {engine, dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max, src, dst, s, k, zero, zero, zero};

@@ -64,7 +64,7 @@ Affine eval_affine(int ow, int oh, int out, EvalTransform transform) {
     return Affine{static_cast<double>(out) / ow, 0, static_cast<double>(out) / oh, 0};
   // darknet letterbox_image: integer new size and integer centring offsets.
   int new_w, new_h;
-  if (static_cast<float>(out) / ow < static_cast<float>(out) / oh) {
+  if (static_cast<float>(out) / static_cast<float>(ow) < static_cast<float>(out) / static_cast<float>(oh)) {
     new_w = out;
     new_h = (oh * out) / ow;
   } else {
@@ -81,8 +81,7 @@ cv::Mat warp_image(const cv::Mat& image, const Affine& a, int out, bool replicat
   const cv::Matx23d m(a.ax, 0, a.bx + 0.5 * a.ax - 0.5, 0, a.ay, a.by + 0.5 * a.ay - 0.5);
   cv::Mat dst;
   cv::warpAffine(image, dst, m, cv::Size(out, out), cv::INTER_LINEAR,
-                 replicate_border ? cv::BORDER_REPLICATE : cv::BORDER_CONSTANT,
-                 cv::Scalar(127, 127, 127));
+                 replicate_border ? cv::BORDER_REPLICATE : cv::BORDER_CONSTANT, cv::Scalar(127, 127, 127));
   return dst;
 }
 
@@ -99,9 +98,12 @@ inline void darknet_distort_pixel(float& r, float& g, float& b, float dhue, floa
     // darknet divides by delta even when it is 0 (h = NaN); such pixels have s = 0 and come back
     // as gray whatever h is, so h = 0 here gives the same pixel.
     if (delta != 0) {
-      if (r == mx) h = (g - b) / delta;
-      else if (g == mx) h = 2 + (b - r) / delta;
-      else h = 4 + (r - g) / delta;
+      if (r == mx)
+        h = (g - b) / delta;
+      else if (g == mx)
+        h = 2 + (b - r) / delta;
+      else
+        h = 4 + (r - g) / delta;
       if (h < 0) h += 6;
       h = h / 6.f;
     }
@@ -116,13 +118,19 @@ inline void darknet_distort_pixel(float& r, float& g, float& b, float dhue, floa
   } else {
     const float hh = 6 * h;
     const int index = static_cast<int>(std::floor(hh));
-    const float f = hh - index, p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
-    if (index == 0) r = v, g = t, b = p;
-    else if (index == 1) r = q, g = v, b = p;
-    else if (index == 2) r = p, g = v, b = t;
-    else if (index == 3) r = p, g = q, b = v;
-    else if (index == 4) r = t, g = p, b = v;
-    else r = v, g = p, b = q;
+    const float f = hh - static_cast<float>(index), p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
+    if (index == 0)
+      r = v, g = t, b = p;
+    else if (index == 1)
+      r = q, g = v, b = p;
+    else if (index == 2)
+      r = p, g = v, b = t;
+    else if (index == 3)
+      r = p, g = q, b = v;
+    else if (index == 4)
+      r = t, g = p, b = v;
+    else
+      r = v, g = p, b = q;
   }
   r = std::clamp(r, 0.f, 1.f);
   g = std::clamp(g, 0.f, 1.f);
@@ -162,8 +170,8 @@ void distort_hsv(cv::Mat& bgr, double dhue, double dsat, double dexp, HsvMode mo
   }
 }
 
-std::vector<LabeledBox> transform_boxes(const std::vector<LabeledBox>& boxes, const Affine& a,
-                                        int out, double min_size, bool stop_at_dropped) {
+std::vector<LabeledBox> transform_boxes(const std::vector<LabeledBox>& boxes, const Affine& a, int out, double min_size,
+                                        bool stop_at_dropped) {
   std::vector<LabeledBox> result;
   result.reserve(boxes.size());
   const double size = out, min_side = min_size * out;
@@ -180,14 +188,14 @@ std::vector<LabeledBox> transform_boxes(const std::vector<LabeledBox>& boxes, co
       if (stop_at_dropped) break;
       continue;
     }
-    result.push_back({static_cast<float>(x1), static_cast<float>(y1), static_cast<float>(x2),
-                      static_cast<float>(y2), b.label});
+    result.push_back(
+        {static_cast<float>(x1), static_cast<float>(y1), static_cast<float>(x2), static_cast<float>(y2), b.label});
   }
   return result;
 }
 
-Augmented augment_train(const cv::Mat& image, const std::vector<LabeledBox>& boxes, int out,
-                        const AugmentConfig& cfg, util::Rng& rng) {
+Augmented augment_train(const cv::Mat& image, const std::vector<LabeledBox>& boxes, int out, const AugmentConfig& cfg,
+                        util::Rng& rng) {
   Augmented a;
   a.draw = draw_augment(image.cols, image.rows, out, cfg, rng);
   a.image = warp_image(image, a.draw.affine, out, cfg.jitter_mode == JitterMode::Crop);

@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 
+#include "yolo2/data/image_io.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/util/rng.hpp"
 
@@ -31,20 +32,18 @@ std::vector<int> epoch_order(int n, uint64_t seed, int64_t epoch, bool train, Sa
     return order;
   }
   for (int i = n - 1; i > 0; --i)
-    std::swap(order[static_cast<std::size_t>(i)],
-              order[static_cast<std::size_t>(rng.uniform_int(0, i))]);
+    std::swap(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(rng.uniform_int(0, i))]);
   return order;
 }
 
 namespace {
 
 cv::Mat read_image(const ImageRecord& rec) {
-  cv::Mat image = cv::imread(rec.image_path, cv::IMREAD_COLOR);
-  if (image.empty()) throw Error(rec.image_path + ": cannot read image (missing, unreadable or not an image)");
+  cv::Mat image = read_image_file(rec.image_path);
   if (image.cols != rec.width || image.rows != rec.height)
-    throw Error(rec.image_path + ": image is " + std::to_string(image.cols) + "x" +
-                std::to_string(image.rows) + " but its annotation " + rec.xml_path + " says " +
-                std::to_string(rec.width) + "x" + std::to_string(rec.height));
+    throw Error(rec.image_path + ": image is " + std::to_string(image.cols) + "x" + std::to_string(image.rows) +
+                " but its annotation " + rec.xml_path + " says " + std::to_string(rec.width) + "x" +
+                std::to_string(rec.height));
   return image;
 }
 
@@ -136,10 +135,10 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
     counts[j] = kept;
     for (int b = 0; b < kept; ++b) {
       float* dst = boxes + (j * m + b) * 4;
-      dst[0] = out[static_cast<std::size_t>(b)].x1 / s;
-      dst[1] = out[static_cast<std::size_t>(b)].y1 / s;
-      dst[2] = out[static_cast<std::size_t>(b)].x2 / s;
-      dst[3] = out[static_cast<std::size_t>(b)].y2 / s;
+      dst[0] = out[static_cast<std::size_t>(b)].x1 / static_cast<float>(s);
+      dst[1] = out[static_cast<std::size_t>(b)].y1 / static_cast<float>(s);
+      dst[2] = out[static_cast<std::size_t>(b)].x2 / static_cast<float>(s);
+      dst[3] = out[static_cast<std::size_t>(b)].y2 / static_cast<float>(s);
       labels[j * m + b] = out[static_cast<std::size_t>(b)].label;
     }
   }
@@ -156,8 +155,10 @@ Loader::Loader(std::shared_ptr<const VocDataset> dataset, LoaderOptions options)
     throw Error("the training set has " + std::to_string(dataset_->images.size()) +
                 " images, fewer than one batch of " + std::to_string(options_.batch_size));
   next_out_ = next_job_ = options_.start_batch;
-  if (options_.num_batches >= 0) end_ = options_.start_batch + options_.num_batches;
-  else end_ = options_.train ? std::numeric_limits<int64_t>::max() : options_.start_batch + per_epoch;
+  if (options_.num_batches >= 0)
+    end_ = options_.start_batch + options_.num_batches;
+  else
+    end_ = options_.train ? std::numeric_limits<int64_t>::max() : options_.start_batch + per_epoch;
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
@@ -189,9 +190,8 @@ void Loader::worker_loop() {
       // A failed batch leaves a marker (a batch without images) at its place in the stream, so
       // that next() still hands out every batch before it and fails exactly where the
       // single-threaded loader would. error_ is the failure of the earliest failed batch.
-      const bool earlier_failure =
-          std::any_of(ready_.begin(), ready_.lower_bound(job),
-                      [](const auto& kv) { return !kv.second.images.defined(); });
+      const bool earlier_failure = std::any_of(ready_.begin(), ready_.lower_bound(job),
+                                               [](const auto& kv) { return !kv.second.images.defined(); });
       if (!earlier_failure) error_ = std::current_exception();
       Batch marker;
       marker.index = job;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <thread>
 
+#include <spdlog/spdlog.h>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -31,12 +32,12 @@ constexpr int kTinySide = 12;             // boxes whose longer side is below th
 constexpr double kHiddenDifficult = 0.6;  // hidden fraction above which an object is difficult
 constexpr double kHiddenDropped = 0.9;    // practically invisible: drawn but not annotated
 constexpr int kMinVisiblePixels = 12;
-constexpr int kPolyShift = 3;             // sub-pixel vertices keep tiny shapes recognisable
+constexpr int kPolyShift = 3;  // sub-pixel vertices keep tiny shapes recognisable
 constexpr double kPolyScale = 1 << kPolyShift;
-constexpr int kMinContrast = 120;         // L1 distance of an object's colour to what it covers
+constexpr int kMinContrast = 120;  // L1 distance of an object's colour to what it covers
 const char* const kSplits[] = {"train", "val", "trainval", "test"};
-const char* const kShapeNames[] = {"square", "circle", "triangle", "star",    "ring",
-                                   "cross",  "hexagon", "diamond", "ellipse_outline", "arrow"};
+const char* const kShapeNames[] = {"square",  "circle",  "triangle",        "star", "ring", "cross",
+                                   "hexagon", "diamond", "ellipse_outline", "arrow"};
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ULL;
@@ -106,7 +107,9 @@ Outline shape_outline(int kind, double r, Rng& rng) {
       o.angle = rng.uniform(-0.25, 0.25);
       break;
     }
-    case 1: add_ellipse(1, 1, r, o.local); break;
+    case 1:
+      add_ellipse(1, 1, r, o.local);
+      break;
     case 2:
       for (int i = 0; i < 3; ++i) {
         const double t = 2 * kPi * i / 3 + rng.uniform(-0.12, 0.12);
@@ -162,8 +165,7 @@ Outline shape_outline(int kind, double r, Rng& rng) {
 }
 
 // Rotates by `angle`, scales by `r`, centres on `c`, in fillPoly's fixed-point units.
-std::vector<cv::Point> place_outline(const std::vector<cv::Point2d>& pts, cv::Point2d c, double r,
-                                     double angle) {
+std::vector<cv::Point> place_outline(const std::vector<cv::Point2d>& pts, cv::Point2d c, double r, double angle) {
   const double ca = std::cos(angle), sa = std::sin(angle);
   std::vector<cv::Point> out;
   out.reserve(pts.size());
@@ -208,8 +210,7 @@ cv::Mat make_background(int width, int height, double clutter, Rng& rng) {
     auto* p = img.ptr<cv::Vec3b>(y);
     for (int x = 0; x < width; ++x) {
       const double t = std::clamp(0.5 + (x - width / 2.0) * gx + (y - height / 2.0) * gy, 0.0, 1.0);
-      for (int ch = 0; ch < 3; ++ch)
-        p[x][ch] = cv::saturate_cast<uchar>(c0[ch] + (c1[ch] - c0[ch]) * t + b[x][ch]);
+      for (int ch = 0; ch < 3; ++ch) p[x][ch] = cv::saturate_cast<uchar>(c0[ch] + (c1[ch] - c0[ch]) * t + b[x][ch]);
     }
   }
 
@@ -257,8 +258,7 @@ struct Context {
 int sample_class(const Context& ctx, Rng& rng) {
   const double u = rng.uniform() * ctx.cumulative.back();
   const auto it = std::upper_bound(ctx.cumulative.begin(), ctx.cumulative.end(), u);
-  return std::min(static_cast<int>(it - ctx.cumulative.begin()),
-                  static_cast<int>(ctx.cumulative.size()) - 1);
+  return std::min(static_cast<int>(it - ctx.cumulative.begin()), static_cast<int>(ctx.cumulative.size()) - 1);
 }
 
 void write_xml(const ImageRecord& rec, const std::string& path) {
@@ -302,15 +302,22 @@ struct Canvas {
 
 // Where an object goes. A quarter of them straddle a border so that part of the shape is cut.
 cv::Point2d draw_centre(double d, int w, int h, Rng& rng) {
-  cv::Point2d c(rng.uniform(d / 2, std::max(d / 2, w - d / 2)),
-                rng.uniform(d / 2, std::max(d / 2, h - d / 2)));
+  cv::Point2d c(rng.uniform(d / 2, std::max(d / 2, w - d / 2)), rng.uniform(d / 2, std::max(d / 2, h - d / 2)));
   if (rng.chance(0.25)) {
     const double inside = rng.uniform(-0.25, 0.4) * d;
     switch (rng.below(4)) {
-      case 0: c.x = inside; break;
-      case 1: c.x = w - 1 - inside; break;
-      case 2: c.y = inside; break;
-      default: c.y = h - 1 - inside; break;
+      case 0:
+        c.x = inside;
+        break;
+      case 1:
+        c.x = w - 1 - inside;
+        break;
+      case 2:
+        c.y = inside;
+        break;
+      default:
+        c.y = h - 1 - inside;
+        break;
     }
   }
   return c;
@@ -336,8 +343,7 @@ cv::Scalar contrasting_color(const Canvas& canvas, Rng& rng) {
   const cv::Scalar under = cv::mean(canvas.img, canvas.mask);
   cv::Scalar color = rng.color();
   for (int tries = 0; tries < 8; ++tries) {
-    const double dist = std::abs(color[0] - under[0]) + std::abs(color[1] - under[1]) +
-                        std::abs(color[2] - under[2]);
+    const double dist = std::abs(color[0] - under[0]) + std::abs(color[1] - under[1]) + std::abs(color[2] - under[2]);
     if (dist >= kMinContrast) break;
     color = rng.color();
   }
@@ -359,8 +365,8 @@ Object annotation(const Context& ctx, int label, cv::Rect box, const Extent& e, 
 
 // Draws one object of class `label`, retrying placements that would be mostly cut or too
 // small to see; returns its annotation, or nothing when every attempt failed.
-std::optional<Object> draw_object(const Context& ctx, int label, double min_side, double max_side,
-                                  Canvas& canvas, Rng& rng) {
+std::optional<Object> draw_object(const Context& ctx, int label, double min_side, double max_side, Canvas& canvas,
+                                  Rng& rng) {
   const int w = canvas.w, h = canvas.h;
   for (int attempt = 0; attempt < 20; ++attempt) {
     // Log-uniform sizes: as many tiny objects as large ones per octave, like real scenes.
@@ -445,8 +451,9 @@ ImageRecord make_image(const Context& ctx, int index) {
   rec.height = landscape ? side : opt.size;
   const int w = rec.width, h = rec.height;
 
-  Canvas canvas{w, h, make_background(w, h, opt.clutter, rng), cv::Mat(h, w, CV_8UC1),
-                cv::Mat(h, w, CV_32SC1, cv::Scalar(0)), {}};
+  Canvas canvas{
+      w, h, make_background(w, h, opt.clutter, rng), cv::Mat(h, w, CV_8UC1), cv::Mat(h, w, CV_32SC1, cv::Scalar(0)),
+      {}};
   const double min_side = opt.min_object;
   const double max_side = std::max<double>(min_side + 1, std::min(w, h) / 2.0);
   const int count = 1 + rng.below(opt.max_objects);
@@ -468,8 +475,7 @@ void make_dir(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir))
-    throw Error("synth: cannot create folder '" + dir.string() + "'" +
-                (ec ? ": " + ec.message() : std::string()));
+    throw Error("synth: cannot create folder '" + dir.string() + "'" + (ec ? ": " + ec.message() : std::string()));
 }
 
 void write_lines(const fs::path& path, const std::vector<std::string>& lines) {
@@ -486,8 +492,7 @@ void validate(const SynthOptions& o) {
   if (o.test < 0) fail("test: " + std::to_string(o.test) + " (need >= 0)");
   if (o.size < 32) fail("size: " + std::to_string(o.size) + " (need >= 32)");
   if (!(o.clutter >= 0 && o.clutter <= 2)) fail("clutter: " + std::to_string(o.clutter) + " (need 0..2)");
-  if (o.num_classes < 6 || o.num_classes > 10)
-    fail("num_classes: " + std::to_string(o.num_classes) + " (need 6..10)");
+  if (o.num_classes < 6 || o.num_classes > 10) fail("num_classes: " + std::to_string(o.num_classes) + " (need 6..10)");
   if (!(o.imbalance >= 1.0)) fail("imbalance: " + std::to_string(o.imbalance) + " (need >= 1)");
   if (o.min_object < 4 || o.min_object > o.size / 2)
     fail("min_object: " + std::to_string(o.min_object) + " (need 4..size/2)");
@@ -513,8 +518,7 @@ std::vector<double> class_cdf(const SynthOptions& options) {
 // Makes images[0, n) on a pool of threads; the first error stops the others and is rethrown.
 void make_images(const Context& ctx, std::vector<ImageRecord>& images) {
   const int n = static_cast<int>(images.size());
-  int threads = ctx.options.threads > 0 ? ctx.options.threads
-                                        : static_cast<int>(std::thread::hardware_concurrency());
+  int threads = ctx.options.threads > 0 ? ctx.options.threads : static_cast<int>(std::thread::hardware_concurrency());
   threads = std::clamp(threads, 1, n);
   std::atomic<int> next{0};
   std::atomic<bool> failed{false};
@@ -558,8 +562,7 @@ std::vector<std::vector<int>> split_indices(const SynthOptions& options) {
 
 // ImageSets/Main: <split>.txt and VOC's per-class <class>_<split>.txt (1 present, 0 only
 // difficult, -1 absent).
-void write_image_sets(const fs::path& sets, const Context& ctx,
-                      const std::vector<ImageRecord>& images,
+void write_image_sets(const fs::path& sets, const Context& ctx, const std::vector<ImageRecord>& images,
                       const std::vector<std::vector<int>>& split_ids) {
   for (int s = 0; s < 4; ++s) {
     std::vector<std::string> ids;
@@ -598,14 +601,63 @@ std::vector<std::string> synth_class_names(int num_classes) {
   return {std::begin(kShapeNames), std::begin(kShapeNames) + num_classes};
 }
 
+namespace {
+
+constexpr const char* kMarker = ".yolo2-synth";
+
+bool six_digit_stem(const fs::path& p, const char* ext) {
+  const std::string stem = p.stem().string();
+  return p.extension() == ext && stem.size() == 6 && stem.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// A dataset synth wrote: its marker, or (written before the marker existed) nothing at the top level
+// but synth's own entries.
+bool written_by_synth(const fs::path& root) {
+  if (fs::exists(root / kMarker)) return true;
+  for (const auto& e : fs::directory_iterator(root)) {
+    const std::string n = e.path().filename().string();
+    if (n != "Annotations" && n != "JPEGImages" && n != "ImageSets" && n != "classes.txt") return false;
+  }
+  return fs::exists(root / "classes.txt");
+}
+
+// Refuses a non-empty folder (without --overwrite, or not synth's); with --overwrite removes the
+// files synth writes there (images and annotations with 6-digit ids, the image sets, classes.txt).
+void claim_out_dir(const SynthOptions& o) {
+  const fs::path root(o.out_dir);
+  if (fs::exists(root) && !fs::is_directory(root)) throw Error(o.out_dir + ": exists and is not a folder");
+  if (!fs::exists(root) || fs::is_empty(root)) return;
+  if (!o.overwrite)
+    throw Error(o.out_dir +
+                " is not empty: synth writes into a new or empty folder (--overwrite replaces a dataset "
+                "synth wrote there)");
+  if (!written_by_synth(root))
+    throw Error(o.out_dir + " holds files synth did not write (no " + kMarker + "): yolo2 leaves it untouched");
+  int removed = 0;
+  const auto remove_if = [&](const fs::path& dir, const auto& keep_out) {
+    if (!fs::is_directory(dir)) return;
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.is_regular_file() && !keep_out(e.path())) removed += fs::remove(e.path()) ? 1 : 0;
+  };
+  remove_if(root / "JPEGImages", [](const fs::path& p) { return !six_digit_stem(p, ".jpg"); });
+  remove_if(root / "Annotations", [](const fs::path& p) { return !six_digit_stem(p, ".xml"); });
+  remove_if(root / "ImageSets" / "Main", [](const fs::path& p) { return p.extension() != ".txt"; });
+  removed += fs::remove(root / "classes.txt") ? 1 : 0;
+  spdlog::info("synth --overwrite: removed {} file(s) of the earlier dataset in {}", removed, o.out_dir);
+}
+
+}  // namespace
+
 SynthResult write_synth(const SynthOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   validate(options);
+  claim_out_dir(options);
   const fs::path root(options.out_dir);
-  Context ctx{options, synth_class_names(options.num_classes), class_cdf(options),
-              root / "Annotations", root / "JPEGImages"};
+  Context ctx{options, synth_class_names(options.num_classes), class_cdf(options), root / "Annotations",
+              root / "JPEGImages"};
   const fs::path sets = root / "ImageSets" / "Main";
   for (const auto& dir : {ctx.annotations, ctx.images, sets}) make_dir(dir);
+  write_lines(root / kMarker, {"written by yolo2 synth; `yolo2 synth --overwrite` may replace this dataset"});
 
   SynthResult result;
   result.images.resize(options.train + options.test);
@@ -615,8 +667,7 @@ SynthResult write_synth(const SynthOptions& options) {
 
   result.class_names = ctx.names;
   count_objects(result, options.num_classes);
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 

@@ -13,18 +13,27 @@
 #include <optional>
 #include <sstream>
 
+#include "yolo2/data/image_io.hpp"
 #include "yolo2/error.hpp"
 
 namespace yolo2::data {
 
 const char* to_string(ParseIssue::Kind kind) {
   switch (kind) {
-    case ParseIssue::Kind::ClippedBox: return "clipped box";
-    case ParseIssue::Kind::DegenerateBox: return "degenerate box dropped";
-    case ParseIssue::Kind::UnknownClass: return "unknown class skipped";
-    case ParseIssue::Kind::DroppedDifficult: return "difficult object not used";
-    case ParseIssue::Kind::MissingImage: return "missing image skipped";
-    case ParseIssue::Kind::EmptyImage: return "image without objects";
+    case ParseIssue::Kind::ClippedBox:
+      return "clipped box";
+    case ParseIssue::Kind::DegenerateBox:
+      return "degenerate box dropped";
+    case ParseIssue::Kind::UnknownClass:
+      return "unknown class skipped";
+    case ParseIssue::Kind::DroppedDifficult:
+      return "difficult object not used";
+    case ParseIssue::Kind::MissingImage:
+      return "missing image skipped";
+    case ParseIssue::Kind::EmptyImage:
+      return "image without objects";
+    case ParseIssue::Kind::BadImage:
+      return "bad image skipped";
   }
   return "?";
 }
@@ -88,16 +97,15 @@ void read_size(const XmlContext& ctx, const pugi::xml_node& root, ImageRecord& r
   rec.width = static_cast<int>(number(ctx, size, "width"));
   rec.height = static_cast<int>(number(ctx, size, "height"));
   if (rec.width <= 0 || rec.height <= 0)
-    throw Error(ctx.at(size) + ": image size must be positive, got " + std::to_string(rec.width) +
-                "x" + std::to_string(rec.height));
+    throw Error(ctx.at(size) + ": image size must be positive, got " + std::to_string(rec.width) + "x" +
+                std::to_string(rec.height));
 }
 
 using Note = std::function<void(ParseIssue::Kind, const std::string&)>;
 
 // Reads <bndbox> into o (0-based, clipped to the image). False when the box is empty or
 // entirely outside the image: such an object is noted and dropped, not an error.
-bool read_box(const XmlContext& ctx, const pugi::xml_node& obj, const ImageRecord& rec, Object& o,
-              const Note& note) {
+bool read_box(const XmlContext& ctx, const pugi::xml_node& obj, const ImageRecord& rec, Object& o, const Note& note) {
   const pugi::xml_node box = obj.child("bndbox");
   if (!box) throw Error(ctx.at(obj) + ": <object> '" + o.name + "' has no <bndbox>");
   // VOC pixel coordinates are 1-based: shift once, here.
@@ -108,16 +116,15 @@ bool read_box(const XmlContext& ctx, const pugi::xml_node& obj, const ImageRecor
   const bool outside = x2 < 0 || y2 < 0 || x1 > rec.width - 1.0 || y1 > rec.height - 1.0;
   if (x2 < x1 || y2 < y1 || outside) {
     std::ostringstream os;
-    os << ctx.at(box) << ": '" << o.name << "' box (" << x1 + 1 << "," << y1 + 1 << "," << x2 + 1
-       << "," << y2 + 1 << ") is empty or outside the " << rec.width << "x" << rec.height
-       << " image";
+    os << ctx.at(box) << ": '" << o.name << "' box (" << x1 + 1 << "," << y1 + 1 << "," << x2 + 1 << "," << y2 + 1
+       << ") is empty or outside the " << rec.width << "x" << rec.height << " image";
     note(ParseIssue::Kind::DegenerateBox, os.str());
     return false;
   }
   if (cx1 != x1 || cx2 != x2 || cy1 != y1 || cy2 != y2) {
     std::ostringstream os;
-    os << ctx.at(box) << ": '" << o.name << "' box (" << x1 + 1 << "," << y1 + 1 << "," << x2 + 1
-       << "," << y2 + 1 << ") clipped to the " << rec.width << "x" << rec.height << " image";
+    os << ctx.at(box) << ": '" << o.name << "' box (" << x1 + 1 << "," << y1 + 1 << "," << x2 + 1 << "," << y2 + 1
+       << ") clipped to the " << rec.width << "x" << rec.height << " image";
     note(ParseIssue::Kind::ClippedBox, os.str());
   }
   o.x1 = static_cast<float>(cx1);
@@ -128,9 +135,8 @@ bool read_box(const XmlContext& ctx, const pugi::xml_node& obj, const ImageRecor
 }
 
 // One <object>; nothing when it is skipped (unknown class, unusable box, unwanted difficult).
-std::optional<Object> read_object(const XmlContext& ctx, const pugi::xml_node& obj,
-                                  const ImageRecord& rec, const ParseOptions& options,
-                                  const Note& note) {
+std::optional<Object> read_object(const XmlContext& ctx, const pugi::xml_node& obj, const ImageRecord& rec,
+                                  const ParseOptions& options, const Note& note) {
   Object o;
   o.name = trimmed(obj.child("name").text().as_string());
   if (o.name.empty()) throw Error(ctx.at(obj) + ": <object> has no <name>");
@@ -155,15 +161,13 @@ std::optional<Object> read_object(const XmlContext& ctx, const pugi::xml_node& o
 
 }  // namespace
 
-ImageRecord parse_voc_xml(const std::string& xml_path, const ParseOptions& options,
-                          std::vector<ParseIssue>* issues) {
+ImageRecord parse_voc_xml(const std::string& xml_path, const ParseOptions& options, std::vector<ParseIssue>* issues) {
   const std::string text = read_annotation_text(xml_path);
   pugi::xml_document doc;
   const pugi::xml_parse_result parsed = doc.load_buffer(text.data(), text.size());
   if (!parsed)
-    throw Error(xml_path + ":" + std::to_string(line_of(text, parsed.offset)) +
-                ": malformed XML (" + parsed.description() + ", byte " +
-                std::to_string(parsed.offset) + ")");
+    throw Error(xml_path + ":" + std::to_string(line_of(text, parsed.offset)) + ": malformed XML (" +
+                parsed.description() + ", byte " + std::to_string(parsed.offset) + ")");
   const XmlContext ctx{xml_path, text};
   const pugi::xml_node root = doc.child("annotation");
   if (!root) throw Error(xml_path + ": no <annotation> root element");
@@ -222,16 +226,19 @@ VocDataset load_voc(const std::vector<DatasetSplit>& splits, const ParseOptions&
     for (const auto& id : ids) {
       const std::string xml = (root / "Annotations" / (id + ".xml")).string();
       if (!std::filesystem::exists(xml))
-        throw Error(xml + ": annotation of image '" + id + "' (listed in " + split_file +
-                    ") does not exist");
+        throw Error(xml + ": annotation of image '" + id + "' (listed in " + split_file + ") does not exist");
       ImageRecord rec = parse_voc_xml(xml, options, &ds.issues);
       rec.id = id;
       rec.image_path = find_image(root, id);
       if (rec.image_path.empty())
-        throw Error((root / "JPEGImages" / (id + ".jpg")).string() + ": image of '" + id +
-                    "' (listed in " + split_file + ") does not exist");
-      if (rec.objects.empty())
-        ds.issues.push_back({ParseIssue::Kind::EmptyImage, xml, xml + ": no usable object"});
+        throw Error((root / "JPEGImages" / (id + ".jpg")).string() + ": image of '" + id + "' (listed in " +
+                    split_file + ") does not exist");
+      if (const auto bad = check_image_file(rec.image_path)) {
+        if (!options.skip_bad_images) throw Error(*bad + " (data.skip_bad_images: true skips such images)");
+        ds.issues.push_back({ParseIssue::Kind::BadImage, rec.image_path, *bad});
+        continue;
+      }
+      if (rec.objects.empty()) ds.issues.push_back({ParseIssue::Kind::EmptyImage, xml, xml + ": no usable object"});
       ds.images.push_back(std::move(rec));
     }
     ds.sources.push_back(split_file + ": " + std::to_string(ids.size()) + " images");
@@ -257,8 +264,8 @@ DatasetStats dataset_stats(const VocDataset& ds) {
       present[static_cast<std::size_t>(o.label)] = true;
       if (o.difficult) ++st.difficult, ++st.difficult_per_class[static_cast<std::size_t>(o.label)];
       if (o.truncated) ++st.truncated;
-      const double rel = std::sqrt(std::max(0.0, double(o.x2 - o.x1) * (o.y2 - o.y1)) /
-                                   (double(img.width) * img.height));
+      const double rel =
+          std::sqrt(std::max(0.0, double(o.x2 - o.x1) * (o.y2 - o.y1)) / (double(img.width) * img.height));
       sides.push_back(rel);
       ++st.size_histogram[static_cast<std::size_t>(std::min(19, static_cast<int>(rel * 20)))];
     }
@@ -276,35 +283,32 @@ DatasetStats dataset_stats(const VocDataset& ds) {
 std::string format_stats(const VocDataset& ds, const DatasetStats& st, int max_issues) {
   std::ostringstream os;
   for (const auto& s : ds.sources) os << "  " << s << "\n";
-  os << "  images " << st.images << ", objects " << st.objects << " (difficult " << st.difficult
-     << ", truncated " << st.truncated << "), images without objects " << st.empty_images << "\n\n";
+  os << "  images " << st.images << ", objects " << st.objects << " (difficult " << st.difficult << ", truncated "
+     << st.truncated << "), images without objects " << st.empty_images << "\n\n";
   std::size_t w = 5;
   for (const auto& n : ds.class_names) w = std::max(w, n.size());
-  os << "  " << std::left << std::setw(static_cast<int>(w)) << "class" << std::right
-     << std::setw(9) << "images" << std::setw(9) << "objects" << std::setw(11) << "difficult"
-     << std::setw(8) << "share\n";
+  os << "  " << std::left << std::setw(static_cast<int>(w)) << "class" << std::right << std::setw(9) << "images"
+     << std::setw(9) << "objects" << std::setw(11) << "difficult" << std::setw(8) << "share\n";
   for (std::size_t c = 0; c < ds.class_names.size(); ++c) {
     const double share = st.objects ? 100.0 * st.objects_per_class[c] / st.objects : 0.0;
-    os << "  " << std::left << std::setw(static_cast<int>(w)) << ds.class_names[c] << std::right
-       << std::setw(9) << st.images_per_class[c] << std::setw(9) << st.objects_per_class[c]
-       << std::setw(11) << st.difficult_per_class[c] << std::setw(6) << std::fixed
-       << std::setprecision(1) << share << "%\n";
+    os << "  " << std::left << std::setw(static_cast<int>(w)) << ds.class_names[c] << std::right << std::setw(9)
+       << st.images_per_class[c] << std::setw(9) << st.objects_per_class[c] << std::setw(11)
+       << st.difficult_per_class[c] << std::setw(6) << std::fixed << std::setprecision(1) << share << "%\n";
   }
-  os << "\n  box size sqrt(area/image area): min " << std::setprecision(3) << st.min_side
-     << ", median " << st.median_side << ", max " << st.max_side << "\n";
+  os << "\n  box size sqrt(area/image area): min " << std::setprecision(3) << st.min_side << ", median "
+     << st.median_side << ", max " << st.max_side << "\n";
   const int peak = std::max(1, *std::max_element(st.size_histogram.begin(), st.size_histogram.end()));
   for (std::size_t b = 0; b < st.size_histogram.size(); ++b) {
-    os << "  [" << std::setprecision(2) << b * 0.05 << ", " << (b + 1) * 0.05 << ") "
-       << std::setw(7) << st.size_histogram[b] << " "
+    os << "  [" << std::setprecision(2) << static_cast<double>(b) * 0.05 << ", " << static_cast<double>(b + 1) * 0.05
+       << ") " << std::setw(7) << st.size_histogram[b] << " "
        << std::string(static_cast<std::size_t>(40.0 * st.size_histogram[b] / peak), '#') << "\n";
   }
   if (!ds.issues.empty()) {
-    std::vector<int> per_kind(6, 0);
+    std::vector<int> per_kind(static_cast<std::size_t>(ParseIssue::Kind::BadImage) + 1, 0);  // the last kind
     for (const auto& i : ds.issues) ++per_kind[static_cast<std::size_t>(i.kind)];
     os << "\n  problems handled:";
     for (std::size_t k = 0; k < per_kind.size(); ++k)
-      if (per_kind[k])
-        os << " " << to_string(static_cast<ParseIssue::Kind>(k)) << " " << per_kind[k] << ";";
+      if (per_kind[k]) os << " " << to_string(static_cast<ParseIssue::Kind>(k)) << " " << per_kind[k] << ";";
     os << "\n";
     int shown = 0;
     for (const auto& i : ds.issues) {

@@ -23,10 +23,9 @@ RegionDecoded decode_region(const at::Tensor& raw, const std::vector<double>& an
   return d;
 }
 
-std::vector<Detection> detect_image(const RegionDecoded& d, int64_t b, const data::Affine& tr, int input_w,
-                                    int input_h, int image_w, int image_h, int image_index,
-                                    const DetectOptions& o) {
-  const at::Tensor boxes = d.boxes[b].to(at::kCPU).contiguous();           // [N, 4]
+std::vector<Detection> detect_image(const RegionDecoded& d, int64_t b, const data::Affine& tr, int input_w, int input_h,
+                                    int image_w, int image_h, int image_index, const DetectOptions& o) {
+  const at::Tensor boxes = d.boxes[b].to(at::kCPU).contiguous();                                          // [N, 4]
   const at::Tensor scores = (d.objectness[b].unsqueeze(1) * d.class_probs[b]).to(at::kCPU).contiguous();  // [N, C]
   const int64_t n = scores.size(0), c = scores.size(1);
   const float* bx = boxes.data_ptr<float>();
@@ -43,8 +42,9 @@ std::vector<Detection> detect_image(const RegionDecoded& d, int64_t b, const dat
       if (!(s > o.score_threshold)) continue;
       if (!mapped) {
         // Network-input pixels -> original pixels through the inverse eval transform, clipped.
-        const double x1 = tr.inv_x((p[0] - p[2] / 2) * input_w), x2 = tr.inv_x((p[0] + p[2] / 2) * input_w);
-        const double y1 = tr.inv_y((p[1] - p[3] / 2) * input_h), y2 = tr.inv_y((p[1] + p[3] / 2) * input_h);
+        const auto in_w = static_cast<float>(input_w), in_h = static_cast<float>(input_h);
+        const double x1 = tr.inv_x((p[0] - p[2] / 2) * in_w), x2 = tr.inv_x((p[0] + p[2] / 2) * in_w);
+        const double y1 = tr.inv_y((p[1] - p[3] / 2) * in_h), y2 = tr.inv_y((p[1] + p[3] / 2) * in_h);
         xyxy[0] = static_cast<float>(std::clamp(std::min(x1, x2), 0.0, image_w - 1.0));
         xyxy[2] = static_cast<float>(std::clamp(std::max(x1, x2), 0.0, image_w - 1.0));
         xyxy[1] = static_cast<float>(std::clamp(std::min(y1, y2), 0.0, image_h - 1.0));
@@ -56,9 +56,8 @@ std::vector<Detection> detect_image(const RegionDecoded& d, int64_t b, const dat
       cand_labels.push_back(k);
     }
   }
-  const std::vector<int64_t> keep =
-      ops::batched_nms(cand_boxes.data(), cand_scores.data(), cand_labels.data(),
-                  static_cast<int64_t>(cand_scores.size()), o.nms_threshold);
+  const std::vector<int64_t> keep = ops::batched_nms(cand_boxes.data(), cand_scores.data(), cand_labels.data(),
+                                                     static_cast<int64_t>(cand_scores.size()), o.nms_threshold);
   std::vector<Detection> out;
   const std::size_t limit = std::min<std::size_t>(keep.size(), static_cast<std::size_t>(std::max(0, o.max_detections)));
   out.reserve(limit);

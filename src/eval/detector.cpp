@@ -29,8 +29,7 @@ std::vector<Detection> Detector::detect(const cv::Mat& bgr, const DetectOptions&
   return detect_image(d, 0, tr, s, s, bgr.cols, bgr.rows, 0, options);
 }
 
-cv::Mat draw_detections(const cv::Mat& bgr, const std::vector<Detection>& dets,
-                        const std::vector<std::string>& names) {
+cv::Mat draw_detections(const cv::Mat& bgr, const std::vector<Detection>& dets, const std::vector<std::string>& names) {
   cv::Mat out = bgr.clone();
   const int thick = std::max(1, static_cast<int>(std::lround(std::max(out.cols, out.rows) / 300.0)));
   const double font = std::max(0.4, std::max(out.cols, out.rows) / 800.0);
@@ -44,13 +43,15 @@ cv::Mat draw_detections(const cv::Mat& bgr, const std::vector<Detection>& dets,
     const cv::Point p2(static_cast<int>(std::lround(d->box.x2)), static_cast<int>(std::lround(d->box.y2)));
     cv::rectangle(out, p1, p2, colour, thick, cv::LINE_AA);
     char text[128];
-    const std::string name = d->label >= 0 && d->label < static_cast<int>(names.size()) ? names[static_cast<std::size_t>(d->label)]
-                                                                                        : std::to_string(d->label);
+    const std::string name = d->label >= 0 && d->label < static_cast<int>(names.size())
+                                 ? names[static_cast<std::size_t>(d->label)]
+                                 : std::to_string(d->label);
     std::snprintf(text, sizeof(text), "%s %.2f", name.c_str(), d->score);
     int base = 0;
     const cv::Size ts = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, font, 1, &base);
     const int ty = std::max(ts.height + 2, p1.y);
-    cv::rectangle(out, cv::Point(p1.x, ty - ts.height - 2), cv::Point(p1.x + ts.width + 2, ty + base - 1), colour, cv::FILLED);
+    cv::rectangle(out, cv::Point(p1.x, ty - ts.height - 2), cv::Point(p1.x + ts.width + 2, ty + base - 1), colour,
+                  cv::FILLED);
     const double lum = 0.299 * colour[2] + 0.587 * colour[1] + 0.114 * colour[0];
     cv::putText(out, text, cv::Point(p1.x + 1, ty - 1), cv::FONT_HERSHEY_SIMPLEX, font,
                 lum > 140 ? cv::Scalar(0, 0, 0) : cv::Scalar(255, 255, 255), 1, cv::LINE_AA);

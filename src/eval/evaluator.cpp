@@ -58,20 +58,23 @@ std::string format_map_table(const MapResult& r) {
   const std::string rule(w + 44, '-');
   os << rule << "\n"
      << std::left << std::setw(static_cast<int>(w)) << "class" << std::right << std::setw(7) << "gts" << std::setw(7)
-     << "diff" << std::setw(8) << "dets" << std::setw(9) << "recall" << std::setw(9) << "AP" << "\n"
+     << "diff" << std::setw(8) << "dets" << std::setw(9) << "recall" << std::setw(9) << "AP"
+     << "\n"
      << rule << "\n";
   for (const auto& c : r.per_class) {
     os << std::left << std::setw(static_cast<int>(w)) << c.name << std::right << std::setw(7) << c.num_gt
        << std::setw(7) << c.num_difficult << std::setw(8) << c.num_detections << std::fixed << std::setprecision(4);
     const double recall = c.recall.empty() ? 0.0 : c.recall.back();
-    if (std::isnan(c.ap)) os << std::setw(9) << "-" << std::setw(9) << "n/a";
-    else os << std::setw(9) << recall << std::setw(9) << c.ap;
+    if (std::isnan(c.ap))
+      os << std::setw(9) << "-" << std::setw(9) << "n/a";
+    else
+      os << std::setw(9) << recall << std::setw(9) << c.ap;
     os << "\n";
   }
   os << rule << "\n"
      << std::left << std::setw(static_cast<int>(w)) << ("mAP@" + std::to_string(r.iou_threshold).substr(0, 4))
-     << std::right << std::setw(40) << to_string(r.metric) << std::setw(4) << " " << std::fixed
-     << std::setprecision(4) << r.map << "\n"
+     << std::right << std::setw(40) << to_string(r.metric) << std::setw(4) << " " << std::fixed << std::setprecision(4)
+     << r.map << "\n"
      << rule << "\n";
   return os.str();
 }
@@ -104,8 +107,8 @@ std::vector<std::string> write_eval_report(const std::string& dir, const std::st
   std::vector<std::string> ids;
   ids.reserve(ds.images.size());
   for (const auto& im : ds.images) ids.push_back(im.id);
-  std::vector<std::string> files =
-      write_voc_results((std::filesystem::path(dir) / "results").string(), split_name, ds.class_names, ids, run.detections);
+  std::vector<std::string> files = write_voc_results((std::filesystem::path(dir) / "results").string(), split_name,
+                                                     ds.class_names, ids, run.detections);
   const std::string json = (std::filesystem::path(dir) / "map.json").string();
   write_map_json(json, run.metrics);
   files.push_back(json);

@@ -27,8 +27,8 @@ std::string fixed(double value, int decimals) {
 std::string file_safe(const std::string& name) {
   std::string out = name;
   for (char& c : out) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '_' || c == '.';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
     if (!ok) c = '_';
   }
   return out.empty() ? "_" : out;
@@ -80,8 +80,8 @@ std::vector<std::string> save_pr_plots(const MapResult& result, const std::strin
     const int colour = static_cast<int>(k);  // class colour, as in drawn detections
     const std::string path = (fs::path(dir) / ("pr_" + file_safe(c.name) + ".png")).string();
     util::save_line_plot(path, {pr_series(c, colour, "")},
-                         pr_options(c.name + ": AP " + fixed(c.ap, 4) + " (" + protocol(result) + ")",
-                                    kClassPlotWidth, kClassPlotHeight));
+                         pr_options(c.name + ": AP " + fixed(c.ap, 4) + " (" + protocol(result) + ")", kClassPlotWidth,
+                                    kClassPlotHeight));
     written.push_back(path);
     summary.push_back(pr_series(c, colour, c.name + " " + fixed(c.ap, 3)));
     summary.back().thickness = 1;  // up to 20 overlapping curves

@@ -21,8 +21,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int kFieldsPerLine = 6;  // image_id score xmin ymin xmax ymax
-constexpr int kScoreDecimals = 6;
-constexpr int kCoordinateDecimals = 1;
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
 
@@ -33,21 +31,19 @@ void check_name_part(const std::string& value, const char* what) {
   }
 }
 
-// Locale-independent fixed-point formatting (printf would follow LC_NUMERIC).
-void append_fixed(std::string& out, double value, int decimals) {
+// The shortest decimal that reads back as exactly `value`, locale-independent (printf would follow
+// LC_NUMERIC): scoring a run's own results files then gives exactly the mAP it printed, where a
+// fixed 0.1 px could move an IoU across the threshold.
+void append_exact(std::string& out, double value) {
   char buffer[64];
-  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), value, std::chars_format::fixed,
-                                    decimals);
+  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
   if (result.ec != std::errc()) throw Error("VOC results: cannot format number");
   out.append(buffer, result.ptr);
 }
 
-std::string where(const std::string& file, std::size_t line) {
-  return file + ":" + std::to_string(line) + ": ";
-}
+std::string where(const std::string& file, std::size_t line) { return file + ":" + std::to_string(line) + ": "; }
 
-double parse_number(std::string_view field, const std::string& file, std::size_t line,
-                    const char* name) {
+double parse_number(std::string_view field, const std::string& file, std::size_t line, const char* name) {
   double value = 0;
   const auto result = std::from_chars(field.data(), field.data() + field.size(), value);
   if (result.ec != std::errc() || result.ptr != field.data() + field.size() || !std::isfinite(value)) {
@@ -58,16 +54,14 @@ double parse_number(std::string_view field, const std::string& file, std::size_t
 
 }  // namespace
 
-std::string results_file_name(const std::string& split, const std::string& class_name,
-                              const std::string& comp_id) {
+std::string results_file_name(const std::string& split, const std::string& class_name, const std::string& comp_id) {
   return comp_id + "_det_" + split + "_" + class_name + ".txt";
 }
 
 std::vector<std::string> write_voc_results(const std::string& dir, const std::string& split,
                                            const std::vector<std::string>& class_names,
                                            const std::vector<std::string>& image_ids,
-                                           const std::vector<Detection>& detections,
-                                           const std::string& comp_id) {
+                                           const std::vector<Detection>& detections, const std::string& comp_id) {
   check_name_part(comp_id, "comp id");
   check_name_part(split, "split");
   for (const std::string& name : class_names) check_name_part(name, "class name");
@@ -82,12 +76,12 @@ std::vector<std::string> write_voc_results(const std::string& dir, const std::st
   for (std::size_t i = 0; i < detections.size(); ++i) {
     const Detection& d = detections[i];
     if (d.image < 0 || static_cast<std::size_t>(d.image) >= image_ids.size()) {
-      throw Error("VOC results: detection " + std::to_string(i) + " refers to image " +
-                  std::to_string(d.image) + ", outside [0, " + std::to_string(image_ids.size()) + ")");
+      throw Error("VOC results: detection " + std::to_string(i) + " refers to image " + std::to_string(d.image) +
+                  ", outside [0, " + std::to_string(image_ids.size()) + ")");
     }
     if (d.label < 0 || static_cast<std::size_t>(d.label) >= class_names.size()) {
-      throw Error("VOC results: detection " + std::to_string(i) + " has label " +
-                  std::to_string(d.label) + ", outside [0, " + std::to_string(class_names.size()) + ")");
+      throw Error("VOC results: detection " + std::to_string(i) + " has label " + std::to_string(d.label) +
+                  ", outside [0, " + std::to_string(class_names.size()) + ")");
     }
     const float values[5] = {d.score, d.box.x1, d.box.y1, d.box.x2, d.box.y2};
     for (float v : values) {
@@ -99,10 +93,10 @@ std::vector<std::string> write_voc_results(const std::string& dir, const std::st
     std::string& out = content[static_cast<std::size_t>(d.label)];
     out += image_ids[static_cast<std::size_t>(d.image)];
     out += ' ';
-    append_fixed(out, d.score, kScoreDecimals);
+    append_exact(out, d.score);
     for (int k = 1; k < 5; ++k) {
       out += ' ';
-      append_fixed(out, static_cast<double>(values[k]) + 1.0, kCoordinateDecimals);  // 1-based
+      append_exact(out, static_cast<double>(values[k]) + 1.0);  // 1-based; exact in double
     }
     out += '\n';
   }
@@ -122,8 +116,7 @@ std::vector<std::string> write_voc_results(const std::string& dir, const std::st
 
 std::vector<Detection> read_voc_results(const std::string& dir, const std::string& split,
                                         const std::vector<std::string>& class_names,
-                                        const std::vector<std::string>& image_ids,
-                                        const ReadResultsOptions& options,
+                                        const std::vector<std::string>& image_ids, const ReadResultsOptions& options,
                                         std::vector<std::string>* missing_files) {
   std::unordered_map<std::string_view, int> index_of;
   index_of.reserve(image_ids.size());
@@ -136,8 +129,7 @@ std::vector<Detection> read_voc_results(const std::string& dir, const std::strin
   std::vector<Detection> detections;
   std::string text;
   for (std::size_t c = 0; c < class_names.size(); ++c) {
-    const std::string file =
-        (fs::path(dir) / results_file_name(split, class_names[c], options.comp_id)).string();
+    const std::string file = (fs::path(dir) / results_file_name(split, class_names[c], options.comp_id)).string();
     std::error_code ec;
     if (!fs::exists(file, ec)) {
       if (!options.allow_missing_files) {
@@ -170,8 +162,8 @@ std::vector<Detection> read_voc_results(const std::string& dir, const std::strin
       }
       const auto found = index_of.find(fields[0]);
       if (found == index_of.end()) {
-        throw Error(where(file, line_number) + "unknown image id '" + std::string(fields[0]) +
-                    "' (not in the " + split + " image list)");
+        throw Error(where(file, line_number) + "unknown image id '" + std::string(fields[0]) + "' (not in the " +
+                    split + " image list)");
       }
       Detection d;
       d.image = found->second;

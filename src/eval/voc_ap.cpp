@@ -44,9 +44,8 @@ GroupedGroundTruth group_ground_truth(const std::vector<std::vector<GroundTruthB
     for (std::size_t k = 0; k < boxes.size(); ++k) {
       const int label = boxes[k].label;
       if (label < 0 || static_cast<std::size_t>(label) >= num_classes) {
-        throw Error("evaluate_voc: ground-truth box " + std::to_string(k) + " of image " +
-                    std::to_string(image) + " has label " + std::to_string(label) +
-                    ", outside [0, " + std::to_string(num_classes) + ")");
+        throw Error("evaluate_voc: ground-truth box " + std::to_string(k) + " of image " + std::to_string(image) +
+                    " has label " + std::to_string(label) + ", outside [0, " + std::to_string(num_classes) + ")");
       }
       ++g.offsets[static_cast<std::size_t>(label) * num_images + image + 1];
       (boxes[k].difficult ? g.difficult_per_class : g.non_difficult_per_class)[label] += 1;
@@ -66,24 +65,21 @@ GroupedGroundTruth group_ground_truth(const std::vector<std::vector<GroundTruthB
   return g;
 }
 
-void validate_detections(const std::vector<Detection>& detections, std::size_t num_images,
-                         std::size_t num_classes) {
+void validate_detections(const std::vector<Detection>& detections, std::size_t num_images, std::size_t num_classes) {
   for (std::size_t i = 0; i < detections.size(); ++i) {
     const Detection& d = detections[i];
     if (d.image < 0 || static_cast<std::size_t>(d.image) >= num_images) {
-      throw Error("evaluate_voc: detection " + std::to_string(i) + " refers to image " +
-                  std::to_string(d.image) + ", outside [0, " + std::to_string(num_images) + ")");
+      throw Error("evaluate_voc: detection " + std::to_string(i) + " refers to image " + std::to_string(d.image) +
+                  ", outside [0, " + std::to_string(num_images) + ")");
     }
     if (d.label < 0 || static_cast<std::size_t>(d.label) >= num_classes) {
-      throw Error("evaluate_voc: detection " + std::to_string(i) + " (image " +
-                  std::to_string(d.image) + ") has label " + std::to_string(d.label) +
-                  ", outside [0, " + std::to_string(num_classes) + ")");
+      throw Error("evaluate_voc: detection " + std::to_string(i) + " (image " + std::to_string(d.image) +
+                  ") has label " + std::to_string(d.label) + ", outside [0, " + std::to_string(num_classes) + ")");
     }
     // A NaN would break the strict weak ordering of the sort (undefined behaviour).
     if (std::isnan(d.score)) {
-      throw Error("evaluate_voc: detection " + std::to_string(i) + " (image " +
-                  std::to_string(d.image) + ", label " + std::to_string(d.label) +
-                  ") has a NaN score");
+      throw Error("evaluate_voc: detection " + std::to_string(i) + " (image " + std::to_string(d.image) + ", label " +
+                  std::to_string(d.label) + ") has a NaN score");
     }
   }
 }
@@ -92,8 +88,10 @@ void validate_detections(const std::vector<Detection>& detections, std::size_t n
 
 const char* to_string(ApMetric metric) {
   switch (metric) {
-    case ApMetric::Voc07: return "voc07";
-    case ApMetric::Voc12: return "voc12";
+    case ApMetric::Voc07:
+      return "voc07";
+    case ApMetric::Voc12:
+      return "voc12";
   }
   return "unknown";
 }
@@ -104,11 +102,10 @@ ApMetric ap_metric_from_string(const std::string& name) {
   throw Error("unknown AP metric '" + name + "' (expected voc07 or voc12)");
 }
 
-double average_precision(const std::vector<double>& recall, const std::vector<double>& precision,
-                         ApMetric metric) {
+double average_precision(const std::vector<double>& recall, const std::vector<double>& precision, ApMetric metric) {
   if (recall.size() != precision.size()) {
-    throw Error("average_precision: recall has " + std::to_string(recall.size()) +
-                " points but precision has " + std::to_string(precision.size()));
+    throw Error("average_precision: recall has " + std::to_string(recall.size()) + " points but precision has " +
+                std::to_string(precision.size()));
   }
   const std::size_t n = recall.size();
   if (metric == ApMetric::Voc07) {
@@ -174,10 +171,9 @@ ClassBuckets bucket_by_class(const std::vector<Detection>& detections, std::size
 // highest-IoU GT of its image; `taken` marks GTs already matched by a higher-ranked detection.
 // Fills the recall / precision curve and the TP / FP / ignored counts of `cr`.
 void match_class(std::size_t c, std::vector<std::size_t>::const_iterator first,
-                 std::vector<std::size_t>::const_iterator last,
-                 const std::vector<Detection>& detections, const GroupedGroundTruth& gt,
-                 std::size_t num_images, const VocEvalOptions& options, std::vector<char>& taken,
-                 ClassResult& cr) {
+                 std::vector<std::size_t>::const_iterator last, const std::vector<Detection>& detections,
+                 const GroupedGroundTruth& gt, std::size_t num_images, const VocEvalOptions& options,
+                 std::vector<char>& taken, ClassResult& cr) {
   const double npos = static_cast<double>(cr.num_gt);
   double cum_tp = 0., cum_fp = 0.;
   std::size_t rank = 0;
@@ -193,8 +189,7 @@ void match_class(std::size_t c, std::vector<std::size_t>::const_iterator first,
         jmax = j;
       }
     }
-    const bool match = options.inclusive_threshold ? ovmax >= options.iou_threshold
-                                                   : ovmax > options.iou_threshold;
+    const bool match = options.inclusive_threshold ? ovmax >= options.iou_threshold : ovmax > options.iou_threshold;
     if (match) {
       if (gt.difficult[jmax]) {
         ++cr.ignored;  // tp = fp = 0: the point repeats the previous one
@@ -217,8 +212,7 @@ void match_class(std::size_t c, std::vector<std::size_t>::const_iterator first,
 }  // namespace
 
 MapResult evaluate_voc(const std::vector<std::vector<GroundTruthBox>>& ground_truth,
-                       const std::vector<Detection>& detections,
-                       const std::vector<std::string>& class_names,
+                       const std::vector<Detection>& detections, const std::vector<std::string>& class_names,
                        const VocEvalOptions& options) {
   if (!std::isfinite(options.iou_threshold)) {
     throw Error("evaluate_voc: iou_threshold must be finite");
@@ -244,9 +238,8 @@ MapResult evaluate_voc(const std::vector<std::vector<GroundTruthBox>>& ground_tr
     const auto first = buckets.order.begin() + static_cast<std::ptrdiff_t>(buckets.offsets[c]);
     const auto last = buckets.order.begin() + static_cast<std::ptrdiff_t>(buckets.offsets[c + 1]);
     // The sort being stable is what fixes the order of equal scores (documented in the header).
-    std::stable_sort(first, last, [&detections](std::size_t a, std::size_t b) {
-      return detections[a].score > detections[b].score;
-    });
+    std::stable_sort(first, last,
+                     [&detections](std::size_t a, std::size_t b) { return detections[a].score > detections[b].score; });
 
     ClassResult& cr = result.per_class[c];
     cr.name = class_names[c];

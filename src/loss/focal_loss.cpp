@@ -17,9 +17,12 @@ at::Tensor modulating_factor(const at::Tensor& log_p, double gamma) {
 
 at::Tensor reduce(const at::Tensor& per_item, Reduction reduction) {
   switch (reduction) {
-    case Reduction::None: return per_item;
-    case Reduction::Sum: return per_item.sum();
-    case Reduction::Mean: break;
+    case Reduction::None:
+      return per_item;
+    case Reduction::Sum:
+      return per_item.sum();
+    case Reduction::Mean:
+      break;
   }
   return per_item.mean();
 }
@@ -37,8 +40,8 @@ torch::Tensor focal_loss(const torch::Tensor& logits, const torch::Tensor& targe
   at::Tensor loss = -log_p;
   if (o.gamma != 0) loss = loss * modulating_factor(log_p, o.gamma);
   if (o.alpha.defined()) {
-    TORCH_CHECK(o.alpha.dim() == 1 && o.alpha.size(0) == logits.size(1), "focal_loss: alpha must be [C] with C = ",
-                logits.size(1), ", got ", o.alpha.sizes());
+    TORCH_CHECK(o.alpha.dim() == 1 && o.alpha.size(0) == logits.size(1),
+                "focal_loss: alpha must be [C] with C = ", logits.size(1), ", got ", o.alpha.sizes());
     loss = loss * o.alpha.to(loss.options()).gather(0, targets);
   }
   return reduce(loss, o.reduction);
@@ -55,8 +58,7 @@ torch::Tensor sigmoid_focal_loss(const torch::Tensor& logits, const torch::Tenso
   if (o.gamma != 0) {
     // 1 - p_t with p_t = p y + (1 - p)(1 - y) (torchvision, linear in soft targets), written with
     // sigmoid(-x) = 1 - sigmoid(x) so that it does not round to 0 for confident logits.
-    const at::Tensor one_minus_pt =
-        (at::sigmoid(-logits) * y + at::sigmoid(logits) * (1 - y)).clamp_min(1e-12);
+    const at::Tensor one_minus_pt = (at::sigmoid(-logits) * y + at::sigmoid(logits) * (1 - y)).clamp_min(1e-12);
     loss = loss * at::pow(one_minus_pt, o.gamma);
   }
   if (o.alpha >= 0) loss = loss * (o.alpha * y + (1 - o.alpha) * (1 - y));

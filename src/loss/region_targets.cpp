@@ -21,9 +21,7 @@ struct Assigned {
 
 // Host rows -> tensors; at::tensor copies, so autograd may keep them after the vectors are gone.
 at::Tensor long_tensor(const std::vector<int64_t>& v) { return at::tensor(v, at::kLong); }
-at::Tensor float_rows(const std::vector<float>& v, int64_t cols) {
-  return at::tensor(v, at::kFloat).view({-1, cols});
-}
+at::Tensor float_rows(const std::vector<float>& v, int64_t cols) { return at::tensor(v, at::kFloat).view({-1, cols}); }
 
 void fill_rows(const std::vector<Assigned>& all, const std::vector<std::size_t>& pick, RegionTargets& t) {
   std::vector<int64_t> flat, labels;
@@ -62,8 +60,8 @@ RegionTargets assign_targets(const at::Tensor& boxes, const at::Tensor& labels, 
   const int64_t* cp = counts_c.data_ptr<int64_t>();
   std::vector<float> image_boxes(static_cast<std::size_t>(b_n * m_pad * 4), 0.0f);
   std::vector<uint8_t> valid(static_cast<std::size_t>(b_n * m_pad), 0);
-  std::vector<Assigned> all;           // darknet's loop order
-  std::vector<std::size_t> winner;     // per (cell, anchor): index into `all` of the last writer
+  std::vector<Assigned> all;        // darknet's loop order
+  std::vector<std::size_t> winner;  // per (cell, anchor): index into `all` of the last writer
   std::unordered_map<int64_t, std::size_t> slot;
   for (int64_t b = 0; b < b_n; ++b) {
     for (int64_t t = 0; t < std::min<int64_t>(cp[b], m_use); ++t) {
@@ -82,8 +80,10 @@ RegionTargets assign_targets(const at::Tensor& boxes, const at::Tensor& labels, 
       s.weight = static_cast<float>(o.coord_scale * (o.small_box_weight ? 2.0 - w * h : 1.0));
       all.push_back(s);
       const auto [it, inserted] = slot.emplace(s.flat, winner.size());
-      if (inserted) winner.push_back(all.size() - 1);
-      else winner[it->second] = all.size() - 1;  // a later ground truth overwrites
+      if (inserted)
+        winner.push_back(all.size() - 1);
+      else
+        winner[it->second] = all.size() - 1;  // a later ground truth overwrites
     }
   }
   RegionTargets out;

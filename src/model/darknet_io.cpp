@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/utils.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -36,9 +37,14 @@ std::vector<int> in_channels(const NetworkSpec& spec) {
   for (const auto& l : spec.layers) {
     in.push_back(c);
     switch (l.type) {
-      case LayerSpec::Type::Conv: c = l.filters; break;
-      case LayerSpec::Type::MaxPool: break;
-      case LayerSpec::Type::Reorg: c *= 4; break;
+      case LayerSpec::Type::Conv:
+        c = l.filters;
+        break;
+      case LayerSpec::Type::MaxPool:
+        break;
+      case LayerSpec::Type::Reorg:
+        c *= 4;
+        break;
       case LayerSpec::Type::Route:
         c = 0;
         for (int j : l.inputs) c += out[static_cast<std::size_t>(j)];
@@ -58,8 +64,8 @@ std::size_t read_header(const std::string& bytes, const std::string& path, Darkn
   std::memcpy(&h.revision, bytes.data() + 8, 4);
   const std::size_t header = static_cast<std::size_t>(h.header_bytes());
   if (bytes.size() < header)
-    throw Error(path + ": " + std::to_string(bytes.size()) + " bytes is too short for a v" +
-                std::to_string(h.major) + "." + std::to_string(h.minor) + " header");
+    throw Error(path + ": " + std::to_string(bytes.size()) + " bytes is too short for a v" + std::to_string(h.major) +
+                "." + std::to_string(h.minor) + " header");
   if (header == 20) {
     std::memcpy(&h.seen, bytes.data() + 12, 8);
   } else {
@@ -72,8 +78,8 @@ std::size_t read_header(const std::string& bytes, const std::string& path, Darkn
 
 std::string describe(const LayerSpec& l, std::size_t i, int in_c) {
   std::ostringstream os;
-  os << "layer " << i << " (conv " << l.filters << " " << l.size << "x" << l.size << ", " << in_c
-     << " input channels" << (l.batch_normalize ? ", batch norm" : "") << ")";
+  os << "layer " << i << " (conv " << l.filters << " " << l.size << "x" << l.size << ", " << in_c << " input channels"
+     << (l.batch_normalize ? ", batch norm" : "") << ")";
   return os.str();
 }
 
@@ -86,7 +92,8 @@ int DarknetHeader::header_bytes() const {
 
 int64_t darknet_weight_floats(const NetworkSpec& spec, int upto) {
   const std::vector<int> in = in_channels(spec);
-  const std::size_t n = upto < 0 ? spec.layers.size() : std::min<std::size_t>(spec.layers.size(), static_cast<std::size_t>(upto));
+  const std::size_t n =
+      upto < 0 ? spec.layers.size() : std::min<std::size_t>(spec.layers.size(), static_cast<std::size_t>(upto));
   int64_t total = 0;
   for (std::size_t i = 0; i < n; ++i)
     if (spec.layers[i].type == LayerSpec::Type::Conv) total += conv_floats(spec.layers[i], in[i]);
@@ -108,7 +115,10 @@ WeightsLoad load_darknet_weights(YoloV2Impl& model, const std::string& path, boo
   const NetworkSpec& spec = model.spec();
   const std::vector<int> in_c = in_channels(spec);
   const int64_t expected_total = darknet_weight_floats(spec);
-  struct Step { std::size_t layer; int64_t offset; };
+  struct Step {
+    std::size_t layer;
+    int64_t offset;
+  };
   std::vector<Step> plan;
   int64_t offset = 0;
   for (std::size_t i = 0; i < spec.layers.size(); ++i) {
@@ -119,9 +129,9 @@ WeightsLoad load_darknet_weights(YoloV2Impl& model, const std::string& path, boo
     if (offset == available && allow_prefix) continue;  // a prefix file ends here
     if (offset + need > available) {
       std::ostringstream os;
-      os << path << ": expected " << (allow_prefix ? offset + need : expected_total) << " floats, found "
-         << available << ": they ran out at " << describe(l, i, in_c[i]) << ", which needs " << need
-         << " floats from offset " << offset << " but only " << (available - offset) << " are left"
+      os << path << ": expected " << (allow_prefix ? offset + need : expected_total) << " floats, found " << available
+         << ": they ran out at " << describe(l, i, in_c[i]) << ", which needs " << need << " floats from offset "
+         << offset << " but only " << (available - offset) << " are left"
          << (allow_prefix ? " (a prefix file must end at a layer boundary)" : "");
       throw Error(os.str());
     }
@@ -133,8 +143,13 @@ WeightsLoad load_darknet_weights(YoloV2Impl& model, const std::string& path, boo
                 std::to_string(expected_total) + " (" + std::to_string(available - offset) +
                 " left over): is this the weights file of another network or class count?");
 
-  torch::NoGradGuard no_grad;
   const float* data = reinterpret_cast<const float*>(bytes.data() + header);
+  // Diverged or damaged weights would only show as an mAP of 0: refused, naming the first bad float.
+  for (int64_t k = 0; k < offset; ++k)
+    if (!std::isfinite(data[k]))
+      throw Error(path + ": float " + std::to_string(k) + " of the body is " + std::to_string(data[k]) +
+                  " (the weights are damaged or come from a diverged run)");
+  torch::NoGradGuard no_grad;
   for (const Step& s : plan) {
     const auto k = static_cast<std::size_t>(model.conv_of_layer()[s.layer]);
     int64_t pos = s.offset;
@@ -152,7 +167,8 @@ WeightsLoad load_darknet_weights(YoloV2Impl& model, const std::string& path, boo
 
 void save_darknet_weights(YoloV2Impl& model, const std::string& path, uint64_t seen, int upto) {
   const NetworkSpec& spec = model.spec();
-  const std::size_t n = upto < 0 ? spec.layers.size() : std::min<std::size_t>(spec.layers.size(), static_cast<std::size_t>(upto));
+  const std::size_t n =
+      upto < 0 ? spec.layers.size() : std::min<std::size_t>(spec.layers.size(), static_cast<std::size_t>(upto));
   util::write_file_atomic(path, [&](const util::ByteSink& sink) {
     const int32_t version[3] = {0, 2, 0};
     sink(version, sizeof(version));
@@ -175,10 +191,15 @@ std::string darknet_cfg(const NetworkSpec& spec, const Config& config) {
   os << "# Written by yolo2 (YOLOv2, darknet yolov2-voc layout).\n[net]\n"
      << "batch=" << t.batch << "\nsubdivisions=" << t.subdivisions << "\n"
      << "width=" << config.data.input_size << "\nheight=" << config.data.input_size << "\nchannels="
-     << spec.channels << "\nmomentum=" << t.momentum << "\ndecay=" << t.decay << "\nangle=0\n"
+     << spec.channels
+     // AlexeyAB darknet and OpenCV's DNN read it: the network was evaluated on letterboxed inputs.
+     << (config.data.eval_transform == EvalTransform::Letterbox ? "\nletter_box=1" : "") << "\nmomentum=" << t.momentum
+     << "\ndecay=" << t.decay << "\nangle=0\n"
      << "saturation=" << a.saturation << "\nexposure=" << a.exposure << "\nhue=" << a.hue << "\n\n"
-     << "learning_rate=" << t.lr << "\nburn_in=" << t.burn_in << "\nmax_batches=" << t.max_batches
-     << "\npolicy=" << (t.policy == LrPolicy::Steps ? "steps" : t.policy == LrPolicy::Constant ? "constant" : "steps");
+     << "learning_rate=" << t.lr << "\nburn_in=" << t.burn_in << "\nmax_batches=" << t.max_batches << "\npolicy="
+     << (t.policy == LrPolicy::Steps      ? "steps"
+         : t.policy == LrPolicy::Constant ? "constant"
+                                          : "steps");
   if (t.policy != LrPolicy::Constant) {
     os << "\nsteps=";
     for (std::size_t i = 0; i < t.steps.size(); ++i) os << (i ? "," : "") << t.steps[i];
@@ -198,7 +219,9 @@ std::string darknet_cfg(const NetworkSpec& spec, const Config& config) {
       case LayerSpec::Type::MaxPool:
         os << "\n[maxpool]\nsize=" << l.size << "\nstride=" << l.stride << "\n";
         break;
-      case LayerSpec::Type::Reorg: os << "\n[reorg]\nstride=" << l.stride << "\n"; break;
+      case LayerSpec::Type::Reorg:
+        os << "\n[reorg]\nstride=" << l.stride << "\n";
+        break;
       case LayerSpec::Type::Route:
         os << "\n[route]\nlayers=";
         for (std::size_t j = 0; j < l.inputs.size(); ++j)
@@ -213,9 +236,8 @@ std::string darknet_cfg(const NetworkSpec& spec, const Config& config) {
   os << "\nbias_match=1\nclasses=" << spec.num_classes << "\ncoords=4\nnum=" << spec.num_anchors()
      << "\nsoftmax=1\njitter=" << a.jitter << "\nrescore=" << (L.rescore ? 1 : 0)
      << "\n\nobject_scale=" << L.object_scale << "\nnoobject_scale=" << L.noobject_scale
-     << "\nclass_scale=" << L.class_scale << "\ncoord_scale=" << L.coord_scale
-     << "\n\nabsolute=1\nthresh=" << L.thresh << "\nrandom=" << (config.data.multiscale_sizes.empty() ? 0 : 1)
-     << "\n";
+     << "\nclass_scale=" << L.class_scale << "\ncoord_scale=" << L.coord_scale << "\n\nabsolute=1\nthresh=" << L.thresh
+     << "\nrandom=" << (config.data.multiscale_sizes.empty() ? 0 : 1) << "\n";
   return os.str();
 }
 

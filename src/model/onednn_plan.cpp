@@ -134,7 +134,9 @@ struct OneDnnPlan::Impl {
         const auto bytes = static_cast<int64_t>(activations[a].get_desc().get_size());
         auto best = free_list.end();
         for (auto it = free_list.begin(); it != free_list.end(); ++it)
-          if (buffers[*it].numel() >= bytes && (best == free_list.end() || buffers[*it].numel() < buffers[*best].numel())) best = it;
+          if (buffers[*it].numel() >= bytes &&
+              (best == free_list.end() || buffers[*it].numel() < buffers[*best].numel()))
+            best = it;
         if (best == free_list.end()) {
           owner[a] = buffers.size();
           buffers.push_back(at::empty({bytes}, at::kByte));
@@ -161,8 +163,8 @@ struct OneDnnPlan::Impl {
   }
 };
 
-OneDnnPlan::OneDnnPlan(const NetworkSpec& spec, const std::vector<int>& conv_of_layer, const std::vector<FoldedConv>& convs,
-                       int64_t batch, int64_t height, int64_t width)
+OneDnnPlan::OneDnnPlan(const NetworkSpec& spec, const std::vector<int>& conv_of_layer,
+                       const std::vector<FoldedConv>& convs, int64_t batch, int64_t height, int64_t width)
     : impl_(std::make_unique<Impl>()) {
   Impl& p = *impl_;
   p.in_dims = {batch, spec.channels, height, width};
@@ -173,9 +175,15 @@ OneDnnPlan::OneDnnPlan(const NetworkSpec& spec, const std::vector<int>& conv_of_
     const LayerSpec& l = spec.layers[i];
     try {
       switch (l.type) {
-        case LayerSpec::Type::Conv: x = p.conv(x, convs.at(static_cast<std::size_t>(conv_of_layer.at(i)))); break;
-        case LayerSpec::Type::MaxPool: x = p.maxpool(x); break;
-        case LayerSpec::Type::Reorg: x = p.reorg(x); break;
+        case LayerSpec::Type::Conv:
+          x = p.conv(x, convs.at(static_cast<std::size_t>(conv_of_layer.at(i))));
+          break;
+        case LayerSpec::Type::MaxPool:
+          x = p.maxpool(x);
+          break;
+        case LayerSpec::Type::Reorg:
+          x = p.reorg(x);
+          break;
         case LayerSpec::Type::Route: {
           std::vector<memory> parts;
           for (int j : l.inputs) parts.push_back(saved.at(static_cast<std::size_t>(j)));
@@ -224,7 +232,8 @@ std::string onednn_plan_version() { return ""; }
 
 struct OneDnnPlan::Impl {};
 
-OneDnnPlan::OneDnnPlan(const NetworkSpec&, const std::vector<int>&, const std::vector<FoldedConv>&, int64_t, int64_t, int64_t) {
+OneDnnPlan::OneDnnPlan(const NetworkSpec&, const std::vector<int>&, const std::vector<FoldedConv>&, int64_t, int64_t,
+                       int64_t) {
   throw std::runtime_error("oneDNN plan: this build has no oneDNN (install libdnnl-dev and rebuild)");
 }
 OneDnnPlan::~OneDnnPlan() = default;

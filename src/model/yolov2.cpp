@@ -6,10 +6,10 @@
 
 #include <algorithm>
 #include <array>
-#include <list>
-#include <mutex>
 #include <cmath>
 #include <iomanip>
+#include <list>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -63,16 +63,14 @@ int scaled_channels(int filters, double width) {
 
 std::vector<LayerSpec> darknet19_backbone(double width) {
   auto c = [&](int filters, int size) { return conv(scaled_channels(filters, width), size); };
-  return {c(32, 3),   maxpool(),  c(64, 3),   maxpool(),  c(128, 3),  c(64, 1),
-          c(128, 3),  maxpool(),  c(256, 3),  c(128, 1),  c(256, 3),  maxpool(),
-          c(512, 3),  c(256, 1),  c(512, 3),  c(256, 1),  c(512, 3),  maxpool(),
-          c(1024, 3), c(512, 1),  c(1024, 3), c(512, 1),  c(1024, 3)};
+  return {c(32, 3),  maxpool(), c(64, 3),   maxpool(), c(128, 3),  c(64, 1),  c(128, 3), maxpool(),
+          c(256, 3), c(128, 1), c(256, 3),  maxpool(), c(512, 3),  c(256, 1), c(512, 3), c(256, 1),
+          c(512, 3), maxpool(), c(1024, 3), c(512, 1), c(1024, 3), c(512, 1), c(1024, 3)};
 }
 
 NetworkSpec yolov2_spec(const ModelConfig& model, int num_classes) {
   if (num_classes < 1) throw Error("the model needs at least one class");
-  if (model.anchors.empty() || model.anchors.size() % 2 != 0)
-    throw Error("model.anchors must hold (w, h) pairs");
+  if (model.anchors.empty() || model.anchors.size() % 2 != 0) throw Error("model.anchors must hold (w, h) pairs");
   NetworkSpec spec;
   spec.num_classes = num_classes;
   spec.anchors = model.anchors;
@@ -80,13 +78,13 @@ NetworkSpec yolov2_spec(const ModelConfig& model, int num_classes) {
   spec.objectness_prior = model.objectness_prior;
   spec.layers = darknet19_backbone(model.width);  // layers 0-22
   const int w1024 = scaled_channels(1024, model.width);
-  spec.layers.push_back(conv(w1024, 3));                          // 23
-  spec.layers.push_back(conv(w1024, 3));                          // 24
-  spec.layers.push_back(route({16}));                             // 25: route -9
-  spec.layers.push_back(conv(scaled_channels(64, model.width), 1));  // 26
-  spec.layers.push_back(reorg());                                 // 27
-  spec.layers.push_back(route({27, 24}));                         // 28: route -1,-4
-  spec.layers.push_back(conv(w1024, 3));                          // 29
+  spec.layers.push_back(conv(w1024, 3));                                                         // 23
+  spec.layers.push_back(conv(w1024, 3));                                                         // 24
+  spec.layers.push_back(route({16}));                                                            // 25: route -9
+  spec.layers.push_back(conv(scaled_channels(64, model.width), 1));                              // 26
+  spec.layers.push_back(reorg());                                                                // 27
+  spec.layers.push_back(route({27, 24}));                                                        // 28: route -1,-4
+  spec.layers.push_back(conv(w1024, 3));                                                         // 29
   spec.layers.push_back(conv(spec.num_anchors() * spec.outputs_per_anchor(), 1, false, false));  // 30
   return spec;
 }
@@ -141,23 +139,20 @@ std::string format_layer_table(const std::vector<LayerInfo>& rows) {
     if (r.type == "route") {
       os << "route ";
       for (int j : r.inputs) os << " " << j;
-      os << std::string(std::max<std::size_t>(1, 40 - 3 * r.inputs.size()), ' ') << "-> "
-         << std::setw(4) << r.out_w << " x" << std::setw(4) << r.out_h << " x" << std::setw(5)
-         << r.out_c << "\n";
+      os << std::string(std::max<std::size_t>(1, 40 - 3 * r.inputs.size()), ' ') << "-> " << std::setw(4) << r.out_w
+         << " x" << std::setw(4) << r.out_h << " x" << std::setw(5) << r.out_c << "\n";
       continue;
     }
     os << std::left << std::setw(6) << r.type << std::right;
     if (r.type == "conv")
-      os << std::setw(6) << r.filters << "  " << std::setw(2) << r.size << " x" << std::setw(2)
-         << r.size << " /" << std::setw(2) << r.stride;
-    else if (r.type == "max")
-      os << "        " << std::setw(2) << r.size << " x" << std::setw(2) << r.size << " /"
+      os << std::setw(6) << r.filters << "  " << std::setw(2) << r.size << " x" << std::setw(2) << r.size << " /"
          << std::setw(2) << r.stride;
+    else if (r.type == "max")
+      os << "        " << std::setw(2) << r.size << " x" << std::setw(2) << r.size << " /" << std::setw(2) << r.stride;
     else
       os << "              /" << std::setw(2) << r.stride;
-    os << "  " << std::setw(4) << r.in_w << " x" << std::setw(4) << r.in_h << " x" << std::setw(5)
-       << r.in_c << "   ->  " << std::setw(4) << r.out_w << " x" << std::setw(4) << r.out_h << " x"
-       << std::setw(5) << r.out_c;
+    os << "  " << std::setw(4) << r.in_w << " x" << std::setw(4) << r.in_h << " x" << std::setw(5) << r.in_c
+       << "   ->  " << std::setw(4) << r.out_w << " x" << std::setw(4) << r.out_h << " x" << std::setw(5) << r.out_c;
     if (r.type == "conv") os << "  " << std::fixed << std::setprecision(3) << r.bflops << " BFLOPs";
     os << "\n";
     total += r.bflops;
@@ -170,8 +165,7 @@ at::Tensor reorg_darknet(const at::Tensor& x) {
   // darknet's reorg_cpu(forward = 0) reads the input memory as (C/4, 2H, 2W), does an
   // offset-major space-to-depth to (C, H, W) and reads that memory as (4C, H/2, W/2).
   const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  TORCH_CHECK(c % 4 == 0 && h % 2 == 0 && w % 2 == 0, "reorg needs C % 4 == 0 and even H, W; got ",
-              x.sizes());
+  TORCH_CHECK(c % 4 == 0 && h % 2 == 0 && w % 2 == 0, "reorg needs C % 4 == 0 and even H, W; got ", x.sizes());
   return x.reshape({b, c / 4, h, 2, w, 2}).permute({0, 3, 5, 1, 2, 4}).reshape({b, 4 * c, h / 2, w / 2});
 }
 
@@ -202,12 +196,16 @@ YoloV2Impl::YoloV2Impl(NetworkSpec spec) : spec_(std::move(spec)) {
         out = l.filters;
         break;
       }
-      case LayerSpec::Type::MaxPool: break;
-      case LayerSpec::Type::Reorg: out = c * 4; break;
+      case LayerSpec::Type::MaxPool:
+        break;
+      case LayerSpec::Type::Reorg:
+        out = c * 4;
+        break;
       case LayerSpec::Type::Route:
         out = 0;
         for (int j : l.inputs) {
-          if (j < 0 || j >= static_cast<int>(i)) throw Error("route layer " + std::to_string(i) + " refers to layer " + std::to_string(j));
+          if (j < 0 || j >= static_cast<int>(i))
+            throw Error("route layer " + std::to_string(i) + " refers to layer " + std::to_string(j));
           out += channels[static_cast<std::size_t>(j)];
         }
         break;
@@ -238,7 +236,8 @@ void YoloV2Impl::reset_darknet() {
   if (spec_.objectness_prior > 0) {
     const double p = spec_.objectness_prior;
     auto& bias = convs_.back()->bias;
-    for (int a = 0; a < spec_.num_anchors(); ++a) bias[a * spec_.outputs_per_anchor() + 4].fill_(-std::log((1 - p) / p));
+    for (int a = 0; a < spec_.num_anchors(); ++a)
+      bias[a * spec_.outputs_per_anchor() + 4].fill_(-std::log((1 - p) / p));
   }
 }
 
@@ -255,8 +254,8 @@ std::vector<bool> kept_outputs(const NetworkSpec& spec) {
 void check_input(const at::Tensor& x, const NetworkSpec& spec) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == spec.channels, "the network expects [B, ", spec.channels,
               ", H, W] input, got ", x.sizes());
-  TORCH_CHECK(x.size(2) % 32 == 0 && x.size(3) % 32 == 0,
-              "input height and width must be multiples of 32, got ", x.size(2), "x", x.size(3));
+  TORCH_CHECK(x.size(2) % 32 == 0 && x.size(3) % 32 == 0, "input height and width must be multiples of 32, got ",
+              x.size(2), "x", x.size(3));
 }
 
 // Runs the layer list; `conv_fn(i, x)` applies the convolution of layer i (with its norm and
@@ -269,9 +268,15 @@ at::Tensor run_layers(const NetworkSpec& spec, const at::Tensor& input, ConvFn c
   for (std::size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& l = spec.layers[i];
     switch (l.type) {
-      case LayerSpec::Type::Conv: x = conv_fn(i, x); break;
-      case LayerSpec::Type::MaxPool: x = at::max_pool2d(x, {2, 2}, {2, 2}); break;
-      case LayerSpec::Type::Reorg: x = reorg_darknet(x); break;
+      case LayerSpec::Type::Conv:
+        x = conv_fn(i, x);
+        break;
+      case LayerSpec::Type::MaxPool:
+        x = at::max_pool2d(x, {2, 2}, {2, 2});
+        break;
+      case LayerSpec::Type::Reorg:
+        x = reorg_darknet(x);
+        break;
       case LayerSpec::Type::Route: {
         std::vector<at::Tensor> parts;
         for (int j : l.inputs) parts.push_back(saved[static_cast<std::size_t>(j)]);

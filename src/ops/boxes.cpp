@@ -47,9 +47,8 @@ inline float iou_with_areas(const float* a, float area_a, const float* b, float 
 
 // Greedy suppression over `group` (indices already in rank order); sets keep[i] for survivors.
 // suppressed[] is scratch shared by all groups, indexed like the boxes.
-void suppress_group(const float* boxes, const std::vector<float>& areas, const int64_t* group,
-                    std::size_t m, float iou_threshold, std::vector<char>& suppressed,
-                    std::vector<char>& keep) {
+void suppress_group(const float* boxes, const std::vector<float>& areas, const int64_t* group, std::size_t m,
+                    float iou_threshold, std::vector<char>& suppressed, std::vector<char>& keep) {
   for (std::size_t a = 0; a < m; ++a) {
     const int64_t i = group[a];
     if (suppressed[static_cast<std::size_t>(i)]) continue;
@@ -59,8 +58,7 @@ void suppress_group(const float* boxes, const std::vector<float>& areas, const i
     for (std::size_t b = a + 1; b < m; ++b) {
       const int64_t j = group[b];
       if (suppressed[static_cast<std::size_t>(j)]) continue;
-      if (iou_with_areas(bi, area_i, boxes + 4 * j, areas[static_cast<std::size_t>(j)]) >
-          iou_threshold) {
+      if (iou_with_areas(bi, area_i, boxes + 4 * j, areas[static_cast<std::size_t>(j)]) > iou_threshold) {
         suppressed[static_cast<std::size_t>(j)] = 1;
       }
     }
@@ -73,8 +71,7 @@ std::vector<float> areas_of(const float* boxes, int64_t n) {
   return areas;
 }
 
-std::vector<int64_t> kept_in_rank_order(const std::vector<int64_t>& order,
-                                        const std::vector<char>& keep) {
+std::vector<int64_t> kept_in_rank_order(const std::vector<int64_t>& order, const std::vector<char>& keep) {
   std::vector<int64_t> out;
   for (int64_t i : order) {
     if (keep[static_cast<std::size_t>(i)]) out.push_back(i);
@@ -88,13 +85,9 @@ void check_count(int64_t n, const char* what) {
 
 }  // namespace
 
-float box_area(const float* box) {
-  return std::max(0.f, box[2] - box[0]) * std::max(0.f, box[3] - box[1]);
-}
+float box_area(const float* box) { return std::max(0.f, box[2] - box[0]) * std::max(0.f, box[3] - box[1]); }
 
-float box_iou(const float* a, const float* b) {
-  return iou_with_areas(a, box_area(a), b, box_area(b));
-}
+float box_iou(const float* a, const float* b) { return iou_with_areas(a, box_area(a), b, box_area(b)); }
 
 float shape_iou(float w1, float h1, float w2, float h2) {
   // Halving is exact in binary floating point, so the overlap is exactly min(w1, w2) * min(h1, h2)
@@ -112,8 +105,7 @@ double voc_iou(const Box& a, const Box& b) {
   const double ih = std::max(iymax - iymin + 1., 0.);
   const double inters = iw * ih;
   const double uni = (static_cast<double>(a.x2) - a.x1 + 1.) * (static_cast<double>(a.y2) - a.y1 + 1.) +
-                     (static_cast<double>(b.x2) - b.x1 + 1.) * (static_cast<double>(b.y2) - b.y1 + 1.) -
-                     inters;
+                     (static_cast<double>(b.x2) - b.x1 + 1.) * (static_cast<double>(b.y2) - b.y1 + 1.) - inters;
   return inters / uni;
 }
 
@@ -126,23 +118,21 @@ std::vector<int64_t> nms(const float* boxes, const float* scores, int64_t n, flo
   return kept_in_rank_order(order, keep);
 }
 
-std::vector<int64_t> batched_nms(const float* boxes, const float* scores, const int64_t* labels,
-                                 int64_t n, float iou_threshold) {
+std::vector<int64_t> batched_nms(const float* boxes, const float* scores, const int64_t* labels, int64_t n,
+                                 float iou_threshold) {
   check_count(n, "batched_nms");
   const std::vector<int64_t> order = rank_by_score(scores, n);
   // A second stable sort by label makes each class a contiguous run that is still in rank
   // order, so every class is suppressed on its own without per-class containers.
   std::vector<int64_t> by_label = order;
-  std::stable_sort(by_label.begin(), by_label.end(),
-                   [labels](int64_t i, int64_t j) { return labels[i] < labels[j]; });
+  std::stable_sort(by_label.begin(), by_label.end(), [labels](int64_t i, int64_t j) { return labels[i] < labels[j]; });
   const std::vector<float> areas = areas_of(boxes, n);
   std::vector<char> suppressed(static_cast<std::size_t>(n), 0), keep(static_cast<std::size_t>(n), 0);
   std::size_t begin = 0;
   while (begin < by_label.size()) {
     std::size_t end = begin + 1;
     while (end < by_label.size() && labels[by_label[end]] == labels[by_label[begin]]) ++end;
-    suppress_group(boxes, areas, by_label.data() + begin, end - begin, iou_threshold, suppressed,
-                   keep);
+    suppress_group(boxes, areas, by_label.data() + begin, end - begin, iou_threshold, suppressed, keep);
     begin = end;
   }
   return kept_in_rank_order(order, keep);
@@ -156,18 +146,14 @@ namespace {
 
 void check_boxes_scores(const at::Tensor& boxes, const at::Tensor& scores, const char* what) {
   if (boxes.dim() != 2 || boxes.size(1) != 4) {
-    throw Error(std::string(what) + ": boxes must be [N, 4], got " + std::to_string(boxes.dim()) +
-                "-d tensor");
+    throw Error(std::string(what) + ": boxes must be [N, 4], got " + std::to_string(boxes.dim()) + "-d tensor");
   }
   if (scores.dim() != 1 || scores.size(0) != boxes.size(0)) {
-    throw Error(std::string(what) + ": scores must be [N] with N = " +
-                std::to_string(boxes.size(0)));
+    throw Error(std::string(what) + ": scores must be [N] with N = " + std::to_string(boxes.size(0)));
   }
 }
 
-at::Tensor cpu_float(const at::Tensor& t) {
-  return t.detach().to(at::kCPU, at::kFloat).contiguous();
-}
+at::Tensor cpu_float(const at::Tensor& t) { return t.detach().to(at::kCPU, at::kFloat).contiguous(); }
 
 // The one tensor IoU kernel: corners lo, hi [..., 2] and areas [...] of two broadcastable sets.
 at::Tensor iou_of_corners(const at::Tensor& lo_a, const at::Tensor& hi_a, const at::Tensor& area_a,
@@ -191,8 +177,7 @@ at::Tensor to_index_tensor(const std::vector<int64_t>& keep) {
 at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
   check_boxes_scores(boxes, scores, "nms");
   const at::Tensor b = cpu_float(boxes), s = cpu_float(scores);
-  return to_index_tensor(nms(b.data_ptr<float>(), s.data_ptr<float>(), b.size(0),
-                             static_cast<float>(iou_threshold)));
+  return to_index_tensor(nms(b.data_ptr<float>(), s.data_ptr<float>(), b.size(0), static_cast<float>(iou_threshold)));
 }
 
 at::Tensor batched_nms(const at::Tensor& boxes, const at::Tensor& scores, const at::Tensor& labels,
@@ -206,8 +191,7 @@ at::Tensor batched_nms(const at::Tensor& boxes, const at::Tensor& scores, const 
   }
   const at::Tensor b = cpu_float(boxes), s = cpu_float(scores);
   const at::Tensor l = labels.detach().to(at::kCPU, at::kLong).contiguous();
-  return to_index_tensor(batched_nms(b.data_ptr<float>(), s.data_ptr<float>(),
-                                     l.data_ptr<int64_t>(), b.size(0),
+  return to_index_tensor(batched_nms(b.data_ptr<float>(), s.data_ptr<float>(), l.data_ptr<int64_t>(), b.size(0),
                                      static_cast<float>(iou_threshold)));
 }
 

@@ -26,14 +26,13 @@ RegionParts split_region(const at::Tensor& raw, int64_t num_anchors, int64_t num
 
 at::Tensor decode_boxes(const RegionParts& p, const std::vector<double>& anchors) {
   const int64_t a_n = p.x.size(1), h_n = p.x.size(2), w_n = p.x.size(3);
-  TORCH_CHECK(static_cast<int64_t>(anchors.size()) == 2 * a_n, "decode_boxes: ", anchors.size() / 2,
-              " anchors for ", a_n, " predictions per cell");
+  TORCH_CHECK(static_cast<int64_t>(anchors.size()) == 2 * a_n, "decode_boxes: ", anchors.size() / 2, " anchors for ",
+              a_n, " predictions per cell");
   const auto fopt = p.x.options().dtype(at::kFloat);
   const at::Tensor gx = at::arange(w_n, fopt).view({1, 1, 1, w_n});
   const at::Tensor gy = at::arange(h_n, fopt).view({1, 1, h_n, 1});
-  const at::Tensor anc = at::tensor(std::vector<float>(anchors.begin(), anchors.end()), at::kFloat)
-                             .to(p.x.device())
-                             .view({a_n, 2});
+  const at::Tensor anc =
+      at::tensor(std::vector<float>(anchors.begin(), anchors.end()), at::kFloat).to(p.x.device()).view({a_n, 2});
   const at::Tensor aw = anc.select(1, 0).view({1, a_n, 1, 1}), ah = anc.select(1, 1).view({1, a_n, 1, 1});
   return at::stack({(p.x + gx) / w_n, (p.y + gy) / h_n, p.w.exp() * aw / w_n, p.h.exp() * ah / h_n}, -1);
 }
@@ -46,8 +45,8 @@ EncodedBox encode_box(float cx, float cy, float w, float h, int64_t grid_w, int6
   e.j = std::clamp<int64_t>(static_cast<int64_t>(cy * gh), 0, grid_h - 1);
   float best = -1;  // darknet's strict '>': the first anchor wins a tie
   for (std::size_t n = 0; 2 * n + 1 < anchors.size(); ++n) {
-    const float iou = shape_iou(static_cast<float>(anchors[2 * n]) / gw, static_cast<float>(anchors[2 * n + 1]) / gh,
-                                w, h);
+    const float iou =
+        shape_iou(static_cast<float>(anchors[2 * n]) / gw, static_cast<float>(anchors[2 * n + 1]) / gh, w, h);
     if (iou > best) best = iou, e.anchor = static_cast<int64_t>(n);
   }
   const auto a = static_cast<std::size_t>(e.anchor);

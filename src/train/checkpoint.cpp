@@ -7,16 +7,40 @@
 
 #include "yolo2/error.hpp"
 #include "yolo2/util/atomic_file.hpp"
+#include "yolo2/util/zip_check.hpp"
 
 namespace yolo2::train {
 
 namespace {
 constexpr const char* kFormatKey = "yolo2_format";
 constexpr const char* kFormat = "yolo2-checkpoint-1";
+
+void check_shapes(const std::string& path, model::YoloV2Impl& m,
+                  const std::vector<std::pair<std::string, std::vector<int64_t>>>& expected) {
+  auto params = m.named_parameters();
+  auto buffers = m.named_buffers();
+  for (const auto& [name, shape] : expected) {
+    const at::Tensor* t = params.find(name);
+    if (!t) t = buffers.find(name);
+    if (!t || t->sizes().vec() != shape)
+      throw Error(path + ": the stored tensor " + name + " has shape " + (t ? c10::str(t->sizes()) : "none") +
+                  " but the stored config's network needs " + c10::str(at::IntArrayRef(shape)));
+  }
+}
 }  // namespace
 
-void save_checkpoint(const std::string& path, model::YoloV2Impl& model, const Config& config,
-                     const TrainState* state, torch::optim::Optimizer* optimizer) {
+void reject_overrides(const std::string& checkpoint, const std::vector<std::string>& overrides,
+                      const std::vector<std::string>& fixed, const std::string& why) {
+  for (const auto& o : overrides) {
+    const std::string key = o.substr(0, o.find('='));
+    for (const auto& f : fixed)
+      if (key == f || key.rfind(f + ".", 0) == 0)
+        throw Error("--set " + o + ": '" + key + "' cannot change on " + checkpoint + " (" + why + ")");
+  }
+}
+
+void save_checkpoint(const std::string& path, model::YoloV2Impl& model, const Config& config, const TrainState* state,
+                     torch::optim::Optimizer* optimizer) {
   torch::serialize::OutputArchive archive;
   archive.write(kFormatKey, c10::IValue(std::string(kFormat)));
   archive.write("config", c10::IValue(to_yaml(config)));
@@ -35,22 +59,25 @@ void save_checkpoint(const std::string& path, model::YoloV2Impl& model, const Co
     optimizer->save(opt);
     archive.write("optimizer", opt);
   }
-  util::write_file_atomic(path, [&](const util::ByteSink& sink) {
-    archive.save_to([&](const void* data, size_t size) -> size_t {
-      sink(data, size);
-      return size;
-    });
+  // Serialised in memory first: a write error (a full disk) then surfaces from write_file_atomic as
+  // one clear error with the previous file intact, not from inside LibTorch's zip writer.
+  std::string bytes;
+  archive.save_to([&](const void* data, size_t size) -> size_t {
+    bytes.append(static_cast<const char*>(data), size);
+    return size;
   });
+  util::write_file_atomic(path, bytes);
 }
 
 Checkpoint load_checkpoint(const std::string& path, const c10::Device& device) {
   if (!std::filesystem::exists(path)) throw Error(path + ": checkpoint not found");
+  util::verify_zip_checksums(path);
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path, device);
   } catch (const c10::Error& e) {
-    throw Error(path + ": not a readable yolo2 checkpoint (truncated or another format): " +
-                e.what_without_backtrace());
+    throw Error(path +
+                ": not a readable yolo2 checkpoint (truncated or another format): " + e.what_without_backtrace());
   }
   c10::IValue format;
   if (!archive.try_read(kFormatKey, format) || !format.isString() || format.toStringRef() != kFormat)
@@ -60,6 +87,10 @@ Checkpoint load_checkpoint(const std::string& path, const c10::Device& device) {
   archive.read("config", yaml);
   ck.config = parse_config(yaml.toStringRef(), path + " (stored config)");
   ck.model = model::YoloV2(model::yolov2_spec(ck.config.model, static_cast<int>(ck.config.data.classes.size())));
+  // Module::load replaces each tensor by the stored one: every shape is compared afterwards.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> expected;
+  for (const auto& kv : ck.model->named_parameters()) expected.emplace_back(kv.key(), kv.value().sizes().vec());
+  for (const auto& kv : ck.model->named_buffers()) expected.emplace_back(kv.key(), kv.value().sizes().vec());
   try {
     torch::serialize::InputArchive weights;
     archive.read("model", weights);
@@ -67,6 +98,7 @@ Checkpoint load_checkpoint(const std::string& path, const c10::Device& device) {
   } catch (const c10::Error& e) {
     throw Error(path + ": the stored weights do not fit the stored config: " + e.what_without_backtrace());
   }
+  check_shapes(path, *ck.model, expected);
   ck.model->to(device);
   c10::IValue v;
   if (archive.try_read("state/iteration", v)) {

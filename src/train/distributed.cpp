@@ -3,8 +3,8 @@
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 #include <torch/csrc/autograd/custom_function.h>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/nn/modules/batchnorm.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -56,7 +56,8 @@ DistOptions dist_options_from_env() {
 int local_batch_size(int global_batch, int world_size) {
   if (world_size < 1 || global_batch % world_size != 0)
     throw Error("a batch of " + std::to_string(global_batch) + " images cannot be split evenly over " +
-                std::to_string(world_size) + " ranks (train.batch / train.subdivisions must be a multiple of "
+                std::to_string(world_size) +
+                " ranks (train.batch / train.subdivisions must be a multiple of "
                 "the number of processes)");
   return global_batch / world_size;
 }
@@ -121,8 +122,8 @@ Distributed::Distributed(const DistOptions& options, const DistributedConfig& co
     d.store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, so);
   } catch (const std::exception& e) {
     throw Error("distributed: rank " + std::to_string(options.rank) + ": cannot reach the rendezvous at " +
-                options.master_addr + ":" + std::to_string(options.master_port) + " (MASTER_ADDR:MASTER_PORT): " +
-                first_line(e.what()));
+                options.master_addr + ":" + std::to_string(options.master_port) +
+                " (MASTER_ADDR:MASTER_PORT): " + first_line(e.what()));
   }
   try {
     if (backend == "gloo") {
@@ -142,9 +143,9 @@ Distributed::Distributed(const DistOptions& options, const DistributedConfig& co
   } catch (const std::exception& e) {
     throw Error(d.describe("joining the " + backend + " process group", e.what()));
   }
-  spdlog::info("distributed: rank {} of {} (local rank {}), backend {}, rendezvous {}:{}, timeout {} s",
-               options.rank, options.world_size, options.local_rank, backend, options.master_addr,
-               options.master_port, config.timeout);
+  spdlog::info("distributed: rank {} of {} (local rank {}), backend {}, rendezvous {}:{}, timeout {} s", options.rank,
+               options.world_size, options.local_rank, backend, options.master_addr, options.master_port,
+               config.timeout);
 }
 
 Distributed::~Distributed() = default;
@@ -223,13 +224,15 @@ void Distributed::attach_reducer(model::YoloV2Impl& model) {
   const auto cap = static_cast<std::size_t>(impl_->config.bucket_mb * 1024 * 1024);
   // As PyTorch DDP: buckets in reverse parameter order (the order gradients become ready), the
   // first one small so that communication starts early.
-  auto [buckets, limits] = c10d::compute_bucket_assignment_by_size(
-      params, {std::min<std::size_t>(c10d::kDefaultFirstBucketBytes, cap), cap}, std::vector<bool>(params.size(), false));
+  auto [buckets, limits] =
+      c10d::compute_bucket_assignment_by_size(params, {std::min<std::size_t>(c10d::kDefaultFirstBucketBytes, cap), cap},
+                                              std::vector<bool>(params.size(), false));
   std::reverse(buckets.begin(), buckets.end());
   std::reverse(limits.begin(), limits.end());
   try {
-    impl_->reducer = compat::make_reducer(params, std::move(buckets), std::move(limits), impl_->group,
-                                          static_cast<int64_t>(cap), static_cast<int64_t>(c10d::kDefaultFirstBucketBytes));
+    impl_->reducer =
+        compat::make_reducer(params, std::move(buckets), std::move(limits), impl_->group, static_cast<int64_t>(cap),
+                             static_cast<int64_t>(c10d::kDefaultFirstBucketBytes));
   } catch (const std::exception& e) {
     throw Error(impl_->describe("setting up gradient buckets", e.what()));
   }

@@ -108,8 +108,8 @@ class EvaluationHook : public Hook {
     po.x_label = "iteration";
     po.y_label = "mAP";
     po.y_range = util::AxisRange{0, 1};
-    util::save_line_plot(t.parts().folder.file("map.png"), {{"mAP", table_.column("iteration"), table_.column("map"), {}, 2}},
-                         po);
+    util::save_line_plot(t.parts().folder.file("map.png"),
+                         {{"mAP", table_.column("iteration"), table_.column("map"), {}, 2}}, po);
   }
 
   CsvTable table_{{"iteration", "epoch", "map"}, {}};

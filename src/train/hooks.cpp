@@ -31,10 +31,26 @@ class MetricsHook : public Hook {
     const StepRecord& s = t.last_step();
     const loss::RegionLossResult& r = s.terms;
     const TrainState& st = t.state();
-    table_.rows.push_back({static_cast<double>(st.iteration), t.epoch(), static_cast<double>(st.images_seen), s.lr,
-                           s.gamma, static_cast<double>(s.size), s.loss, r.coord, r.object, r.noobject, r.cls,
-                           r.warmup, r.avg_iou, r.avg_class, r.avg_obj, r.avg_noobj, r.recall50, r.recall75,
-                           static_cast<double>(r.count), t.config().train.batch / s.seconds});
+    table_.rows.push_back({static_cast<double>(st.iteration),
+                           t.epoch(),
+                           static_cast<double>(st.images_seen),
+                           s.lr,
+                           s.gamma,
+                           static_cast<double>(s.size),
+                           s.loss,
+                           r.coord,
+                           r.object,
+                           r.noobject,
+                           r.cls,
+                           r.warmup,
+                           r.avg_iou,
+                           r.avg_class,
+                           r.avg_obj,
+                           r.avg_noobj,
+                           r.recall50,
+                           r.recall75,
+                           static_cast<double>(r.count),
+                           t.config().train.batch / s.seconds});
   }
   void before_save(Trainer& t) override { table_.save(t.parts().folder.file("metrics.csv")); }
   void after_eval(Trainer& t, const eval::EvalRun&) override { plot(t); }
@@ -59,9 +75,9 @@ class MetricsHook : public Hook {
     util::save_line_plot(t.parts().folder.file("loss.png"), s, po);
   }
 
-  CsvTable table_{{"iteration", "epoch", "images_seen", "lr", "gamma", "size", "loss", "coord", "object", "noobject",
-                   "class", "warmup", "avg_iou", "avg_class", "avg_obj", "avg_noobj", "recall50", "recall75", "count",
-                   "images_per_s"},
+  CsvTable table_{{"iteration", "epoch",     "images_seen", "lr",       "gamma",  "size",        "loss",
+                   "coord",     "object",    "noobject",    "class",    "warmup", "avg_iou",     "avg_class",
+                   "avg_obj",   "avg_noobj", "recall50",    "recall75", "count",  "images_per_s"},
                   {}};
 };
 
@@ -76,12 +92,12 @@ class ProgressHook : public Hook {
     const double ips = static_cast<double>(t.images_this_run()) / std::max(elapsed, 1e-9);
     const double eta = static_cast<double>(max - it) * (elapsed / static_cast<double>(it - t.first_iteration()));
     const loss::RegionLossResult& r = s.terms;
-    spdlog::info("it {}/{} ep {:.2f} | loss {:.3f} avg {:.3f} (coord {:.3f} obj {:.3f} noobj {:.3f} cls {:.3f} warm {:.3f}) "
-                 "| iou {:.3f} cls {:.3f} obj {:.3f} noobj {:.4f} rec {:.2f} n {} | lr {:.2e} gamma {:.2f} | {}px "
-                 "| {:.1f} img/s | eta {}",
-                 it, max, t.epoch(), s.loss, ema_loss_, r.coord, r.object, r.noobject, r.cls, r.warmup, r.avg_iou,
-                 r.avg_class, r.avg_obj, r.avg_noobj, r.recall50, r.count, s.lr, s.gamma, s.size, ips,
-                 fmt_duration(eta));
+    spdlog::info(
+        "it {}/{} ep {:.2f} | loss {:.3f} avg {:.3f} (coord {:.3f} obj {:.3f} noobj {:.3f} cls {:.3f} warm {:.3f}) "
+        "| iou {:.3f} cls {:.3f} obj {:.3f} noobj {:.4f} rec {:.2f} n {} | lr {:.2e} gamma {:.2f} | {}px "
+        "| {:.1f} img/s | eta {}",
+        it, max, t.epoch(), s.loss, ema_loss_, r.coord, r.object, r.noobject, r.cls, r.warmup, r.avg_iou, r.avg_class,
+        r.avg_obj, r.avg_noobj, r.recall50, r.count, s.lr, s.gamma, s.size, ips, fmt_duration(eta));
   }
 
  private:
@@ -92,8 +108,8 @@ class StopHook : public Hook {
  public:
   explicit StopHook(int64_t stop_after) : stop_after_(stop_after) {}
   void after_step(Trainer& t) override {
-    bool stop = util::stop_requested() ||
-                (stop_after_ >= 0 && t.state().iteration - t.first_iteration() >= stop_after_);
+    bool stop =
+        util::stop_requested() || (stop_after_ >= 0 && t.state().iteration - t.first_iteration() >= stop_after_);
     if (Distributed* dist = t.parts().dist.get()) {  // a signal may reach one rank only
       at::Tensor flag = at::full({1}, stop ? 1.0 : 0.0, at::kDouble);
       dist->all_reduce_sum({flag}, "agreeing on a stop");

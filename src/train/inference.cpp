@@ -10,15 +10,6 @@
 namespace yolo2::train {
 namespace {
 
-void reject_network_overrides(const std::string& checkpoint, const std::vector<std::string>& overrides) {
-  for (const auto& o : overrides) {
-    const std::string key = o.substr(0, o.find('='));
-    if (key.rfind("model.", 0) == 0 || key == "model" || key == "data.classes")
-      throw Error("--set " + o + ": the network and its classes come from " + checkpoint + "; '" + key +
-                  "' cannot be overridden");
-  }
-}
-
 InferenceModel from_checkpoint(const InferenceSource& s) {
   Checkpoint ck = load_checkpoint(s.checkpoint);
   InferenceModel m;
@@ -28,7 +19,7 @@ InferenceModel from_checkpoint(const InferenceSource& s) {
       throw Error(s.config->source + ": data.classes differ from those of " + s.checkpoint + " (" +
                   std::to_string(ck.config.data.classes.size()) + " classes)");
   } else {
-    reject_network_overrides(s.checkpoint, s.overrides);
+    reject_overrides(s.checkpoint, s.overrides, {"model", "data.classes"}, "its weights fix the network and classes");
     m.config = ck.config;
     for (const auto& o : s.overrides) apply_override(m.config, o);
   }
@@ -46,7 +37,8 @@ InferenceModel from_darknet(const InferenceSource& s) {
   m.model = model::YoloV2(model::yolov2_spec(m.config.model, static_cast<int>(m.config.data.classes.size())));
   const auto r = model::load_darknet_weights(*m.model, s.darknet_weights, false);
   m.seen = r.header.seen;
-  spdlog::info("darknet weights {} (v{}.{}, seen {})", s.darknet_weights, r.header.major, r.header.minor, r.header.seen);
+  spdlog::info("darknet weights {} (v{}.{}, seen {})", s.darknet_weights, r.header.major, r.header.minor,
+               r.header.seen);
   return m;
 }
 

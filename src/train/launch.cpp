@@ -30,8 +30,9 @@ extern "C" void on_launcher_signal(int sig) { g_forward_signal.store(sig); }
 
 std::string describe_status(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
-                                  strsignal(WTERMSIG(status)) + ")";
+  if (WIFSIGNALED(status))
+    return std::string("was killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
+           strsignal(WTERMSIG(status)) + ")";
   return "stopped";
 }
 
@@ -61,8 +62,10 @@ std::vector<std::string> own_command_line() {
   std::vector<std::string> args;
   std::string cur;
   for (char c : all) {
-    if (c == '\0') args.push_back(cur), cur.clear();
-    else cur += c;
+    if (c == '\0')
+      args.push_back(cur), cur.clear();
+    else
+      cur += c;
   }
   if (!cur.empty()) args.push_back(cur);
   return args;
@@ -80,8 +83,8 @@ std::vector<char*> exec_argv(const std::string& executable, const std::vector<st
 }
 
 // In the forked child: become rank `rank` of the job and run the program; never returns.
-[[noreturn]] void exec_rank(const std::string& executable, std::vector<char*>& argv,
-                            const LaunchOptions& o, int rank, int port, pid_t parent) {
+[[noreturn]] void exec_rank(const std::string& executable, std::vector<char*>& argv, const LaunchOptions& o, int rank,
+                            int port, pid_t parent) {
   // Own process group: a terminal Ctrl-C reaches the launcher only, which passes it on once.
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -147,8 +150,7 @@ class RankWatch {
       terminated_ = true;
       for (int r = 0; r < static_cast<int>(pids_.size()); ++r)
         if (pids_[static_cast<std::size_t>(r)] > 0) {
-          spdlog::warn("launch: rank {} still running {:.0f} s after rank {} failed: SIGTERM", r, since,
-                       first_failed_);
+          spdlog::warn("launch: rank {} still running {:.0f} s after rank {} failed: SIGTERM", r, since, first_failed_);
           ::kill(pids_[static_cast<std::size_t>(r)], SIGTERM);
         }
     } else if (terminated_ && !killed_ && since > 2 * grace_) {
@@ -195,7 +197,8 @@ int launch_local(const std::string& executable, const std::vector<std::string>& 
   struct sigaction sa {};
   sa.sa_handler = on_launcher_signal;
   sigemptyset(&sa.sa_mask);
-  struct sigaction old_int {}, old_term {};
+  struct sigaction old_int {
+  }, old_term{};
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
 
@@ -212,8 +215,10 @@ int launch_local(const std::string& executable, const std::vector<std::string>& 
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
   if (watch.first_failed() >= 0)
-    spdlog::error("launch: the job failed (rank {} first); the run folder's last.ckpt is the last complete "
-                  "checkpoint", watch.first_failed());
+    spdlog::error(
+        "launch: the job failed (rank {} first); the run folder's last.ckpt is the last complete "
+        "checkpoint",
+        watch.first_failed());
   return watch.result();
 }
 

@@ -21,7 +21,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(model::YoloV2Impl& m, co
   std::vector<torch::optim::OptimizerParamGroup> groups;
   if (t.optimizer == OptimizerKind::Sgd) {
     using torch::optim::SGDOptions;
-    groups.emplace_back(decay, std::make_unique<SGDOptions>(SGDOptions(t.lr).momentum(t.momentum).weight_decay(t.decay)));
+    groups.emplace_back(decay,
+                        std::make_unique<SGDOptions>(SGDOptions(t.lr).momentum(t.momentum).weight_decay(t.decay)));
     groups.emplace_back(no_decay, std::make_unique<SGDOptions>(SGDOptions(t.lr).momentum(t.momentum).weight_decay(0)));
     return std::make_unique<torch::optim::SGD>(std::move(groups), SGDOptions(t.lr).momentum(t.momentum));
   }

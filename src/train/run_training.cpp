@@ -31,6 +31,8 @@ std::optional<Checkpoint> open_resume(const TrainOptions& options, Config& confi
   Checkpoint ck = load_checkpoint(options.resume);
   if (!ck.state) throw Error(options.resume + ": this checkpoint holds no training state (not a last.ckpt?)");
   if (!ck.optimizer) throw Error(options.resume + ": this checkpoint holds no optimizer state");
+  reject_overrides(options.resume, options.resume_overrides, {"model", "data.classes", "train.optimizer"},
+                   "the resumed weights and optimizer state fix the network, the classes and the optimizer");
   config = ck.config;
   for (const auto& o : options.resume_overrides) apply_override(config, o);
   validate(config);
@@ -67,11 +69,12 @@ void build_model(TrainerParts& p, std::optional<Checkpoint>& resumed, const std:
     resumed->optimizer = std::move(on_device.optimizer);
   }
   if (!resumed) torch::manual_seed(c.runtime.seed);
-  p.net = resumed ? resumed->model : model::YoloV2(model::yolov2_spec(c.model, static_cast<int>(c.data.classes.size())));
+  p.net =
+      resumed ? resumed->model : model::YoloV2(model::yolov2_spec(c.model, static_cast<int>(c.data.classes.size())));
   if (!resumed) load_initial_weights(*p.net, c.train.init_weights);
   p.net->to(p.device);
-  model::set_weight_memory_format(*p.net, c.runtime.channels_last ? at::MemoryFormat::ChannelsLast
-                                                                  : at::MemoryFormat::Contiguous);
+  model::set_weight_memory_format(
+      *p.net, c.runtime.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
   // train.freeze_bn: batch norm stays in evaluation mode with fixed gamma/beta.
   if (c.train.freeze_bn)
     for (auto& bn : p.net->norms())
@@ -127,7 +130,11 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
   p.dist = join_job(options, config, p.device);
   p.config = config;
   p.folder = locate_run_folder(config, options.resume);
-  if (!p.dist || p.dist->is_main()) prepare_run_folder(p.folder, config, resumed.has_value(), options.overwrite);
+  const bool main_rank = !p.dist || p.dist->is_main();
+  // Claimed (locked, refused if not ours or busy) before anything is loaded; written only once the
+  // config, the data and the model have been checked.
+  std::unique_ptr<RunLock> lock;
+  if (main_rank) lock = claim_run_folder(p.folder, resumed.has_value(), options.overwrite);
   load_data(p, options.evaluate);
   build_model(p, resumed, options.resume);
   if (p.dist) {
@@ -138,6 +145,7 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
   build_optimizer(p, resumed, options.resume);
   build_loss(p);
   build_stream(p);
+  if (main_rank) prepare_run_folder(p.folder, config, resumed.has_value());
   Trainer trainer(std::move(p));
   trainer.add_hook(metrics_hook());
   trainer.add_hook(progress_hook());

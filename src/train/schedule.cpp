@@ -13,10 +13,10 @@ constexpr uint64_t kScaleStream = 0x5343414C45ULL;
 }  // namespace
 
 double learning_rate(const TrainConfig& t, int64_t update, int64_t max_batches) {
-  if (update < t.burn_in)
-    return t.lr * std::pow(static_cast<double>(update) / t.burn_in, t.burn_in_power);
+  if (update < t.burn_in) return t.lr * std::pow(static_cast<double>(update) / t.burn_in, t.burn_in_power);
   switch (t.policy) {
-    case LrPolicy::Constant: return t.lr;
+    case LrPolicy::Constant:
+      return t.lr;
     case LrPolicy::Steps: {
       double rate = t.lr;
       for (std::size_t i = 0; i < t.steps.size(); ++i) {
@@ -37,7 +37,8 @@ double learning_rate(const TrainConfig& t, int64_t update, int64_t max_batches) 
 double focal_gamma(const FocalConfig& f, double progress) {
   const GammaSchedule& s = f.gamma_schedule;
   switch (s.type) {
-    case GammaScheduleType::Constant: return f.gamma;
+    case GammaScheduleType::Constant:
+      return f.gamma;
     case GammaScheduleType::Step: {
       std::size_t k = 0;
       while (k < s.milestones.size() && s.milestones[k] <= progress) ++k;

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <filesystem>
 #include <optional>
 
 #include "yolo2/error.hpp"
@@ -13,7 +14,6 @@
 
 namespace yolo2::train {
 
-
 namespace {
 
 // One small all-reduce per micro-batch: every rank learns whether any rank's loss is non-finite
@@ -21,10 +21,10 @@ namespace {
 // waiting in the gradient all-reduce) and `r` becomes the global diagnostics.
 void exchange_loss(Distributed& dist, loss::RegionLossResult& r, bool& finite, std::string& bad_term) {
   const double n = static_cast<double>(r.count);
-  at::Tensor st = at::tensor(std::vector<double>{finite ? 0.0 : 1.0, r.coord, r.object, r.noobject, r.cls, r.warmup,
-                                                 r.avg_noobj, r.avg_iou * n, r.avg_class * n, r.avg_obj * n,
-                                                 r.recall50 * n, r.recall75 * n, n},
-                             at::kDouble);
+  at::Tensor st =
+      at::tensor(std::vector<double>{finite ? 0.0 : 1.0, r.coord, r.object, r.noobject, r.cls, r.warmup, r.avg_noobj,
+                                     r.avg_iou * n, r.avg_class * n, r.avg_obj * n, r.recall50 * n, r.recall75 * n, n},
+                 at::kDouble);
   dist.all_reduce_sum({st}, "exchanging the loss");
   const std::vector<double> v(st.data_ptr<double>(), st.data_ptr<double>() + st.numel());
   if (v[0] > 0 && finite) finite = false, bad_term = "(on another rank)";
@@ -137,7 +137,8 @@ bool Trainer::run_step() {
   step_ = StepRecord{};
   // darknet counts the update being made from 1 (schedule.hpp).
   step_.lr = learning_rate(p_.config.train, st.iteration + 1, p_.max_batches);
-  step_.gamma = focal_gamma(p_.config.loss.focal, static_cast<double>(st.iteration) / p_.max_batches);
+  step_.gamma =
+      focal_gamma(p_.config.loss.focal, static_cast<double>(st.iteration) / static_cast<double>(p_.max_batches));
   set_lr(*p_.optimizer, step_.lr);
   p_.optimizer->zero_grad();
   for (int s = 0; s < sub; ++s) {
@@ -176,10 +177,14 @@ bool Trainer::run_step() {
 
 bool Trainer::skip_or_throw(const std::string& bad_term) {
   TrainState& st = p_.state;
-  if (!p_.config.train.skip_nonfinite)
+  if (!p_.config.train.skip_nonfinite) {
+    const std::string saved = std::filesystem::exists(p_.folder.last())
+                                  ? "The last good state is in " + p_.folder.last()
+                                  : "No checkpoint was written yet (train.checkpoint_every)";
     throw Error("iteration " + std::to_string(st.iteration + 1) + ": loss term '" + bad_term +
-                "' is not finite (NaN or inf); stopping. The last good state is in " + p_.folder.last() +
+                "' is not finite (NaN or inf); stopping. " + saved +
                 " (lower train.lr, or set train.skip_nonfinite to skip such batches)");
+  }
   spdlog::warn("iteration {}: loss term '{}' is not finite; batch skipped (train.skip_nonfinite)", st.iteration + 1,
                bad_term);
   p_.optimizer->zero_grad();

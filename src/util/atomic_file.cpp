@@ -24,8 +24,7 @@ void write_file_atomic(const std::string& path, const std::function<void(const B
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(dir.string() + ": cannot create folder: " + ec.message());
-  const fs::path tmp = dir / ("." + target.filename().string() + kTempMarker + std::to_string(::getpid()) +
-                              "-" + std::to_string(std::random_device{}()));
+  const fs::path tmp = temporary_name(path);
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) throw Error(tmp.string() + ": cannot create file: " + std::strerror(errno));
   try {
@@ -61,16 +60,37 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   write_file_atomic(path, [&](const ByteSink& sink) { sink(content.data(), content.size()); });
 }
 
-int remove_stale_temporaries(const std::string& dir) {
+std::string temporary_name(const std::string& path) {
+  const std::filesystem::path target(path);
+  const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
+  return (dir / ("." + target.filename().string() + kTempMarker + std::to_string(::getpid()) + "-" +
+                 std::to_string(std::random_device{}())))
+      .string();
+}
+
+bool is_temporary_of(const std::string& filename, const std::string& target_name) {
+  const std::string head = "." + target_name + kTempMarker;
+  if (filename.compare(0, head.size(), head) != 0) return false;
+  const std::string rest = filename.substr(head.size());  // <pid>-<random>
+  const auto dash = rest.find('-');
+  const auto digits = [](const std::string& t) {
+    return !t.empty() && t.find_first_not_of("0123456789") == std::string::npos;
+  };
+  return dash != std::string::npos && digits(rest.substr(0, dash)) && digits(rest.substr(dash + 1));
+}
+
+int remove_stale_temporaries(const std::string& dir, const std::vector<std::string>& names) {
   namespace fs = std::filesystem;
   int removed = 0;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
-    if (name.size() > 1 && name[0] == '.' && name.find(kTempMarker) != std::string::npos && e.is_regular_file()) {
-      fs::remove(e.path(), ec);
-      removed += !ec;
-    }
+    for (const auto& target : names)
+      if (is_temporary_of(name, target) && e.is_regular_file()) {
+        fs::remove(e.path(), ec);
+        removed += !ec;
+        break;
+      }
   }
   return removed;
 }

@@ -2,10 +2,10 @@
 
 #include <ATen/Context.h>
 #include <ATen/detail/CUDAHooksInterface.h>
-#include <nlohmann/json.hpp>
-#include <opencv2/core/version.hpp>
 #include <torch/cuda.h>
 #include <torch/version.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/core/version.hpp>
 
 #include <regex>
 #include <sstream>
@@ -65,21 +65,18 @@ BuildInfo build_info() {
     std::smatch m;
     const std::string config = at::show_config();
     if (std::regex_search(config, m, std::regex(R"((?:oneDNN|MKL-DNN) v([0-9][0-9.]*))"))) info.onednn_libtorch = m[1];
-  } catch (...) {
-  }
+  } catch (...) {}
   info.onednn_plan = model::onednn_available() ? model::onednn_plan_version() : "none";
 #if YOLO2_TORCH_CUDA
   info.cuda_compiled = true;
   try {
     info.cuda_runtime = cuda_version_text(static_cast<int>(at::detail::getCUDAHooks().versionCUDART()));
     info.cudnn = cudnn_version_text(at::detail::getCUDAHooks().versionCuDNN());
-  } catch (...) {
-  }
+  } catch (...) {}
 #ifdef USE_C10D_NCCL
   try {
     info.nccl = c10d::getNcclVersion();
-  } catch (...) {
-  }
+  } catch (...) {}
 #endif
   int driver = 0;
   if (cudaDriverGetVersion(&driver) == cudaSuccess && driver > 0) info.cuda_driver = cuda_version_text(driver);
@@ -90,8 +87,7 @@ BuildInfo build_info() {
       if (cudaGetDeviceProperties(&p, i) != cudaSuccess) continue;
       info.gpus.push_back({i, p.name, static_cast<int64_t>(p.totalGlobalMem >> 20), p.major, p.minor});
     }
-  } catch (...) {
-  }
+  } catch (...) {}
 #endif
   return info;
 }
@@ -113,8 +109,9 @@ std::string to_text(const BuildInfo& info, const std::string& prefix) {
     line("CUDA driver", info.cuda_driver.empty() ? "none installed" : info.cuda_driver);
     line("GPUs", std::to_string(info.gpus.size()));
     for (const auto& g : info.gpus)
-      line("GPU " + std::to_string(g.index), g.name + ", " + std::to_string(g.memory_mib) + " MiB, compute capability " +
-                                                 std::to_string(g.capability_major) + "." + std::to_string(g.capability_minor));
+      line("GPU " + std::to_string(g.index), g.name + ", " + std::to_string(g.memory_mib) +
+                                                 " MiB, compute capability " + std::to_string(g.capability_major) +
+                                                 "." + std::to_string(g.capability_minor));
   }
   line("OpenCV", info.opencv_version);
   line("compiler", info.compiler);
@@ -134,10 +131,11 @@ std::string to_json(const BuildInfo& info, int indent) {
   j["cuda_driver"] = info.cuda_driver;
   j["gpus"] = nlohmann::ordered_json::array();
   for (const auto& g : info.gpus)
-    j["gpus"].push_back({{"index", g.index},
-                         {"name", g.name},
-                         {"memory_mib", g.memory_mib},
-                         {"compute_capability", std::to_string(g.capability_major) + "." + std::to_string(g.capability_minor)}});
+    j["gpus"].push_back(
+        {{"index", g.index},
+         {"name", g.name},
+         {"memory_mib", g.memory_mib},
+         {"compute_capability", std::to_string(g.capability_major) + "." + std::to_string(g.capability_minor)}});
   j["opencv"] = info.opencv_version;
   j["compiler"] = info.compiler;
   return j.dump(indent);

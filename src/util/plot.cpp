@@ -36,10 +36,9 @@ const cv::Scalar kBlack(0, 0, 0), kWhite(255, 255, 255), kGrid(225, 225, 225), k
 
 // BGR. tab10 first, then ten darker/saturated colours that stay readable on white.
 constexpr std::array<std::array<int, 3>, 20> kPalette = {{
-    {180, 119, 31},  {14, 127, 255},  {44, 160, 44},   {40, 39, 214},   {189, 103, 148},
-    {75, 86, 140},   {194, 119, 227}, {127, 127, 127}, {34, 189, 188},  {207, 190, 23},
-    {0, 0, 128},     {117, 0, 0},     {0, 128, 128},   {144, 153, 70},  {230, 50, 240},
-    {75, 180, 60},   {216, 99, 67},   {75, 25, 230},   {180, 30, 145},  {36, 99, 154},
+    {180, 119, 31},  {14, 127, 255}, {44, 160, 44},  {40, 39, 214}, {189, 103, 148}, {75, 86, 140}, {194, 119, 227},
+    {127, 127, 127}, {34, 189, 188}, {207, 190, 23}, {0, 0, 128},   {117, 0, 0},     {0, 128, 128}, {144, 153, 70},
+    {230, 50, 240},  {75, 180, 60},  {216, 99, 67},  {75, 25, 230}, {180, 30, 145},  {36, 99, 154},
 }};
 
 struct Axis {
@@ -70,8 +69,8 @@ void linear_ticks(Axis& axis) {
 void log_ticks(Axis& axis) {
   const double span = axis.hi - axis.lo;
   const double decade_step = std::max(1.0, std::ceil(span / kTargetTicks));
-  for (double e = std::ceil(axis.lo - 1e-9);
-       e <= axis.hi + 1e-9 && static_cast<int>(axis.ticks.size()) < kMaxTicks; e += decade_step) {
+  for (double e = std::ceil(axis.lo - 1e-9); e <= axis.hi + 1e-9 && static_cast<int>(axis.ticks.size()) < kMaxTicks;
+       e += decade_step) {
     axis.ticks.push_back(e);
   }
   if (span <= 2.0) {  // few decades: add 2x and 5x ticks
@@ -86,8 +85,7 @@ void log_ticks(Axis& axis) {
 }
 
 // Axis from the data (values already in axis units) or from a fixed range (in value units).
-Axis make_axis(const std::vector<double>& values, const std::optional<AxisRange>& fixed, bool log,
-               const char* name) {
+Axis make_axis(const std::vector<double>& values, const std::optional<AxisRange>& fixed, bool log, const char* name) {
   Axis axis;
   axis.log = log;
   if (fixed) {
@@ -172,8 +170,7 @@ void put_text(cv::Mat& image, const std::string& text, cv::Point origin, double 
 }
 
 // OpenCV cannot draw rotated text: render horizontally, then rotate the patch.
-void put_vertical_text(cv::Mat& image, const std::string& text, int centre_x, int centre_y,
-                       double scale) {
+void put_vertical_text(cv::Mat& image, const std::string& text, int centre_x, int centre_y, double scale) {
   int baseline = 0;
   const cv::Size size = text_size(text, scale, &baseline);
   cv::Mat patch(size.height + baseline + 4, size.width + 4, CV_8UC3, kWhite);
@@ -182,8 +179,7 @@ void put_vertical_text(cv::Mat& image, const std::string& text, int centre_x, in
   cv::Rect target(centre_x - patch.cols / 2, centre_y - patch.rows / 2, patch.cols, patch.rows);
   const cv::Rect clipped = target & cv::Rect(0, 0, image.cols, image.rows);
   if (clipped.empty()) return;
-  patch(cv::Rect(clipped.x - target.x, clipped.y - target.y, clipped.width, clipped.height))
-      .copyTo(image(clipped));
+  patch(cv::Rect(clipped.x - target.x, clipped.y - target.y, clipped.width, clipped.height)).copyTo(image(clipped));
 }
 
 struct Mapper {
@@ -200,9 +196,7 @@ cv::Point fixed_point(double px, double py) {
                    static_cast<int>(std::lround(clamp(py) * kShiftScale)));
 }
 
-bool usable(double x, double y, bool log_y) {
-  return std::isfinite(x) && std::isfinite(y) && (!log_y || y > 0);
-}
+bool usable(double x, double y, bool log_y) { return std::isfinite(x) && std::isfinite(y) && (!log_y || y > 0); }
 
 void draw_series(cv::Mat& area, const Series& s, const cv::Scalar& colour, const Mapper& m) {
   bool have_previous = false;
@@ -229,8 +223,8 @@ void draw_series(cv::Mat& area, const Series& s, const cv::Scalar& colour, const
 cv::Rect legend_corner(const cv::Size& size, const std::vector<Series>& series, const Mapper& m) {
   const int pad = 8;
   const int right = m.area.width - size.width - pad, bottom = m.area.height - size.height - pad;
-  const std::array<cv::Point, 4> corners = {cv::Point(right, pad), cv::Point(pad, pad),
-                                            cv::Point(right, bottom), cv::Point(pad, bottom)};
+  const std::array<cv::Point, 4> corners = {cv::Point(right, pad), cv::Point(pad, pad), cv::Point(right, bottom),
+                                            cv::Point(pad, bottom)};
   std::array<long, 4> counts{};
   for (const Series& s : series) {
     for (std::size_t i = 0; i < s.x.size(); ++i) {
@@ -244,13 +238,13 @@ cv::Rect legend_corner(const cv::Size& size, const std::vector<Series>& series, 
       }
     }
   }
-  const std::size_t best = static_cast<std::size_t>(
-      std::min_element(counts.begin(), counts.end()) - counts.begin());  // first minimum: top right
+  const std::size_t best = static_cast<std::size_t>(std::min_element(counts.begin(), counts.end()) -
+                                                    counts.begin());  // first minimum: top right
   return cv::Rect(corners[best], size);
 }
 
-void draw_legend(cv::Mat& area, const std::vector<Series>& series,
-                 const std::vector<cv::Scalar>& colours, const Mapper& m) {
+void draw_legend(cv::Mat& area, const std::vector<Series>& series, const std::vector<cv::Scalar>& colours,
+                 const Mapper& m) {
   std::vector<std::size_t> named;
   for (std::size_t i = 0; i < series.size(); ++i) {
     if (!series[i].name.empty()) named.push_back(i);
@@ -305,13 +299,12 @@ void draw_grid(cv::Mat& image, const Mapper& m) {
 void draw_titles(cv::Mat& image, const PlotOptions& options, const Mapper& m) {
   if (!options.title.empty()) {
     const cv::Size size = text_size(options.title, kTitleFontScale);
-    put_text(image, options.title, cv::Point((options.width - size.width) / 2, 12 + size.height),
-             kTitleFontScale);
+    put_text(image, options.title, cv::Point((options.width - size.width) / 2, 12 + size.height), kTitleFontScale);
   }
   if (!options.x_label.empty()) {
     const cv::Size size = text_size(options.x_label, kLabelFontScale);
-    put_text(image, options.x_label,
-             cv::Point(m.area.x + (m.area.width - size.width) / 2, options.height - 10), kLabelFontScale);
+    put_text(image, options.x_label, cv::Point(m.area.x + (m.area.width - size.width) / 2, options.height - 10),
+             kLabelFontScale);
   }
   if (!options.y_label.empty()) {
     put_vertical_text(image, options.y_label, 16, m.area.y + m.area.height / 2, kLabelFontScale);
@@ -343,8 +336,8 @@ cv::Mat render_line_plot(const std::vector<Series>& series, const PlotOptions& o
   for (std::size_t i = 0; i < series.size(); ++i) {
     const Series& s = series[i];
     if (s.x.size() != s.y.size()) {
-      throw Error("plot: series " + std::to_string(i) + " ('" + s.name + "') has " +
-                  std::to_string(s.x.size()) + " x values but " + std::to_string(s.y.size()) + " y values");
+      throw Error("plot: series " + std::to_string(i) + " ('" + s.name + "') has " + std::to_string(s.x.size()) +
+                  " x values but " + std::to_string(s.y.size()) + " y values");
     }
     for (std::size_t k = 0; k < s.x.size(); ++k) {
       if (!usable(s.x[k], s.y[k], options.log_y)) continue;
@@ -382,8 +375,7 @@ cv::Mat render_line_plot(const std::vector<Series>& series, const PlotOptions& o
   return image;
 }
 
-void save_line_plot(const std::string& png_path, const std::vector<Series>& series,
-                    const PlotOptions& options) {
+void save_line_plot(const std::string& png_path, const std::vector<Series>& series, const PlotOptions& options) {
   if (png_path.empty()) throw Error("plot: empty output path");
   const cv::Mat image = render_line_plot(series, options);
   std::vector<uchar> bytes;

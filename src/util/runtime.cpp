@@ -1,11 +1,11 @@
 #include "yolo2/util/runtime.hpp"
 
 #include <ATen/Parallel.h>
-#include <opencv2/core.hpp>
 #include <spdlog/spdlog.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
 #include <torch/version.h>
+#include <opencv2/core.hpp>
 
 #include <thread>
 
@@ -24,8 +24,8 @@ int setup_runtime(const RuntimeConfig& runtime) {
   at::set_num_threads(threads);
   cv::setNumThreads(1);
   torch::manual_seed(runtime.seed);
-  spdlog::info("runtime: {} intra-op thread(s) (runtime.threads = {}), seed {}", at::get_num_threads(),
-               runtime.threads, runtime.seed);
+  spdlog::info("runtime: {} intra-op thread(s) (runtime.threads = {}), seed {}", at::get_num_threads(), runtime.threads,
+               runtime.seed);
   spdlog::debug("runtime: {} hardware thread(s), LibTorch inter-op pool {} thread(s), OpenCV {} thread(s)",
                 std::thread::hardware_concurrency(), at::get_num_interop_threads(), cv::getNumThreads());
   return threads;
@@ -37,15 +37,16 @@ c10::Device resolve_device(const std::string& spec) {
   if (spec.rfind("cuda", 0) == 0) {
     if (!cuda_compiled())
       throw Error("runtime.device is '" + spec + "' but this yolo2 was built against a LibTorch without CUDA (" +
-                  std::string(TORCH_VERSION) + ", CPU only): use runtime.device=cpu, or build with a CUDA LibTorch "
+                  std::string(TORCH_VERSION) +
+                  ", CPU only): use runtime.device=cpu, or build with a CUDA LibTorch "
                   "(README: Build with CUDA)");
     if (!torch::cuda::is_available())
       throw Error("runtime.device is '" + spec + "' but no GPU is visible (LibTorch " + std::string(TORCH_VERSION) +
                   " has CUDA; no driver, no device, or CUDA_VISIBLE_DEVICES hides them): use runtime.device=cpu");
     const int index = spec.size() > 5 ? std::stoi(spec.substr(5)) : 0;
     if (index >= static_cast<int>(torch::cuda::device_count()))
-      throw Error("runtime.device is '" + spec + "' but only " +
-                  std::to_string(torch::cuda::device_count()) + " CUDA device(s) exist");
+      throw Error("runtime.device is '" + spec + "' but only " + std::to_string(torch::cuda::device_count()) +
+                  " CUDA device(s) exist");
     return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
   }
   throw Error("runtime.device: unknown device '" + spec + "' (auto, cpu, cuda or cuda:N)");

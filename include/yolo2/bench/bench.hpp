@@ -11,11 +11,11 @@
 namespace yolo2::bench {
 
 struct BenchOptions {
-  int batches = 20;   // loader batches measured after warm-up
-  int repeats = 5;    // timed repeats per measurement (the median is reported)
-  bool loader = true;        // needs the config's training data
-  bool opencv = true;        // OpenCV DNN on the exported network
-  bool train = true;         // the training iteration and its peak memory
+  int batches = 20;           // loader batches measured after warm-up
+  int repeats = 5;            // timed repeats per measurement (the median is reported)
+  bool loader = true;         // needs the config's training data
+  bool opencv = true;         // OpenCV DNN on the exported network
+  bool train = true;          // the training iteration and its peak memory
   bool both_layouts = false;  // also the other memory format than runtime.channels_last
 };
 
@@ -23,7 +23,7 @@ struct Measurement {
   std::string id;     // stable: e.g. "train_iteration", "forward_batch1"; the schema lists them
   std::string label;  // for people
   double value = 0;
-  std::string unit;   // "images/s", "ms", "GFLOP/s", "MiB"
+  std::string unit;  // "images/s", "ms", "GFLOP/s", "MiB"
   std::string note;
 };
 

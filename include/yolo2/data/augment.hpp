@@ -32,7 +32,7 @@ struct LabeledBox {
 
 // The random draws of one training augmentation (exposed so tests can check them).
 struct AugmentDraw {
-  Affine affine;      // original image -> output
+  Affine affine;  // original image -> output
   bool flipped = false;
   double dhue = 0, dsat = 1, dexp = 1;
 };
@@ -58,16 +58,16 @@ void distort_hsv(cv::Mat& bgr, double dhue, double dsat, double dexp, HsvMode mo
 // Maps boxes through `affine`, clips them to [0, out], and drops those narrower or lower than
 // min_size * out (darknet: 0.001) without disturbing the others' order. stop_at_dropped: a dropped
 // box also drops every later one (PJ darknet before 2018-01-16, data.augment.box_holes).
-std::vector<LabeledBox> transform_boxes(const std::vector<LabeledBox>& boxes, const Affine& affine,
-                                        int out, double min_size, bool stop_at_dropped = false);
+std::vector<LabeledBox> transform_boxes(const std::vector<LabeledBox>& boxes, const Affine& affine, int out,
+                                        double min_size, bool stop_at_dropped = false);
 
 // Full training augmentation of one image: draw, warp, distort, transform boxes.
 struct Augmented {
-  cv::Mat image;  // out x out 8-bit BGR
+  cv::Mat image;                  // out x out 8-bit BGR
   std::vector<LabeledBox> boxes;  // pixel coordinates of `image`
   AugmentDraw draw;
 };
-Augmented augment_train(const cv::Mat& image, const std::vector<LabeledBox>& boxes, int out,
-                        const AugmentConfig& cfg, util::Rng& rng);
+Augmented augment_train(const cv::Mat& image, const std::vector<LabeledBox>& boxes, int out, const AugmentConfig& cfg,
+                        util::Rng& rng);
 
 }  // namespace yolo2::data

@@ -25,30 +25,30 @@ namespace yolo2::data {
 struct Batch {
   int64_t index = 0;  // position in the stream
   int64_t epoch = 0;
-  int size = 0;       // input side in pixels
-  at::Tensor images;  // [B, 3, size, size] float32 RGB in [0, 1]
-  at::Tensor boxes;   // [B, M, 4] float32 x1, y1, x2, y2 normalised to [0, 1]; zero padding
-  at::Tensor labels;  // [B, M] int64; -1 padding
-  at::Tensor counts;  // [B] int64: valid boxes per image
+  int size = 0;                    // input side in pixels
+  at::Tensor images;               // [B, 3, size, size] float32 RGB in [0, 1]
+  at::Tensor boxes;                // [B, M, 4] float32 x1, y1, x2, y2 normalised to [0, 1]; zero padding
+  at::Tensor labels;               // [B, M] int64; -1 padding
+  at::Tensor counts;               // [B] int64: valid boxes per image
   std::vector<int> image_indices;  // into the dataset
   std::vector<Affine> transforms;  // original image -> network input (pixels), per image
 };
 
 struct LoaderOptions {
   int batch_size = 8;
-  int workers = 2;      // 0: batches are built in the caller's thread
-  int prefetch = 4;     // batches queued ahead
+  int workers = 2;   // 0: batches are built in the caller's thread
+  int prefetch = 4;  // batches queued ahead
   uint64_t seed = 0;
-  bool train = true;    // shuffle each epoch, augment, drop the last partial batch
-  int max_boxes = 30;   // M; extra boxes are dropped at random (darknet shuffles, then truncates)
+  bool train = true;                        // shuffle each epoch, augment, drop the last partial batch
+  int max_boxes = 30;                       // M; extra boxes are dropped at random (darknet shuffles, then truncates)
   SampleMode sample = SampleMode::Shuffle;  // training order (epoch_order)
   AugmentConfig augment;
   EvalTransform eval_transform = EvalTransform::Letterbox;
   int input_size = 416;
   // Training: input size of batch k (multi-scale); unset means input_size.
   std::function<int(int64_t)> size_for_batch;
-  int64_t start_batch = 0;  // first batch of the stream (resume)
-  int64_t num_batches = -1; // batches to produce; -1: one epoch (evaluation) or forever (train)
+  int64_t start_batch = 0;   // first batch of the stream (resume)
+  int64_t num_batches = -1;  // batches to produce; -1: one epoch (evaluation) or forever (train)
   // Training on several processes: batch_size is the global (micro-)batch and this process builds
   // images [shard_rank * b / shard_count, (shard_rank + 1) * b / shard_count) of each, augmented
   // exactly as a single process would (a distributed sampler that keeps the global batch).
@@ -84,9 +84,9 @@ class Loader {
 
   std::shared_ptr<const VocDataset> dataset_;
   LoaderOptions options_;
-  int64_t end_;             // one past the last batch index (INT64_MAX: endless)
-  int64_t next_out_;        // next index handed to the caller
-  int64_t next_job_;        // next index a worker picks up
+  int64_t end_;       // one past the last batch index (INT64_MAX: endless)
+  int64_t next_out_;  // next index handed to the caller
+  int64_t next_job_;  // next index a worker picks up
   std::map<int64_t, Batch> ready_;
   std::exception_ptr error_;
   bool stop_ = false;

@@ -13,22 +13,25 @@
 namespace yolo2::data {
 
 struct SynthOptions {
-  std::string out_dir;       // becomes the VOC root: out_dir/Annotations, out_dir/JPEGImages, ...
-  int train = 400;           // images in trainval (split about half/half into train and val)
-  int test = 100;            // images in test
-  int size = 256;            // longest image side in pixels; the other side is 75-100% of it
-  uint64_t seed = 0;         // everything is a pure function of (options, seed)
-  int num_classes = 8;       // 6..10 shape classes (see synth_class_names)
-  double imbalance = 20.0;   // ratio of the most to the least frequent class (>= 1)
-  int max_objects = 6;       // objects per image: 1..max_objects
-  int min_object = 8;        // smallest object side in pixels (sizes are log-uniform up to half the image)
-  double clutter = 1.0;      // background distractors (strokes, specks, colour blobs): 0 none, 1 default, up to 2
+  std::string out_dir;      // becomes the VOC root: out_dir/Annotations, out_dir/JPEGImages, ...
+  int train = 400;          // images in trainval (split about half/half into train and val)
+  int test = 100;           // images in test
+  int size = 256;           // longest image side in pixels; the other side is 75-100% of it
+  uint64_t seed = 0;        // everything is a pure function of (options, seed)
+  int num_classes = 8;      // 6..10 shape classes (see synth_class_names)
+  double imbalance = 20.0;  // ratio of the most to the least frequent class (>= 1)
+  int max_objects = 6;      // objects per image: 1..max_objects
+  int min_object = 8;       // smallest object side in pixels (sizes are log-uniform up to half the image)
+  double clutter = 1.0;     // background distractors (strokes, specks, colour blobs): 0 none, 1 default, up to 2
   int jpeg_quality = 92;
-  int threads = 0;           // 0: all cores
+  int threads = 0;  // 0: all cores
+  // out_dir must be missing or empty; with `overwrite`, a dataset synth wrote there is replaced (only
+  // the files synth writes are deleted) and any other non-empty folder is still refused.
+  bool overwrite = false;
 };
 
 struct SynthResult {
-  std::vector<ImageRecord> images;   // everything drawn (0-based boxes, as parse_voc_xml returns)
+  std::vector<ImageRecord> images;  // everything drawn (0-based boxes, as parse_voc_xml returns)
   std::vector<std::string> class_names;
   std::vector<int> objects_per_class;
   int difficult = 0, truncated = 0;

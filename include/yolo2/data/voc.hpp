@@ -35,11 +35,15 @@ struct ParseOptions {
   bool keep_difficult = true;            // false drops difficult objects (darknet's training rule)
   // Unknown class names: an error by default; when true the object is skipped and counted.
   bool skip_unknown_classes = false;
+  // Empty or truncated images (data::check_image_file): an error by default; when true the image is
+  // skipped and counted.
+  bool skip_bad_images = false;
 };
 
 // A problem found while parsing that did not stop parsing (a counted, logged skip or fix).
 struct ParseIssue {
-  enum class Kind { ClippedBox, DegenerateBox, UnknownClass, DroppedDifficult, MissingImage, EmptyImage };
+  // BadImage stays the last: per-kind counts are sized by it.
+  enum class Kind { ClippedBox, DegenerateBox, UnknownClass, DroppedDifficult, MissingImage, EmptyImage, BadImage };
   Kind kind;
   std::string file;     // the XML (or image) it concerns
   std::string message;  // what was done, human readable
@@ -55,8 +59,7 @@ const char* to_string(ParseIssue::Kind kind);
 //  - a missing or unreadable file, malformed XML (file and byte offset/line) or a missing
 //    <size>/<bndbox> field throws yolo2::Error naming the file and element.
 // `image_path` of the result is left empty: the dataset fills it.
-ImageRecord parse_voc_xml(const std::string& xml_path, const ParseOptions& options,
-                          std::vector<ParseIssue>* issues);
+ImageRecord parse_voc_xml(const std::string& xml_path, const ParseOptions& options, std::vector<ParseIssue>* issues);
 
 }  // namespace yolo2::data
 
@@ -68,7 +71,7 @@ namespace yolo2::data {
 struct VocDataset {
   std::vector<ImageRecord> images;
   std::vector<std::string> class_names;
-  std::vector<ParseIssue> issues;  // every clip, drop and skip made while reading
+  std::vector<ParseIssue> issues;    // every clip, drop and skip made while reading
   std::vector<std::string> sources;  // "root/ImageSets/Main/split.txt: N images"
 };
 

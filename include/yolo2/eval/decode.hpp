@@ -32,8 +32,8 @@ struct DetectOptions {
 // convention: continuous coordinates equal to 0-based pixel corners), clipped to the image.
 // `transform` maps the original image to the network input (what the loader used); `input` is the
 // network input side. Detection::image is set to `image_index`.
-std::vector<Detection> detect_image(const RegionDecoded& decoded, int64_t b, const data::Affine& transform,
-                                    int input_w, int input_h, int image_w, int image_h, int image_index,
+std::vector<Detection> detect_image(const RegionDecoded& decoded, int64_t b, const data::Affine& transform, int input_w,
+                                    int input_h, int image_w, int image_h, int image_index,
                                     const DetectOptions& options);
 
 }  // namespace yolo2::eval

@@ -42,12 +42,12 @@ struct VocEvalOptions {
 
 struct ClassResult {
   std::string name;
-  double ap = 0;           // NaN when the class has no non-difficult ground truth
-  int num_gt = 0;          // non-difficult ground truths (voc_eval's npos)
-  int num_difficult = 0;   // difficult ground truths
+  double ap = 0;          // NaN when the class has no non-difficult ground truth
+  int num_gt = 0;         // non-difficult ground truths (voc_eval's npos)
+  int num_difficult = 0;  // difficult ground truths
   int num_detections = 0;
   int true_positives = 0, false_positives = 0;  // at the lowest score
-  int ignored = 0;  // detections whose best match is a difficult GT: neither TP nor FP
+  int ignored = 0;                              // detections whose best match is a difficult GT: neither TP nor FP
   // One entry per detection, in descending score order (ignored detections included, repeating
   // the previous point, exactly as voc_eval's cumsum arrays do). recall is NaN throughout when
   // num_gt == 0 (nothing to recall).
@@ -73,8 +73,7 @@ struct MapResult {
 //    so t = 0.30000000000000004 etc.) of max{precision[i] : recall[i] >= t}, 0 if none;
 //  - Voc12: area under the right-to-left maximum envelope of [0, prec, 0] over [0, rec, 1].
 // Throws yolo2::Error when the two vectors differ in length.
-double average_precision(const std::vector<double>& recall, const std::vector<double>& precision,
-                         ApMetric metric);
+double average_precision(const std::vector<double>& recall, const std::vector<double>& precision, ApMetric metric);
 
 // Scores every class (label = index into class_names). ground_truth[i] holds the boxes of image
 // i; detections reference images by index and may come in any order. Per class, detections are
@@ -85,8 +84,7 @@ double average_precision(const std::vector<double>& recall, const std::vector<do
 // -> FP. Throws yolo2::Error naming the offending detection (or GT) when an image index or label
 // is out of range, or a score is NaN.
 MapResult evaluate_voc(const std::vector<std::vector<GroundTruthBox>>& ground_truth,
-                       const std::vector<Detection>& detections,
-                       const std::vector<std::string>& class_names,
+                       const std::vector<Detection>& detections, const std::vector<std::string>& class_names,
                        const VocEvalOptions& options = {});
 
 }  // namespace yolo2::eval

@@ -35,7 +35,7 @@ struct RegionLossOptions {
   bool small_box_weight = true;
   int64_t warmup_images = 12800;
   double warmup_scale = 0.01;
-  int max_boxes = 30;  // ground truths used per image (the first ones)
+  int max_boxes = 30;   // ground truths used per image (the first ones)
   torch::Tensor alpha;  // [C] focal class weights (undefined: all ones)
   double sigmoid_alpha = -1;
 
@@ -45,8 +45,8 @@ struct RegionLossOptions {
 // The class term at the responsible predictions: which loss, and its parameters at this step.
 struct ClassTermOptions {
   ClassLoss kind = ClassLoss::CrossEntropy;
-  double gamma = 0;         // focal and sigmoid focal: the schedule's gamma now (ignored for ce)
-  torch::Tensor alpha;      // [C] per-class weights (undefined: all ones)
+  double gamma = 0;           // focal and sigmoid focal: the schedule's gamma now (ignored for ce)
+  torch::Tensor alpha;        // [C] per-class weights (undefined: all ones)
   double sigmoid_alpha = -1;  // sigmoid focal: torchvision's positive weight (< 0: off)
 };
 
@@ -68,8 +68,7 @@ struct RegionLossResult {
 // `seen`: images seen including this batch (darknet increments it before the forward pass).
 // `gamma`: the current focal gamma (ignored for ce).
 RegionLossResult region_loss(const torch::Tensor& raw, const torch::Tensor& boxes, const torch::Tensor& labels,
-                             const torch::Tensor& counts, int64_t seen, double gamma,
-                             const RegionLossOptions& options);
+                             const torch::Tensor& counts, int64_t seen, double gamma, const RegionLossOptions& options);
 
 // Inverse class frequency of `objects_per_class`, normalised to mean 1 over the classes (classes
 // with no object get the largest weight of the others). For loss.focal.alpha = auto.

@@ -12,13 +12,13 @@ namespace yolo2::model {
 
 struct DarknetHeader {
   int32_t major = 0, minor = 2, revision = 0;
-  uint64_t seen = 0;  // images seen in training (32-bit in v0.1 files, 64-bit since v0.2)
+  uint64_t seen = 0;         // images seen in training (32-bit in v0.1 files, 64-bit since v0.2)
   int header_bytes() const;  // 16 or 20, by darknet's reader rule
 };
 
 struct WeightsLoad {
   DarknetHeader header;
-  int conv_layers_loaded = 0;   // convolutions filled from the file
+  int conv_layers_loaded = 0;  // convolutions filled from the file
   int conv_layers_total = 0;
   int64_t floats_read = 0;
 };

@@ -47,8 +47,8 @@ std::vector<int64_t> nms(const float* boxes, const float* scores, int64_t n, flo
 
 // Per-class NMS (torchvision.ops.batched_nms semantics): boxes of different labels never
 // suppress each other. Same output order and tie rule as nms(). labels [n], any int64 values.
-std::vector<int64_t> batched_nms(const float* boxes, const float* scores, const int64_t* labels,
-                                 int64_t n, float iou_threshold);
+std::vector<int64_t> batched_nms(const float* boxes, const float* scores, const int64_t* labels, int64_t n,
+                                 float iou_threshold);
 
 // Tensor front ends: any device and floating dtype (copied to contiguous float32 on the CPU),
 // labels any integer dtype. boxes [N, 4] xyxy, scores [N], labels [N]. Returns int64 [K] kept

@@ -13,10 +13,10 @@ namespace yolo2::ops {
 // The parts of a region output raw [B, A*(5+C), H, W], darknet's entry order per anchor:
 // x, y, w, h, objectness, C class logits.
 struct RegionParts {
-  at::Tensor x, y;   // [B, A, H, W] sigmoid(t_x), sigmoid(t_y): the centre inside its cell
-  at::Tensor w, h;   // [B, A, H, W] t_w, t_h (raw)
-  at::Tensor obj;    // [B, A, H, W] sigmoid(t_o)
-  at::Tensor logits; // [B, A, C, H, W] class logits (raw)
+  at::Tensor x, y;    // [B, A, H, W] sigmoid(t_x), sigmoid(t_y): the centre inside its cell
+  at::Tensor w, h;    // [B, A, H, W] t_w, t_h (raw)
+  at::Tensor obj;     // [B, A, H, W] sigmoid(t_o)
+  at::Tensor logits;  // [B, A, C, H, W] class logits (raw)
 };
 
 // Splits (and activates) a region output; `raw` keeps its gradient. Throws when the channel count

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "yolo2/config.hpp"
 #include "yolo2/model/yolov2.hpp"
@@ -20,11 +21,11 @@ namespace yolo2::train {
 
 // Where a training run stands; a resumed run continues from exactly here.
 struct TrainState {
-  int64_t iteration = 0;     // optimizer steps done
-  int64_t images_seen = 0;   // darknet's `seen`
-  double best_map = -1;      // best test mAP so far (-1: none yet)
+  int64_t iteration = 0;    // optimizer steps done
+  int64_t images_seen = 0;  // darknet's `seen`
+  double best_map = -1;     // best test mAP so far (-1: none yet)
   int64_t best_iteration = -1;
-  std::string rng_state;     // LibTorch CPU generator state (bytes)
+  std::string rng_state;  // LibTorch CPU generator state (bytes)
 };
 
 struct Checkpoint {
@@ -38,6 +39,12 @@ struct Checkpoint {
 // Writes the checkpoint atomically (temp file, flush, fsync, rename).
 void save_checkpoint(const std::string& path, model::YoloV2Impl& model, const Config& config,
                      const TrainState* state = nullptr, torch::optim::Optimizer* optimizer = nullptr);
+
+// `--set key=value` overrides a checkpoint's stored config must not take because its weights or
+// state fix them: keys equal to one of `fixed` or under it ("model" covers model.width). Throws
+// yolo2::Error naming the key, the checkpoint and `why`.
+void reject_overrides(const std::string& checkpoint, const std::vector<std::string>& overrides,
+                      const std::vector<std::string>& fixed, const std::string& why);
 
 // Reads a checkpoint; the model is rebuilt from the stored config and placed on `device`.
 // A missing, truncated or foreign file is a yolo2::Error naming it.

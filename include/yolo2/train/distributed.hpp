@@ -56,7 +56,7 @@ class Distributed {
   // Collectives. `what` names the operation in error messages. Every failure (a peer that exited,
   // a peer that did not answer within distributed.timeout) throws yolo2::Error naming this rank,
   // the operation and the timeout.
-  void broadcast(std::vector<at::Tensor> tensors, const std::string& what);  // in place, from rank 0
+  void broadcast(std::vector<at::Tensor> tensors, const std::string& what);       // in place, from rank 0
   void all_reduce_sum(std::vector<at::Tensor> tensors, const std::string& what);  // in place
   // Every rank's [n_r, k] rows (n_r may differ between ranks), concatenated in rank order.
   at::Tensor all_gather_rows(const at::Tensor& rows, const std::string& what);

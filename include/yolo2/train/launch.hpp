@@ -10,8 +10,8 @@ namespace yolo2::train {
 struct LaunchOptions {
   int nproc = 2;
   std::string master_addr = "127.0.0.1";
-  int master_port = 0;           // 0: a free port
-  double grace_seconds = 10;     // after a rank fails: time the others get to exit on their own
+  int master_port = 0;        // 0: a free port
+  double grace_seconds = 10;  // after a rank fails: time the others get to exit on their own
 };
 
 // Runs `executable args...` nproc times with RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and

@@ -2,10 +2,15 @@
 //   config.yaml   the resolved config          metrics.csv  one row per iteration
 //   last.ckpt     every train.checkpoint_every  eval.csv     one row per evaluation
 //   best.ckpt     best test mAP so far          loss.png, map.png
-// Only the main rank writes it.
+//   .yolo2.lock   held (flock) while a process trains in the folder; holds its PID
+// Only the main rank writes it. yolo2 writes into an empty or missing folder or into its own run
+// folder (one whose config.yaml yolo2 wrote), deletes only the files above and their temporaries,
+// and never another file.
 #pragma once
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "yolo2/config.hpp"
 
@@ -18,12 +23,33 @@ struct RunFolder {
   std::string best() const { return file("best.ckpt"); }
 };
 
+// The files yolo2 writes in a run folder (the only ones --overwrite deletes).
+const std::vector<std::string>& run_files();
+
 // The folder of a run: the resumed checkpoint's folder, else train.output, else runs/<train.name>.
 RunFolder locate_run_folder(const Config& config, const std::string& resume);
 
-// Makes the folder ready: refuses to start afresh over a run (its last.ckpt) unless `overwrite`,
-// removes temporaries an interrupted write left, clears a fresh run's results, and writes
-// config.yaml (headed by the build it ran with).
-void prepare_run_folder(const RunFolder& folder, const Config& config, bool resuming, bool overwrite);
+// An exclusive lock on a run folder (flock on .yolo2.lock), released when destroyed or when the
+// process ends however it ends.
+class RunLock {
+ public:
+  explicit RunLock(int fd) : fd_(fd) {}
+  ~RunLock();
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+ private:
+  int fd_;
+};
+
+// Before anything is loaded: creates the folder if needed and locks it; refuses, deleting nothing,
+// a folder another process holds (naming its PID), a non-empty folder that is not a yolo2 run
+// folder, and a run folder that holds a run when neither resuming nor `overwrite`.
+std::unique_ptr<RunLock> claim_run_folder(const RunFolder& folder, bool resuming, bool overwrite);
+
+// After the config, the data and the model were checked: removes the temporaries interrupted writes
+// of yolo2's files left, a fresh run's old results (yolo2's files only), and writes config.yaml
+// (headed by the build it runs with, which marks the folder as yolo2's).
+void prepare_run_folder(const RunFolder& folder, const Config& config, bool resuming);
 
 }  // namespace yolo2::train

@@ -26,10 +26,10 @@
 namespace yolo2::train {
 
 struct TrainOptions {
-  std::string resume;        // a last.ckpt to continue from (its stored config is used)
+  std::string resume;                         // a last.ckpt to continue from (its stored config is used)
   std::vector<std::string> resume_overrides;  // `key=value` applied to the stored config on resume
-  bool overwrite = false;    // start afresh in a run folder that already holds a run
-  bool evaluate = true;      // periodic and final evaluation on data.test
+  bool overwrite = false;                     // start afresh in a run folder that already holds a run
+  bool evaluate = true;                       // periodic and final evaluation on data.test
   // Stop (save last.ckpt, resumable) after this many iterations of this process; -1: never.
   // For jobs with a wall-time limit, and for tests of resume.
   int64_t stop_after = -1;
@@ -40,10 +40,10 @@ struct TrainOptions {
 
 struct TrainSummary {
   std::string run_dir;
-  int64_t iterations = 0;       // optimizer steps done in total
+  int64_t iterations = 0;  // optimizer steps done in total
   int64_t images_seen = 0;
-  bool interrupted = false;     // stopped by a signal; resumable from last.ckpt
-  double final_map = -1;        // at the last evaluation (-1: none)
+  bool interrupted = false;  // stopped by a signal; resumable from last.ckpt
+  double final_map = -1;     // at the last evaluation (-1: none)
   double best_map = -1;
   int64_t best_iteration = -1;
   double seconds = 0;
@@ -94,9 +94,9 @@ struct TrainerParts {
   std::optional<data::VocDataset> test_set;  // none: no evaluation
   model::YoloV2 net{nullptr};
   std::unique_ptr<torch::optim::Optimizer> optimizer;
-  TrainState state;               // where the run stands (a resumed one continues from it)
+  TrainState state;  // where the run stands (a resumed one continues from it)
   loss::RegionLossOptions loss;
-  data::LoaderOptions loader;     // the training stream, from the state's position on
+  data::LoaderOptions loader;  // the training stream, from the state's position on
   int64_t max_batches = 0;
 };
 
@@ -117,8 +117,8 @@ class Trainer {
   double epoch() const;  // images seen / training images
   const StepRecord& last_step() const { return step_; }
   int64_t first_iteration() const { return first_iteration_; }  // where this process started
-  int64_t images_this_run() const { return images_this_run_; }   // trained on by this process
-  double loop_seconds() const;                                   // since the loop started
+  int64_t images_this_run() const { return images_this_run_; }  // trained on by this process
+  double loop_seconds() const;                                  // since the loop started
   TrainSummary& summary() { return summary_; }
   void request_stop() { stopping_ = true; }
   bool stopping() const { return stopping_; }

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace yolo2::util {
 
@@ -14,8 +15,12 @@ using ByteSink = std::function<void(const void* data, std::size_t size)>;
 void write_file_atomic(const std::string& path, const std::function<void(const ByteSink&)>& produce);
 void write_file_atomic(const std::string& path, const std::string& content);
 
-// Removes the temporary files that writes interrupted by a kill left in `dir` (".NAME.tmp*").
-// Returns how many were removed.
-int remove_stale_temporaries(const std::string& dir);
+// The temporary name of a write to `path` by this process: "DIR/.NAME.tmp<pid>-<random>".
+std::string temporary_name(const std::string& path);
+// True when `filename` is the temporary of a write to `target_name` (the exact pattern above).
+bool is_temporary_of(const std::string& filename, const std::string& target_name);
+// Removes the temporaries that writes of the files `names` (in `dir`), interrupted by a kill, left
+// behind; nothing else. Returns how many were removed.
+int remove_stale_temporaries(const std::string& dir, const std::vector<std::string>& names);
 
 }  // namespace yolo2::util

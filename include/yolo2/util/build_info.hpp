@@ -17,17 +17,17 @@ struct GpuInfo {
 
 struct BuildInfo {
   std::string yolo2_version;
-  std::string libtorch_version;     // e.g. "1.13.1", "2.11.0"
-  std::string compiler;             // e.g. "GCC 12.2.0"
+  std::string libtorch_version;  // e.g. "1.13.1", "2.11.0"
+  std::string compiler;          // e.g. "GCC 12.2.0"
   std::string opencv_version;
-  std::string onednn_libtorch;      // the oneDNN inside LibTorch (its build configuration), "" if unknown
-  std::string onednn_plan;          // the oneDNN library yolo2's CPU inference plan links, "none" without
-  bool cuda_compiled = false;       // LibTorch built with CUDA (and yolo2 linked against it)
-  std::string cuda_runtime;         // CUDA runtime LibTorch was built with, e.g. "13.0"; "" without CUDA
-  std::string cudnn;                // e.g. "9.19.0"; "" without
-  std::string nccl;                 // e.g. "2.28.9"; "" when LibTorch has no NCCL process group
-  std::string cuda_driver;          // the installed driver's CUDA version, "" when no driver is installed
-  std::vector<GpuInfo> gpus;        // visible GPUs (CUDA_VISIBLE_DEVICES applies)
+  std::string onednn_libtorch;  // the oneDNN inside LibTorch (its build configuration), "" if unknown
+  std::string onednn_plan;      // the oneDNN library yolo2's CPU inference plan links, "none" without
+  bool cuda_compiled = false;   // LibTorch built with CUDA (and yolo2 linked against it)
+  std::string cuda_runtime;     // CUDA runtime LibTorch was built with, e.g. "13.0"; "" without CUDA
+  std::string cudnn;            // e.g. "9.19.0"; "" without
+  std::string nccl;             // e.g. "2.28.9"; "" when LibTorch has no NCCL process group
+  std::string cuda_driver;      // the installed driver's CUDA version, "" when no driver is installed
+  std::vector<GpuInfo> gpus;    // visible GPUs (CUDA_VISIBLE_DEVICES applies)
 };
 
 // Whether LibTorch was built with CUDA (and yolo2 linked against its CUDA libraries). Cheap.

@@ -16,8 +16,8 @@ namespace yolo2::util {
 cv::Scalar palette_colour(int index);
 
 struct Series {
-  std::string name;            // legend entry; an empty name is left out of the legend
-  std::vector<double> x, y;    // same length; non-finite points (and y <= 0 on a log axis) break the line
+  std::string name;                  // legend entry; an empty name is left out of the legend
+  std::vector<double> x, y;          // same length; non-finite points (and y <= 0 on a log axis) break the line
   std::optional<cv::Scalar> colour;  // BGR; palette_colour(series index) when unset
   int thickness = 2;
 };
@@ -28,10 +28,10 @@ struct AxisRange {
 
 struct PlotOptions {
   std::string title, x_label, y_label;
-  int width = 800, height = 600;      // pixels, at least 200 x 150
-  std::optional<AxisRange> x_range;   // fixed range; otherwise the data's, widened to ticks
+  int width = 800, height = 600;     // pixels, at least 200 x 150
+  std::optional<AxisRange> x_range;  // fixed range; otherwise the data's, widened to ticks
   std::optional<AxisRange> y_range;
-  bool log_y = false;                 // base-10 y axis; a fixed y_range must then be > 0
+  bool log_y = false;  // base-10 y axis; a fixed y_range must then be > 0
 };
 
 // Renders the plot into an 8-bit BGR image [height, width]. Throws yolo2::Error for a series
@@ -40,7 +40,6 @@ cv::Mat render_line_plot(const std::vector<Series>& series, const PlotOptions& o
 
 // render_line_plot encoded as PNG and written atomically (temporary file in the same folder,
 // then rename); the folder is created when missing. Throws yolo2::Error on failure.
-void save_line_plot(const std::string& png_path, const std::vector<Series>& series,
-                    const PlotOptions& options);
+void save_line_plot(const std::string& png_path, const std::vector<Series>& series, const PlotOptions& options);
 
 }  // namespace yolo2::util

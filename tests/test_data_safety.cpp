@@ -1,0 +1,362 @@
+// Issue 15, "never lose a user's files or a run": one test per numbered problem (the number is in the
+// test's comment). Library-level where the library decides, through the program where the exit status
+// or the command line is the behaviour.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/dnn.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#include <csignal>
+#include <cstring>
+#include <limits>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "test_util.hpp"
+#include "train_fixtures.hpp"
+#include "yolo2/data/image_io.hpp"
+#include "yolo2/data/synth.hpp"
+#include "yolo2/data/voc.hpp"
+#include "yolo2/eval/results_io.hpp"
+#include "yolo2/eval/voc_ap.hpp"
+#include "yolo2/model/darknet_io.hpp"
+#include "yolo2/options.hpp"
+#include "yolo2/train/checkpoint.hpp"
+#include "yolo2/train/run_folder.hpp"
+#include "yolo2/train/trainer.hpp"
+#include "yolo2/util/rng.hpp"
+
+namespace yolo2 {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::error_of;
+using testing::make_dataset;
+using testing::read_text;
+using testing::TempDir;
+using testing::tiny_config;
+using testing::write_text;
+
+Config short_run(const TempDir& dir, const std::string& out) {
+  Config c = tiny_config(make_dataset(dir, 8, 96, 11), out);
+  c.train.max_batches = 2;
+  c.train.checkpoint_every = 1;
+  c.model.width = 0.125;
+  c.runtime.threads = 1;
+  return c;
+}
+
+train::TrainOptions no_eval() {
+  train::TrainOptions o;
+  o.evaluate = false;
+  return o;
+}
+
+// 1. A folder yolo2 did not write is refused, --overwrite deletes only yolo2's files, run names are names.
+TEST(RunFolderSafety, ForeignFoldersAreRefusedAndOverwriteDeletesOnlyYolo2Files) {
+  TempDir dir;
+  const std::string out = dir.file("out");
+  write_text(out + "/notes.txt", "mine");
+  Config c = short_run(dir, out);
+  EXPECT_CONTAINS(error_of([&] { train::run_training(c, no_eval()); }), "not a yolo2 run folder");
+  train::TrainOptions ow = no_eval();
+  ow.overwrite = true;
+  EXPECT_CONTAINS(error_of([&] { train::run_training(c, ow); }), "not a yolo2 run folder");
+  EXPECT_EQ(read_text(out + "/notes.txt"), "mine");
+
+  const std::string run = dir.file("run");
+  c.train.output = run;
+  train::run_training(c, no_eval());
+  write_text(run + "/notes.txt", "mine");
+  write_text(run + "/.env.tmpl", "mine");
+  fs::remove(run + "/last.ckpt");  // the user keeps only what they want: still a run
+  EXPECT_CONTAINS(error_of([&] { train::run_training(c, no_eval()); }), "already holds a run");
+  EXPECT_TRUE(fs::exists(run + "/metrics.csv"));
+  train::run_training(c, ow);
+  EXPECT_EQ(read_text(run + "/notes.txt"), "mine");
+  EXPECT_EQ(read_text(run + "/.env.tmpl"), "mine");
+  EXPECT_TRUE(fs::exists(run + "/last.ckpt"));
+
+  c.train.name = "../../x";
+  EXPECT_CONTAINS(error_of([&] { validate(c); }), "train.name");
+}
+
+// 2. A full disk (here: the file size limit) while writing a checkpoint is an error naming the path
+// and the reason; the previous checkpoint is intact and no temporary is left.
+TEST(RunFolderSafety, WriteFailureIsAnErrorAndKeepsThePreviousCheckpoint) {
+  TempDir dir;
+  ModelConfig mc = default_config().model;
+  mc.width = 0.25;
+  model::YoloV2 net(model::yolov2_spec(mc, 20));
+  const Config c = default_config();
+  const std::string path = dir.file("last.ckpt");
+  train::save_checkpoint(path, *net, c);
+  const std::string before = read_text(path);
+  struct rlimit old {};
+  getrlimit(RLIMIT_FSIZE, &old);
+  const auto prev = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = 64 * 1024;
+  setrlimit(RLIMIT_FSIZE, &small);
+  const std::string e = error_of([&] { train::save_checkpoint(path, *net, c); });
+  setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, prev);
+  EXPECT_CONTAINS(e, path);
+  EXPECT_CONTAINS(e, "File too large");
+  EXPECT_EQ(read_text(path), before);
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(dir.path())) files += entry.is_regular_file() ? 1 : 0;
+  EXPECT_EQ(files, 1);  // no temporary left
+}
+
+// 3. One writer per run folder: a second claim (a second train, a resume of a live run, an
+// --overwrite) fails at once naming the holder's PID, and deletes nothing.
+TEST(RunFolderSafety, ALiveRunIsLockedAgainstASecondWriter) {
+  TempDir dir;
+  const train::RunFolder folder{dir.file("run")};
+  const auto lock = train::claim_run_folder(folder, false, false);
+  write_text(folder.file("last.ckpt"), "live");
+  for (const bool resuming : {false, true})
+    for (const bool overwrite : {false, true}) {
+      const std::string e = error_of([&] { train::claim_run_folder(folder, resuming, overwrite); });
+      EXPECT_CONTAINS(e, "in use by another yolo2 process (PID " + std::to_string(::getpid()));
+    }
+  EXPECT_EQ(read_text(folder.file("last.ckpt")), "live");
+}
+
+// 4 and 8. Resume refuses overrides that change the network, the classes or the optimizer (and
+// rewrites nothing); --overwrite with bad data leaves the earlier run as it was.
+TEST(RunFolderSafety, ResumeRefusesNetworkOverridesAndBadDataLeavesTheRunAlone) {
+  TempDir dir;
+  Config c = short_run(dir, dir.file("run"));
+  train::run_training(c, no_eval());
+  const std::string config_before = read_text(dir.file("run/config.yaml"));
+  for (const char* o : {"model.width=0.5", "train.optimizer=adam", "data.classes=[a, b]"}) {
+    train::TrainOptions r = no_eval();
+    r.resume = dir.file("run/last.ckpt");
+    r.resume_overrides = {o};
+    EXPECT_CONTAINS(error_of([&] { train::run_training(c, r); }), std::string(o).substr(0, std::string(o).find('=')));
+  }
+  EXPECT_EQ(read_text(dir.file("run/config.yaml")), config_before);
+  c.data.train = {{dir.file("nowhere"), "trainval"}};
+  train::TrainOptions ow = no_eval();
+  ow.overwrite = true;
+  EXPECT_THROW(train::run_training(c, ow), Error);
+  EXPECT_EQ(read_text(dir.file("run/config.yaml")), config_before);
+  EXPECT_TRUE(fs::exists(dir.file("run/metrics.csv")));
+  EXPECT_NO_THROW(train::load_checkpoint(dir.file("run/last.ckpt")));
+}
+
+// 5. synth refuses a non-empty folder; --overwrite replaces only a dataset synth wrote.
+TEST(RunFolderSafety, SynthRefusesANonEmptyFolderAndOverwritesOnlyItsOwn) {
+  TempDir dir;
+  data::SynthOptions so;
+  so.out_dir = dir.file("voc");
+  so.train = 6;
+  so.test = 0;
+  so.size = 64;
+  so.threads = 1;
+  data::write_synth(so);
+  EXPECT_CONTAINS(error_of([&] { data::write_synth(so); }), "not empty");
+  so.overwrite = true;
+  so.train = 3;
+  data::write_synth(so);
+  EXPECT_FALSE(fs::exists(dir.file("voc/JPEGImages/000006.jpg")));  // no stale image of the first set
+  EXPECT_TRUE(fs::exists(dir.file("voc/JPEGImages/000003.jpg")));
+  write_text(dir.file("mine/a.txt"), "mine");
+  so.out_dir = dir.file("mine");
+  EXPECT_CONTAINS(error_of([&] { data::write_synth(so); }), "did not write");
+  EXPECT_EQ(read_text(dir.file("mine/a.txt")), "mine");
+}
+
+// 6. Truncated or empty images are errors naming the file, or skipped and counted with the key.
+TEST(RunFolderSafety, BrokenImagesAreNamedOrSkippedAndCounted) {
+  TempDir dir;
+  const std::string root = make_dataset(dir, 6, 96, 12);
+  const std::string jpg = root + "/JPEGImages/000002.jpg";
+  const std::string bytes = read_text(jpg);
+  write_text(jpg, bytes.substr(0, bytes.size() / 2));
+  write_text(root + "/JPEGImages/000003.jpg", "");
+  Config c = tiny_config(root, dir.file("run"));
+  EXPECT_CONTAINS(error_of([&] { data::load_voc(c.data.train, parse_options(c, true)); }), "000002.jpg: truncated JPEG");
+  EXPECT_CONTAINS(error_of([&] { data::read_image_file(root + "/JPEGImages/000003.jpg"); }), "empty file");
+  c.data.skip_bad_images = true;
+  const data::VocDataset ds = data::load_voc(c.data.train, parse_options(c, true));
+  EXPECT_EQ(ds.images.size(), 4u);
+  int bad = 0;
+  for (const auto& i : ds.issues) bad += i.kind == data::ParseIssue::Kind::BadImage ? 1 : 0;
+  EXPECT_EQ(bad, 2);
+}
+
+// 9. A checkpoint damaged after it was written (one flipped byte in its tensors) is an error naming it.
+TEST(RunFolderSafety, AFlippedByteInACheckpointIsDetected) {
+  TempDir dir;
+  ModelConfig mc = default_config().model;
+  mc.width = 0.25;
+  model::YoloV2 net(model::yolov2_spec(mc, 20));
+  const std::string path = dir.file("c.ckpt");
+  train::save_checkpoint(path, *net, default_config());
+  std::string bytes = read_text(path);
+  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x40);
+  write_text(path, bytes);
+  const std::string e = error_of([&] { train::load_checkpoint(path); });
+  EXPECT_CONTAINS(e, path);
+  EXPECT_CONTAINS(e, "checksum");
+}
+
+// 12. Scoring the written comp4 files gives exactly the mAP of the detections they came from.
+TEST(RunFolderSafety, ResultsFilesReproduceTheMapExactly) {
+  TempDir dir;
+  util::Rng rng(5);
+  const std::vector<std::string> names{"a", "b"};
+  std::vector<std::vector<eval::GroundTruthBox>> gt(40);
+  std::vector<eval::Detection> dets;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) {
+    ids.push_back("im" + std::to_string(i));
+    const auto x = static_cast<float>(rng.uniform(0, 200)), y = static_cast<float>(rng.uniform(0, 200));
+    gt[static_cast<std::size_t>(i)].push_back({i % 2, {x, y, x + 40, y + 40}, false});
+    for (int k = 0; k < 3; ++k) {  // near the IoU threshold, with sub-0.1-pixel offsets
+      const auto j = static_cast<float>(rng.uniform(7.5, 9.5));
+      dets.push_back({i, i % 2, static_cast<float>(rng.uniform()), {x + j, y + j, x + 40 + j, y + 40 + j}});
+    }
+  }
+  const auto direct = eval::evaluate_voc(gt, dets, names);
+  eval::write_voc_results(dir.file("r"), "test", names, ids, dets);
+  const auto reread = eval::evaluate_voc(gt, eval::read_voc_results(dir.file("r"), "test", names, ids), names);
+  EXPECT_EQ(reread.map, direct.map);
+}
+
+// 13. A model evaluated with letterbox is exported with letter_box=1, and OpenCV still reads it.
+TEST(RunFolderSafety, LetterboxModelsExportLetterBox) {
+  TempDir dir;
+  Config c = default_config();
+  c.model.width = 0.125;
+  model::YoloV2 net(model::yolov2_spec(c.model, 20));
+  for (const auto t : {EvalTransform::Letterbox, EvalTransform::Resize}) {
+    c.data.eval_transform = t;
+    model::export_darknet(*net, c, dir.file("m"), 0);
+    EXPECT_EQ(read_text(dir.file("m.cfg")).find("letter_box=1") != std::string::npos, t == EvalTransform::Letterbox);
+    EXPECT_NO_THROW(cv::dnn::readNetFromDarknet(dir.file("m.cfg"), dir.file("m.weights")));
+  }
+}
+
+// 11. Errors name their cause: a key's range (not "expects an integer"), a duplicate key, a 'base:'
+// that is a folder (with the including file), the --set behind a cross-key error, an overflowing
+// length; darknet weights that are NaN are refused.
+TEST(RunFolderSafety, ConfigAndWeightsErrorsNameTheirCause) {
+  TempDir dir;
+  EXPECT_CONTAINS(error_of([] { parse_config("train:\n  batch: -3\n", "c.yaml"); }), "must be in [1,");
+  EXPECT_CONTAINS(error_of([] { parse_config("train:\n  batch: 64\n  batch: 32\n", "c.yaml"); }),
+                  "c.yaml:3: config key 'train.batch' is given twice");
+  write_text(dir.file("c.yaml"), "base: " + dir.str() + "\n");
+  const std::string base = error_of([&] { load_config(dir.file("c.yaml")); });
+  EXPECT_CONTAINS(base, dir.file("c.yaml") + ":1");
+  EXPECT_CONTAINS(base, "not a file");
+  EXPECT_CONTAINS(error_of([] { parse_config("", "defaults", {"train.subdivisions=7"}); }),
+                  "--set train.subdivisions=7");
+  EXPECT_CONTAINS(error_of([] { parse_config("", "d", {"train.max_batches=4611686018427387904"}); }), "overflows");
+  Config c = default_config();
+  c.model.width = 0.125;
+  model::YoloV2 net(model::yolov2_spec(c.model, 20));
+  model::export_darknet(*net, c, dir.file("m"), 0);
+  std::string w = read_text(dir.file("m.weights"));
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::memcpy(&w[w.size() - 4], &nan, 4);
+  write_text(dir.file("m.weights"), w);
+  EXPECT_CONTAINS(error_of([&] { model::load_darknet_weights(*net, dir.file("m.weights"), false); }), "m.weights: float ");
+}
+
+#ifdef YOLO2_EXE
+
+int run_status(const std::string& command) {
+  const int s = std::system(command.c_str());
+  return WIFEXITED(s) ? WEXITSTATUS(s) : -1;
+}
+
+// 7. SIGTERM during training saves and exits 143 (SIGINT's 130 is in test_train.cpp).
+TEST(RunFolderSafety, SigtermSavesAndExits143) {
+  TempDir dir;
+  Config c = short_run(dir, dir.file("run"));
+  c.train.max_batches = 100000;
+  write_text(dir.file("c.yaml"), to_yaml(c));
+  const pid_t pid = testing::spawn_yolo2({"train", "--config", dir.file("c.yaml"), "--no-eval"}, dir.file("log"));
+  testing::wait_for_file(dir.file("run/last.ckpt"));
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  const std::string out = read_text(dir.file("log"));
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 143) << out;
+  EXPECT_CONTAINS(out, "yolo2 train --resume");
+}
+
+// 10. detect: inputs that share a stem stay apart, a broken image does not stop the others (exit 1,
+// JSON for all), and an unwritable --json fails before any work.
+TEST(RunFolderSafety, DetectKeepsGoingPastABrokenImageAndKeepsNamesApart) {
+  TempDir dir;
+  Config c = short_run(dir, dir.file("run"));
+  c.train.max_batches = 1;
+  train::run_training(c, no_eval());
+  const cv::Mat img(64, 64, CV_8UC3, cv::Scalar(30, 90, 200));
+  fs::create_directories(dir.file("in"));
+  cv::imwrite(dir.file("in/a.jpg"), img);
+  cv::imwrite(dir.file("in/a.png"), img);
+  write_text(dir.file("in/b.jpg"), "");
+  const std::string base = std::string(YOLO2_EXE) + " detect --checkpoint " + dir.file("run/last.ckpt") + " -i " +
+                           dir.file("in") + " ";
+  EXPECT_EQ(run_status(base + "-o " + dir.file("out") + " --json " + dir.file("d.json") + " > " + dir.file("log") +
+                       " 2>&1"),
+            1)
+      << read_text(dir.file("log"));
+  EXPECT_TRUE(fs::exists(dir.file("out/a.jpg")));
+  EXPECT_TRUE(fs::exists(dir.file("out/a.png")));
+  const auto j = nlohmann::json::parse(read_text(dir.file("d.json")));
+  ASSERT_EQ(j.size(), 3u);
+  EXPECT_CONTAINS(j[2]["error"].get<std::string>(), "b.jpg: empty file");
+  EXPECT_NE(run_status(base + "--json " + dir.file("nowhere/d.json") + " > " + dir.file("log2") + " 2>&1"), 0);
+  EXPECT_CONTAINS(read_text(dir.file("log2")), "cannot write the JSON");
+}
+
+// 6. stats --check-images decodes every image and lists the bad ones (exit 1).
+TEST(RunFolderSafety, StatsCheckImagesListsBadImages) {
+  TempDir dir;
+  const std::string root = make_dataset(dir, 6, 96, 13);
+  write_text(root + "/JPEGImages/000004.jpg", "");
+  const std::string cmd = std::string(YOLO2_EXE) + " stats --data " + root + " --split trainval --check-images > " +
+                          dir.file("log") + " 2>&1";
+  EXPECT_EQ(run_status(cmd), 1) << read_text(dir.file("log"));
+  EXPECT_CONTAINS(read_text(dir.file("log")), "000004.jpg: empty file");
+}
+
+// 11. A classes.txt with Windows line ends reads as the same classes; the summary of a --no-eval run
+// lists only the files it wrote.
+TEST(RunFolderSafety, CrlfClassesAndNoEvalSummary) {
+  TempDir dir;
+  const std::string root = make_dataset(dir, 6, 96, 14);
+  std::string classes = read_text(root + "/classes.txt"), crlf;
+  for (char ch : classes) crlf += ch == '\n' ? std::string("\r\n") : std::string(1, ch);
+  write_text(root + "/classes.txt", crlf);
+  EXPECT_EQ(run_status(std::string(YOLO2_EXE) + " stats --data " + root + " --split trainval > " + dir.file("log") +
+                       " 2>&1"),
+            0)
+      << read_text(dir.file("log"));
+  TempDir other;  // a dataset of its own (synth writes only into an empty folder)
+  Config c = short_run(other, dir.file("run"));
+  write_text(dir.file("c.yaml"), to_yaml(c));
+  ASSERT_EQ(run_status(std::string(YOLO2_EXE) + " train --config " + dir.file("c.yaml") + " --no-eval > " +
+                       dir.file("log2") + " 2>&1"),
+            0)
+      << read_text(dir.file("log2"));
+  const std::string out = read_text(dir.file("log2"));
+  EXPECT_CONTAINS(out, "run folder: ");
+  EXPECT_EQ(out.find("best.ckpt"), std::string::npos) << out;
+}
+
+#endif
+
+}  // namespace
+}  // namespace yolo2
