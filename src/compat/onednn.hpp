@@ -8,7 +8,13 @@
 // Included by src/model/onednn_plan.cpp only.
 #pragma once
 
+// With the PyPI LibTorch, oneDNN's header comes through build-pypi/prefer-system-include (an -I
+// folder, so that it wins over the wheel's own copy): GCC then reports the header's own shadowed
+// names under our -Wshadow. They are oneDNN's, not ours.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
 #include <oneapi/dnnl/dnnl.hpp>
+#pragma GCC diagnostic pop
 
 #include <vector>
 
