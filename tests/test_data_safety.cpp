@@ -2,17 +2,17 @@
 // test's comment). Library-level where the library decides, through the program where the exit status
 // or the command line is the behaviour.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgcodecs.hpp>
-#include <sys/resource.h>
-#include <sys/wait.h>
 
 #include <csignal>
 #include <cstring>
-#include <limits>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <thread>
 
 #include "test_util.hpp"
@@ -181,7 +181,8 @@ TEST(RunFolderSafety, BrokenImagesAreNamedOrSkippedAndCounted) {
   write_text(jpg, bytes.substr(0, bytes.size() / 2));
   write_text(root + "/JPEGImages/000003.jpg", "");
   Config c = tiny_config(root, dir.file("run"));
-  EXPECT_CONTAINS(error_of([&] { data::load_voc(c.data.train, parse_options(c, true)); }), "000002.jpg: truncated JPEG");
+  EXPECT_CONTAINS(error_of([&] { data::load_voc(c.data.train, parse_options(c, true)); }),
+                  "000002.jpg: truncated JPEG");
   EXPECT_CONTAINS(error_of([&] { data::read_image_file(root + "/JPEGImages/000003.jpg"); }), "empty file");
   c.data.skip_bad_images = true;
   const data::VocDataset ds = data::load_voc(c.data.train, parse_options(c, true));
@@ -267,7 +268,8 @@ TEST(RunFolderSafety, ConfigAndWeightsErrorsNameTheirCause) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::memcpy(&w[w.size() - 4], &nan, 4);
   write_text(dir.file("m.weights"), w);
-  EXPECT_CONTAINS(error_of([&] { model::load_darknet_weights(*net, dir.file("m.weights"), false); }), "m.weights: float ");
+  EXPECT_CONTAINS(error_of([&] { model::load_darknet_weights(*net, dir.file("m.weights"), false); }),
+                  "m.weights: float ");
 }
 
 #ifdef YOLO2_EXE
@@ -306,11 +308,11 @@ TEST(RunFolderSafety, DetectKeepsGoingPastABrokenImageAndKeepsNamesApart) {
   cv::imwrite(dir.file("in/a.jpg"), img);
   cv::imwrite(dir.file("in/a.png"), img);
   write_text(dir.file("in/b.jpg"), "");
-  const std::string base = std::string(YOLO2_EXE) + " detect --checkpoint " + dir.file("run/last.ckpt") + " -i " +
-                           dir.file("in") + " ";
-  EXPECT_EQ(run_status(base + "-o " + dir.file("out") + " --json " + dir.file("d.json") + " > " + dir.file("log") +
-                       " 2>&1"),
-            1)
+  const std::string base =
+      std::string(YOLO2_EXE) + " detect --checkpoint " + dir.file("run/last.ckpt") + " -i " + dir.file("in") + " ";
+  EXPECT_EQ(
+      run_status(base + "-o " + dir.file("out") + " --json " + dir.file("d.json") + " > " + dir.file("log") + " 2>&1"),
+      1)
       << read_text(dir.file("log"));
   EXPECT_TRUE(fs::exists(dir.file("out/a.jpg")));
   EXPECT_TRUE(fs::exists(dir.file("out/a.png")));
@@ -340,9 +342,9 @@ TEST(RunFolderSafety, CrlfClassesAndNoEvalSummary) {
   std::string classes = read_text(root + "/classes.txt"), crlf;
   for (char ch : classes) crlf += ch == '\n' ? std::string("\r\n") : std::string(1, ch);
   write_text(root + "/classes.txt", crlf);
-  EXPECT_EQ(run_status(std::string(YOLO2_EXE) + " stats --data " + root + " --split trainval > " + dir.file("log") +
-                       " 2>&1"),
-            0)
+  EXPECT_EQ(
+      run_status(std::string(YOLO2_EXE) + " stats --data " + root + " --split trainval > " + dir.file("log") + " 2>&1"),
+      0)
       << read_text(dir.file("log"));
   TempDir other;  // a dataset of its own (synth writes only into an empty folder)
   Config c = short_run(other, dir.file("run"));

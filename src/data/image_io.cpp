@@ -2,20 +2,21 @@
 
 #include <opencv2/imgcodecs.hpp>
 
-#include <fstream>
-#include <iterator>
 #include <vector>
 
 #include "yolo2/error.hpp"
+#include "yolo2/util/atomic_file.hpp"
 
 namespace yolo2::data {
 namespace {
 
 std::optional<std::string> read_all(const std::string& path, std::vector<char>& bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return path + ": cannot open image";
-  bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  if (in.bad()) return path + ": cannot read image";
+  try {
+    const std::string content = util::read_file(path);
+    bytes.assign(content.begin(), content.end());
+  } catch (const Error& e) {
+    return std::string(e.what());
+  }
   return std::nullopt;
 }
 
@@ -31,7 +32,8 @@ std::optional<std::string> check_bytes(const std::string& path, const std::vecto
     return path + ": truncated JPEG (no end-of-image marker; the file was cut short)";
   }
   const unsigned char png[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
-  if (b.size() >= 8 && std::equal(png, png + 8, b.begin(), [](unsigned char p, char c) { return p == static_cast<unsigned char>(c); })) {
+  if (b.size() >= 8 &&
+      std::equal(png, png + 8, b.begin(), [](unsigned char p, char c) { return p == static_cast<unsigned char>(c); })) {
     const std::string tail(b.end() - static_cast<long>(std::min<std::size_t>(b.size(), 12)), b.end());
     if (tail.find("IEND") == std::string::npos) return path + ": truncated PNG (no IEND chunk; the file was cut short)";
   }

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 
 #include "yolo2/error.hpp"
@@ -58,6 +60,12 @@ void write_file_atomic(const std::string& path, const std::function<void(const B
 
 void write_file_atomic(const std::string& path, const std::string& content) {
   write_file_atomic(path, [&](const ByteSink& sink) { sink(content.data(), content.size()); });
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot read: " + std::strerror(errno));
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 std::string temporary_name(const std::string& path) {

@@ -5,10 +5,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "yolo2/error.hpp"
+#include "yolo2/util/atomic_file.hpp"
 
 namespace yolo2::util {
 namespace {
@@ -18,7 +17,8 @@ struct Bytes {
   const std::string& path;
   std::string data;
   uint64_t u(uint64_t at, int n) const {
-    if (at + static_cast<uint64_t>(n) > data.size()) throw Error(path + ": damaged checkpoint (zip structure cut short)");
+    if (at + static_cast<uint64_t>(n) > data.size())
+      throw Error(path + ": damaged checkpoint (zip structure cut short)");
     uint64_t v = 0;
     for (int k = n - 1; k >= 0; --k) v = (v << 8) | static_cast<unsigned char>(data[at + static_cast<uint64_t>(k)]);
     return v;
@@ -75,9 +75,7 @@ Entry read_entry(const Bytes& b, uint64_t at) {
 }  // namespace
 
 void verify_zip_checksums(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open");
-  Bytes b{path, std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>())};
+  Bytes b{path, read_file(path)};
   const Directory d = central_directory(b);
   uint64_t at = d.offset;
   for (uint64_t k = 0; k < d.entries; ++k) {
@@ -86,7 +84,8 @@ void verify_zip_checksums(const std::string& path) {
     if (e.method != 0) continue;
     if (b.u(e.offset, 4) != 0x04034b50) throw Error(path + ": damaged checkpoint (bad zip record " + e.name + ")");
     const uint64_t data = e.offset + 30 + b.u(e.offset + 26, 2) + b.u(e.offset + 28, 2);
-    if (data + e.compressed > b.data.size()) throw Error(path + ": damaged checkpoint (record " + e.name + " cut short)");
+    if (data + e.compressed > b.data.size())
+      throw Error(path + ": damaged checkpoint (record " + e.name + " cut short)");
     uLong crc = crc32(0L, Z_NULL, 0);
     for (uint64_t done = 0; done < e.compressed;) {  // zlib takes 32-bit lengths
       const auto chunk = static_cast<uInt>(std::min<uint64_t>(e.compressed - done, 1u << 30));

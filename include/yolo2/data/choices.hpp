@@ -5,8 +5,8 @@
 namespace yolo2::data {
 
 enum class EvalTransform { Letterbox, Resize };  // how an image becomes the network input for evaluation
-enum class JitterMode { Crop, Letterbox };      // darknet's crop jitter, or letterbox jitter
-enum class HsvMode { Darknet, AlexeyAB };       // float HSV (PJ darknet) or 8-bit OpenCV HSV (AlexeyAB)
-enum class SampleMode { Shuffle, Random };      // each epoch a permutation, or draws with replacement
+enum class JitterMode { Crop, Letterbox };       // darknet's crop jitter, or letterbox jitter
+enum class HsvMode { Darknet, AlexeyAB };        // float HSV (PJ darknet) or 8-bit OpenCV HSV (AlexeyAB)
+enum class SampleMode { Shuffle, Random };       // each epoch a permutation, or draws with replacement
 
 }  // namespace yolo2::data

@@ -15,6 +15,9 @@ using ByteSink = std::function<void(const void* data, std::size_t size)>;
 void write_file_atomic(const std::string& path, const std::function<void(const ByteSink&)>& produce);
 void write_file_atomic(const std::string& path, const std::string& content);
 
+// The whole content of a file. Throws yolo2::Error "<path>: cannot read: <OS reason>".
+std::string read_file(const std::string& path);
+
 // The temporary name of a write to `path` by this process: "DIR/.NAME.tmp<pid>-<random>".
 std::string temporary_name(const std::string& path);
 // True when `filename` is the temporary of a write to `target_name` (the exact pattern above).
