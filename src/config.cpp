@@ -245,7 +245,10 @@ struct EnumNames<ClassLoss> {
 template <>
 struct EnumNames<LrPolicy> {
   static std::vector<std::pair<LrPolicy, const char*>> get() {
-    return {{LrPolicy::Steps, "steps"}, {LrPolicy::Cosine, "cosine"}, {LrPolicy::Constant, "constant"}};
+    return {{LrPolicy::Steps, "steps"},
+            {LrPolicy::Cosine, "cosine"},
+            {LrPolicy::Constant, "constant"},
+            {LrPolicy::Poly, "poly"}};
   }
 };
 template <>
@@ -274,6 +277,13 @@ template <>
 struct EnumNames<SampleMode> {
   static std::vector<std::pair<SampleMode, const char*>> get() {
     return {{SampleMode::Shuffle, "shuffle"}, {SampleMode::Random, "random"}};
+  }
+};
+
+template <>
+struct EnumNames<Head> {
+  static std::vector<std::pair<Head, const char*>> get() {
+    return {{Head::Region, "region"}, {Head::Classifier, "classifier"}};
   }
 };
 
@@ -322,6 +332,8 @@ template <>
 struct Codec<HsvMode> : EnumCodec<HsvMode> {};
 template <>
 struct Codec<SampleMode> : EnumCodec<SampleMode> {};
+template <>
+struct Codec<Head> : EnumCodec<Head> {};
 
 // ---- the registry ----------------------------------------------------------------------
 
@@ -479,6 +491,10 @@ void add_data_keys(std::vector<Field>& f) {
 void add_model_keys(std::vector<Field>& f) {
   f.insert(f.end(),
            {
+               YOLO2_KEY(Head, model.head,
+                         "The network: region (the YOLOv2 detector, `yolo2 train`) or classifier (Darknet19: "
+                         "the detector's first 23 layers, a 1x1 convolution to the classes, global average "
+                         "pooling and softmax; `yolo2 pretrain`)."),
                YOLO2_KEY(double, model.width, "Channel multiplier for small experiments (channels scaled, at least 8).",
                          in_range<double>(0.01, 4)),
                YOLO2_KEY(std::vector<double>, model.anchors,
@@ -562,7 +578,10 @@ void add_train_keys(std::vector<Field>& f) {
           YOLO2_KEY(int, train.burn_in, "Warm-up: update k (counted from 1, as darknet) gets lr * (k / burn_in)^power.",
                     in_range<int>(0, 1 << 30)),
           YOLO2_KEY(double, train.burn_in_power, "Warm-up exponent (darknet: 4).", in_range<double>(0, 100)),
-          YOLO2_KEY(LrPolicy, train.policy, "Learning-rate policy after burn-in: steps, cosine or constant."),
+          YOLO2_KEY(LrPolicy, train.policy,
+                    "Learning-rate policy after burn-in: steps, cosine, constant or poly (darknet's classifiers)."),
+          YOLO2_KEY(double, train.power, "poly: lr * (1 - update / max_batches)^power (darknet19.cfg: 4).",
+                    in_range<double>(0, 100)),
           YOLO2_KEY(std::vector<int64_t>, train.steps,
                     "Updates (counted from 1, as darknet) from which the lr is multiplied (steps)."),
           YOLO2_KEY(std::vector<double>, train.scales, "Multipliers applied at train.steps.",
@@ -606,6 +625,49 @@ void add_eval_keys(std::vector<Field>& f) {
           YOLO2_KEY(int, eval.every, "Iterations between evaluations during training (0: only at the end).",
                     in_range<int>(0, 1 << 30)),
           YOLO2_KEY(int, eval.batch, "Images per forward pass in evaluation.", in_range<int>(1, 4096)),
+      });
+}
+
+void add_classify_keys(std::vector<Field>& f) {
+  f.insert(
+      f.end(),
+      {
+          YOLO2_KEY(int, classify.min_crop,
+                    "pretrain: the image's shorter side is scaled to a size drawn from [min_crop, max_crop] "
+                    "before a random crop of the input size (darknet's random_augment_image; 0: the input size).",
+                    in_range<int>(0, 8192)),
+          YOLO2_KEY(int, classify.max_crop,
+                    "pretrain: see classify.min_crop (0: twice the input size, darknet's default).",
+                    in_range<int>(0, 8192)),
+          YOLO2_KEY(double, classify.aspect,
+                    "pretrain: aspect-ratio change drawn from [1/aspect, aspect] (darknet19.cfg's aspect=.75 "
+                    "is 1.333 here).",
+                    in_range<double>(1, 10)),
+          YOLO2_KEY(double, classify.angle, "pretrain: rotation drawn from [-angle, angle] degrees (darknet19.cfg: 7).",
+                    in_range<double>(0, 180)),
+          YOLO2_KEY(int, classify.finetune_size,
+                    "pretrain: input size of the fine-tune stage that follows the main one (darknet19_448.cfg: 448).",
+                    in_range<int>(0, 4096)),
+          YOLO2_KEY(int64_t, classify.finetune_batches,
+                    "pretrain: iterations of the fine-tune stage (0: none). The run lasts train.max_batches + "
+                    "classify.finetune_batches iterations.",
+                    in_range<int64_t>(0, 1e15)),
+          YOLO2_KEY(double, classify.finetune_lr,
+                    "pretrain: learning rate of the fine-tune stage (poly with train.power, no burn-in; "
+                    "darknet19_448.cfg: 0.001).",
+                    in_range<double>(0, 10)),
+          YOLO2_KEY(int, classify.finetune_min_crop,
+                    "pretrain: classify.min_crop of the fine-tune stage (0: classify.finetune_size; "
+                    "darknet19_448.cfg: 448).",
+                    in_range<int>(0, 8192)),
+          YOLO2_KEY(int, classify.finetune_max_crop,
+                    "pretrain: classify.max_crop of the fine-tune stage (0: twice classify.finetune_size; "
+                    "darknet19_448.cfg: 512).",
+                    in_range<int>(0, 8192)),
+          YOLO2_KEY(int, classify.prefix_layers,
+                    "pretrain: the detector prefix written at the end is RUN/backbone.conv.<N> with the first N "
+                    "layers (darknet19_448.conv.23: 23), for train.init_weights.",
+                    in_range<int>(1, 23)),
       });
 }
 
@@ -654,6 +716,7 @@ const std::vector<Field>& registry() {
     add_loss_keys(f);
     add_train_keys(f);
     add_eval_keys(f);
+    add_classify_keys(f);
     add_runtime_keys(f);
     add_distributed_keys(f);
     const Config defaults = default_config();
@@ -891,7 +954,7 @@ void validate_focal_alpha(const Config& c) {
 
 void validate(const Config& c) {
   auto fail = [&](const std::string& key, const std::string& what) { invalid(c, key, what); };
-  if (c.data.classes.empty()) fail("data.classes", "must list at least one class");
+  if (c.data.classes.empty() && c.model.head == Head::Region) fail("data.classes", "must list at least one class");
   {
     std::set<std::string> seen;
     for (const auto& n : c.data.classes)
@@ -924,6 +987,13 @@ void validate(const Config& c) {
     if (c.train.steps[i] <= c.train.steps[i - 1]) fail("train.steps", "must be increasing");
   validate_gamma_schedule(c);
   validate_focal_alpha(c);
+  if (c.classify.finetune_batches > 0 && (c.classify.finetune_size <= 0 || c.classify.finetune_size % 32 != 0))
+    fail("classify.finetune_size", "must be a positive multiple of 32 when classify.finetune_batches > 0, got " +
+                                       std::to_string(c.classify.finetune_size));
+  if (c.classify.max_crop > 0 && c.classify.min_crop > c.classify.max_crop)
+    fail("classify.min_crop", "must not exceed classify.max_crop");
+  if (c.classify.finetune_max_crop > 0 && c.classify.finetune_min_crop > c.classify.finetune_max_crop)
+    fail("classify.finetune_min_crop", "must not exceed classify.finetune_max_crop");
 }
 
 std::string to_yaml(const Config& c) {

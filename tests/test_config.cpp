@@ -225,7 +225,7 @@ TEST(ConfigErrors, WrongTypesAreRejected) {
   EXPECT_CONTAINS(error_of([] { parse_config("train:\n  batch: 32.5\n"); }), "train.batch");
   EXPECT_CONTAINS(error_of([] { parse_config("train:\n  lr: fast\n"); }), "train.lr");
   EXPECT_CONTAINS(error_of([] { parse_config("model:\n  anchors: {a: 1}\n"); }), "model.anchors");
-  EXPECT_CONTAINS(error_of([] { parse_config("train:\n  policy: poly\n"); }), "train.policy");
+  EXPECT_CONTAINS(error_of([] { parse_config("train:\n  policy: linear\n"); }), "train.policy");
   EXPECT_CONTAINS(error_of([] { parse_config("data:\n  augment:\n    flip: maybe\n"); }), "data.augment.flip");
   EXPECT_CONTAINS(error_of([] { parse_config("runtime:\n  seed: -1\n"); }), "runtime.seed");
   EXPECT_CONTAINS(error_of([] { parse_config("train: 3\n"); }), "section");

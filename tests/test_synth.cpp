@@ -89,16 +89,16 @@ std::unique_ptr<SynthResult> SynthDataset::result_;
 SynthOptions SynthDataset::options_;
 
 TEST(SynthClassNames, AreDistinctAndStableAcrossClassCounts) {
-  const auto all = yolo2::data::synth_class_names(10);
-  ASSERT_EQ(all.size(), 10u);
-  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), 10u);
-  for (int n = 6; n <= 10; ++n) {
+  const auto all = yolo2::data::synth_class_names(14);  // 10 detection shapes + 4 for --classification
+  ASSERT_EQ(all.size(), 14u);
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), 14u);
+  for (int n = 6; n <= 14; ++n) {
     const auto names = yolo2::data::synth_class_names(n);
     ASSERT_EQ(static_cast<int>(names.size()), n);
     EXPECT_TRUE(std::equal(names.begin(), names.end(), all.begin()));
   }
   EXPECT_THROW(yolo2::data::synth_class_names(5), yolo2::Error);
-  EXPECT_THROW(yolo2::data::synth_class_names(11), yolo2::Error);
+  EXPECT_THROW(yolo2::data::synth_class_names(15), yolo2::Error);
 }
 
 TEST_F(SynthDataset, WritesVocLayoutAndSplits) {

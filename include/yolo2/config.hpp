@@ -10,6 +10,7 @@
 
 #include "yolo2/data/choices.hpp"
 #include "yolo2/loss/choices.hpp"
+#include "yolo2/model/choices.hpp"
 #include "yolo2/train/choices.hpp"
 
 namespace yolo2 {
@@ -27,6 +28,7 @@ using data::HsvMode;
 using data::JitterMode;
 using data::SampleMode;
 using loss::ClassLoss;
+using model::Head;
 using train::GammaScheduleType;
 using train::LrPolicy;
 using train::OptimizerKind;
@@ -72,6 +74,7 @@ struct DataConfig {
 };
 
 struct ModelConfig {
+  Head head = Head::Region;     // region (the detector) or classifier (Darknet19, `yolo2 pretrain`)
   double width = 1.0;           // channel multiplier (channels scaled, at least 8)
   std::vector<double> anchors;  // w,h pairs in grid cells
   double bn_momentum = 0.01;    // darknet: rolling = .99 rolling + .01 batch
@@ -119,6 +122,7 @@ struct TrainConfig {
   int burn_in = 1000;
   double burn_in_power = 4.0;
   LrPolicy policy = LrPolicy::Steps;
+  double power = 4.0;  // poly: lr * (1 - update / max_batches)^power (darknet's classifiers)
   std::vector<int64_t> steps{40000, 60000};
   std::vector<double> scales{0.1, 0.1};
   int64_t max_batches = 80200;
@@ -151,6 +155,21 @@ struct RuntimeConfig {
   bool channels_last = true;    // train with NHWC activations and weights (oneDNN's faster layout on CPU)
 };
 
+// `yolo2 pretrain` (model.head: classifier): darknet's classifier augmentation and the fine-tune
+// stage at a larger size that follows the main one (darknet19.cfg at 224, then darknet19_448.cfg).
+struct ClassifyConfig {
+  int min_crop = 0;       // the image's shorter side is scaled to [min_crop, max_crop] before the crop (0: input size)
+  int max_crop = 0;       // 0: twice the input size (darknet's default)
+  double aspect = 1.0;    // aspect-ratio change drawn from [1/aspect, aspect]
+  double angle = 0.0;     // rotation drawn from [-angle, angle] degrees
+  int finetune_size = 0;  // > 0: the fine-tune stage's input size
+  int64_t finetune_batches = 0;  // its length in iterations (0: no fine-tune stage)
+  double finetune_lr = 0.001;    // its learning rate (poly with train.power, no burn-in)
+  int finetune_min_crop = 0;     // its crop range (0: finetune_size; darknet19_448.cfg: 448)
+  int finetune_max_crop = 0;     // 0: twice finetune_size (darknet19_448.cfg: 512)
+  int prefix_layers = 23;        // the detector prefix written at the end (darknet19_448.conv.23)
+};
+
 // Multi-process training (c10d). Ranks and addresses come from the launch (torchrun's environment
 // or `yolo2 train --nproc`), not from here.
 struct DistributedConfig {
@@ -166,6 +185,7 @@ struct Config {
   LossConfig loss;
   TrainConfig train;
   EvalConfig eval;
+  ClassifyConfig classify;
   RuntimeConfig runtime;
   DistributedConfig distributed;
   std::string source;  // the file it was read from ("" for defaults)

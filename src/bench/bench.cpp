@@ -9,6 +9,7 @@
 #include <string>
 
 #include "measure.hpp"
+#include "yolo2/error.hpp"
 #include "yolo2/eval/decode.hpp"
 #include "yolo2/model/darknet_io.hpp"
 #include "yolo2/model/yolov2.hpp"
@@ -137,6 +138,9 @@ const Measurement* BenchReport::find(const std::string& id) const {
 }
 
 BenchReport run_bench(const Config& config, const BenchOptions& options) {
+  if (config.model.head != Head::Region)
+    throw yolo2::Error((config.source.empty() ? std::string("the config") : config.source) +
+                       ": model.head is classifier; yolo2 bench measures the detector (model.head: region)");
   BenchReport report;
   report.config = config.source;
   report.input_size = config.data.input_size;

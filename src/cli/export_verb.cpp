@@ -1,7 +1,9 @@
-// `yolo2 export`: a checkpoint as darknet .cfg + .weights.
+// `yolo2 export`: a checkpoint as darknet .cfg + .weights, or its first N layers as a prefix file
+// (darknet's `partial`, e.g. darknet19_448.conv.23 from a pretrained classifier).
 #include <spdlog/spdlog.h>
 
 #include "verbs.hpp"
+#include "yolo2/error.hpp"
 #include "yolo2/model/darknet_io.hpp"
 #include "yolo2/train/inference.hpp"
 
@@ -11,13 +13,31 @@ void add_export(CLI::App& app) {
   auto* cmd = app.add_subcommand("export", "Write a checkpoint as darknet PREFIX.cfg + PREFIX.weights (v0.2)");
   auto ckpt = std::make_shared<std::string>();
   auto prefix = std::make_shared<std::string>();
+  auto layers = std::make_shared<int>(0);
   cmd->add_option("--checkpoint", *ckpt, "yolo2 checkpoint")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--darknet", *prefix, "Output prefix (writes PREFIX.cfg and PREFIX.weights)")->required();
+  cmd->add_option("--darknet", *prefix, "Output prefix (writes PREFIX.cfg and PREFIX.weights; with --prefix, the file)")
+      ->required();
+  cmd->add_option("--prefix", *layers,
+                  "Write only the weights of the first N layers to the file --darknet names, as darknet's `partial` "
+                  "(seen = 0): `--prefix 23` of a pretrained classifier is the darknet19_448.conv.23 that "
+                  "train.init_weights takes")
+      ->check(CLI::Range(1, 1000));
   cmd->callback([=] {
     train::InferenceSource src;
     src.checkpoint = *ckpt;
     src.to_device = false;
+    src.detector = false;  // a pretrained classifier exports too
     train::InferenceModel im = train::load_for_inference(src);
+    if (*layers > 0) {
+      const int total = static_cast<int>(im.model->spec().layers.size());
+      if (*layers > total)
+        throw Error("export --prefix " + std::to_string(*layers) + ": " + *ckpt + "'s network has only " +
+                    std::to_string(total) + " layers");
+      model::save_darknet_weights(*im.model, *prefix, 0, *layers);
+      spdlog::info("export: wrote {} (layers 0-{}, {} floats, seen = 0)", *prefix, *layers - 1,
+                   model::darknet_weight_floats(im.model->spec(), *layers));
+      return;
+    }
     model::export_darknet(*im.model, im.config, *prefix, im.seen);
     spdlog::info("export: wrote {}.cfg and {}.weights (seen = {})", *prefix, *prefix, im.seen);
   });

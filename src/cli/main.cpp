@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   yolo2::cli::add_config(app);
   yolo2::cli::add_synth(app);
   yolo2::cli::add_train(app);
+  yolo2::cli::add_pretrain(app);
   yolo2::cli::add_eval(app);
   yolo2::cli::add_detect(app);
   yolo2::cli::add_stats(app);

@@ -10,7 +10,9 @@
 namespace yolo2::cli {
 
 void add_synth(CLI::App& app) {
-  auto* cmd = app.add_subcommand("synth", "Generate a VOC-format dataset of shapes (VOCdevkit layout)");
+  auto* cmd = app.add_subcommand(
+      "synth",
+      "Generate a VOC-format dataset of shapes (VOCdevkit layout), or with --classification an ImageFolder set");
   auto opt = std::make_shared<data::SynthOptions>();
   cmd->add_option("-o,--out", opt->out_dir, "Output folder (the VOC root)")->required();
   cmd->add_flag("--overwrite", opt->overwrite, "Replace a dataset synth wrote in --out (deletes only synth's files)");
@@ -26,8 +28,18 @@ void add_synth(CLI::App& app) {
                   "Background distractors (lines, specks, colour blobs): 0 none .. 2 twice the default")
       ->capture_default_str();
   cmd->add_option("--threads", opt->threads, "Writer threads (0: all cores)")->capture_default_str();
-  cmd->callback([opt] {
+  cmd->add_flag("--classification", opt->classification,
+                "Write an ImageFolder classification set for `yolo2 pretrain` instead: OUT/train/<class>/*.jpg "
+                "(--train images) and OUT/val/<class>/*.jpg (--test images), one shape per image, 14 classes "
+                "unless --classes says otherwise (the detection shapes among them)");
+  cmd->callback([opt, cmd] {
+    if (opt->classification && cmd->count("--classes") == 0) opt->num_classes = 14;
     const data::SynthResult r = data::write_synth(*opt);
+    if (opt->classification) {
+      spdlog::info("synth: wrote {} classification images ({} classes; {} train, {} val) to {} in {:.2f} s",
+                   r.images.size(), r.class_names.size(), opt->train, opt->test, opt->out_dir, r.seconds);
+      return;
+    }
     const int n = static_cast<int>(r.images.size());
     spdlog::info("synth: wrote {} images to {} in {:.2f} s ({:.0f} images/s)", n, opt->out_dir, r.seconds,
                  r.seconds > 0 ? n / r.seconds : 0.0);

@@ -1,4 +1,5 @@
 // `yolo2 train`: train a detector (from scratch, darknet weights or a checkpoint), or resume a run.
+// `yolo2 pretrain`: the same for the Darknet19 classifier on an ImageFolder dataset (same flags).
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -17,6 +18,8 @@ namespace yolo2::cli {
 namespace {
 
 struct TrainFlags {
+  bool pretrain = false;  // `yolo2 pretrain`: the classifier
+  std::string verb() const { return pretrain ? "pretrain" : "train"; }
   ConfigFlags config;
   train::TrainOptions options;
   std::string output, weights;
@@ -34,8 +37,8 @@ train::DistOptions dist_options(const TrainFlags& f, const CLI::App* cmd) {
   if (cmd->count("--master-addr")) d.master_addr = f.dist.master_addr;
   if (cmd->count("--master-port")) d.master_port = f.dist.master_port;
   if (d.rank < 0 || d.rank >= d.world_size)
-    throw Error("train: rank " + std::to_string(d.rank) + " is outside a world of " + std::to_string(d.world_size) +
-                " processes");
+    throw Error(f.verb() + ": rank " + std::to_string(d.rank) + " is outside a world of " +
+                std::to_string(d.world_size) + " processes");
   return d;
 }
 
@@ -60,25 +63,28 @@ void launch_ranks(const TrainFlags& f, const CLI::App* cmd) {
   if (cmd->count("--master-port")) lo.master_port = f.dist.master_port;
   const int rc = train::launch_local("/proc/self/exe", child, lo);
   if (rc == 128 + SIGINT || rc == 128 + SIGTERM) {  // the ranks saved and stopped
-    spdlog::warn("train: interrupted; resume with the same command and --resume RUN/last.ckpt");
+    spdlog::warn("{}: interrupted; resume with the same command and --resume RUN/last.ckpt", f.verb());
     return set_exit_status(rc);
   }
   if (rc != 0)
-    throw Error("train: the " + std::to_string(f.nproc) + "-process job failed (see the rank messages above)");
+    throw Error(f.verb() + ": the " + std::to_string(f.nproc) + "-process job failed (see the rank messages above)");
 }
 
-void print_summary(const train::TrainSummary& s, bool evaluated) {
+void print_summary(const train::TrainSummary& s, bool evaluated, bool pretrain) {
   std::cout << "\n"
             << (s.interrupted ? "interrupted" : "finished") << ": " << s.iterations << " iterations, " << s.images_seen
             << " images in " << std::fixed << std::setprecision(1) << s.seconds << " s (" << s.images_per_second
             << " images/s)\n";
+  const char* metric = pretrain ? "top-1" : "mAP";
   if (s.best_map >= 0)
-    std::cout << "best mAP " << std::setprecision(4) << s.best_map << " at iteration " << s.best_iteration << " ("
-              << s.run_dir << "/best.ckpt); last mAP " << s.final_map << "\n";
-  std::cout << "run folder: " << s.run_dir
-            << (evaluated ? " (metrics.csv, eval.csv, loss.png, map.png, last.ckpt, best.ckpt)\n"
-                          : " (metrics.csv, loss.png, last.ckpt)\n");
-  if (s.interrupted) std::cout << "resume with: yolo2 train --resume " << s.run_dir << "/last.ckpt\n";
+    std::cout << "best " << metric << " " << std::setprecision(4) << s.best_map << " at iteration " << s.best_iteration
+              << " (" << s.run_dir << "/best.ckpt); last " << metric << " " << s.final_map << "\n";
+  std::cout << "run folder: " << s.run_dir << " (metrics.csv, loss.png, last.ckpt"
+            << (evaluated ? (pretrain ? ", eval.csv, accuracy.png, best.ckpt" : ", eval.csv, map.png, best.ckpt") : "")
+            << (pretrain && !s.interrupted ? ", classifier.cfg, classifier.weights, backbone.conv.N" : "") << ")\n";
+  if (s.interrupted)
+    std::cout << "resume with: yolo2 " << (pretrain ? "pretrain" : "train") << " --resume " << s.run_dir
+              << "/last.ckpt\n";
 }
 
 void run(const TrainFlags& f, const CLI::App* cmd) {
@@ -88,27 +94,30 @@ void run(const TrainFlags& f, const CLI::App* cmd) {
   o.evaluate = !f.no_eval;
   Config config;
   if (o.resume.empty()) {
-    if (f.config.path.empty()) throw Error("train: give --config FILE (or --resume CKPT)");
+    if (f.config.path.empty()) throw Error(f.verb() + ": give --config FILE (or --resume CKPT)");
     config = f.config.load();
     if (!f.output.empty()) config.train.output = f.output;
     if (!f.weights.empty()) config.train.init_weights = f.weights;
   } else {
-    if (!f.config.path.empty()) spdlog::warn("train --resume uses the checkpoint's stored config; --config is ignored");
+    if (!f.config.path.empty())
+      spdlog::warn("{} --resume uses the checkpoint's stored config; --config is ignored", f.verb());
     o.resume_overrides = f.config.overrides;
   }
   util::install_stop_handler();
-  const train::TrainSummary s = train::run_training(config, o);
+  const train::TrainSummary s = f.pretrain ? train::run_pretraining(config, o) : train::run_training(config, o);
   // Stopped by a signal: saved and resumable, but not finished (130 / 143, as the shell reports it).
   if (s.interrupted && util::stop_signal() != 0) set_exit_status(128 + util::stop_signal());
   if (o.dist.enabled() && o.dist.rank != 0) return;  // rank 0 reports
-  print_summary(s, o.evaluate);
+  print_summary(s, o.evaluate, f.pretrain);
 }
 
-}  // namespace
-
-void add_train(CLI::App& app) {
-  auto* cmd = app.add_subcommand("train", "Train a YOLOv2 detector (Ctrl-C saves a resumable checkpoint)");
+void add_training_verb(CLI::App& app, bool pretrain) {
+  auto* cmd = pretrain ? app.add_subcommand("pretrain",
+                                            "Train the Darknet19 classifier on an ImageFolder dataset (model.head: "
+                                            "classifier), for the detector's train.init_weights")
+                       : app.add_subcommand("train", "Train a YOLOv2 detector (Ctrl-C saves a resumable checkpoint)");
   auto f = std::make_shared<TrainFlags>();
+  f->pretrain = pretrain;
   f->config.add(cmd, false);
   cmd->add_option("--resume", f->options.resume,
                   "Continue a run from its last.ckpt (its stored config is used; --set applies on top)")
@@ -131,5 +140,10 @@ void add_train(CLI::App& app) {
   cmd->add_option("--master-port", f->dist.master_port, "Port of rank 0's rendezvous (else $MASTER_PORT, 29500)");
   cmd->callback([f, cmd] { run(*f, cmd); });
 }
+
+}  // namespace
+
+void add_train(CLI::App& app) { add_training_verb(app, false); }
+void add_pretrain(CLI::App& app) { add_training_verb(app, true); }
 
 }  // namespace yolo2::cli

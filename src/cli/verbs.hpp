@@ -18,6 +18,7 @@ void add_bench(CLI::App& app);
 void add_info(CLI::App& app);
 void add_export(CLI::App& app);
 void add_train(CLI::App& app);
+void add_pretrain(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_detect(CLI::App& app);
 void add_version(CLI::App& app);

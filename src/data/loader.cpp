@@ -47,7 +47,8 @@ cv::Mat read_image(const ImageRecord& rec) {
   return image;
 }
 
-// 8-bit BGR HWC -> float RGB CHW in [0, 1], written straight into the batch tensor.
+}  // namespace
+
 void pack_image(const cv::Mat& bgr, float* dst) {
   const int h = bgr.rows, w = bgr.cols;
   const std::size_t plane = static_cast<std::size_t>(h) * static_cast<std::size_t>(w);
@@ -66,23 +67,19 @@ void pack_image(const cv::Mat& bgr, float* dst) {
   }
 }
 
-}  // namespace
-
 int64_t batches_per_epoch(int64_t n, int batch_size, bool drop_last) {
   return drop_last ? n / batch_size : (n + batch_size - 1) / batch_size;
 }
 
-Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) {
-  const int n = static_cast<int>(ds.images.size());
+BatchPlan plan_batch(int n, const LoaderOptions& opt, int64_t index) {
   const int64_t per_epoch = batches_per_epoch(n, opt.batch_size, opt.train);
   if (per_epoch <= 0)
     throw Error("the training set has " + std::to_string(n) + " images, fewer than one batch of " +
                 std::to_string(opt.batch_size));
-  Batch batch;
-  batch.index = index;
-  batch.epoch = index / per_epoch;
+  BatchPlan plan;
+  plan.epoch = index / per_epoch;
   const int64_t pos = index % per_epoch;
-  const std::vector<int> order = epoch_order(n, opt.seed, batch.epoch, opt.train, opt.sample);
+  const std::vector<int> order = epoch_order(n, opt.seed, plan.epoch, opt.train, opt.sample);
   const int shards = opt.train ? opt.shard_count : 1;
   if (shards < 1 || opt.shard_rank < 0 || opt.shard_rank >= shards || opt.batch_size % shards != 0)
     throw Error("loader: shard " + std::to_string(opt.shard_rank) + " of " + std::to_string(shards) +
@@ -91,7 +88,22 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
   const int64_t offset = opt.shard_rank * local;  // this shard's first slot in the global batch
   const int64_t first = pos * opt.batch_size + offset;
   const int64_t count = std::min<int64_t>(local, n - first);
-  batch.size = opt.train && opt.size_for_batch ? opt.size_for_batch(index) : opt.input_size;
+  plan.size = opt.train && opt.size_for_batch ? opt.size_for_batch(index) : opt.input_size;
+  for (int64_t j = 0; j < count; ++j) {
+    plan.images.push_back(order[static_cast<std::size_t>(first + j)]);
+    plan.seeds.push_back(util::mix_seed(util::mix_seed(opt.seed, kAugmentStream),
+                                        static_cast<uint64_t>(index * opt.batch_size + offset + j)));
+  }
+  return plan;
+}
+
+Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) {
+  const BatchPlan plan = plan_batch(static_cast<int>(ds.images.size()), opt, index);
+  Batch batch;
+  batch.index = index;
+  batch.epoch = plan.epoch;
+  batch.size = plan.size;
+  const auto count = static_cast<int64_t>(plan.images.size());
   const int s = batch.size, m = opt.max_boxes;
 
   batch.images = at::empty({count, 3, s, s}, at::kFloat);
@@ -104,7 +116,7 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
   int64_t* counts = batch.counts.data_ptr<int64_t>();
 
   for (int64_t j = 0; j < count; ++j) {
-    const int idx = order[static_cast<std::size_t>(first + j)];
+    const int idx = plan.images[static_cast<std::size_t>(j)];
     const ImageRecord& rec = ds.images[static_cast<std::size_t>(idx)];
     batch.image_indices.push_back(idx);
     const cv::Mat image = read_image(rec);
@@ -115,8 +127,7 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
     cv::Mat sized;
     std::vector<LabeledBox> out;
     if (opt.train) {
-      util::Rng rng(util::mix_seed(util::mix_seed(opt.seed, kAugmentStream),
-                                   static_cast<uint64_t>(index * opt.batch_size + offset + j)));
+      util::Rng rng(plan.seeds[static_cast<std::size_t>(j)]);
       // darknet shuffles the boxes before truncating to max_boxes (randomize_boxes).
       for (std::size_t i = in.size(); i > 1; --i)
         std::swap(in[i - 1], in[static_cast<std::size_t>(rng.uniform_int(0, static_cast<int64_t>(i) - 1))]);
@@ -145,15 +156,25 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
   return batch;
 }
 
+namespace {
+BatchMaker voc_batches(std::shared_ptr<const VocDataset> dataset, const LoaderOptions& options) {
+  if (!dataset || dataset->images.empty()) throw Error("the loader was given an empty dataset");
+  return [dataset, options](int64_t k) { return make_batch(*dataset, options, k); };
+}
+}  // namespace
+
 Loader::Loader(std::shared_ptr<const VocDataset> dataset, LoaderOptions options)
-    : dataset_(std::move(dataset)), options_(std::move(options)) {
-  if (!dataset_ || dataset_->images.empty()) throw Error("the loader was given an empty dataset");
+    // `options` is copied twice, not moved: the order in which arguments are evaluated is unspecified.
+    : Loader(voc_batches(dataset, options), dataset ? static_cast<int64_t>(dataset->images.size()) : 0, options) {}
+
+Loader::Loader(BatchMaker make, int64_t images, LoaderOptions options)
+    : make_(std::move(make)), options_(std::move(options)) {
+  if (images <= 0) throw Error("the loader was given an empty dataset");
   if (options_.batch_size < 1) throw Error("loader batch size must be >= 1");
-  const int64_t per_epoch =
-      batches_per_epoch(static_cast<int64_t>(dataset_->images.size()), options_.batch_size, options_.train);
+  const int64_t per_epoch = batches_per_epoch(images, options_.batch_size, options_.train);
   if (per_epoch <= 0)
-    throw Error("the training set has " + std::to_string(dataset_->images.size()) +
-                " images, fewer than one batch of " + std::to_string(options_.batch_size));
+    throw Error("the training set has " + std::to_string(images) + " images, fewer than one batch of " +
+                std::to_string(options_.batch_size));
   next_out_ = next_job_ = options_.start_batch;
   if (options_.num_batches >= 0)
     end_ = options_.start_batch + options_.num_batches;
@@ -182,7 +203,7 @@ void Loader::worker_loop() {
       job = next_job_++;
     }
     try {
-      Batch b = make_batch(*dataset_, options_, job);
+      Batch b = make_(job);
       std::lock_guard<std::mutex> lock(mutex_);
       ready_.emplace(job, std::move(b));
     } catch (...) {
@@ -205,7 +226,7 @@ std::optional<Batch> Loader::next() {
   if (next_out_ >= end_) return std::nullopt;
   if (workers_.empty()) {
     // Advance only on success: a failed batch fails again when retried, as with workers.
-    Batch b = make_batch(*dataset_, options_, next_out_);
+    Batch b = make_(next_out_);
     ++next_out_;
     return b;
   }

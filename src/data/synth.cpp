@@ -36,8 +36,12 @@ constexpr int kPolyShift = 3;  // sub-pixel vertices keep tiny shapes recognisab
 constexpr double kPolyScale = 1 << kPolyShift;
 constexpr int kMinContrast = 120;  // L1 distance of an object's colour to what it covers
 const char* const kSplits[] = {"train", "val", "trainval", "test"};
-const char* const kShapeNames[] = {"square",  "circle",  "triangle",        "star", "ring", "cross",
-                                   "hexagon", "diamond", "ellipse_outline", "arrow"};
+// The first 10 are the detection classes; the classification set (--classification) adds the rest.
+const char* const kShapeNames[] = {"square",  "circle",    "triangle",        "star",  "ring",     "cross",
+                                   "hexagon", "diamond",   "ellipse_outline", "arrow", "pentagon", "trapezoid",
+                                   "chevron", "semicircle"};
+constexpr int kDetectionShapes = 10;
+constexpr int kAllShapes = 14;
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ULL;
@@ -154,10 +158,29 @@ Outline shape_outline(int kind, double r, Rng& rng) {
       if (b - t > 0.05) add_ellipse(1 - t, b - t, r, o.hole);
       break;
     }
-    default: {  // arrow along +x
+    case 9: {  // arrow along +x
       const double sw = rng.uniform(0.18, 0.28), hw = rng.uniform(0.6, 0.8);
       const double h0 = rng.uniform(0.05, 0.3);
       o.local = {{-1, -sw}, {h0, -sw}, {h0, -hw}, {1, 0}, {h0, hw}, {h0, sw}, {-1, sw}};
+      break;
+    }
+    case 10:  // regular pentagon
+      for (int i = 0; i < 5; ++i) o.local.emplace_back(std::cos(2 * kPi * i / 5), std::sin(2 * kPi * i / 5));
+      break;
+    case 11: {  // trapezoid, wide side down, nearly upright
+      const double a = rng.uniform(0.35, 0.6), hh = rng.uniform(0.55, 0.75);
+      o.local = {{-1, hh}, {1, hh}, {a, -hh}, {-a, -hh}};
+      o.angle = rng.uniform(-0.3, 0.3);
+      break;
+    }
+    case 12: {  // chevron (a thick V)
+      const double t = rng.uniform(0.35, 0.5);
+      o.local = {{-1, -0.6}, {0, 0.4 - t}, {1, -0.6}, {1, -0.6 + t}, {0, 0.4}, {-1, -0.6 + t}};
+      break;
+    }
+    default: {  // semicircle (half disc)
+      const int n = std::clamp(static_cast<int>(kPi * r / 3), 8, 36);
+      for (int i = 0; i <= n; ++i) o.local.emplace_back(std::cos(kPi * i / n), 0.5 - std::sin(kPi * i / n));
       break;
     }
   }
@@ -471,6 +494,52 @@ ImageRecord make_image(const Context& ctx, int index) {
   return rec;
 }
 
+// Stripes of a second colour over an object (classification images): texture that is not the class.
+void add_stripes(cv::Mat& img, const cv::Mat& mask, cv::Rect box, Rng& rng) {
+  const cv::Scalar color = rng.color();
+  const double theta = rng.uniform(0, kPi), period = rng.uniform(3, 9);
+  const double ct = std::cos(theta), st = std::sin(theta);
+  for (int y = box.y; y < box.y + box.height; ++y) {
+    const uchar* m = mask.ptr<uchar>(y);
+    auto* p = img.ptr<cv::Vec3b>(y);
+    for (int x = box.x; x < box.x + box.width; ++x)
+      if (m[x] && std::fmod(std::abs(x * ct + y * st), period) < period / 2)
+        for (int ch = 0; ch < 3; ++ch) p[x][ch] = static_cast<uchar>((p[x][ch] + color[ch]) / 2);
+  }
+}
+
+// Classification image `index` of class `label`: one shape filling 35-85 % of a background like
+// the detection images', sometimes striped, with sensor noise. Its own seed stream (kClassifyStream),
+// so no image shares draws with a detection image of the same seed.
+constexpr uint64_t kClassifyStream = 0xC1A551F1ULL;
+
+cv::Mat make_classification_image(const SynthOptions& opt, int index, int label) {
+  Rng rng(stream_seed(splitmix64(opt.seed) ^ kClassifyStream, static_cast<uint64_t>(index)));
+  const int side = std::max(24, static_cast<int>(std::lround(opt.size * rng.uniform(0.75, 1.0))));
+  const bool landscape = rng.chance(0.5);
+  const int w = landscape ? opt.size : side, h = landscape ? side : opt.size;
+  cv::Mat img = make_background(w, h, opt.clutter, rng);
+  cv::Mat mask(h, w, CV_8UC1, cv::Scalar(0));
+  const double d = rng.uniform(0.35, 0.85) * std::min(w, h);
+  const double mx = std::max(d / 2 * 0.7, w - d / 2 * 0.7), my = std::max(d / 2 * 0.7, h - d / 2 * 0.7);
+  const cv::Point2d c(rng.uniform(std::min(d / 2 * 0.7, mx), mx), rng.uniform(std::min(d / 2 * 0.7, my), my));
+  cv::fillPoly(mask, shape_polygons(label, c, d, rng), cv::Scalar(255), cv::LINE_8, kPolyShift);
+  const cv::Rect box = cv::boundingRect(mask);
+  if (box.area() > 0) {
+    const cv::Scalar under = cv::mean(img, mask);
+    cv::Scalar color = rng.color();
+    for (int tries = 0; tries < 8; ++tries) {
+      if (std::abs(color[0] - under[0]) + std::abs(color[1] - under[1]) + std::abs(color[2] - under[2]) >= kMinContrast)
+        break;
+      color = rng.color();
+    }
+    paint(img, mask, box, color, rng);
+    if (rng.chance(0.35)) add_stripes(img, mask, box, rng);
+  }
+  add_noise(img, rng);
+  return img;
+}
+
 void make_dir(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -492,7 +561,9 @@ void validate(const SynthOptions& o) {
   if (o.test < 0) fail("test: " + std::to_string(o.test) + " (need >= 0)");
   if (o.size < 32) fail("size: " + std::to_string(o.size) + " (need >= 32)");
   if (!(o.clutter >= 0 && o.clutter <= 2)) fail("clutter: " + std::to_string(o.clutter) + " (need 0..2)");
-  if (o.num_classes < 6 || o.num_classes > 10) fail("num_classes: " + std::to_string(o.num_classes) + " (need 6..10)");
+  const int most = o.classification ? kAllShapes : kDetectionShapes;
+  if (o.num_classes < 6 || o.num_classes > most)
+    fail("num_classes: " + std::to_string(o.num_classes) + " (need 6.." + std::to_string(most) + ")");
   if (!(o.imbalance >= 1.0)) fail("imbalance: " + std::to_string(o.imbalance) + " (need >= 1)");
   if (o.min_object < 4 || o.min_object > o.size / 2)
     fail("min_object: " + std::to_string(o.min_object) + " (need 4..size/2)");
@@ -515,10 +586,11 @@ std::vector<double> class_cdf(const SynthOptions& options) {
   return cumulative;
 }
 
-// Makes images[0, n) on a pool of threads; the first error stops the others and is rethrown.
-void make_images(const Context& ctx, std::vector<ImageRecord>& images) {
-  const int n = static_cast<int>(images.size());
-  int threads = ctx.options.threads > 0 ? ctx.options.threads : static_cast<int>(std::thread::hardware_concurrency());
+// Runs job(0 .. n-1) on a pool of threads; the first error stops the others and is rethrown.
+template <class Job>
+void run_pool(int threads_option, int n, const Job& job) {
+  if (n <= 0) return;
+  int threads = threads_option > 0 ? threads_option : static_cast<int>(std::thread::hardware_concurrency());
   threads = std::clamp(threads, 1, n);
   std::atomic<int> next{0};
   std::atomic<bool> failed{false};
@@ -527,7 +599,7 @@ void make_images(const Context& ctx, std::vector<ImageRecord>& images) {
   auto worker = [&] {
     for (int i = next++; i < n && !failed; i = next++) {
       try {
-        images[i] = make_image(ctx, i);
+        job(i);
       } catch (...) {
         std::lock_guard<std::mutex> lock(error_mutex);
         if (!error) error = std::current_exception();
@@ -540,6 +612,10 @@ void make_images(const Context& ctx, std::vector<ImageRecord>& images) {
   worker();
   for (auto& t : pool) t.join();
   if (error) std::rethrow_exception(error);
+}
+
+void make_images(const Context& ctx, std::vector<ImageRecord>& images) {
+  run_pool(ctx.options.threads, static_cast<int>(images.size()), [&](int i) { images[i] = make_image(ctx, i); });
 }
 
 // Image indices of train, val, trainval and test (kSplits' order). A seeded shuffle rather
@@ -596,8 +672,8 @@ void count_objects(SynthResult& result, int classes) {
 }  // namespace
 
 std::vector<std::string> synth_class_names(int num_classes) {
-  if (num_classes < 6 || num_classes > 10)
-    throw Error("synth: num_classes must be 6..10, got " + std::to_string(num_classes));
+  if (num_classes < 6 || num_classes > kAllShapes)
+    throw Error("synth: num_classes must be 6.." + std::to_string(kAllShapes) + ", got " + std::to_string(num_classes));
   return {std::begin(kShapeNames), std::begin(kShapeNames) + num_classes};
 }
 
@@ -642,8 +718,56 @@ void claim_out_dir(const SynthOptions& o) {
   remove_if(root / "JPEGImages", [](const fs::path& p) { return !six_digit_stem(p, ".jpg"); });
   remove_if(root / "Annotations", [](const fs::path& p) { return !six_digit_stem(p, ".xml"); });
   remove_if(root / "ImageSets" / "Main", [](const fs::path& p) { return p.extension() != ".txt"; });
+  for (const char* split : {"train", "val"}) {  // the --classification layout: SPLIT/<class>/NNNNNN.jpg
+    // Only synth's own class folders, and only real folders (a symlink is not followed).
+    for (const char* name : kShapeNames) {
+      const fs::path cls = root / split / name;
+      if (!fs::is_directory(fs::symlink_status(cls))) continue;
+      remove_if(cls, [](const fs::path& p) { return !six_digit_stem(p, ".jpg"); });
+      std::error_code ec;
+      if (fs::is_empty(cls)) fs::remove(cls, ec);
+    }
+  }
   removed += fs::remove(root / "classes.txt") ? 1 : 0;
   spdlog::info("synth --overwrite: removed {} file(s) of the earlier dataset in {}", removed, o.out_dir);
+}
+
+}  // namespace
+
+namespace {
+
+// --classification: ROOT/train/<class>/NNNNNN.jpg (options.train images) and ROOT/val/<class>/
+// (options.test images), classes in turn, so each class has the same number of images (+-1).
+SynthResult write_classification(const SynthOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const fs::path root(options.out_dir);
+  SynthResult result;
+  result.class_names = synth_class_names(options.num_classes);
+  for (const char* split : {"train", "val"})
+    if (std::string(split) == "train" || options.test > 0)
+      for (const auto& name : result.class_names) make_dir(root / split / name);
+  write_lines(root / kMarker, {"written by yolo2 synth; `yolo2 synth --overwrite` may replace this dataset"});
+  const int n = options.train + options.test;
+  result.images.resize(static_cast<std::size_t>(n));
+  run_pool(options.threads, n, [&](int i) {
+    const int label = i % options.num_classes;
+    ImageRecord& rec = result.images[static_cast<std::size_t>(i)];
+    rec.id = image_id(i);
+    rec.image_path = (root / (i < options.train ? "train" : "val") /
+                      result.class_names[static_cast<std::size_t>(label)] / (rec.id + ".jpg"))
+                         .string();
+    const cv::Mat img = make_classification_image(options, i, label);
+    rec.width = img.cols, rec.height = img.rows;
+    Object o;
+    o.label = label;
+    o.name = result.class_names[static_cast<std::size_t>(label)];
+    rec.objects.push_back(o);
+    write_jpeg(rec.image_path, img, options.jpeg_quality);
+  });
+  write_lines(root / "classes.txt", result.class_names);
+  count_objects(result, options.num_classes);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
 }
 
 }  // namespace
@@ -652,6 +776,7 @@ SynthResult write_synth(const SynthOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   validate(options);
   claim_out_dir(options);
+  if (options.classification) return write_classification(options);
   const fs::path root(options.out_dir);
   Context ctx{options, synth_class_names(options.num_classes), class_cdf(options), root / "Annotations",
               root / "JPEGImages"};

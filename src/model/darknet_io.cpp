@@ -41,6 +41,7 @@ std::vector<int> in_channels(const NetworkSpec& spec) {
         c = l.filters;
         break;
       case LayerSpec::Type::MaxPool:
+      case LayerSpec::Type::AvgPool:
         break;
       case LayerSpec::Type::Reorg:
         c *= 4;
@@ -188,19 +189,25 @@ std::string darknet_cfg(const NetworkSpec& spec, const Config& config) {
   std::ostringstream os;
   const auto& t = config.train;
   const auto& a = config.data.augment;
-  os << "# Written by yolo2 (YOLOv2, darknet yolov2-voc layout).\n[net]\n"
+  const bool classifier = spec.head == Head::Classifier;
+  // A classifier with a fine-tune stage ends trained at its size (darknet19_448.cfg).
+  const int size =
+      classifier && config.classify.finetune_batches > 0 ? config.classify.finetune_size : config.data.input_size;
+  os << (classifier ? "# Written by yolo2 (Darknet19 classifier, darknet19.cfg layout).\n[net]\n"
+                    : "# Written by yolo2 (YOLOv2, darknet yolov2-voc layout).\n[net]\n")
      << "batch=" << t.batch << "\nsubdivisions=" << t.subdivisions << "\n"
-     << "width=" << config.data.input_size << "\nheight=" << config.data.input_size << "\nchannels="
+     << "width=" << size << "\nheight=" << size << "\nchannels="
      << spec.channels
      // AlexeyAB darknet and OpenCV's DNN read it: the network was evaluated on letterboxed inputs.
-     << (config.data.eval_transform == EvalTransform::Letterbox ? "\nletter_box=1" : "") << "\nmomentum=" << t.momentum
-     << "\ndecay=" << t.decay << "\nangle=0\n"
+     << (!classifier && config.data.eval_transform == EvalTransform::Letterbox ? "\nletter_box=1" : "")
+     << "\nmomentum=" << t.momentum << "\ndecay=" << t.decay << "\nangle=0\n"
      << "saturation=" << a.saturation << "\nexposure=" << a.exposure << "\nhue=" << a.hue << "\n\n"
      << "learning_rate=" << t.lr << "\nburn_in=" << t.burn_in << "\nmax_batches=" << t.max_batches << "\npolicy="
-     << (t.policy == LrPolicy::Steps      ? "steps"
-         : t.policy == LrPolicy::Constant ? "constant"
-                                          : "steps");
-  if (t.policy != LrPolicy::Constant) {
+     << (t.policy == LrPolicy::Constant ? "constant"
+         : t.policy == LrPolicy::Poly   ? "poly"
+                                        : "steps");
+  if (t.policy == LrPolicy::Poly) os << "\npower=" << t.power;
+  if (t.policy == LrPolicy::Steps || t.policy == LrPolicy::Cosine) {
     os << "\nsteps=";
     for (std::size_t i = 0; i < t.steps.size(); ++i) os << (i ? "," : "") << t.steps[i];
     os << "\nscales=";
@@ -222,6 +229,9 @@ std::string darknet_cfg(const NetworkSpec& spec, const Config& config) {
       case LayerSpec::Type::Reorg:
         os << "\n[reorg]\nstride=" << l.stride << "\n";
         break;
+      case LayerSpec::Type::AvgPool:
+        os << "\n[avgpool]\n";
+        break;
       case LayerSpec::Type::Route:
         os << "\n[route]\nlayers=";
         for (std::size_t j = 0; j < l.inputs.size(); ++j)
@@ -229,6 +239,10 @@ std::string darknet_cfg(const NetworkSpec& spec, const Config& config) {
         os << "\n";
         break;
     }
+  }
+  if (spec.head == Head::Classifier) {
+    os << "\n[softmax]\ngroups=1\n";  // darknet19.cfg ends so (its [cost] layer is not needed to predict)
+    return os.str();
   }
   const auto& L = config.loss;
   os << "\n[region]\nanchors=";

@@ -184,6 +184,8 @@ OneDnnPlan::OneDnnPlan(const NetworkSpec& spec, const std::vector<int>& conv_of_
         case LayerSpec::Type::Reorg:
           x = p.reorg(x);
           break;
+        case LayerSpec::Type::AvgPool:
+          throw std::runtime_error("oneDNN plan: the average pool of a classifier is not planned");
         case LayerSpec::Type::Route: {
           std::vector<memory> parts;
           for (int j : l.inputs) parts.push_back(saved.at(static_cast<std::size_t>(j)));

@@ -45,6 +45,12 @@ LayerSpec route(std::vector<int> inputs) {
   return l;
 }
 
+LayerSpec avgpool() {
+  LayerSpec l;
+  l.type = LayerSpec::Type::AvgPool;
+  return l;
+}
+
 LayerSpec reorg() {
   LayerSpec l;
   l.type = LayerSpec::Type::Reorg;
@@ -89,6 +95,23 @@ NetworkSpec yolov2_spec(const ModelConfig& model, int num_classes) {
   return spec;
 }
 
+NetworkSpec darknet19_classifier_spec(const ModelConfig& model, int num_classes) {
+  if (num_classes < 1) throw Error("the classifier needs at least one class");
+  NetworkSpec spec;
+  spec.head = Head::Classifier;
+  spec.num_classes = num_classes;
+  spec.bn_momentum = model.bn_momentum;
+  spec.layers = darknet19_backbone(model.width);              // layers 0-22
+  spec.layers.push_back(conv(num_classes, 1, false, false));  // 23: [convolutional] filters=1000, linear
+  spec.layers.push_back(avgpool());                           // 24: [avgpool]
+  return spec;
+}
+
+NetworkSpec network_spec(const ModelConfig& model, int num_classes) {
+  return model.head == Head::Classifier ? darknet19_classifier_spec(model, num_classes)
+                                        : yolov2_spec(model, num_classes);
+}
+
 std::vector<LayerInfo> layer_table(const NetworkSpec& spec, int height, int width) {
   std::vector<LayerInfo> rows;
   int c = spec.channels, h = height, w = width;
@@ -108,6 +131,10 @@ std::vector<LayerInfo> layer_table(const NetworkSpec& spec, int height, int widt
         r.type = "max";
         r.size = l.size, r.stride = l.stride;
         r.out_c = c, r.out_h = h / 2, r.out_w = w / 2;
+        break;
+      case LayerSpec::Type::AvgPool:
+        r.type = "avg";
+        r.out_c = c, r.out_h = 1, r.out_w = 1;
         break;
       case LayerSpec::Type::Reorg:
         r.type = "reorg";
@@ -147,6 +174,8 @@ std::string format_layer_table(const std::vector<LayerInfo>& rows) {
     if (r.type == "conv")
       os << std::setw(6) << r.filters << "  " << std::setw(2) << r.size << " x" << std::setw(2) << r.size << " /"
          << std::setw(2) << r.stride;
+    else if (r.type == "avg")
+      os << "                    ";
     else if (r.type == "max")
       os << "        " << std::setw(2) << r.size << " x" << std::setw(2) << r.size << " /" << std::setw(2) << r.stride;
     else
@@ -197,6 +226,7 @@ YoloV2Impl::YoloV2Impl(NetworkSpec spec) : spec_(std::move(spec)) {
         break;
       }
       case LayerSpec::Type::MaxPool:
+      case LayerSpec::Type::AvgPool:
         break;
       case LayerSpec::Type::Reorg:
         out = c * 4;
@@ -233,7 +263,7 @@ void YoloV2Impl::reset_darknet() {
       norms_[k]->running_var.fill_(1.0);
     }
   }
-  if (spec_.objectness_prior > 0) {
+  if (spec_.head == Head::Region && spec_.objectness_prior > 0) {
     const double p = spec_.objectness_prior;
     auto& bias = convs_.back()->bias;
     for (int a = 0; a < spec_.num_anchors(); ++a)
@@ -254,8 +284,8 @@ std::vector<bool> kept_outputs(const NetworkSpec& spec) {
 void check_input(const at::Tensor& x, const NetworkSpec& spec) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == spec.channels, "the network expects [B, ", spec.channels,
               ", H, W] input, got ", x.sizes());
-  TORCH_CHECK(x.size(2) % 32 == 0 && x.size(3) % 32 == 0, "input height and width must be multiples of 32, got ",
-              x.size(2), "x", x.size(3));
+  TORCH_CHECK(x.size(2) >= 32 && x.size(3) >= 32 && x.size(2) % 32 == 0 && x.size(3) % 32 == 0,
+              "input height and width must be multiples of 32, got ", x.size(2), "x", x.size(3));
 }
 
 // Runs the layer list; `conv_fn(i, x)` applies the convolution of layer i (with its norm and
@@ -276,6 +306,9 @@ at::Tensor run_layers(const NetworkSpec& spec, const at::Tensor& input, ConvFn c
         break;
       case LayerSpec::Type::Reorg:
         x = reorg_darknet(x);
+        break;
+      case LayerSpec::Type::AvgPool:
+        x = at::mean(x, {2, 3}, /*keepdim=*/true);
         break;
       case LayerSpec::Type::Route: {
         std::vector<at::Tensor> parts;
@@ -337,8 +370,9 @@ FusedYoloV2::FusedYoloV2(YoloV2Impl& model)
 }
 
 bool FusedYoloV2::uses_onednn(const at::Tensor& x) const {
-  return backend_ == Backend::Auto && onednn_available() && x.device().is_cpu() && x.scalar_type() == at::kFloat &&
-         x.layout() == at::kStrided;
+  // The oneDNN plan covers the detector's layer types (not the classifier's average pool).
+  return backend_ == Backend::Auto && spec_.head == Head::Region && onednn_available() && x.device().is_cpu() &&
+         x.scalar_type() == at::kFloat && x.layout() == at::kStrided;
 }
 
 at::Tensor FusedYoloV2::forward(const at::Tensor& x) const {

@@ -86,7 +86,7 @@ Checkpoint load_checkpoint(const std::string& path, const c10::Device& device) {
   c10::IValue yaml;
   archive.read("config", yaml);
   ck.config = parse_config(yaml.toStringRef(), path + " (stored config)");
-  ck.model = model::YoloV2(model::yolov2_spec(ck.config.model, static_cast<int>(ck.config.data.classes.size())));
+  ck.model = model::YoloV2(model::network_spec(ck.config.model, static_cast<int>(ck.config.data.classes.size())));
   // Module::load replaces each tensor by the stored one: every shape is compared afterwards.
   std::vector<std::pair<std::string, std::vector<int64_t>>> expected;
   for (const auto& kv : ck.model->named_parameters()) expected.emplace_back(kv.key(), kv.value().sizes().vec());

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "csv_table.hpp"
+#include "yolo2/eval/classify.hpp"
 #include "yolo2/options.hpp"
 #include "yolo2/train/hooks.hpp"
 #include "yolo2/train/rng_state.hpp"
@@ -51,10 +52,87 @@ eval::EvalRun evaluate_sharded(const model::FusedYoloV2& net, const data::VocDat
   return run;
 }
 
+// What an evaluation hook scores: the detector's VOC mAP or the classifier's top-1 / top-5.
+class Evaluation {
+ public:
+  virtual ~Evaluation() = default;
+  virtual std::vector<std::string> columns(const Config& config) const = 0;  // eval.csv after iteration, epoch
+  virtual std::vector<std::string> plotted() const = 0;                      // columns drawn in the plot
+  virtual const char* metric() const = 0;                                    // the first column, in words
+  virtual const char* plot_file() const = 0;
+  // Runs on every rank (the network is in evaluation mode); the scores, in columns() order, on the
+  // main rank only.
+  virtual std::optional<std::vector<double>> run(Trainer& t) = 0;
+};
+
+class DetectionEvaluation : public Evaluation {
+ public:
+  explicit DetectionEvaluation(data::VocDataset test) : test_(std::move(test)) {}
+  std::vector<std::string> columns(const Config& config) const override {
+    std::vector<std::string> c{"map"};
+    for (const auto& n : config.data.classes) c.push_back("ap_" + n);
+    return c;
+  }
+  std::vector<std::string> plotted() const override { return {"map"}; }
+  const char* metric() const override { return "mAP"; }
+  const char* plot_file() const override { return "map.png"; }
+  std::optional<std::vector<double>> run(Trainer& t) override {
+    TrainerParts& p = t.parts();
+    const model::FusedYoloV2 fused(*p.net);
+    const eval::EvalOptions options = eval_options(p.config);
+    const eval::EvalRun r = p.dist ? evaluate_sharded(fused, test_, options, p.device, *p.dist)
+                                   : eval::evaluate_model(fused, test_, options, p.device);
+    if (!t.main_rank()) return std::nullopt;
+    spdlog::info("evaluation at iteration {} on {} test images ({:.1f} images/s):\n{}", p.state.iteration,
+                 test_.images.size(), r.images_per_second, eval::format_map_table(r.metrics));
+    std::vector<double> row{r.metrics.map};
+    for (const auto& c : r.metrics.per_class) row.push_back(c.ap);
+    return row;
+  }
+
+ private:
+  data::VocDataset test_;
+};
+
+class ClassifierEvaluation : public Evaluation {
+ public:
+  explicit ClassifierEvaluation(data::ImageFolderDataset val) : val_(std::move(val)) {}
+  std::vector<std::string> columns(const Config&) const override { return {"top1", "top5"}; }
+  std::vector<std::string> plotted() const override { return {"top1", "top5"}; }
+  const char* metric() const override { return "top-1"; }
+  const char* plot_file() const override { return "accuracy.png"; }
+  std::optional<std::vector<double>> run(Trainer& t) override {
+    TrainerParts& p = t.parts();
+    const auto t0 = std::chrono::steady_clock::now();
+    // The size the network trains at when evaluated (the fine-tune stage's after it started).
+    const bool finetuned = p.config.classify.finetune_batches > 0 &&
+                           p.state.iteration > p.max_batches - p.config.classify.finetune_batches;
+    const int size = finetuned ? p.config.classify.finetune_size : p.config.data.input_size;
+    const int rank = p.dist ? p.dist->rank() : 0, world = p.dist ? p.dist->world_size() : 1;
+    const eval::ClassifyCounts c = eval::count_correct(*p.net, val_, size, p.config.eval.batch, p.device, rank, world);
+    at::Tensor sums = at::tensor(
+        std::vector<double>{static_cast<double>(c.images), static_cast<double>(c.top1), static_cast<double>(c.top5)},
+        at::kDouble);
+    if (p.dist) p.dist->all_reduce_sum({sums}, "gathering top-1 / top-5 counts");
+    if (!t.main_rank()) return std::nullopt;
+    const double n = sums[0].item<double>(), top1 = sums[1].item<double>() / n, top5 = sums[2].item<double>() / n;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spdlog::info("evaluation at iteration {} on {} val images at {} px ({:.1f} images/s): top-1 {:.4f}, top-5 {:.4f}",
+                 p.state.iteration, static_cast<int64_t>(n), size, n / std::max(seconds, 1e-9), top1, top5);
+    return std::vector<double>{top1, top5};
+  }
+
+ private:
+  data::ImageFolderDataset val_;
+};
+
 class EvaluationHook : public Hook {
  public:
+  // A null evaluation (--no-eval) keeps the hook's extra last.ckpt saves and scores nothing.
+  explicit EvaluationHook(std::unique_ptr<Evaluation> e) : eval_(std::move(e)) {}
   void before_train(Trainer& t) override {
-    for (const auto& n : t.config().data.classes) table_.header.push_back("ap_" + n);
+    if (!eval_) return;
+    for (const auto& n : eval_->columns(t.config())) table_.header.push_back(n);
     if (t.state().iteration > 0) table_.load(t.parts().folder.file("eval.csv"), t.state().iteration);
     if (!table_.rows.empty()) last_evaluated_ = static_cast<int64_t>(table_.rows.back()[0]);
   }
@@ -73,51 +151,55 @@ class EvaluationHook : public Hook {
  private:
   void evaluate(Trainer& t) {
     TrainerParts& p = t.parts();
-    if (!p.test_set) return;
+    if (!eval_) return;
     p.net->eval();
-    const model::FusedYoloV2 fused(*p.net);
-    const eval::EvalOptions options = eval_options(p.config);
-    const eval::EvalRun run = p.dist ? evaluate_sharded(fused, *p.test_set, options, p.device, *p.dist)
-                                     : eval::evaluate_model(fused, *p.test_set, options, p.device);
+    const std::optional<std::vector<double>> scores = eval_->run(t);
     t.set_train_mode();
     last_evaluated_ = p.state.iteration;
-    if (!t.main_rank()) return;
-    record(t, run);
-    t.notify_eval(run);
+    if (!scores) return;
+    record(t, *scores);
+    t.notify_eval();
   }
 
-  void record(Trainer& t, const eval::EvalRun& run) {
+  void record(Trainer& t, const std::vector<double>& scores) {
     TrainState& st = t.state();
-    const double m = run.metrics.map;
-    std::vector<double> row{static_cast<double>(st.iteration), t.epoch(), m};
-    for (const auto& c : run.metrics.per_class) row.push_back(c.ap);
+    const double m = scores.front();
+    std::vector<double> row{static_cast<double>(st.iteration), t.epoch()};
+    row.insert(row.end(), scores.begin(), scores.end());
     table_.rows.push_back(row);
     table_.save(t.parts().folder.file("eval.csv"));
     t.summary().final_map = m;
-    spdlog::info("evaluation at iteration {} on {} test images ({:.1f} images/s):\n{}", st.iteration,
-                 t.parts().test_set->images.size(), run.images_per_second, eval::format_map_table(run.metrics));
     if (std::isfinite(m) && m > st.best_map) {
       st.best_map = m;
       st.best_iteration = st.iteration;
       st.rng_state = rng_state_bytes();
       save_checkpoint(t.parts().folder.best(), *t.parts().net, t.config(), &st, nullptr);
-      spdlog::info("new best mAP {:.4f} at iteration {}: {}", m, st.iteration, t.parts().folder.best());
+      spdlog::info("new best {} {:.4f} at iteration {}: {}", eval_->metric(), m, st.iteration, t.parts().folder.best());
     }
     util::PlotOptions po;
-    po.title = "test mAP (" + t.config().eval.metric + ")";
+    po.title = t.config().model.head == Head::Classifier ? std::string("val accuracy")
+                                                         : "test mAP (" + t.config().eval.metric + ")";
     po.x_label = "iteration";
-    po.y_label = "mAP";
+    po.y_label = eval_->metric();
     po.y_range = util::AxisRange{0, 1};
-    util::save_line_plot(t.parts().folder.file("map.png"),
-                         {{"mAP", table_.column("iteration"), table_.column("map"), {}, 2}}, po);
+    std::vector<util::Series> series;
+    for (const auto& c : eval_->plotted()) series.push_back({c, table_.column("iteration"), table_.column(c), {}, 2});
+    util::save_line_plot(t.parts().folder.file(eval_->plot_file()), series, po);
   }
 
-  CsvTable table_{{"iteration", "epoch", "map"}, {}};
+  std::unique_ptr<Evaluation> eval_;
+  CsvTable table_{{"iteration", "epoch"}, {}};
   int64_t last_evaluated_ = -1;
 };
 
 }  // namespace
 
-std::unique_ptr<Hook> evaluation_hook() { return std::make_unique<EvaluationHook>(); }
+std::unique_ptr<Hook> evaluation_hook(std::optional<data::VocDataset> test) {
+  return std::make_unique<EvaluationHook>(test ? std::make_unique<DetectionEvaluation>(std::move(*test)) : nullptr);
+}
+
+std::unique_ptr<Hook> classifier_evaluation_hook(std::optional<data::ImageFolderDataset> val) {
+  return std::make_unique<EvaluationHook>(val ? std::make_unique<ClassifierEvaluation>(std::move(*val)) : nullptr);
+}
 
 }  // namespace yolo2::train

@@ -25,35 +25,24 @@ std::string fmt_duration(double seconds) {
 class MetricsHook : public Hook {
  public:
   void before_train(Trainer& t) override {
+    // iteration, epoch, images_seen, lr, gamma, size, loss, the task's scalars, count, images_per_s
+    for (const auto& sc : t.parts().task->scalars()) table_.header.push_back(sc.name);
+    table_.header.insert(table_.header.end(), {"count", "images_per_s"});
     if (t.state().iteration > 0) table_.load(t.parts().folder.file("metrics.csv"), t.state().iteration);
   }
   void after_step(Trainer& t) override {
     const StepRecord& s = t.last_step();
-    const loss::RegionLossResult& r = s.terms;
     const TrainState& st = t.state();
-    table_.rows.push_back({static_cast<double>(st.iteration),
-                           t.epoch(),
-                           static_cast<double>(st.images_seen),
-                           s.lr,
-                           s.gamma,
-                           static_cast<double>(s.size),
-                           s.loss,
-                           r.coord,
-                           r.object,
-                           r.noobject,
-                           r.cls,
-                           r.warmup,
-                           r.avg_iou,
-                           r.avg_class,
-                           r.avg_obj,
-                           r.avg_noobj,
-                           r.recall50,
-                           r.recall75,
-                           static_cast<double>(r.count),
-                           t.config().train.batch / s.seconds});
+    std::vector<double> row{
+        static_cast<double>(st.iteration), t.epoch(), static_cast<double>(st.images_seen), s.lr, s.gamma,
+        static_cast<double>(s.size),       s.loss};
+    row.insert(row.end(), s.values.begin(), s.values.end());
+    row.push_back(static_cast<double>(s.count));
+    row.push_back(t.config().train.batch / s.seconds);
+    table_.rows.push_back(std::move(row));
   }
   void before_save(Trainer& t) override { table_.save(t.parts().folder.file("metrics.csv")); }
-  void after_eval(Trainer& t, const eval::EvalRun&) override { plot(t); }
+  void after_eval(Trainer& t) override { plot(t); }
   void after_train(Trainer& t) override {
     if (!t.main_rank()) return;
     if (!t.summary().interrupted) table_.save(t.parts().folder.file("metrics.csv"));
@@ -64,9 +53,9 @@ class MetricsHook : public Hook {
   void plot(Trainer& t) const {
     const auto it = table_.column("iteration");
     if (it.empty()) return;
-    std::vector<util::Series> s;
-    for (const char* term : {"loss", "coord", "object", "noobject", "class"})
-      s.push_back({term, it, table_.column(term), {}, 2});
+    std::vector<util::Series> s{{"loss", it, table_.column("loss"), {}, 2}};
+    for (const auto& sc : t.parts().task->scalars())
+      if (sc.kind == ScalarKind::Term && sc.name != "warmup") s.push_back({sc.name, it, table_.column(sc.name), {}, 2});
     util::PlotOptions po;
     po.title = "training loss (per image)";
     po.x_label = "iteration";
@@ -75,10 +64,7 @@ class MetricsHook : public Hook {
     util::save_line_plot(t.parts().folder.file("loss.png"), s, po);
   }
 
-  CsvTable table_{{"iteration", "epoch",     "images_seen", "lr",       "gamma",  "size",        "loss",
-                   "coord",     "object",    "noobject",    "class",    "warmup", "avg_iou",     "avg_class",
-                   "avg_obj",   "avg_noobj", "recall50",    "recall75", "count",  "images_per_s"},
-                  {}};
+  CsvTable table_{{"iteration", "epoch", "images_seen", "lr", "gamma", "size", "loss"}, {}};
 };
 
 class ProgressHook : public Hook {
@@ -91,13 +77,18 @@ class ProgressHook : public Hook {
     const double elapsed = t.loop_seconds();
     const double ips = static_cast<double>(t.images_this_run()) / std::max(elapsed, 1e-9);
     const double eta = static_cast<double>(max - it) * (elapsed / static_cast<double>(it - t.first_iteration()));
-    const loss::RegionLossResult& r = s.terms;
+    // The loss terms in brackets, then the diagnostics: "(coord 0.101 object 0.433 ...) | avg_iou ...".
+    const auto& specs = t.parts().task->scalars();
+    std::ostringstream terms, diag;
+    for (std::size_t i = 0; i < specs.size() && i < s.values.size(); ++i) {
+      std::ostringstream& os = specs[i].kind == ScalarKind::Term ? terms : diag;
+      os << (os.tellp() > 0 ? " " : "") << specs[i].name << " " << std::fixed << std::setprecision(3) << s.values[i];
+    }
+    const std::string gamma = t.parts().task->uses_gamma() ? fmt::format(" gamma {:.2f}", s.gamma) : "";
     spdlog::info(
-        "it {}/{} ep {:.2f} | loss {:.3f} avg {:.3f} (coord {:.3f} obj {:.3f} noobj {:.3f} cls {:.3f} warm {:.3f}) "
-        "| iou {:.3f} cls {:.3f} obj {:.3f} noobj {:.4f} rec {:.2f} n {} | lr {:.2e} gamma {:.2f} | {}px "
-        "| {:.1f} img/s | eta {}",
-        it, max, t.epoch(), s.loss, ema_loss_, r.coord, r.object, r.noobject, r.cls, r.warmup, r.avg_iou, r.avg_class,
-        r.avg_obj, r.avg_noobj, r.recall50, r.count, s.lr, s.gamma, s.size, ips, fmt_duration(eta));
+        "it {}/{} ep {:.2f} | loss {:.3f} avg {:.3f} ({}) | {} n {} | lr {:.2e}{} | {}px | {:.1f} img/s | eta {}", it,
+        max, t.epoch(), s.loss, ema_loss_, terms.str(), diag.str(), s.count, s.lr, gamma, s.size, ips,
+        fmt_duration(eta));
   }
 
  private:
@@ -130,8 +121,8 @@ class CheckpointHook : public Hook {
     if (!t.stopping()) return;
     t.summary().interrupted = true;
     const std::string last = t.parts().folder.last();
-    spdlog::warn("stopped at iteration {}: state saved to {}; resume with: yolo2 train --resume {}", st.iteration, last,
-                 last);
+    spdlog::warn("stopped at iteration {}: state saved to {}; resume with: yolo2 {} --resume {}", st.iteration, last,
+                 t.config().model.head == Head::Classifier ? "pretrain" : "train", last);
   }
 };
 

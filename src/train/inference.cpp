@@ -34,7 +34,7 @@ InferenceModel from_darknet(const InferenceSource& s) {
   if (!s.config) throw Error(s.darknet_weights + ": darknet weights need a config (--config FILE) for the network");
   InferenceModel m;
   m.config = *s.config;
-  m.model = model::YoloV2(model::yolov2_spec(m.config.model, static_cast<int>(m.config.data.classes.size())));
+  m.model = model::YoloV2(model::network_spec(m.config.model, static_cast<int>(m.config.data.classes.size())));
   const auto r = model::load_darknet_weights(*m.model, s.darknet_weights, false);
   m.seen = r.header.seen;
   spdlog::info("darknet weights {} (v{}.{}, seen {})", s.darknet_weights, r.header.major, r.header.minor,
@@ -48,6 +48,10 @@ InferenceModel load_for_inference(const InferenceSource& s) {
   if (s.checkpoint.empty() == s.darknet_weights.empty())
     throw Error("load_for_inference: give a checkpoint or darknet weights (one of them)");
   InferenceModel m = s.checkpoint.empty() ? from_darknet(s) : from_checkpoint(s);
+  if (s.detector && m.model->spec().head == Head::Classifier)
+    throw Error((s.checkpoint.empty() ? s.darknet_weights : s.checkpoint) +
+                ": this is a Darknet19 classifier (model.head: classifier), not a detector; its top-1 / top-5 are "
+                "in its run's eval.csv, and `yolo2 export --prefix 23` makes the backbone for train.init_weights");
   if (s.to_device) {
     util::setup_runtime(m.config.runtime);
     m.device = util::resolve_device(m.config.runtime.device);

@@ -74,8 +74,13 @@ RunLock::~RunLock() {
 }
 
 const std::vector<std::string>& run_files() {
-  static const std::vector<std::string> files{"config.yaml", "last.ckpt", "best.ckpt", "metrics.csv",
-                                              "eval.csv",    "loss.png",  "map.png",   kLockName};
+  static const std::vector<std::string> files = [] {
+    std::vector<std::string> f{"config.yaml",    "last.ckpt",          "best.ckpt", "metrics.csv",
+                               "eval.csv",       "loss.png",           "map.png",   "accuracy.png",
+                               "classifier.cfg", "classifier.weights", kLockName};
+    for (int n = 1; n <= 23; ++n) f.push_back("backbone.conv." + std::to_string(n));  // pretrain's detector prefix
+    return f;
+  }();
   return files;
 }
 

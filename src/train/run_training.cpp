@@ -1,11 +1,12 @@
 // run_training: builds a Trainer from the config (resume, device and ranks, run folder, data,
-// model, optimizer, loss and stream) and adds the detector's hooks.
+// model, optimizer, loss and stream) and adds the hooks. run_recipe is shared with pretraining.
 #include <spdlog/spdlog.h>
 #include <torch/utils.h>
 
 #include <iomanip>
 #include <sstream>
 
+#include "tasks.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/options.hpp"
 #include "yolo2/train/hooks.hpp"
@@ -50,15 +51,6 @@ std::unique_ptr<Distributed> join_job(const TrainOptions& options, Config& confi
   return dist;
 }
 
-void load_data(TrainerParts& p, bool evaluate) {
-  const Config& c = p.config;
-  p.train_set = std::make_shared<const data::VocDataset>(data::load_voc(c.data.train, parse_options(c, true)));
-  if (evaluate) p.test_set = data::load_voc(c.data.test, parse_options(c, false));
-  spdlog::info("data: {} training images ({} objects), {} test images", p.train_set->images.size(),
-               data::dataset_stats(*p.train_set).objects, p.test_set ? p.test_set->images.size() : 0);
-  p.max_batches = total_iterations(c.train, static_cast<int64_t>(p.train_set->images.size()));
-}
-
 // The network (fresh from the seed and train.init_weights, or the resumed one), on the device, in
 // training mode, shared by the ranks; the optimizer and the state.
 void build_model(TrainerParts& p, std::optional<Checkpoint>& resumed, const std::string& resume_path) {
@@ -70,7 +62,7 @@ void build_model(TrainerParts& p, std::optional<Checkpoint>& resumed, const std:
   }
   if (!resumed) torch::manual_seed(c.runtime.seed);
   p.net =
-      resumed ? resumed->model : model::YoloV2(model::yolov2_spec(c.model, static_cast<int>(c.data.classes.size())));
+      resumed ? resumed->model : model::YoloV2(model::network_spec(c.model, static_cast<int>(c.data.classes.size())));
   if (!resumed) load_initial_weights(*p.net, c.train.init_weights);
   p.net->to(p.device);
   model::set_weight_memory_format(
@@ -91,39 +83,66 @@ void build_optimizer(TrainerParts& p, std::optional<Checkpoint>& resumed, const 
   spdlog::info("resume: {} at iteration {} ({} images seen)", resume_path, p.state.iteration, p.state.images_seen);
 }
 
-void build_loss(TrainerParts& p) {
-  p.loss = region_loss_options(p.config);
-  if (p.config.loss.focal.alpha.kind == AlphaSpec::Kind::Auto) {
-    const auto a = loss::inverse_frequency_alpha(data::dataset_stats(*p.train_set).objects_per_class);
-    p.loss.alpha = at::tensor(a, at::kFloat);
-    std::ostringstream os;
-    for (std::size_t c = 0; c < a.size(); ++c)
-      os << (c ? ", " : "") << p.config.data.classes[c] << " " << std::setprecision(3) << a[c];
-    spdlog::info("focal alpha (auto, inverse class frequency, mean 1): {}", os.str());
-  }
-  if (p.loss.alpha.defined()) p.loss.alpha = p.loss.alpha.to(p.device);
-}
+// The detector's data, loss and stream (multi-scale sizes by step, this rank's shard).
+struct Detection {
+  std::shared_ptr<const data::VocDataset> train_set;
+  std::optional<data::VocDataset> test_set;
 
-// The training stream from the state's position on: multi-scale sizes by step, this rank's shard.
-void build_stream(TrainerParts& p) {
-  const int sub = p.config.train.subdivisions;
-  const int64_t max_batches = p.max_batches;
-  p.loader = loader_options(p.config, true);
-  if (p.dist) p.loader.shard_rank = p.dist->rank(), p.loader.shard_count = p.dist->world_size();
-  const DataConfig data_cfg = p.config.data;
-  const uint64_t seed = p.config.runtime.seed;
-  p.loader.size_for_batch = [data_cfg, max_batches, sub, seed](int64_t b) {
-    return multiscale_size(data_cfg, b / sub, max_batches, seed);
-  };
-  p.loader.start_batch = p.state.iteration * sub;
-  p.loader.num_batches = std::max<int64_t>(0, (max_batches - p.state.iteration) * sub);
-}
+  void load(TrainerParts& p, bool evaluate) {
+    const Config& c = p.config;
+    train_set = std::make_shared<const data::VocDataset>(data::load_voc(c.data.train, parse_options(c, true)));
+    if (evaluate) test_set = data::load_voc(c.data.test, parse_options(c, false));
+    spdlog::info("data: {} training images ({} objects), {} test images", train_set->images.size(),
+                 data::dataset_stats(*train_set).objects, test_set ? test_set->images.size() : 0);
+    p.max_batches = total_iterations(c.train, static_cast<int64_t>(train_set->images.size()));
+  }
+
+  loss::RegionLossOptions loss(const TrainerParts& p) const {
+    loss::RegionLossOptions o = region_loss_options(p.config);
+    if (p.config.loss.focal.alpha.kind == AlphaSpec::Kind::Auto) {
+      const auto a = loss::inverse_frequency_alpha(data::dataset_stats(*train_set).objects_per_class);
+      o.alpha = at::tensor(a, at::kFloat);
+      std::ostringstream os;
+      for (std::size_t c = 0; c < a.size(); ++c)
+        os << (c ? ", " : "") << p.config.data.classes[c] << " " << std::setprecision(3) << a[c];
+      spdlog::info("focal alpha (auto, inverse class frequency, mean 1): {}", os.str());
+    }
+    if (o.alpha.defined()) o.alpha = o.alpha.to(p.device);
+    return o;
+  }
+
+  std::unique_ptr<Hook> make_task(TrainerParts& p) {
+    p.task = detection_task(train_set, stream_options(p, loader_options(p.config, true)), loss(p));
+    return evaluation_hook(std::move(test_set));
+  }
+};
 
 }  // namespace
 
-TrainSummary run_training(Config config, const TrainOptions& options) {
+data::LoaderOptions stream_options(const TrainerParts& p, data::LoaderOptions o) {
+  const int sub = p.config.train.subdivisions;
+  const int64_t max_batches = p.max_batches;
+  if (p.dist) o.shard_rank = p.dist->rank(), o.shard_count = p.dist->world_size();
+  const DataConfig data_cfg = p.config.data;
+  const uint64_t seed = p.config.runtime.seed;
+  if (!o.size_for_batch)
+    o.size_for_batch = [data_cfg, max_batches, sub, seed](int64_t b) {
+      return multiscale_size(data_cfg, b / sub, max_batches, seed);
+    };
+  o.start_batch = p.state.iteration * sub;
+  o.num_batches = std::max<int64_t>(0, (max_batches - p.state.iteration) * sub);
+  return o;
+}
+
+TrainSummary run_recipe(Config config, const TrainOptions& options, const TaskRecipe& recipe) {
   const auto t_start = std::chrono::steady_clock::now();
+  const char* verb = recipe.head == Head::Classifier ? "yolo2 pretrain" : "yolo2 train";
   std::optional<Checkpoint> resumed = open_resume(options, config);
+  if (config.model.head != recipe.head)
+    throw Error((config.source.empty() ? std::string("the config") : config.source) + ": model.head is " +
+                (config.model.head == Head::Classifier ? "classifier: train it with yolo2 pretrain"
+                                                       : "region (a detector): train it with yolo2 train") +
+                " (this is " + verb + ")");
   util::setup_runtime(config.runtime);
   TrainerParts p;
   p.device = util::resolve_device(config.runtime.device);
@@ -135,26 +154,35 @@ TrainSummary run_training(Config config, const TrainOptions& options) {
   // config, the data and the model have been checked.
   std::unique_ptr<RunLock> lock;
   if (main_rank) lock = claim_run_folder(p.folder, resumed.has_value(), options.overwrite);
-  load_data(p, options.evaluate);
+  recipe.load_data(p, options.evaluate);
   build_model(p, resumed, options.resume);
   if (p.dist) {
     p.dist->sync_model(*p.net);  // every rank starts from rank 0's weights (fresh or resumed)
-    if (config.distributed.sync_bn) p.dist->use_sync_batch_norm(*p.net);
+    if (p.config.distributed.sync_bn) p.dist->use_sync_batch_norm(*p.net);
     p.dist->attach_reducer(*p.net);
   }
   build_optimizer(p, resumed, options.resume);
-  build_loss(p);
-  build_stream(p);
-  if (main_rank) prepare_run_folder(p.folder, config, resumed.has_value());
+  std::unique_ptr<Hook> evaluation = recipe.make_task(p);
+  if (main_rank) prepare_run_folder(p.folder, p.config, resumed.has_value());
   Trainer trainer(std::move(p));
   trainer.add_hook(metrics_hook());
   trainer.add_hook(progress_hook());
   trainer.add_hook(stop_hook(options.stop_after));
   trainer.add_hook(checkpoint_hook());
-  trainer.add_hook(evaluation_hook());
+  trainer.add_hook(std::move(evaluation));
   TrainSummary summary = trainer.train();
+  if (recipe.finish && !summary.interrupted && trainer.at_end()) recipe.finish(trainer, summary);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return summary;
+}
+
+TrainSummary run_training(Config config, const TrainOptions& options) {
+  auto d = std::make_shared<Detection>();
+  TaskRecipe recipe;
+  recipe.head = Head::Region;
+  recipe.load_data = [d](TrainerParts& p, bool evaluate) { d->load(p, evaluate); };
+  recipe.make_task = [d](TrainerParts& p) { return d->make_task(p); };
+  return run_recipe(std::move(config), options, recipe);
 }
 
 }  // namespace yolo2::train

@@ -30,6 +30,11 @@ double learning_rate(const TrainConfig& t, int64_t update, int64_t max_batches) 
       const double x = std::clamp(static_cast<double>(update - t.burn_in) / span, 0.0, 1.0);
       return t.lr * 0.5 * (1.0 + std::cos(kPi * x));
     }
+    case LrPolicy::Poly: {  // darknet's get_current_rate, POLY (burn-in handled above)
+      const double x =
+          std::clamp(static_cast<double>(update) / std::max<double>(1.0, static_cast<double>(max_batches)), 0.0, 1.0);
+      return t.lr * std::pow(1.0 - x, t.power);
+    }
   }
   return t.lr;
 }

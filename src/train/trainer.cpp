@@ -18,47 +18,49 @@ namespace {
 
 // One small all-reduce per micro-batch: every rank learns whether any rank's loss is non-finite
 // (all skip or stop together: a rank that skipped its backward pass alone would leave the others
-// waiting in the gradient all-reduce) and `r` becomes the global diagnostics.
-void exchange_loss(Distributed& dist, loss::RegionLossResult& r, bool& finite, std::string& bad_term) {
-  const double n = static_cast<double>(r.count);
-  at::Tensor st =
-      at::tensor(std::vector<double>{finite ? 0.0 : 1.0, r.coord, r.object, r.noobject, r.cls, r.warmup, r.avg_noobj,
-                                     r.avg_iou * n, r.avg_class * n, r.avg_obj * n, r.recall50 * n, r.recall75 * n, n},
-                 at::kDouble);
+// waiting in the gradient all-reduce) and `r` becomes the global values.
+void exchange_values(Distributed& dist, const std::vector<ScalarSpec>& specs, MicroResult& r, bool& finite,
+                     std::string& bad_term) {
+  const auto n = static_cast<double>(r.count);
+  std::vector<double> v{finite ? 0.0 : 1.0};
+  for (std::size_t i = 0; i < specs.size(); ++i)
+    v.push_back(r.values[i] * (specs[i].kind == ScalarKind::CountMean ? n : 1.0));
+  v.push_back(n);
+  at::Tensor st = at::tensor(v, at::kDouble);
   dist.all_reduce_sum({st}, "exchanging the loss");
-  const std::vector<double> v(st.data_ptr<double>(), st.data_ptr<double>() + st.numel());
-  if (v[0] > 0 && finite) finite = false, bad_term = "(on another rank)";
-  const double w = dist.world_size(), total = v[12];
-  r.coord = v[1] / w, r.object = v[2] / w, r.noobject = v[3] / w, r.cls = v[4] / w, r.warmup = v[5] / w;
-  r.avg_noobj = v[6] / w;
+  const double* sum = st.data_ptr<double>();
+  if (sum[0] > 0 && finite) finite = false, bad_term = "(on another rank)";
+  const double w = dist.world_size(), total = sum[specs.size() + 1];
   r.count = static_cast<int64_t>(total);
   const double inv = total > 0 ? 1.0 / total : 0.0;
-  r.avg_iou = v[7] * inv, r.avg_class = v[8] * inv, r.avg_obj = v[9] * inv, r.recall50 = v[10] * inv,
-  r.recall75 = v[11] * inv;
+  for (std::size_t i = 0; i < specs.size(); ++i)
+    r.values[i] = sum[i + 1] * (specs[i].kind == ScalarKind::CountMean ? inv : 1.0 / w);
 }
 
-// Adds micro-batch `r` with weight w (terms) and its ground-truth count (diagnostics) into `acc`;
-// finish() turns the count-weighted sums into means.
-void accumulate(loss::RegionLossResult& acc, const loss::RegionLossResult& r, double w) {
+// Adds micro-batch `r` into the step: terms and means with weight w, the others weighted by their
+// count; finish() turns the count-weighted sums into means.
+void accumulate(StepRecord& step, const std::vector<ScalarSpec>& specs, const MicroResult& r, double w) {
   const auto n = static_cast<double>(r.count);
-  acc.coord += r.coord * w, acc.object += r.object * w, acc.noobject += r.noobject * w, acc.cls += r.cls * w;
-  acc.warmup += r.warmup * w, acc.avg_noobj += r.avg_noobj * w;
-  acc.avg_iou += r.avg_iou * n, acc.avg_class += r.avg_class * n, acc.avg_obj += r.avg_obj * n;
-  acc.recall50 += r.recall50 * n, acc.recall75 += r.recall75 * n;
-  acc.count += r.count;
+  step.values.resize(specs.size(), 0.0);
+  double terms = 0;  // summed before weighting, as (coord + object + ...) * w
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    step.values[i] += r.values[i] * (specs[i].kind == ScalarKind::CountMean ? n : w);
+    if (specs[i].kind == ScalarKind::Term) terms += r.values[i];
+  }
+  step.loss += terms * w;
+  step.count += r.count;
 }
 
-void finish(loss::RegionLossResult& acc) {
-  if (acc.count == 0) return;
-  const auto n = static_cast<double>(acc.count);
-  acc.avg_iou /= n, acc.avg_class /= n, acc.avg_obj /= n, acc.recall50 /= n, acc.recall75 /= n;
+void finish(StepRecord& step, const std::vector<ScalarSpec>& specs) {
+  if (step.count == 0) return;
+  const auto n = static_cast<double>(step.count);
+  for (std::size_t i = 0; i < specs.size() && i < step.values.size(); ++i)
+    if (specs[i].kind == ScalarKind::CountMean) step.values[i] /= n;
 }
 
-std::optional<std::string> non_finite_term(const loss::RegionLossResult& r) {
-  const std::pair<const char*, double> terms[] = {
-      {"coord", r.coord}, {"object", r.object}, {"noobject", r.noobject}, {"class", r.cls}, {"warmup", r.warmup}};
-  for (const auto& [name, v] : terms)
-    if (!std::isfinite(v)) return std::string(name);
+std::optional<std::string> non_finite_term(const std::vector<ScalarSpec>& specs, const MicroResult& r) {
+  for (std::size_t i = 0; i < specs.size(); ++i)
+    if (specs[i].kind == ScalarKind::Term && !std::isfinite(r.values[i])) return specs[i].name;
   return std::nullopt;
 }
 
@@ -76,7 +78,7 @@ Trainer::Trainer(TrainerParts parts) : p_(std::move(parts)) {}
 void Trainer::add_hook(std::unique_ptr<Hook> hook) { hooks_.push_back(std::move(hook)); }
 
 double Trainer::epoch() const {
-  return static_cast<double>(p_.state.images_seen) / static_cast<double>(p_.train_set->images.size());
+  return static_cast<double>(p_.state.images_seen) / static_cast<double>(p_.task->train_images());
 }
 
 double Trainer::loop_seconds() const {
@@ -92,8 +94,8 @@ void Trainer::save_last() {
   save_checkpoint(p_.folder.last(), *p_.net, p_.config, &p_.state, p_.optimizer.get());
 }
 
-void Trainer::notify_eval(const eval::EvalRun& run) {
-  for (auto& h : hooks_) h->after_eval(*this, run);
+void Trainer::notify_eval() {
+  for (auto& h : hooks_) h->after_eval(*this);
 }
 
 TrainSummary Trainer::train() {
@@ -103,7 +105,7 @@ TrainSummary Trainer::train() {
                p_.device.str(), p_.folder.dir);
   summary_.run_dir = p_.folder.dir;
   for (auto& h : hooks_) h->before_train(*this);
-  loader_ = std::make_unique<data::Loader>(p_.train_set, p_.loader);
+  p_.task->open(*this);
   t_loop_ = std::chrono::steady_clock::now();
   first_iteration_ = p_.state.iteration;
   while (p_.state.iteration < p_.max_batches && !stopping_) {
@@ -119,36 +121,29 @@ TrainSummary Trainer::train() {
   return summary_;
 }
 
-loss::RegionLossResult Trainer::micro_step(int s, double gamma, int& size) {
-  std::optional<data::Batch> batch = loader_->next();
-  if (!batch) throw Error("the data loader ended early (internal error)");
-  size = batch->size;
-  const auto format = p_.config.runtime.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  const at::Tensor raw = p_.net->forward(batch->images.to(p_.device).contiguous(format));
-  const int mini = p_.config.train.batch / p_.config.train.subdivisions;
-  const int64_t seen = p_.state.images_seen + static_cast<int64_t>(s + 1) * mini;
-  return loss::region_loss(raw, batch->boxes, batch->labels, batch->counts, seen, gamma, p_.loss);
-}
-
 bool Trainer::run_step() {
   const auto t0 = std::chrono::steady_clock::now();
   const int sub = p_.config.train.subdivisions;
   TrainState& st = p_.state;
   step_ = StepRecord{};
+  TrainTask& task = *p_.task;
+  const std::vector<ScalarSpec>& specs = task.scalars();
   // darknet counts the update being made from 1 (schedule.hpp).
-  step_.lr = learning_rate(p_.config.train, st.iteration + 1, p_.max_batches);
-  step_.gamma =
-      focal_gamma(p_.config.loss.focal, static_cast<double>(st.iteration) / static_cast<double>(p_.max_batches));
+  step_.lr = p_.lr_at ? p_.lr_at(st.iteration + 1) : learning_rate(p_.config.train, st.iteration + 1, p_.max_batches);
+  if (task.uses_gamma())
+    step_.gamma =
+        focal_gamma(p_.config.loss.focal, static_cast<double>(st.iteration) / static_cast<double>(p_.max_batches));
   set_lr(*p_.optimizer, step_.lr);
   p_.optimizer->zero_grad();
   for (int s = 0; s < sub; ++s) {
-    loss::RegionLossResult r = micro_step(s, step_.gamma, step_.size);
-    std::optional<std::string> bad = non_finite_term(r);
+    MicroResult r = task.micro_step(*this, s, step_.gamma);
+    step_.size = r.size;
+    std::optional<std::string> bad = non_finite_term(specs, r);
     bool finite = !bad;
     std::string bad_term = bad.value_or("");
-    if (p_.dist) exchange_loss(*p_.dist, r, finite, bad_term);
+    if (p_.dist) exchange_values(*p_.dist, specs, r, finite, bad_term);
     if (!finite) {
-      for (int rest = s + 1; rest < sub; ++rest) loader_->next();  // keep the stream aligned with iterations
+      for (int rest = s + 1; rest < sub; ++rest) task.skip_micro_batch();  // keep the stream aligned with iterations
       return skip_or_throw(bad_term);
     }
     // The last micro-batch of a step averages the gradients over the ranks (bucketed all-reduce
@@ -162,15 +157,13 @@ bool Trainer::run_step() {
       if (p_.dist) throw Error(p_.dist->failure_message("the backward pass (gradient all-reduce)", e.what()));
       throw;
     }
-    const double w = 1.0 / sub;
-    step_.loss += (r.coord + r.object + r.noobject + r.cls + r.warmup) * w;
-    accumulate(step_.terms, r, w);
+    accumulate(step_, specs, r, 1.0 / sub);
   }
   p_.optimizer->step();
   st.iteration += 1;
   st.images_seen += p_.config.train.batch;
   images_this_run_ += p_.config.train.batch;
-  finish(step_.terms);
+  finish(step_, specs);
   step_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return true;
 }

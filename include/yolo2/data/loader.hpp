@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <opencv2/core.hpp>
 
 #include <condition_variable>
 #include <cstdint>
@@ -28,7 +29,7 @@ struct Batch {
   int size = 0;                    // input side in pixels
   at::Tensor images;               // [B, 3, size, size] float32 RGB in [0, 1]
   at::Tensor boxes;                // [B, M, 4] float32 x1, y1, x2, y2 normalised to [0, 1]; zero padding
-  at::Tensor labels;               // [B, M] int64; -1 padding
+  at::Tensor labels;               // [B, M] int64; -1 padding (classification batches: [B], the class)
   at::Tensor counts;               // [B] int64: valid boxes per image
   std::vector<int> image_indices;  // into the dataset
   std::vector<Affine> transforms;  // original image -> network input (pixels), per image
@@ -64,12 +65,31 @@ std::vector<int> epoch_order(int n, uint64_t seed, int64_t epoch, bool train, Sa
 // Batches per epoch for a dataset of n images.
 int64_t batches_per_epoch(int64_t n, int batch_size, bool drop_last);
 
+// Which images batch `index` holds (this process's shard of it, in stream order), its epoch, its
+// input size and the seed of each image's augmentation draws: the part of a batch that detection
+// and classification share.
+struct BatchPlan {
+  int64_t epoch = 0;
+  int size = 0;
+  std::vector<int> images;      // dataset indices
+  std::vector<uint64_t> seeds;  // one per image
+};
+BatchPlan plan_batch(int images, const LoaderOptions& options, int64_t index);
+
+// 8-bit BGR HWC -> float RGB CHW in [0, 1], written straight into a batch tensor.
+void pack_image(const cv::Mat& bgr, float* dst);
+
 // Builds batch `index` directly (what the workers run); thread-safe.
 Batch make_batch(const VocDataset& dataset, const LoaderOptions& options, int64_t index);
+
+// Builds batch k of a stream (thread-safe); the Loader runs it on its workers.
+using BatchMaker = std::function<Batch(int64_t)>;
 
 class Loader {
  public:
   Loader(std::shared_ptr<const VocDataset> dataset, LoaderOptions options);
+  // Any dataset of `images` images (classification: image_folder.hpp).
+  Loader(BatchMaker make, int64_t images, LoaderOptions options);
   ~Loader();
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -82,7 +102,7 @@ class Loader {
  private:
   void worker_loop();
 
-  std::shared_ptr<const VocDataset> dataset_;
+  BatchMaker make_;
   LoaderOptions options_;
   int64_t end_;       // one past the last batch index (INT64_MAX: endless)
   int64_t next_out_;  // next index handed to the caller

@@ -18,7 +18,7 @@ struct SynthOptions {
   int test = 100;           // images in test
   int size = 256;           // longest image side in pixels; the other side is 75-100% of it
   uint64_t seed = 0;        // everything is a pure function of (options, seed)
-  int num_classes = 8;      // 6..10 shape classes (see synth_class_names)
+  int num_classes = 8;      // 6..10 shape classes (see synth_class_names); 6..14 with `classification`
   double imbalance = 20.0;  // ratio of the most to the least frequent class (>= 1)
   int max_objects = 6;      // objects per image: 1..max_objects
   int min_object = 8;       // smallest object side in pixels (sizes are log-uniform up to half the image)
@@ -28,6 +28,10 @@ struct SynthOptions {
   // out_dir must be missing or empty; with `overwrite`, a dataset synth wrote there is replaced (only
   // the files synth writes are deleted) and any other non-empty folder is still refused.
   bool overwrite = false;
+  // An ImageFolder classification set instead (`yolo2 pretrain`): out_dir/train/<class>/*.jpg
+  // (`train` images) and out_dir/val/<class>/*.jpg (`test` images), one shape per image, classes
+  // balanced; its own random streams, so it shares no draws with a detection set of the same seed.
+  bool classification = false;
 };
 
 struct SynthResult {
@@ -38,7 +42,8 @@ struct SynthResult {
   double seconds = 0;
 };
 
-// Class names of a synthetic dataset with n classes (6 <= n <= 10), in label order.
+// Class names of a synthetic dataset with n classes (6 <= n <= 14), in label order: the first ten
+// are the detection shapes, the classification set adds pentagon, trapezoid, chevron, semicircle.
 std::vector<std::string> synth_class_names(int num_classes);
 
 // Writes the dataset and returns what was drawn. Throws yolo2::Error on invalid options or I/O

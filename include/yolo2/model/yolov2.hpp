@@ -17,12 +17,14 @@
 #include <vector>
 
 #include "yolo2/config.hpp"
+#include "yolo2/model/choices.hpp"
 #include "yolo2/model/onednn_plan.hpp"
 
 namespace yolo2::model {
 
 struct LayerSpec {
-  enum class Type { Conv, MaxPool, Route, Reorg };
+  // AvgPool: darknet's [avgpool], a global average over each channel ([B, C, H, W] -> [B, C, 1, 1]).
+  enum class Type { Conv, MaxPool, Route, Reorg, AvgPool };
   Type type = Type::Conv;
   // Conv
   int filters = 0, size = 1, stride = 1;
@@ -34,6 +36,7 @@ struct LayerSpec {
 };
 
 struct NetworkSpec {
+  Head head = Head::Region;  // classifier: ends in a global average pool; the outputs are class logits
   int channels = 3;
   int num_classes = 20;
   std::vector<double> anchors;  // w,h pairs in grid cells
@@ -48,6 +51,12 @@ struct NetworkSpec {
 std::vector<LayerSpec> darknet19_backbone(double width);
 // The full yolov2-voc network for a config (model.width, model.anchors, data.classes).
 NetworkSpec yolov2_spec(const ModelConfig& model, int num_classes);
+// The Darknet19 classifier of darknet19.cfg / darknet19_448.cfg: the 23 backbone layers, a 1x1
+// linear convolution (with bias, no batch norm) to the classes and a global average pool; darknet's
+// final [softmax] is applied by the loss and the predictions (its .cfg export writes it).
+NetworkSpec darknet19_classifier_spec(const ModelConfig& model, int num_classes);
+// The network model.head names.
+NetworkSpec network_spec(const ModelConfig& model, int num_classes);
 // Channels of a scaled layer: round(filters * width), at least 8.
 int scaled_channels(int filters, double width);
 
@@ -73,7 +82,7 @@ class YoloV2Impl : public torch::nn::Module {
 
   // x [B, 3, H, W] (H, W multiples of 32, RGB in [0, 1]) -> raw region outputs
   // [B, A*(5+C), H/32, W/32], anchor-major as darknet's (channel a*(5+C) + e; e = tx, ty, tw, th,
-  // to, class logits).
+  // to, class logits); for a classifier, the class logits [B, C, 1, 1].
   at::Tensor forward(const at::Tensor& x);
 
   const NetworkSpec& spec() const { return spec_; }

@@ -3,7 +3,7 @@
 
 namespace yolo2::train {
 
-enum class LrPolicy { Steps, Cosine, Constant };
+enum class LrPolicy { Steps, Cosine, Constant, Poly };
 enum class GammaScheduleType { Constant, Step, Linear, Cosine };
 enum class OptimizerKind { Sgd, Adam };
 

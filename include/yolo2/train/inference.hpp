@@ -23,6 +23,7 @@ struct InferenceSource {
   // data.classes cannot be overridden (the weights fix them).
   std::vector<std::string> overrides;
   bool to_device = true;  // set up the runtime (threads, device) and move the network to runtime.device
+  bool detector = true;   // refuse a classifier (model.head: classifier): eval and detect need a detector
 };
 
 struct InferenceModel {

@@ -17,7 +17,8 @@ namespace yolo2::train {
 //  update < burn_in: lr * (update / burn_in)^power;
 //  steps: lr times every scale whose step is <= update;
 //  cosine: lr * (1 + cos(pi * (update - burn_in) / (max_batches - burn_in))) / 2;
-//  constant: lr.
+//  constant: lr;
+//  poly: lr * (1 - update / max_batches)^power (darknet's classifiers).
 double learning_rate(const TrainConfig& train, int64_t update, int64_t max_batches);
 
 // Gamma at a fraction of training `progress` in [0, 1] (iteration / max_batches).

@@ -1,23 +1,21 @@
-// `yolo2 train`: a Trainer owns the loop and the step (darknet's optimiser semantics: subdivisions
-// x (batch, forward, loss, backward), then one optimizer step) and calls hooks at fixed points
-// (detectron2's pattern): checkpoints and the stop save, periodic evaluation with the best
-// checkpoint, the CSV logs and plots, progress, and the stop agreement between ranks
-// (train/hooks.hpp). run_training builds one from the config. The run folder is run_folder.hpp's.
+// `yolo2 train` and `yolo2 pretrain`: a Trainer owns the loop and the step (darknet's optimiser
+// semantics: subdivisions x (batch, forward, loss, backward), then one optimizer step) and calls
+// hooks at fixed points (detectron2's pattern): checkpoints and the stop save, periodic evaluation
+// with the best checkpoint, the CSV logs and plots, progress, and the stop agreement between ranks
+// (train/hooks.hpp). What it trains is a TrainTask: the detector (region loss, run_training) or the
+// Darknet19 classifier (softmax cross-entropy, run_pretraining). The run folder is run_folder.hpp's.
 #pragma once
 
 #include <torch/optim/optimizer.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "yolo2/config.hpp"
-#include "yolo2/data/loader.hpp"
-#include "yolo2/data/voc.hpp"
-#include "yolo2/eval/evaluator.hpp"
-#include "yolo2/loss/region_loss.hpp"
 #include "yolo2/model/yolov2.hpp"
 #include "yolo2/train/checkpoint.hpp"
 #include "yolo2/train/distributed.hpp"
@@ -55,22 +53,61 @@ struct TrainSummary {
 // holds the last good state.
 TrainSummary run_training(Config config, const TrainOptions& options);
 
+// `yolo2 pretrain`: the same for a classifier config (model.head: classifier) on ImageFolder data,
+// with top-1 / top-5 on data.test; at the end it writes RUN/backbone.conv.<classify.prefix_layers>
+// (final_map and best_map hold top-1).
+TrainSummary run_pretraining(Config config, const TrainOptions& options);
+
 // Training mode, with batch norm kept in evaluation mode when `freeze_bn` (train.freeze_bn).
 void set_train_mode(model::YoloV2Impl& net, bool freeze_bn);
 
 // Iterations a config trains for on a training set of `train_images` images.
 int64_t total_iterations(const TrainConfig& train, int64_t train_images);
 
-// One optimizer step as the hooks see it.
-struct StepRecord {
-  double lr = 0, gamma = 0;
-  int size = 0;                  // input side of the step's batches
-  double loss = 0;               // the total loss per image
-  loss::RegionLossResult terms;  // each term per image and darknet's diagnostics (all ranks)
-  double seconds = 0;            // wall time of the step
+// How a task's per-micro-batch scalars combine into a step's (over micro-batches and ranks).
+enum class ScalarKind {
+  Term,       // a loss term per image: averaged, and summed into the step's loss
+  Mean,       // a diagnostic averaged like a term, not part of the loss
+  CountMean,  // a diagnostic averaged over the items it was measured on (`count`: ground truths, images)
+};
+struct ScalarSpec {
+  std::string name;  // metrics.csv column
+  ScalarKind kind;
+};
+
+// One micro-batch's forward pass and loss.
+struct MicroResult {
+  at::Tensor total;            // the loss to back-propagate
+  std::vector<double> values;  // one per TrainTask::scalars()
+  int64_t count = 0;           // items behind the CountMean values
+  int size = 0;                // input side of the batch
 };
 
 class Trainer;
+
+// What the loop trains: owns the training stream and the loss.
+class TrainTask {
+ public:
+  virtual ~TrainTask() = default;
+  virtual const std::vector<ScalarSpec>& scalars() const = 0;
+  virtual int64_t train_images() const = 0;
+  virtual bool uses_gamma() const = 0;  // the focal gamma schedule applies (metrics and progress show it)
+  // Opens the stream at the state's position (called once the hooks' before_train have run).
+  virtual void open(const Trainer& trainer) = 0;
+  // The next micro-batch (the s-th of its step): forward and loss.
+  virtual MicroResult micro_step(Trainer& trainer, int s, double gamma) = 0;
+  virtual void skip_micro_batch() = 0;  // keeps the stream aligned when a step is abandoned
+};
+
+// One optimizer step as the hooks see it.
+struct StepRecord {
+  double lr = 0, gamma = 0;
+  int size = 0;                // input side of the step's batches
+  double loss = 0;             // the total loss per image
+  std::vector<double> values;  // the task's scalars (all ranks)
+  int64_t count = 0;
+  double seconds = 0;  // wall time of the step
+};
 
 // Called by the Trainer in the order the hooks were added. Every rank calls every hook; hooks that
 // write files do so on the main rank only.
@@ -78,26 +115,25 @@ class Hook {
  public:
   virtual ~Hook() = default;
   virtual void before_train(Trainer&) {}
-  virtual void after_step(Trainer&) {}                        // after each optimizer step (a skipped batch is none)
-  virtual void before_save(Trainer&) {}                       // main rank, just before last.ckpt is written
-  virtual void after_eval(Trainer&, const eval::EvalRun&) {}  // main rank, after an evaluation was scored
-  virtual void after_train(Trainer&) {}                       // the loop ended, finished or stopped
+  virtual void after_step(Trainer&) {}   // after each optimizer step (a skipped batch is none)
+  virtual void before_save(Trainer&) {}  // main rank, just before last.ckpt is written
+  virtual void after_eval(Trainer&) {}   // main rank, after an evaluation was scored
+  virtual void after_train(Trainer&) {}  // the loop ended, finished or stopped
 };
 
-// What a Trainer works on; run_training builds it from the config.
+// What a Trainer works on; run_training and run_pretraining build it from the config.
 struct TrainerParts {
   Config config;
   c10::Device device{c10::kCPU};
   std::unique_ptr<Distributed> dist;  // null: a single process
   RunFolder folder;
-  std::shared_ptr<const data::VocDataset> train_set;
-  std::optional<data::VocDataset> test_set;  // none: no evaluation
   model::YoloV2 net{nullptr};
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   TrainState state;  // where the run stands (a resumed one continues from it)
-  loss::RegionLossOptions loss;
-  data::LoaderOptions loader;  // the training stream, from the state's position on
+  std::unique_ptr<TrainTask> task;
   int64_t max_batches = 0;
+  // The learning rate of an update (counted from 1); unset: learning_rate(config.train, ., max_batches).
+  std::function<double(int64_t)> lr_at;
 };
 
 class Trainer {
@@ -127,18 +163,16 @@ class Trainer {
   // Main rank: the before_save hooks, then last.ckpt (model, optimizer, state and RNG).
   void save_last();
   // Main rank: the after_eval hooks.
-  void notify_eval(const eval::EvalRun& run);
+  void notify_eval();
 
  private:
   // subdivisions x (batch, forward, loss, backward), then the optimizer step; false when the batch
   // was skipped for a non-finite loss (train.skip_nonfinite).
   bool run_step();
-  loss::RegionLossResult micro_step(int s, double gamma, int& size);
   bool skip_or_throw(const std::string& bad_term);
 
   TrainerParts p_;
   std::vector<std::unique_ptr<Hook>> hooks_;
-  std::unique_ptr<data::Loader> loader_;
   StepRecord step_;
   TrainSummary summary_;
   int64_t first_iteration_ = 0;
