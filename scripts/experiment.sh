@@ -8,16 +8,30 @@
 #   SEEDS="1 2 3 4 5" ITERS=800 scripts/experiment.sh   # shorter runs, lr steps scaled
 #   SETTINGS="ce soft_gamma_0_to_2" scripts/experiment.sh  # only (and in this order) these settings
 #   ALSO=runs/experiment500 scripts/experiment.sh   # the report also tabulates an earlier OUT folder
+#   REGIME=pretrained scripts/experiment.sh   # the seed's regime: from the pretrained backbone
+#
+# REGIME=pretrained (issue 17): configs/synth_focal_pretrained.yaml from the Darknet19 backbone that
+# configs/synth_pretrain.yaml pretrains (made once, shared by every run: scripts/backbone-cache.sh),
+# cross-entropy vs focal gamma 1, 2, 3 vs soft gamma (linear 0 -> 2, step 0 -> 1 -> 2), seeds 1-5
+# paired (a seed gives every setting the same head initialisation, data order and augmentation), an
+# evaluation every 250 iterations for the curves; the report is docs/experiments-pretrained.md with
+# the paired differences to cross-entropy and their 95 % intervals. Finished runs are kept: rerun the
+# script to continue after an interruption.
 #
 # The seed changes the weight initialisation, the data order and the augmentation; the dataset is
 # the same for every run (data/experiment, generated once with the demo's settings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CONFIG=${CONFIG:-configs/synth_focal.yaml}
-SEEDS=${SEEDS:-"1 2 3"}
+REGIME=${REGIME:-scratch}
+case $REGIME in
+  scratch) CONFIG=${CONFIG:-configs/synth_focal.yaml}; SEEDS=${SEEDS:-"1 2 3"}; OUT=${OUT:-runs/experiment}
+           REPORT=docs/experiments.md ;;
+  pretrained) CONFIG=${CONFIG:-configs/synth_focal_pretrained.yaml}; SEEDS=${SEEDS:-"1 2 3 4 5"}
+              OUT=${OUT:-runs/experiment_pretrained}; REPORT=docs/experiments-pretrained.md ;;
+  *) echo "REGIME: scratch or pretrained, got '$REGIME'" >&2; exit 2 ;;
+esac
 ITERS=${ITERS:-}            # empty: the config's train.max_batches
 DATA=${DATA:-data/experiment}
-OUT=${OUT:-runs/experiment}
 SYNTH_ARGS=${SYNTH_ARGS:-"--train 2000 --test 300 --size 128 --min-object 32 --max-objects 3 --clutter 0 --seed 1"}
 YOLO2=build/yolo2
 
@@ -30,7 +44,14 @@ if [ ! -f "$DATA/classes.txt" ]; then
   $YOLO2 synth --out "$DATA" $SYNTH_ARGS
 fi
 
-NAMES=(ce focal_g2 focal_g2_alpha_auto soft_gamma_0_to_2 sigmoid_focal_g2)
+if [ "$REGIME" = pretrained ]; then
+  source scripts/backbone-cache.sh
+  echo "== the pretrained backbone ($PRETRAIN_RUN/backbone.conv.23)"
+  ensure_backbone
+  NAMES=(ce focal_g1 focal_g2 focal_g3 soft_gamma_linear soft_gamma_step)
+else
+  NAMES=(ce focal_g2 focal_g2_alpha_auto soft_gamma_0_to_2 sigmoid_focal_g2)
+fi
 read -r -a RUN_NAMES <<< "${SETTINGS:-${NAMES[*]}}"
 for name in "${RUN_NAMES[@]}"; do
   [[ " ${NAMES[*]} " == *" $name "* ]] || { echo "SETTINGS: unknown setting '$name' (known: ${NAMES[*]})" >&2; exit 2; }
@@ -39,7 +60,13 @@ done
 overrides_for() {
   case $1 in
     ce) OV=(--set loss.classification=ce) ;;
+    focal_g1) OV=(--set loss.classification=focal --set loss.focal.gamma=1 --set loss.focal.alpha=1) ;;
     focal_g2) OV=(--set loss.classification=focal --set loss.focal.gamma=2 --set loss.focal.alpha=1) ;;
+    focal_g3) OV=(--set loss.classification=focal --set loss.focal.gamma=3 --set loss.focal.alpha=1) ;;
+    soft_gamma_linear) OV=(--set loss.classification=focal --set loss.focal.alpha=1
+                           --set "loss.focal.gamma_schedule={type: linear, start: 0, end: 2, span_begin: 0, span_end: 1}") ;;
+    soft_gamma_step) OV=(--set loss.classification=focal --set loss.focal.alpha=1
+                         --set "loss.focal.gamma_schedule={type: step, milestones: [0.3333, 0.6667], values: [0, 1, 2]}") ;;
     focal_g2_alpha_auto) OV=(--set loss.classification=focal --set loss.focal.gamma=2 --set loss.focal.alpha=auto) ;;
     soft_gamma_0_to_2) OV=(--set loss.classification=focal --set loss.focal.alpha=1
                            --set "loss.focal.gamma_schedule={type: linear, start: 0, end: 2, span_begin: 0, span_end: 1}") ;;
@@ -54,7 +81,7 @@ args_for() {
   overrides_for "$name"
   ARGS=(train --config "$CONFIG" --output "$OUT/$name/seed$seed" --overwrite
         --set "data.train=[{root: $DATA, split: trainval}]" --set "data.test=[{root: $DATA, split: test}]"
-        --set runtime.seed="$seed" --set eval.every=0 "${OV[@]}")
+        --set runtime.seed="$seed" --set eval.every="$([ "$REGIME" = pretrained ] && echo 250 || echo 0)" "${OV[@]}")
   if [ -n "$ITERS" ]; then  # a shorter schedule: the lr steps keep their place (80% and 94%)
     ARGS+=(--set train.max_batches="$ITERS" --set "train.steps=[$((ITERS * 80 / 100)), $((ITERS * 94 / 100))]"
            --set data.multiscale_final=$((ITERS / 24)) --set eval.every=$((ITERS / 3)))
@@ -87,5 +114,9 @@ for name in "${RUN_NAMES[@]}"; do
   done
 done
 
-python3 scripts/experiment_report.py "$OUT" "$CONFIG" "$DATA" "$SYNTH_ARGS" "$COMMANDS" docs/experiments.md ${ALSO:-}
-echo "wrote docs/experiments.md"
+if [ "$REGIME" = pretrained ]; then
+  python3 scripts/experiment_report.py --pretrained "$OUT" "$CONFIG" "$DATA" "$SYNTH_ARGS" "$COMMANDS" "$REPORT"
+else
+  python3 scripts/experiment_report.py "$OUT" "$CONFIG" "$DATA" "$SYNTH_ARGS" "$COMMANDS" "$REPORT" ${ALSO:-}
+fi
+echo "wrote $REPORT"

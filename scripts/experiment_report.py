@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Writes docs/experiments.md from the runs of scripts/experiment.sh (standard library only).
 
-usage: experiment_report.py OUT CONFIG DATA SYNTH_ARGS COMMANDS MARKDOWN [EARLIER_OUT ...]
+usage: experiment_report.py [--pretrained] OUT CONFIG DATA SYNTH_ARGS COMMANDS MARKDOWN [EARLIER_OUT ...]
 
 EARLIER_OUT: folders of earlier runs of the script (e.g. at another ITERS), tabulated after the main table.
+--pretrained: the runs of REGIME=pretrained (other settings; paired differences to cross-entropy).
 """
 import csv
 import glob
@@ -13,8 +14,10 @@ import statistics
 import sys
 import xml.etree.ElementTree as ET
 
-out, config, data, synth_args, commands_file, md_path = sys.argv[1:7]
-earlier = sys.argv[7:]
+PRETRAINED = len(sys.argv) > 1 and sys.argv[1] == "--pretrained"
+args = sys.argv[2:] if PRETRAINED else sys.argv[1:]
+out, config, data, synth_args, commands_file, md_path = args[0:6]
+earlier = args[6:]
 NAMES = [
     ("ce", "cross-entropy (darknet's class term)"),
     ("focal_g2", "softmax focal, gamma 2, alpha 1 (the seed's setting)"),
@@ -22,6 +25,18 @@ NAMES = [
     ("soft_gamma_0_to_2", "softmax focal, gamma 0 -> 2 linearly over training (soft gamma)"),
     ("sigmoid_focal_g2", "sigmoid focal (torchvision), gamma 2, alpha 0.25"),
 ]
+if PRETRAINED:
+    NAMES = [
+        ("ce", "cross-entropy (darknet's class term)"),
+        ("focal_g1", "softmax focal, gamma 1"),
+        ("focal_g2", "softmax focal, gamma 2 (the seed's setting)"),
+        ("focal_g3", "softmax focal, gamma 3"),
+        ("soft_gamma_linear", "soft gamma: linear 0 -> 2 over training"),
+        ("soft_gamma_step", "soft gamma: step 0 -> 1 -> 2 at 1/3 and 2/3"),
+    ]
+PLOT_DIR = "experiments-pretrained" if PRETRAINED else "experiments"  # next to the report
+seed_maps = {}  # setting -> {seed: final mAP}
+curves = {}     # setting -> {iteration: [mAP of each seed]}
 
 
 def read_csv(path):
@@ -54,6 +69,10 @@ def collect(folder, plots):
                 continue
             last = ev[-1]
             maps.append(float(last["map"]))
+            if plots:
+                seed_maps.setdefault(name, {})[os.path.basename(run)] = float(last["map"])
+                for row in ev:
+                    curves.setdefault(name, {}).setdefault(int(float(row["iteration"])), []).append(float(row["map"]))
             aps = {c: float(last["ap_" + c]) for c in classes if ("ap_" + c) in last and last["ap_" + c] not in ("", "nan")}
             ap_runs.append(aps)
             rares.append(statistics.mean(aps[c] for c in rare if c in aps))
@@ -69,11 +88,11 @@ def collect(folder, plots):
         per_class[name] = {c: statistics.mean(r[c] for r in ap_runs if c in r) for c in classes}
         if plots:  # plots of the first seed next to the report
             first = sorted(glob.glob(os.path.join(folder, name, "seed*")))[0]
-            os.makedirs(os.path.join(os.path.dirname(md_path), "experiments"), exist_ok=True)
+            os.makedirs(os.path.join(os.path.dirname(md_path), PLOT_DIR), exist_ok=True)
             for plot in ("loss.png", "map.png"):
                 src = os.path.join(first, plot)
                 if os.path.exists(src):
-                    shutil.copyfile(src, os.path.join(os.path.dirname(md_path), "experiments", f"{name}_{plot}"))
+                    shutil.copyfile(src, os.path.join(os.path.dirname(md_path), PLOT_DIR, f"{name}_{plot}"))
     return rows, per_class
 
 
@@ -89,14 +108,89 @@ def results_table(rows):
     return lines
 
 
+# Two-sided 95 % t quantiles by degrees of freedom.
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def paired_lines(rows):
+    """The paired difference of each setting to cross-entropy over the seeds both finished."""
+    lines = ["| class term | pairs | mean difference to CE (mAP) | 95 % interval | verdict |", "|---|---|---|---|---|"]
+    ce = seed_maps.get("ce", {})
+    for name, label, *_ in rows:
+        if name == "ce":
+            continue
+        seeds = sorted(set(ce) & set(seed_maps.get(name, {})))
+        d = [seed_maps[name][k] - ce[k] for k in seeds]
+        if len(d) < 2:
+            lines.append(f"| {label} | {len(d)} | " + (f"{d[0]:+.4f}" if d else "-") + " | - | too few pairs |")
+            continue
+        m, sd = statistics.mean(d), statistics.stdev(d)
+        half = T95.get(len(d) - 1, 2.0) * sd / len(d) ** 0.5
+        verdict = "no difference shown" if m - half <= 0 <= m + half else ("better than CE" if m > 0 else "worse than CE")
+        lines.append(f"| {label} | {len(d)} | {m:+.4f} | [{m - half:+.4f}, {m + half:+.4f}] | {verdict} |")
+    lines.append("")
+    return lines
+
+
+def curve_lines():
+    """Mean test mAP (over seeds) at each evaluation: has cross-entropy flattened?"""
+    its = sorted({i for c in curves.values() for i in c})
+    lines = ["| class term | " + " | ".join(str(i) for i in its) + " |", "|---|" + "---|" * len(its)]
+    for name, _ in NAMES:
+        if name in curves:
+            lines.append(f"| {name} | " + " | ".join(
+                f"{statistics.mean(curves[name][i]):.3f}" if i in curves[name] else "-" for i in its) + " |")
+    lines.append("")
+    return lines
+
+
 rows, per_class = collect(out, True)
 missing = [label for name, label in NAMES if name not in {r[0] for r in rows}]
 
 md = []
+if PRETRAINED:
+    md.append("# The focal-loss experiment in the seed's regime: from a pretrained backbone\n")
+    md.append("Written by `REGIME=pretrained scripts/experiment.sh` (via `scripts/experiment_report.py --pretrained`) "
+              f"from the runs in `{out}`; rerun it to reproduce or to continue. Every figure was measured on this "
+              "project's generated data, on the CPU; none of it is a VOC result. The from-scratch tables are in "
+              "`docs/experiments.md`, the contrast.\n")
+    md.append("## Setup\n")
+    md.append(f"- Detection data: `yolo2 synth --out {data} {synth_args}` (8 shape classes, 20:1 long tail). "
+              "Training objects per class: " + ", ".join(f"{c} {counts.get(c, 0)}" for c in classes) +
+              f". Rare classes: {', '.join(rare)}.")
+    md.append("- Backbone: `configs/synth_pretrain.yaml` (Darknet19 width 0.25 pretrained as a 14-class classifier "
+              "on `yolo2 synth --classification`, made once by `scripts/backbone-cache.sh`), loaded as "
+              "`train.init_weights` like darknet19_448.conv.23.")
+    md.append(f"- Detector and schedule: `{config}`, identical in every run except the class term and "
+              "`runtime.seed`; a seed gives every setting the same head initialisation, data order and "
+              "augmentation (paired runs). mAP: VOC07 11-point on the generated test split.\n")
+    md.append("## Results\n")
+    md.extend(results_table(rows))
+    md.append("Paired by seed, the difference to cross-entropy (mean and t-based 95 % interval):\n")
+    md.extend(paired_lines(rows))
+    md.append("Mean test mAP during training (over the seeds):\n")
+    md.extend(curve_lines())
+    md.append("Mean AP per class (over seeds):\n")
+    md.append("| class term | " + " | ".join(f"{c} ({counts.get(c, 0)})" for c in classes) + " |")
+    md.append("|---|" + "---|" * len(classes))
+    for name, label, *_ in rows:
+        md.append(f"| {name} | " + " | ".join(f"{per_class[name][c]:.3f}" for c in classes) + " |")
+    md.append("")
+    md.append("## Plots (first seed of each setting)\n")
+    for name, *_ in rows:
+        md.append(f"- {name}: ![loss]({PLOT_DIR}/{name}_loss.png) ![mAP]({PLOT_DIR}/{name}_map.png)")
+    md.append("\n## Commands\n")
+    md.append("```")
+    md.extend(l.rstrip() for l in open(commands_file) if l.strip())
+    md.append("```\n")
+    with open(md_path, "w") as f:
+        f.write("\n".join(md))
+    sys.exit(0)
 md.append("# The focal-loss experiment on the generated long-tailed dataset\n")
 md.append("Written by `scripts/experiment.sh` (via `scripts/experiment_report.py`) from the runs in "
           f"`{out}`; rerun it to reproduce. Every figure below was measured on this project's generated "
-          "data, on the CPU; none of it is a VOC result.\n")
+          "data, on the CPU; none of it is a VOC result. These runs train from scratch; the experiment in "
+          "the seed's regime (from a pretrained backbone) is `docs/experiments-pretrained.md`.\n")
 md.append("## Setup\n")
 md.append(f"- Dataset: `yolo2 synth --out {data} {synth_args}`: 8 shape classes, long-tailed "
           "(20:1 between the most and the least frequent), VOCdevkit layout. Training objects per class: " +

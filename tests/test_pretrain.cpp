@@ -18,6 +18,7 @@
 #include "yolo2/eval/classify.hpp"
 #include "yolo2/model/darknet_io.hpp"
 #include "yolo2/train/checkpoint.hpp"
+#include "yolo2/train/inference.hpp"
 #include "yolo2/train/schedule.hpp"
 #include "yolo2/train/trainer.hpp"
 
@@ -227,6 +228,12 @@ TEST(Pretrain, LearnsAndResumesExactly) {
   auto a = train::load_checkpoint(dir.file("run/last.ckpt")), b = train::load_checkpoint(dir.file("run2/last.ckpt"));
   EXPECT_TRUE(bit_identical(*a.model, *b.model));
   EXPECT_DOUBLE_EQ(s.final_map, s2.final_map);
+  // eval and detect refuse a classifier checkpoint; export takes it.
+  train::InferenceSource src;
+  src.checkpoint = dir.file("run/last.ckpt");
+  EXPECT_CONTAINS(error_of([&] { train::load_for_inference(src); }), "is a Darknet19 classifier");
+  src.detector = false;
+  EXPECT_EQ(train::load_for_inference(src).model->spec().head, Head::Classifier);
   // A classifier config is refused by `train`, naming the key.
   EXPECT_CONTAINS(error_of([&] { train::run_training(classifier_config(root, dir.file("run3")), o); }),
                   "model.head is classifier: train it with yolo2 pretrain");

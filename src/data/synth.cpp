@@ -99,6 +99,31 @@ void add_ellipse(double a, double b, double r, std::vector<cv::Point2d>& out) {
   }
 }
 
+// The shapes only the classification set has (kinds 10-13).
+void classification_outline(int kind, double r, Rng& rng, Outline& o) {
+  switch (kind) {
+    case 10:  // regular pentagon
+      for (int i = 0; i < 5; ++i) o.local.emplace_back(std::cos(2 * kPi * i / 5), std::sin(2 * kPi * i / 5));
+      break;
+    case 11: {  // trapezoid, wide side down, nearly upright
+      const double a = rng.uniform(0.35, 0.6), hh = rng.uniform(0.55, 0.75);
+      o.local = {{-1, hh}, {1, hh}, {a, -hh}, {-a, -hh}};
+      o.angle = rng.uniform(-0.3, 0.3);
+      break;
+    }
+    case 12: {  // chevron (a thick V)
+      const double t = rng.uniform(0.35, 0.5);
+      o.local = {{-1, -0.6}, {0, 0.4 - t}, {1, -0.6}, {1, -0.6 + t}, {0, 0.4}, {-1, -0.6 + t}};
+      break;
+    }
+    default: {  // semicircle (half disc)
+      const int n = std::clamp(static_cast<int>(kPi * r / 3), 8, 36);
+      for (int i = 0; i <= n; ++i) o.local.emplace_back(std::cos(kPi * i / n), 0.5 - std::sin(kPi * i / n));
+      break;
+    }
+  }
+}
+
 // The random angle is drawn first for every kind, even those that replace it, so that each
 // kind consumes the stream in a fixed order.
 Outline shape_outline(int kind, double r, Rng& rng) {
@@ -164,25 +189,9 @@ Outline shape_outline(int kind, double r, Rng& rng) {
       o.local = {{-1, -sw}, {h0, -sw}, {h0, -hw}, {1, 0}, {h0, hw}, {h0, sw}, {-1, sw}};
       break;
     }
-    case 10:  // regular pentagon
-      for (int i = 0; i < 5; ++i) o.local.emplace_back(std::cos(2 * kPi * i / 5), std::sin(2 * kPi * i / 5));
+    default:
+      classification_outline(kind, r, rng, o);
       break;
-    case 11: {  // trapezoid, wide side down, nearly upright
-      const double a = rng.uniform(0.35, 0.6), hh = rng.uniform(0.55, 0.75);
-      o.local = {{-1, hh}, {1, hh}, {a, -hh}, {-a, -hh}};
-      o.angle = rng.uniform(-0.3, 0.3);
-      break;
-    }
-    case 12: {  // chevron (a thick V)
-      const double t = rng.uniform(0.35, 0.5);
-      o.local = {{-1, -0.6}, {0, 0.4 - t}, {1, -0.6}, {1, -0.6 + t}, {0, 0.4}, {-1, -0.6 + t}};
-      break;
-    }
-    default: {  // semicircle (half disc)
-      const int n = std::clamp(static_cast<int>(kPi * r / 3), 8, 36);
-      for (int i = 0; i <= n; ++i) o.local.emplace_back(std::cos(kPi * i / n), 0.5 - std::sin(kPi * i / n));
-      break;
-    }
   }
   return o;
 }
