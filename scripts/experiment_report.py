@@ -132,6 +132,16 @@ def paired_lines(rows):
     return lines
 
 
+def per_class_lines(rows, per_class):
+    lines = ["Mean AP per class (over seeds):\n",
+             "| class term | " + " | ".join(f"{c} ({counts.get(c, 0)})" for c in classes) + " |",
+             "|---|" + "---|" * len(classes)]
+    for name, label, *_ in rows:
+        lines.append(f"| {name} | " + " | ".join(f"{per_class[name][c]:.3f}" for c in classes) + " |")
+    lines.append("")
+    return lines
+
+
 def curve_lines():
     """Mean test mAP (over seeds) at each evaluation: has cross-entropy flattened?"""
     its = sorted({i for c in curves.values() for i in c})
@@ -170,12 +180,7 @@ if PRETRAINED:
     md.extend(paired_lines(rows))
     md.append("Mean test mAP during training (over the seeds):\n")
     md.extend(curve_lines())
-    md.append("Mean AP per class (over seeds):\n")
-    md.append("| class term | " + " | ".join(f"{c} ({counts.get(c, 0)})" for c in classes) + " |")
-    md.append("|---|" + "---|" * len(classes))
-    for name, label, *_ in rows:
-        md.append(f"| {name} | " + " | ".join(f"{per_class[name][c]:.3f}" for c in classes) + " |")
-    md.append("")
+    md.extend(per_class_lines(rows, per_class))
     md.append("## Plots (first seed of each setting)\n")
     for name, *_ in rows:
         md.append(f"- {name}: ![loss]({PLOT_DIR}/{name}_loss.png) ![mAP]({PLOT_DIR}/{name}_map.png)")
@@ -209,12 +214,7 @@ for folder in earlier:
         md.append(f"Earlier runs of the script (`{folder}`, same settings and seeds, the schedule shortened "
                   "to the iterations shown, lr steps at 80 % and 94 %):\n")
         md.extend(results_table(e_rows))
-md.append("Mean AP per class (over seeds):\n")
-md.append("| class term | " + " | ".join(f"{c} ({counts.get(c, 0)})" for c in classes) + " |")
-md.append("|---|" + "---|" * len(classes))
-for name, label, *_ in rows:
-    md.append(f"| {name} | " + " | ".join(f"{per_class[name][c]:.3f}" for c in classes) + " |")
-md.append("")
+md.extend(per_class_lines(rows, per_class))
 if len(rows) >= 2:
     base = next((r for r in rows if r[0] == "ce"), None)
     if base is not None:
