@@ -218,6 +218,42 @@ TEST(Distributed, ResumeOnAnotherNumberOfProcesses) {
   EXPECT_LE(diff, 1e-5) << "max abs weight difference " << diff;
 }
 
+// `yolo2 pretrain --nproc 2` goes through the same launcher and data-parallel step as `train`: the
+// classifier trained by 2 ranks x 4 images ends where 1 rank x 8 ends (frozen batch norm), and the
+// rank writes the darknet files once.
+TEST(Distributed, PretrainTwoRanksEqualOne) {
+  TempDir dir;
+  const std::string root = make_classification_set(dir, 36, 0, 6, 31);
+  Config c = classifier_config(root, dir.file("one"));
+  c.train.optimizer = OptimizerKind::Sgd;
+  c.train.lr = 0.1;  // darknet19.cfg's
+  c.train.burn_in = 0;
+  c.train.batch = 8;
+  c.train.subdivisions = 1;
+  c.train.max_batches = 4;
+  c.train.freeze_bn = true;
+  c.runtime.threads = 1;
+  c.runtime.channels_last = false;  // see DistributedEquivalence
+  write_text(dir.file("one.yaml"), to_yaml(c));
+  ASSERT_EQ(run_yolo2("pretrain --config " + dir.file("one.yaml") + " --no-eval", dir.file("one.log")), 0)
+      << read_text(dir.file("one.log"));
+  c.train.output = dir.file("two");
+  c.runtime.threads = 2;
+  c.runtime.channels_last = true;
+  c.distributed.timeout = 60;
+  write_text(dir.file("two.yaml"), to_yaml(c));
+  ASSERT_EQ(run_yolo2("pretrain --config " + dir.file("two.yaml") + " --no-eval --nproc 2", dir.file("two.log")), 0)
+      << read_text(dir.file("two.log"));
+  EXPECT_CONTAINS(read_text(dir.file("two.log")), "rank 0 of 2");
+  const double diff = compare_runs(dir.file("one/last.ckpt"), dir.file("two/last.ckpt"));
+  EXPECT_LE(diff, 1e-5) << "max abs weight difference " << diff;
+  auto ck = train::load_checkpoint(dir.file("two/last.ckpt"));
+  torch::manual_seed(c.runtime.seed);
+  model::YoloV2 fresh(model::network_spec(c.model, 6));
+  EXPECT_GT(max_abs_diff(*fresh, *ck.model), 1e-3) << "the weights moved";
+  EXPECT_TRUE(std::filesystem::exists(dir.file("two/backbone.conv.23")));
+}
+
 class DeadRank : public ::testing::TestWithParam<bool> {};
 
 // A rank killed mid-training (SIGKILL: no goodbye), or one that hangs (SIGSTOP), makes the other

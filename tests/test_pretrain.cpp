@@ -26,38 +26,6 @@ namespace fs = std::filesystem;
 using namespace yolo2;
 using namespace yolo2::testing;
 
-namespace {
-
-std::string make_classification_set(const TempDir& dir, int train, int val, int classes, uint64_t seed) {
-  data::SynthOptions so;
-  so.out_dir = dir.file("cls");
-  so.classification = true;
-  so.train = train;
-  so.test = val;
-  so.size = 64;
-  so.num_classes = classes;
-  so.clutter = 0;
-  so.seed = seed;
-  so.threads = 1;
-  data::write_synth(so);
-  return so.out_dir;
-}
-
-Config classifier_config(const std::string& root, const std::string& run_dir) {
-  return parse_config(
-      "data:\n  classes: []\n  train: [{root: " + root + ", split: train}]\n  test: [{root: " + root +
-          ", split: train}]\n  input_size: 64\n  multiscale_sizes: []\n  workers: 0\n"
-          "  augment: {flip: true, hue: 0.0, saturation: 1.0, exposure: 1.0}\n"
-          "model:\n  head: classifier\n  width: 0.25\n  bn_momentum: 0.1\n"
-          "classify: {min_crop: 64, max_crop: 72}\n"
-          "train:\n  optimizer: adam\n  batch: 16\n  subdivisions: 2\n  lr: 0.002\n  burn_in: 10\n  policy: poly\n"
-          "  power: 1\n  max_batches: 120\n  checkpoint_every: 40\n  log_every: 40\n  output: " +
-          run_dir + "\neval:\n  every: 0\n  batch: 16\nruntime:\n  threads: 2\n  seed: 3\n",
-      "pretrain-test");
-}
-
-}  // namespace
-
 // torchvision's ImageFolder rules: classes are the sorted sub-folders, files sorted within a class;
 // a listed class order is kept; missing folders, unknown class folders and empty classes are errors
 // that name the folder.
@@ -237,4 +205,54 @@ TEST(Pretrain, LearnsAndResumesExactly) {
   // A classifier config is refused by `train`, naming the key.
   EXPECT_CONTAINS(error_of([&] { train::run_training(classifier_config(root, dir.file("run3")), o); }),
                   "model.head is classifier: train it with yolo2 pretrain");
+}
+
+// darknet19_448.cfg's stage, in the same run: after the main stage the batches come at
+// classify.finetune_size, the lr restarts at classify.finetune_lr on its own poly curve without
+// burn-in, and the exported classifier.cfg takes the fine-tune size. Stopped inside the stage and
+// resumed, the run ends bit-identical to the uninterrupted one.
+TEST(Pretrain, FineTuneStageFollowsDarknet19_448) {
+  TempDir dir;
+  const std::string root = make_classification_set(dir, 36, 0, 6, 12);
+  auto config = [&](const std::string& run) {
+    Config c = classifier_config(root, dir.file(run));
+    c.train.max_batches = 12;
+    c.train.burn_in = 4;
+    c.train.power = 2;
+    c.classify.finetune_size = 96;
+    c.classify.finetune_batches = 8;
+    c.classify.finetune_lr = 0.0005;
+    return c;
+  };
+  train::TrainOptions o;
+  o.evaluate = false;
+  train::run_pretraining(config("run"), o);
+  const auto rows = csv_rows(dir.file("run/metrics.csv"));
+  ASSERT_EQ(rows.size(), 20u);
+  for (const auto& r : rows) {
+    const double it = r[0];  // columns: iteration, epoch, images_seen, lr, gamma, size
+    if (it <= 12) {
+      EXPECT_EQ(r[5], 64) << "iteration " << it;
+      // darknet's burn-in ((update / burn_in)^4), then poly over the main stage.
+      const double want = it < 4 ? 0.002 * std::pow(it / 4.0, 4) : 0.002 * std::pow(1.0 - it / 12.0, 2);
+      EXPECT_NEAR(r[3], want, 1e-7 * want) << "iteration " << it;
+    } else {
+      EXPECT_EQ(r[5], 96) << "iteration " << it;
+      EXPECT_NEAR(r[3], 0.0005 * std::pow(1.0 - (it - 12) / 8.0, 2), 1e-12 + 1e-7 * r[3]) << "iteration " << it;
+    }
+  }
+  const std::string cfg = read_text(dir.file("run/classifier.cfg"));
+  EXPECT_CONTAINS(cfg, "width=96");
+  EXPECT_CONTAINS(cfg, "height=96");
+
+  train::TrainOptions first = o;
+  first.stop_after = 15;
+  EXPECT_TRUE(train::run_pretraining(config("run2"), first).interrupted);
+  train::TrainOptions rest = o;
+  rest.resume = dir.file("run2/last.ckpt");
+  EXPECT_FALSE(train::run_pretraining(Config{}, rest).interrupted);
+  auto a = train::load_checkpoint(dir.file("run/last.ckpt")), b = train::load_checkpoint(dir.file("run2/last.ckpt"));
+  EXPECT_EQ(b.state->iteration, 20);
+  EXPECT_TRUE(bit_identical(*a.model, *b.model));
+  EXPECT_EQ(csv_rows(dir.file("run2/metrics.csv")).size(), 20u);
 }

@@ -92,11 +92,7 @@ TEST(Resume, StoppedAndResumedRunEqualsUninterruptedRun) {
   std::cout << "resume: max abs weight difference " << diff << "\n";
   EXPECT_LE(diff, 1e-6);
   // The logs of the resumed run continue without duplicates.
-  std::ifstream in(dir.file("stopped/metrics.csv"));
-  std::string line;
-  int rows = -1;
-  while (std::getline(in, line)) ++rows;
-  EXPECT_EQ(rows, 8);
+  EXPECT_EQ(csv_rows(dir.file("stopped/metrics.csv")).size(), 8u);
 }
 
 // runtime.channels_last changes the memory layout only: with frozen batch norm (live BN at
@@ -164,14 +160,8 @@ TEST(Schedules, OptimizerSawTheDefinedLearningRateAndGamma) {
   train::TrainOptions o;
   o.evaluate = false;
   train::run_training(c, o);
-  std::ifstream in(dir.file("run/metrics.csv"));
-  std::string line;
-  std::getline(in, line);
   int checked = 0;
-  while (std::getline(in, line)) {
-    std::vector<double> v;
-    std::stringstream ss(line);
-    for (std::string cell; std::getline(ss, cell, ',');) v.push_back(std::stod(cell));
+  for (const auto& v : csv_rows(dir.file("run/metrics.csv"))) {
     const auto it = static_cast<int64_t>(v[0]);  // iterations done after this step
     // The step taken as iteration `it` is darknet's update number `it` (counted from 1) for the
     // learning rate; gamma is defined on the steps done before it (it - 1).

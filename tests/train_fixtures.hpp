@@ -83,6 +83,51 @@ inline Config tiny_config(const std::string& root, const std::string& run_dir) {
   return parse_config(y.str(), "tiny");
 }
 
+// A generated ImageFolder set (yolo2 synth --classification) at 64 px in dir/cls.
+inline std::string make_classification_set(const TempDir& dir, int train, int val, int classes, uint64_t seed) {
+  data::SynthOptions so;
+  so.out_dir = dir.file("cls");
+  so.classification = true;
+  so.train = train;
+  so.test = val;
+  so.size = 64;
+  so.num_classes = classes;
+  so.clutter = 0;
+  so.seed = seed;
+  so.threads = 1;
+  data::write_synth(so);
+  return so.out_dir;
+}
+
+// The Darknet19 classifier (width 0.25) at 64 px: Adam, poly lr, 120 iterations of 16 images.
+inline Config classifier_config(const std::string& root, const std::string& run_dir) {
+  return parse_config(
+      "data:\n  classes: []\n  train: [{root: " + root + ", split: train}]\n  test: [{root: " + root +
+          ", split: train}]\n  input_size: 64\n  multiscale_sizes: []\n  workers: 0\n"
+          "  augment: {flip: true, hue: 0.0, saturation: 1.0, exposure: 1.0}\n"
+          "model:\n  head: classifier\n  width: 0.25\n  bn_momentum: 0.1\n"
+          "classify: {min_crop: 64, max_crop: 72}\n"
+          "train:\n  optimizer: adam\n  batch: 16\n  subdivisions: 2\n  lr: 0.002\n  burn_in: 10\n  policy: poly\n"
+          "  power: 1\n  max_batches: 120\n  checkpoint_every: 40\n  log_every: 40\n  output: " +
+          run_dir + "\neval:\n  every: 0\n  batch: 16\nruntime:\n  threads: 2\n  seed: 3\n",
+      "pretrain-test");
+}
+
+// A CSV file of numbers (metrics.csv, eval.csv), the header line skipped.
+inline std::vector<std::vector<double>> csv_rows(const std::string& path) {
+  std::vector<std::vector<double>> rows;
+  std::istringstream in(read_text(path));
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {  // numbers as written, to 8 significant digits
+    std::vector<double> v;
+    std::stringstream ss(line);
+    for (std::string cell; std::getline(ss, cell, ',');) v.push_back(std::stod(cell));
+    rows.push_back(std::move(v));
+  }
+  return rows;
+}
+
 inline double max_abs_diff(model::YoloV2Impl& a, model::YoloV2Impl& b) {
   double d = 0;
   auto pb = b.named_parameters();
