@@ -3,17 +3,21 @@
 # classification set and pretrain the Darknet19 backbone on it (cached in runs/synth_pretrain,
 # rebuilt when missing or when its config or data arguments change), generate a VOC-format
 # detection set, train configs/synth_focal_pretrained.yaml from the pretrained backbone on the CPU,
-# evaluate the best checkpoint (VOC07 mAP) and show where the plots are. About 12 minutes on 2
-# cores without the build. SEED=N changes the seed of both trainings (runtime.seed).
+# evaluate the best checkpoint (VOC07 mAP) and show where the plots are. About 12-13 minutes on 2
+# cores without the build. SEED=N changes the seed of both trainings (runtime.seed); YOLO2=PATH runs
+# that binary and skips the build.
 # `--torch pypi` builds against PyPI's LibTorch 2.x instead (scripts/torch-choice.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/torch-choice.sh
 torch_choice "$@"
 
-torch_build --target yolo2
+# YOLO2=PATH: run that binary instead of building (e.g. a copy kept while the sources change).
+if [ -z "${YOLO2:-}" ]; then
+  torch_build --target yolo2
+  YOLO2=$BUILD_DIR/yolo2
+fi
 start=$(date +%s)
-YOLO2=$BUILD_DIR/yolo2
 CONFIG=${CONFIG:-configs/synth_focal_pretrained.yaml}
 source scripts/backbone-cache.sh
 RUN=runs/$(basename "$CONFIG" .yaml)

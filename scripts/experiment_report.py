@@ -59,7 +59,7 @@ def collect(folder, plots):
     """Rows (one per setting with finished runs) and mean AP per class, from one OUT folder."""
     rows, per_class = [], {}
     for name, label in NAMES:
-        maps, rares, times, its = [], [], [], None
+        maps, rares, times, its, at_once = [], [], [], None, set()
         ap_runs = []
         for run in sorted(glob.glob(os.path.join(folder, name, "seed*"))):
             if not os.path.exists(os.path.join(run, "done")):
@@ -76,15 +76,17 @@ def collect(folder, plots):
             aps = {c: float(last["ap_" + c]) for c in classes if ("ap_" + c) in last and last["ap_" + c] not in ("", "nan")}
             ap_runs.append(aps)
             rares.append(statistics.mean(aps[c] for c in rare if c in aps))
-            start, end = map(float, open(os.path.join(run, "time")).read().split())
-            times.append(end - start)
+            # start, end and (since PARALLEL) how many runs shared the cores, 1 thread each when 2.
+            fields = open(os.path.join(run, "time")).read().split()
+            times.append(float(fields[1]) - float(fields[0]))
+            at_once.add(int(fields[2]) if len(fields) > 2 else 1)
             its = last["iteration"]
         if not maps:
             continue
         sd = statistics.stdev(maps) if len(maps) > 1 else float("nan")
         sd_r = statistics.stdev(rares) if len(rares) > 1 else float("nan")
         rows.append((name, label, len(maps), statistics.mean(maps), sd, statistics.mean(rares), sd_r,
-                     (statistics.median(times), min(times)), its, maps))
+                     (statistics.median(times), min(times), sorted(at_once)), its, maps))
         per_class[name] = {c: statistics.mean(r[c] for r in ap_runs if c in r) for c in classes}
         if plots:  # plots of the first seed next to the report
             first = sorted(glob.glob(os.path.join(folder, name, "seed*")))[0]
@@ -101,7 +103,8 @@ def results_table(rows):
     lines = ["| class term | runs | mAP mean | mAP std | rare-class AP mean | rare std | time per run (median / fastest) | iterations |",
              "|---|---|---|---|---|---|---|---|"]
     for name, label, n, m, sd, r, sdr, t, its, maps in rows:
-        lines.append(f"| {label} | {n} | {m:.4f} | {sd:.4f} | {r:.4f} | {sdr:.4f} | {t[0]:.0f} s / {t[1]:.0f} s | {its} |")
+        shared = "" if t[2] == [1] else " (" + " or ".join(map(str, t[2])) + " runs at a time)"
+        lines.append(f"| {label} | {n} | {m:.4f} | {sd:.4f} | {r:.4f} | {sdr:.4f} | {t[0]:.0f} s / {t[1]:.0f} s{shared} | {its} |")
     lines.append("")
     lines.append("Per-run mAP: " + "; ".join(f"{name}: " + ", ".join(f"{x:.4f}" for x in maps)
                                           for name, _, _, _, _, _, _, _, _, maps in rows) + ".\n")
