@@ -294,6 +294,13 @@ struct EnumNames<OptimizerKind> {
   }
 };
 
+template <>
+struct EnumNames<Precision> {
+  static std::vector<std::pair<Precision, const char*>> get() {
+    return {{Precision::Fp32, "fp32"}, {Precision::Tf32, "tf32"}, {Precision::Bf16, "bf16"}, {Precision::Fp16, "fp16"}};
+  }
+};
+
 template <class E>
 struct EnumCodec {
   static const char* name() {
@@ -328,6 +335,8 @@ template <>
 struct Codec<JitterMode> : EnumCodec<JitterMode> {};
 template <>
 struct Codec<OptimizerKind> : EnumCodec<OptimizerKind> {};
+template <>
+struct Codec<Precision> : EnumCodec<Precision> {};
 template <>
 struct Codec<HsvMode> : EnumCodec<HsvMode> {};
 template <>
@@ -678,6 +687,10 @@ void add_runtime_keys(std::vector<Field>& f) {
                         YOLO2_KEY(bool, runtime.channels_last,
                                   "Train in channels-last (NHWC) memory format, oneDNN's faster layout on CPU "
                                   "(yolo2 bench --both-layouts measures both). Results are the same up to rounding."),
+                        YOLO2_KEY(Precision, runtime.precision,
+                                  "Training arithmetic: fp32 (TF32 off), tf32 (CUDA: TF32 in matmul and cuDNN), bf16 "
+                                  "(autocast of the network, CUDA or a CPU with bf16 through oneDNN) or fp16 (CUDA: "
+                                  "autocast with dynamic loss scaling). Weights, optimizer and loss stay fp32."),
                         YOLO2_KEY(std::string, runtime.device, "auto, cpu, cuda or cuda:N.",
                                   Check<std::string>([](const std::string& v) -> std::optional<std::string> {
                                     if (v == "auto" || v == "cpu" || v == "cuda") return std::nullopt;

@@ -6,6 +6,7 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -19,6 +20,7 @@
 #include "yolo2/ops/boxes.hpp"
 #include "yolo2/train/checkpoint.hpp"
 #include "yolo2/train/distributed.hpp"
+#include "yolo2/train/precision.hpp"
 #include "yolo2/train/trainer.hpp"
 #include "yolo2/util/build_info.hpp"
 #include "yolo2/util/runtime.hpp"
@@ -165,6 +167,21 @@ TEST(Cuda, DecodeAndNmsEqualTheCpu) {
   const at::Tensor keep_gpu = ops::batched_nms(boxes.cuda(), scores.cuda(), labels.cuda(), 0.45);
   ASSERT_GT(keep_cpu.numel(), 0);
   EXPECT_TRUE(at::equal(keep_gpu.cpu(), keep_cpu));
+  // detect_image on the GPU (candidates, mapping and NMS as tensor ops there) from the same decoded
+  // numbers gives the host's detections bit for bit.
+  eval::RegionDecoded on_gpu{cpu.boxes.cuda(), cpu.objectness.cuda(), cpu.class_probs.cuda()};
+  const data::Affine tr{0.8125, 3.3, 0.8125, 17.9};
+  for (int64_t b = 0; b < 2; ++b) {
+    const auto host = eval::detect_image(cpu, b, tr, 128, 128, 300, 200, 0, {});
+    const auto dev = eval::detect_image(on_gpu, b, tr, 128, 128, 300, 200, 0, {});
+    ASSERT_EQ(dev.size(), host.size());
+    for (std::size_t k = 0; k < host.size(); ++k) {
+      EXPECT_EQ(dev[k].label, host[k].label);
+      EXPECT_EQ(dev[k].score, host[k].score);
+      EXPECT_EQ(dev[k].box.x1, host[k].box.x1);
+      EXPECT_EQ(dev[k].box.y2, host[k].box.y2);
+    }
+  }
 }
 
 TEST(Cuda, CheckpointSavedOnCudaLoadsOnTheCpu) {
@@ -192,4 +209,40 @@ TEST(Cuda, ShortTrainingRunOnCudaLearns) {
   EXPECT_GE(s.final_map, 0.9);
   auto back = train::load_checkpoint(dir.file("run/last.ckpt"));  // evaluates on the CPU
   EXPECT_EQ(back.model->parameters().front().device(), c10::Device(c10::kCPU));
+}
+
+// runtime.precision on a GPU: tf32 turns TF32 on in cuBLAS and cuDNN and fp32 off again; fp16
+// (autocast and dynamic loss scaling) and bf16 (autocast) train the tiny set to a high mAP with fp32
+// weights in the checkpoint; fp16's loss scale in metrics.csv is a power of two, 1 for bf16.
+TEST(Cuda, MixedPrecisionRunsLearn) {
+  YOLO2_REQUIRE_GPU();
+  const c10::Device gpu(c10::kCUDA, 0);
+  train::setup_precision(train::Precision::Tf32, gpu);
+  EXPECT_TRUE(at::globalContext().allowTF32CuBLAS());
+  EXPECT_TRUE(at::globalContext().allowTF32CuDNN());
+  train::setup_precision(train::Precision::Fp32, gpu);
+  EXPECT_FALSE(at::globalContext().allowTF32CuBLAS());
+  EXPECT_FALSE(at::globalContext().allowTF32CuDNN());
+  TempDir dir;
+  const std::string root = make_dataset(dir, 8, 128, 21);
+  for (const auto precision : {train::Precision::Fp16, train::Precision::Bf16}) {
+    const bool fp16 = precision == train::Precision::Fp16;
+    const std::string name = fp16 ? "fp16" : "bf16";
+    Config c = tiny_config(root, dir.file(name));
+    c.runtime.device = "cuda";
+    c.runtime.precision = precision;
+    const train::TrainSummary s = train::run_training(c, {});
+    EXPECT_GE(s.final_map, 0.85) << name;
+    auto back = train::load_checkpoint(dir.file(name + "/last.ckpt"));
+    for (const auto& t : back.model->parameters()) EXPECT_EQ(t.scalar_type(), at::kFloat) << name;
+    const auto rows = csv_rows(dir.file(name + "/metrics.csv"));
+    ASSERT_EQ(rows.size(), 300u) << name;
+    const double scale = rows.back()[rows.back().size() - 2];
+    if (fp16) {
+      EXPECT_GE(scale, 1.0);
+      EXPECT_EQ(std::exp2(std::round(std::log2(scale))), scale) << "a power of two";
+    } else {
+      EXPECT_EQ(scale, 1.0);
+    }
+  }
 }

@@ -104,3 +104,34 @@ TEST(Decode, ThresholdsNmsAndCapApply) {
   o.score_threshold = 0.95f;  // above both
   EXPECT_TRUE(eval::detect_image(eval::decode_region(raw, anchors, 3), 0, id, 128, 128, 128, 128, 0, o).empty());
 }
+
+// The device path of detect_image (the GPU's, run here on the CPU tensors) gives the same
+// detections, bit for bit: random network outputs, a letterbox-like transform with fractional
+// offsets, a low threshold (hundreds of candidates) and the cap.
+TEST(Decode, OnDeviceEqualsTheHostPath) {
+  const std::vector<double> anchors{0.4, 0.4, 0.8, 0.8, 1.2, 1.2, 1.7, 1.7, 2.4, 2.4};
+  const data::Affine tr{0.8125, 3.3, 0.8125, 17.9};
+  for (int trial = 0; trial < 6; ++trial) {
+    const at::Tensor raw =
+        at::randn({2, 5 * (5 + 6), 8, 8}, at::detail::createCPUGenerator(static_cast<uint64_t>(40 + trial))) * 2.5;
+    const auto d = eval::decode_region(raw, anchors, 6);
+    eval::DetectOptions o;
+    o.score_threshold = trial % 2 ? 0.005f : 0.05f;
+    o.max_detections = trial % 3 == 2 ? 25 : 100;
+    for (int64_t b = 0; b < 2; ++b) {
+      const auto host = eval::detect_image(d, b, tr, 256, 256, 500, 333, 4, o);
+      const auto dev = eval::detect_image_on_device(d, b, tr, 256, 256, 500, 333, 4, o);
+      ASSERT_GT(host.size(), 10u);
+      ASSERT_EQ(dev.size(), host.size()) << "trial " << trial;
+      for (std::size_t k = 0; k < host.size(); ++k) {
+        EXPECT_EQ(dev[k].label, host[k].label) << k;
+        EXPECT_EQ(dev[k].score, host[k].score) << k;
+        EXPECT_EQ(dev[k].image, 4);
+        EXPECT_EQ(dev[k].box.x1, host[k].box.x1) << k;
+        EXPECT_EQ(dev[k].box.y1, host[k].box.y1) << k;
+        EXPECT_EQ(dev[k].box.x2, host[k].box.x2) << k;
+        EXPECT_EQ(dev[k].box.y2, host[k].box.y2) << k;
+      }
+    }
+  }
+}

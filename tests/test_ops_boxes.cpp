@@ -140,6 +140,36 @@ TEST(BatchedNms, MatchesBruteForceOnRandomBoxes) {
   }
 }
 
+// The device form (the GPU's path, run here on the CPU) keeps exactly what batched_nms keeps:
+// random boxes with many tied scores, many overlaps near the threshold, NaN and -inf scores.
+TEST(BatchedNmsOnDevice, EqualsBatchedNmsBitForBit) {
+  std::mt19937 rng(777);
+  for (int trial = 0; trial < 40; ++trial) {
+    const int n = static_cast<int>(rng() % 600);
+    const int num_labels = 1 + static_cast<int>(rng() % 20);
+    std::uniform_real_distribution<float> pos(0.f, 60.f), size(0.f, 50.f);
+    Boxes boxes;
+    std::vector<float> scores;
+    std::vector<int64_t> labels;
+    for (int i = 0; i < n; ++i) {
+      const float x = pos(rng), y = pos(rng);
+      boxes.insert(boxes.end(), {x, y, x + size(rng), y + size(rng)});
+      const auto r = static_cast<unsigned>(rng() % 100);
+      scores.push_back(r == 0   ? std::nanf("")
+                       : r == 1 ? -std::numeric_limits<float>::infinity()
+                                : static_cast<float>(rng() % 30) / 30.f);
+      labels.push_back(static_cast<int64_t>(rng() % static_cast<unsigned>(num_labels)) * 3 - 7);  // any int64 values
+    }
+    const float iou = 0.05f + 0.1f * static_cast<float>(trial % 9);
+    const at::Tensor b = at::tensor(boxes).view({n, 4}), s = at::tensor(scores), l = at::tensor(labels);
+    const at::Tensor keep = batched_nms_on_device(b, s, l, iou);
+    const std::vector<int64_t> got(keep.data_ptr<int64_t>(), keep.data_ptr<int64_t>() + keep.numel());
+    EXPECT_EQ(got, run_batched(boxes, scores, labels, iou)) << "trial " << trial << ", " << n << " boxes";
+  }
+  EXPECT_EQ(batched_nms_on_device(at::zeros({0, 4}), at::zeros({0}), at::zeros({0}, at::kLong), 0.5).size(0), 0);
+  EXPECT_THROW(batched_nms_on_device(at::zeros({3, 4}), at::zeros({3}), at::zeros({2}, at::kLong), 0.5), Error);
+}
+
 TEST(NmsTensor, WrapsTheRawVersionForAnyFloatDtype) {
   const Boxes boxes = {0, 0, 10, 10, 1, 1, 11, 11, 50, 50, 60, 60};
   const std::vector<float> scores = {0.8f, 0.9f, 0.7f};

@@ -32,6 +32,7 @@ using model::Head;
 using train::GammaScheduleType;
 using train::LrPolicy;
 using train::OptimizerKind;
+using train::Precision;
 
 // Focal alpha: a number for every class, one number per class, or `auto` (inverse class
 // frequency of the training set, normalised to mean 1).
@@ -151,8 +152,9 @@ struct EvalConfig {
 struct RuntimeConfig {
   int threads = 0;  // 0: all cores
   uint64_t seed = 0;
-  std::string device = "auto";  // auto | cpu | cuda | cuda:N
-  bool channels_last = true;    // train with NHWC activations and weights (oneDNN's faster layout on CPU)
+  std::string device = "auto";            // auto | cpu | cuda | cuda:N
+  bool channels_last = true;              // train with NHWC activations and weights (oneDNN's faster layout on CPU)
+  Precision precision = Precision::Fp32;  // training arithmetic (train/precision.hpp)
 };
 
 // `yolo2 pretrain` (model.head: classifier): darknet's classifier augmentation and the fine-tune

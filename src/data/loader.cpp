@@ -192,6 +192,15 @@ Loader::~Loader() {
   for (auto& t : workers_) t.join();
 }
 
+Batch Loader::produce(int64_t index) const {
+  Batch b = make_(index);
+  if (options_.pin_memory) {
+    for (at::Tensor* t : {&b.images, &b.boxes, &b.labels, &b.counts})
+      if (t->defined()) *t = t->pin_memory();
+  }
+  return b;
+}
+
 void Loader::worker_loop() {
   const int64_t ahead = std::max(1, options_.prefetch);
   for (;;) {
@@ -203,7 +212,7 @@ void Loader::worker_loop() {
       job = next_job_++;
     }
     try {
-      Batch b = make_(job);
+      Batch b = produce(job);
       std::lock_guard<std::mutex> lock(mutex_);
       ready_.emplace(job, std::move(b));
     } catch (...) {
@@ -226,7 +235,7 @@ std::optional<Batch> Loader::next() {
   if (next_out_ >= end_) return std::nullopt;
   if (workers_.empty()) {
     // Advance only on success: a failed batch fails again when retried, as with workers.
-    Batch b = make_(next_out_);
+    Batch b = produce(next_out_);
     ++next_out_;
     return b;
   }

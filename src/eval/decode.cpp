@@ -23,8 +23,32 @@ RegionDecoded decode_region(const at::Tensor& raw, const std::vector<double>& an
   return d;
 }
 
+namespace {
+
+// Detections from the kept candidates (`keep`: indices in descending score order), at most
+// max_detections of them.
+std::vector<Detection> to_detections(const std::vector<int64_t>& keep, const float* boxes, const float* scores,
+                                     const int64_t* labels, int image_index, int max_detections) {
+  std::vector<Detection> out;
+  const std::size_t limit = std::min<std::size_t>(keep.size(), static_cast<std::size_t>(std::max(0, max_detections)));
+  out.reserve(limit);
+  for (std::size_t j = 0; j < limit; ++j) {
+    const auto i = static_cast<std::size_t>(keep[j]);
+    Detection det;
+    det.image = image_index;
+    det.label = static_cast<int>(labels[i]);
+    det.score = scores[i];
+    det.box = PixelBox{boxes[4 * i], boxes[4 * i + 1], boxes[4 * i + 2], boxes[4 * i + 3]};
+    out.push_back(det);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<Detection> detect_image(const RegionDecoded& d, int64_t b, const data::Affine& tr, int input_w, int input_h,
                                     int image_w, int image_h, int image_index, const DetectOptions& o) {
+  if (d.boxes.is_cuda()) return detect_image_on_device(d, b, tr, input_w, input_h, image_w, image_h, image_index, o);
   const at::Tensor boxes = d.boxes[b].to(at::kCPU).contiguous();                                          // [N, 4]
   const at::Tensor scores = (d.objectness[b].unsqueeze(1) * d.class_probs[b]).to(at::kCPU).contiguous();  // [N, C]
   const int64_t n = scores.size(0), c = scores.size(1);
@@ -58,19 +82,43 @@ std::vector<Detection> detect_image(const RegionDecoded& d, int64_t b, const dat
   }
   const std::vector<int64_t> keep = ops::batched_nms(cand_boxes.data(), cand_scores.data(), cand_labels.data(),
                                                      static_cast<int64_t>(cand_scores.size()), o.nms_threshold);
-  std::vector<Detection> out;
-  const std::size_t limit = std::min<std::size_t>(keep.size(), static_cast<std::size_t>(std::max(0, o.max_detections)));
-  out.reserve(limit);
-  for (std::size_t j = 0; j < limit; ++j) {  // keep is in descending score order
-    const auto i = static_cast<std::size_t>(keep[j]);
-    Detection det;
-    det.image = image_index;
-    det.label = static_cast<int>(cand_labels[i]);
-    det.score = cand_scores[i];
-    det.box = PixelBox{cand_boxes[4 * i], cand_boxes[4 * i + 1], cand_boxes[4 * i + 2], cand_boxes[4 * i + 3]};
-    out.push_back(det);
-  }
-  return out;
+  return to_detections(keep, cand_boxes.data(), cand_scores.data(), cand_labels.data(), image_index, o.max_detections);
+}
+
+std::vector<Detection> detect_image_on_device(const RegionDecoded& d, int64_t b, const data::Affine& tr, int input_w,
+                                              int input_h, int image_w, int image_h, int image_index,
+                                              const DetectOptions& o) {
+  const at::Tensor p = d.boxes[b];                                            // [N, 4]
+  const at::Tensor scores = d.objectness[b].unsqueeze(1) * d.class_probs[b];  // [N, C]
+  // Candidates in detect_image's order (prediction, then class): nonzero is row-major.
+  const at::Tensor ik = (scores > static_cast<double>(o.score_threshold)).nonzero();
+  if (ik.size(0) == 0) return {};
+  const at::Tensor i = ik.select(1, 0), k = ik.select(1, 1);
+  const at::Tensor pb = p.index_select(0, i);
+  const at::Tensor cx = pb.select(1, 0), cy = pb.select(1, 1), hw = pb.select(1, 2) / 2, hh = pb.select(1, 3) / 2;
+  // The same arithmetic as detect_image: float to network pixels, then the inverse transform in
+  // double, the clip in double, the corner in float.
+  const auto inverse = [](const at::Tensor& v, double a, double off) { return (v.to(at::kDouble) - off) / a; };
+  const auto in_w = static_cast<double>(static_cast<float>(input_w)),
+             in_h = static_cast<double>(static_cast<float>(input_h));
+  const at::Tensor x1 = inverse((cx - hw) * in_w, tr.ax, tr.bx), x2 = inverse((cx + hw) * in_w, tr.ax, tr.bx);
+  const at::Tensor y1 = inverse((cy - hh) * in_h, tr.ay, tr.by), y2 = inverse((cy + hh) * in_h, tr.ay, tr.by);
+  const auto clip = [](const at::Tensor& v, int side) { return v.clamp(0.0, side - 1.0).to(at::kFloat); };
+  const at::Tensor boxes = at::stack({clip(at::minimum(x1, x2), image_w), clip(at::minimum(y1, y2), image_h),
+                                      clip(at::maximum(x1, x2), image_w), clip(at::maximum(y1, y2), image_h)},
+                                     1);
+  const at::Tensor cand_scores = scores.reshape({-1}).index_select(0, i * scores.size(1) + k);
+  const at::Tensor keep = ops::batched_nms_on_device(boxes, cand_scores, k, o.nms_threshold);
+  const int64_t limit = std::min<int64_t>(keep.size(0), std::max(0, o.max_detections));
+  // Only the kept candidates come to the host.
+  const at::Tensor kept = keep.narrow(0, 0, limit).to(boxes.device());
+  const at::Tensor kb = boxes.index_select(0, kept).to(at::kCPU).contiguous();
+  const at::Tensor ks = cand_scores.index_select(0, kept).to(at::kCPU, at::kFloat).contiguous();
+  const at::Tensor kl = k.index_select(0, kept).to(at::kCPU, at::kLong).contiguous();
+  std::vector<int64_t> order(static_cast<std::size_t>(limit));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  return to_detections(order, kb.data_ptr<float>(), ks.data_ptr<float>(), kl.data_ptr<int64_t>(), image_index,
+                       o.max_detections);
 }
 
 }  // namespace yolo2::eval

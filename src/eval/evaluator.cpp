@@ -28,12 +28,15 @@ EvalRun evaluate_model(const model::FusedYoloV2& net, const data::VocDataset& ds
                        const c10::Device& device, const std::function<void(int64_t, int64_t)>& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   auto shared = std::make_shared<const data::VocDataset>(ds);
-  data::Loader loader(shared, options.loader);
+  data::LoaderOptions lo = options.loader;
+  lo.pin_memory = device.is_cuda();  // asynchronous copies to the GPU
+  data::Loader loader(shared, lo);
   EvalRun run;
   int64_t done = 0;
   const int64_t total = static_cast<int64_t>(ds.images.size());
   while (auto batch = loader.next()) {
-    const at::Tensor raw = net.forward(batch->images.to(device));
+    const at::Tensor raw = net.forward(batch->images.to(device, /*non_blocking=*/true));
+    // On a GPU, decoding and detect_image's candidates and NMS stay there (detect_image_on_device).
     const RegionDecoded d = decode_region(raw, net.spec().anchors, net.spec().num_classes);
     for (std::size_t j = 0; j < batch->image_indices.size(); ++j) {
       const int idx = batch->image_indices[j];

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -166,6 +167,38 @@ at::Tensor iou_of_corners(const at::Tensor& lo_a, const at::Tensor& hi_a, const 
   return inter / (area_a + area_b - inter).clamp_min(kMinUnion);
 }
 
+void check_labels(const at::Tensor& boxes, const at::Tensor& scores, const at::Tensor& labels, const char* what) {
+  check_boxes_scores(boxes, scores, what);
+  if (labels.dim() != 1 || labels.size(0) != boxes.size(0)) {
+    throw Error(std::string(what) + ": labels must be [N] with N = " + std::to_string(boxes.size(0)));
+  }
+  if (labels.is_floating_point() || labels.is_complex()) {
+    throw Error(std::string(what) + ": labels must have an integer dtype");
+  }
+}
+
+// rank_by_score on a device: descending score, NaN last, ties in input order. Two stable sorts:
+// NaN flags first (non-NaN ahead), then the score with NaN as -inf, so a NaN ties with -inf and
+// stays behind it, as ScoreGreater orders them.
+at::Tensor rank_on_device(const at::Tensor& scores) {
+  const at::Tensor nan = scores.isnan();
+  at::Tensor order = std::get<1>(nan.to(at::kByte).sort(true, 0, false));
+  const at::Tensor key = scores.masked_fill(nan, -std::numeric_limits<float>::infinity()).index_select(0, order);
+  return order.index_select(0, std::get<1>(key.sort(true, 0, true)));
+}
+
+// Greedy scan of one group's suppression matrix `over` [m, m] (row i: the boxes i suppresses if
+// kept), host bytes; sets keep[first + i] for the survivors.
+void scan_group(const uint8_t* over, int64_t m, int64_t first, std::vector<char>& keep) {
+  std::vector<uint8_t> removed(static_cast<std::size_t>(m), 0);
+  for (int64_t i = 0; i < m; ++i) {
+    if (removed[static_cast<std::size_t>(i)]) continue;
+    keep[static_cast<std::size_t>(first + i)] = 1;
+    const uint8_t* row = over + i * m;
+    for (int64_t j = i + 1; j < m; ++j) removed[static_cast<std::size_t>(j)] |= row[j];
+  }
+}
+
 at::Tensor to_index_tensor(const std::vector<int64_t>& keep) {
   at::Tensor out = at::empty({static_cast<int64_t>(keep.size())}, at::kLong);
   if (!keep.empty()) std::memcpy(out.data_ptr<int64_t>(), keep.data(), keep.size() * sizeof(int64_t));
@@ -182,13 +215,8 @@ at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_thr
 
 at::Tensor batched_nms(const at::Tensor& boxes, const at::Tensor& scores, const at::Tensor& labels,
                        double iou_threshold) {
-  check_boxes_scores(boxes, scores, "batched_nms");
-  if (labels.dim() != 1 || labels.size(0) != boxes.size(0)) {
-    throw Error("batched_nms: labels must be [N] with N = " + std::to_string(boxes.size(0)));
-  }
-  if (labels.is_floating_point() || labels.is_complex()) {
-    throw Error("batched_nms: labels must have an integer dtype");
-  }
+  check_labels(boxes, scores, labels, "batched_nms");
+  if (boxes.is_cuda()) return batched_nms_on_device(boxes, scores, labels, iou_threshold);
   const at::Tensor b = cpu_float(boxes), s = cpu_float(scores);
   const at::Tensor l = labels.detach().to(at::kCPU, at::kLong).contiguous();
   return to_index_tensor(batched_nms(b.data_ptr<float>(), s.data_ptr<float>(), l.data_ptr<int64_t>(), b.size(0),
@@ -232,6 +260,50 @@ at::Tensor xyxy_to_cxcywh(const at::Tensor& boxes) {
   if (boxes.dim() < 1 || boxes.size(-1) != 4) throw Error("xyxy_to_cxcywh: last dimension must be 4");
   const at::Tensor p1 = boxes.narrow(-1, 0, 2), p2 = boxes.narrow(-1, 2, 2);
   return at::cat({(p1 + p2) * 0.5, p2 - p1}, -1);
+}
+
+at::Tensor batched_nms_on_device(const at::Tensor& boxes, const at::Tensor& scores, const at::Tensor& labels,
+                                 double iou_threshold) {
+  check_labels(boxes, scores, labels, "batched_nms_on_device");
+  const int64_t n = boxes.size(0);
+  if (n == 0) return at::empty({0}, at::kLong);
+  const at::Tensor rank = rank_on_device(scores.detach().to(at::kFloat));
+  // Each label's boxes together, still in rank order (as batched_nms's second stable sort).
+  const at::Tensor regroup = std::get<1>(labels.detach().to(at::kLong).index_select(0, rank).sort(true, 0, false));
+  const at::Tensor order = rank.index_select(0, regroup);
+  const at::Tensor counts = std::get<2>(at::unique_consecutive(labels.detach().index_select(0, order), false, true));
+  const at::Tensor b = boxes.detach().to(at::kFloat).index_select(0, order);
+  const at::Tensor x1 = b.select(1, 0), y1 = b.select(1, 1), x2 = b.select(1, 2), y2 = b.select(1, 3);
+  const at::Tensor area = (x2 - x1).clamp_min(0) * (y2 - y1).clamp_min(0);  // box_area
+  const auto threshold = static_cast<float>(iou_threshold);
+  std::vector<char> keep(static_cast<std::size_t>(n), 0);  // in `order` positions
+  const at::Tensor counts_host = counts.to(at::kCPU, at::kLong);
+  int64_t first = 0;
+  for (int64_t g = 0; g < counts_host.size(0); ++g) {
+    const int64_t m = counts_host[g].item<int64_t>();
+    const auto col = [&](const at::Tensor& t) { return t.narrow(0, first, m).unsqueeze(1); };
+    const auto row = [&](const at::Tensor& t) { return t.narrow(0, first, m).unsqueeze(0); };
+    // iou_with_areas, element for element: w, h, inter = w * h, union = area_a + area_b - inter.
+    const at::Tensor w = (at::minimum(col(x2), row(x2)) - at::maximum(col(x1), row(x1))).clamp_min(0);
+    const at::Tensor h = (at::minimum(col(y2), row(y2)) - at::maximum(col(y1), row(y1))).clamp_min(0);
+    const at::Tensor inter = w * h;
+    const at::Tensor uni = col(area) + row(area) - inter;
+    const at::Tensor iou = at::where(uni > 0, inter / uni, at::zeros_like(inter));
+    const at::Tensor over = (iou > threshold).triu(1).to(at::kCPU, at::kByte).contiguous();
+    scan_group(over.data_ptr<uint8_t>(), m, first, keep);
+    first += m;
+  }
+  // Back to rank order: position k of `order` is rank position regroup[k].
+  std::vector<char> keep_rank(static_cast<std::size_t>(n), 0);
+  const at::Tensor regroup_host = regroup.to(at::kCPU).contiguous();
+  const int64_t* rg = regroup_host.data_ptr<int64_t>();
+  for (int64_t k = 0; k < n; ++k) keep_rank[static_cast<std::size_t>(rg[k])] = keep[static_cast<std::size_t>(k)];
+  const at::Tensor rank_host = rank.to(at::kCPU).contiguous();
+  const int64_t* r = rank_host.data_ptr<int64_t>();
+  std::vector<int64_t> out;
+  for (int64_t k = 0; k < n; ++k)
+    if (keep_rank[static_cast<std::size_t>(k)]) out.push_back(r[k]);
+  return to_index_tensor(out);
 }
 
 }  // namespace yolo2::ops

@@ -53,6 +53,9 @@ void save_checkpoint(const std::string& path, model::YoloV2Impl& model, const Co
     archive.write("state/best_map", c10::IValue(state->best_map));
     archive.write("state/best_iteration", c10::IValue(state->best_iteration));
     archive.write("state/rng_state", c10::IValue(state->rng_state));
+    archive.write("state/loss_scale", c10::IValue(state->loss_scale.scale));
+    archive.write("state/loss_scale_good_steps", c10::IValue(state->loss_scale.good_steps));
+    archive.write("state/overflow_skips", c10::IValue(state->loss_scale.skipped));
   }
   if (optimizer) {
     torch::serialize::OutputArchive opt;
@@ -112,6 +115,10 @@ Checkpoint load_checkpoint(const std::string& path, const c10::Device& device) {
     s.best_iteration = v.toInt();
     archive.read("state/rng_state", v);
     s.rng_state = v.toStringRef();
+    // Checkpoints from before runtime.precision have no loss scale: the initial one.
+    if (archive.try_read("state/loss_scale", v)) s.loss_scale.scale = v.toDouble();
+    if (archive.try_read("state/loss_scale_good_steps", v)) s.loss_scale.good_steps = v.toInt();
+    if (archive.try_read("state/overflow_skips", v)) s.loss_scale.skipped = v.toInt();
     ck.state = s;
   }
   torch::serialize::InputArchive opt;

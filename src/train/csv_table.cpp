@@ -1,6 +1,7 @@
 #include "csv_table.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <iomanip>
@@ -15,12 +16,26 @@ void CsvTable::load(const std::string& path, int64_t max_iteration) {
   std::ifstream in(path);
   if (!in) return;
   std::string line;
-  std::getline(in, line);  // header
+  std::getline(in, line);
+  // The file's columns by name: a file written by another yolo2 (fewer or more columns) keeps its
+  // rows; a column the file lacks reads as NaN.
+  std::vector<std::string> names;
+  std::stringstream hs(line);
+  for (std::string cell; std::getline(hs, cell, ',');) names.push_back(cell);
+  std::vector<long> where(header.size(), -1);
+  for (std::size_t k = 0; k < header.size(); ++k) {
+    const auto it = std::find(names.begin(), names.end(), header[k]);
+    if (it != names.end()) where[k] = static_cast<long>(it - names.begin());
+  }
   while (std::getline(in, line)) {
-    std::vector<double> row;
+    std::vector<double> cells;
     std::stringstream ss(line);
-    for (std::string cell; std::getline(ss, cell, ',');) row.push_back(std::strtod(cell.c_str(), nullptr));
-    if (row.size() == header.size() && row[0] <= static_cast<double>(max_iteration)) rows.push_back(row);
+    for (std::string cell; std::getline(ss, cell, ',');) cells.push_back(std::strtod(cell.c_str(), nullptr));
+    if (cells.size() != names.size() || cells.empty() || cells[0] > static_cast<double>(max_iteration)) continue;
+    std::vector<double> row(header.size(), std::nan(""));
+    for (std::size_t k = 0; k < header.size(); ++k)
+      if (where[k] >= 0) row[k] = cells[static_cast<std::size_t>(where[k])];
+    rows.push_back(std::move(row));
   }
 }
 

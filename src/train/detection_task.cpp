@@ -15,7 +15,11 @@ data::Batch StreamTask::next_batch() {
 
 at::Tensor StreamTask::forward(TrainerParts& p, const at::Tensor& images) {
   const auto format = p.config.runtime.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  return p.net->forward(images.to(p.device).contiguous(format));
+  // Pinned batches (CUDA) copy asynchronously, behind the work already queued on the GPU.
+  const at::Tensor x = images.to(p.device, /*non_blocking=*/true).contiguous(format);
+  AutocastScope autocast(p.precision, p.device.type());
+  // The loss is computed in fp32 whatever the network ran in (runtime.precision).
+  return p.net->forward(x).to(at::kFloat);
 }
 
 namespace {

@@ -25,9 +25,10 @@ std::string fmt_duration(double seconds) {
 class MetricsHook : public Hook {
  public:
   void before_train(Trainer& t) override {
-    // iteration, epoch, images_seen, lr, gamma, size, loss, the task's scalars, count, images_per_s
+    // iteration, epoch, images_seen, lr, gamma, size, loss, the task's scalars, count, images_per_s,
+    // loss_scale (fp16's; 1 without) and overflow_skips (fp16 steps skipped so far)
     for (const auto& sc : t.parts().task->scalars()) table_.header.push_back(sc.name);
-    table_.header.insert(table_.header.end(), {"count", "images_per_s"});
+    table_.header.insert(table_.header.end(), {"count", "images_per_s", "loss_scale", "overflow_skips"});
     if (t.state().iteration > 0) table_.load(t.parts().folder.file("metrics.csv"), t.state().iteration);
   }
   void after_step(Trainer& t) override {
@@ -39,6 +40,8 @@ class MetricsHook : public Hook {
     row.insert(row.end(), s.values.begin(), s.values.end());
     row.push_back(static_cast<double>(s.count));
     row.push_back(t.config().train.batch / s.seconds);
+    row.push_back(s.loss_scale);
+    row.push_back(static_cast<double>(st.loss_scale.skipped));
     table_.rows.push_back(std::move(row));
   }
   void before_save(Trainer& t) override { table_.save(t.parts().folder.file("metrics.csv")); }
@@ -85,9 +88,12 @@ class ProgressHook : public Hook {
       os << (os.tellp() > 0 ? " " : "") << specs[i].name << " " << std::fixed << std::setprecision(3) << s.values[i];
     }
     const std::string gamma = t.parts().task->uses_gamma() ? fmt::format(" gamma {:.2f}", s.gamma) : "";
+    const std::string scale = t.parts().precision.loss_scaling ? fmt::format(" | loss scale {:g} ({} skipped)",
+                                                                             s.loss_scale, t.state().loss_scale.skipped)
+                                                               : "";
     spdlog::info(
-        "it {}/{} ep {:.2f} | loss {:.3f} avg {:.3f} ({}) | {} n {} | lr {:.2e}{} | {}px | {:.1f} img/s | eta {}", it,
-        max, t.epoch(), s.loss, ema_loss_, terms.str(), diag.str(), s.count, s.lr, gamma, s.size, ips,
+        "it {}/{} ep {:.2f} | loss {:.3f} avg {:.3f} ({}) | {} n {} | lr {:.2e}{} | {}px{} | {:.1f} img/s | eta {}", it,
+        max, t.epoch(), s.loss, ema_loss_, terms.str(), diag.str(), s.count, s.lr, gamma, s.size, scale, ips,
         fmt_duration(eta));
   }
 

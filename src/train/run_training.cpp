@@ -123,6 +123,7 @@ data::LoaderOptions stream_options(const TrainerParts& p, data::LoaderOptions o)
   const int sub = p.config.train.subdivisions;
   const int64_t max_batches = p.max_batches;
   if (p.dist) o.shard_rank = p.dist->rank(), o.shard_count = p.dist->world_size();
+  o.pin_memory = p.device.is_cuda();
   const DataConfig data_cfg = p.config.data;
   const uint64_t seed = p.config.runtime.seed;
   if (!o.size_for_batch)
@@ -146,6 +147,7 @@ TrainSummary run_recipe(Config config, const TrainOptions& options, const TaskRe
   util::setup_runtime(config.runtime);
   TrainerParts p;
   p.device = util::resolve_device(config.runtime.device);
+  p.precision = setup_precision(config.runtime.precision, p.device);
   p.dist = join_job(options, config, p.device);
   p.config = config;
   p.folder = locate_run_folder(config, options.resume);

@@ -150,7 +150,8 @@ bool Trainer::run_step() {
     // during its backward pass); the others accumulate locally, as DDP's no_sync().
     if (p_.dist && s == sub - 1) p_.dist->prepare_backward(r.total);
     try {
-      (r.total / sub).backward();
+      // fp16: the loss scaled by a power of two, so small gradients survive in half precision.
+      (p_.precision.loss_scaling ? r.total * (st.loss_scale.scale / sub) : r.total / sub).backward();
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {  // c10::Error, or Gloo's IoException from the reducer's all-reduce
@@ -159,13 +160,36 @@ bool Trainer::run_step() {
     }
     accumulate(step_, specs, r, 1.0 / sub);
   }
-  p_.optimizer->step();
+  optimizer_step();
   st.iteration += 1;
   st.images_seen += p_.config.train.batch;
   images_this_run_ += p_.config.train.batch;
   finish(step_, specs);
   step_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return true;
+}
+
+// The optimizer step; with fp16's loss scaling, the gradients are unscaled first and a step whose
+// gradients overflowed is skipped (logged, counted in metrics.csv), as torch.amp.GradScaler does.
+void Trainer::optimizer_step() {
+  LossScale& ls = p_.state.loss_scale;
+  step_.loss_scale = p_.precision.loss_scaling ? ls.scale : 1.0;
+  if (!p_.precision.loss_scaling) {
+    p_.optimizer->step();
+    return;
+  }
+  std::vector<at::Tensor> params;
+  for (auto& group : p_.optimizer->param_groups())
+    for (const auto& t : group.params()) params.push_back(t);
+  const bool finite = unscale_gradients(params, ls.scale);
+  if (finite) p_.optimizer->step();
+  update_loss_scale(ls, finite);
+  if (finite) return;
+  step_.overflow = true;
+  spdlog::warn(
+      "iteration {}: fp16 gradients overflowed at loss scale {}; optimizer step skipped, scale now {} ({} "
+      "skipped in this run so far)",
+      p_.state.iteration + 1, step_.loss_scale, ls.scale, ls.skipped);
 }
 
 bool Trainer::skip_or_throw(const std::string& bad_term) {

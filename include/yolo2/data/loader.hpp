@@ -55,6 +55,9 @@ struct LoaderOptions {
   // exactly as a single process would (a distributed sampler that keeps the global batch).
   int shard_rank = 0;
   int shard_count = 1;
+  // Training on CUDA: the batch's tensors are made in page-locked (pinned) host memory, so that
+  // their copy to the GPU is asynchronous (non_blocking) and overlaps the step before it.
+  bool pin_memory = false;
 };
 
 // The images of training epoch `epoch` in order, deterministic in (seed, epoch): a permutation of
@@ -101,6 +104,7 @@ class Loader {
 
  private:
   void worker_loop();
+  Batch produce(int64_t index) const;  // make_, then pinned when options_.pin_memory
 
   BatchMaker make_;
   LoaderOptions options_;

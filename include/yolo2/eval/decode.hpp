@@ -32,8 +32,17 @@ struct DetectOptions {
 // convention: continuous coordinates equal to 0-based pixel corners), clipped to the image.
 // `transform` maps the original image to the network input (what the loader used); `input` is the
 // network input side. Detection::image is set to `image_index`.
+// Decoded tensors on a GPU take detect_image_on_device.
 std::vector<Detection> detect_image(const RegionDecoded& decoded, int64_t b, const data::Affine& transform, int input_w,
                                     int input_h, int image_w, int image_h, int image_index,
                                     const DetectOptions& options);
+
+// detect_image where the decoded tensors are: the candidates, their mapping to image pixels and
+// the per-class NMS (ops::batched_nms_on_device) run as tensor ops on that device, and only the
+// kept detections come to the host. The same detections as detect_image, bit for bit (the same
+// float and double arithmetic); runs on any device.
+std::vector<Detection> detect_image_on_device(const RegionDecoded& decoded, int64_t b, const data::Affine& transform,
+                                              int input_w, int input_h, int image_w, int image_h, int image_index,
+                                              const DetectOptions& options);
 
 }  // namespace yolo2::eval

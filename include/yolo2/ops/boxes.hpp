@@ -54,8 +54,18 @@ std::vector<int64_t> batched_nms(const float* boxes, const float* scores, const 
 // labels any integer dtype. boxes [N, 4] xyxy, scores [N], labels [N]. Returns int64 [K] kept
 // indices on the CPU, in descending score order. Throws yolo2::Error on shape mismatch.
 at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold);
+// Boxes on a GPU take batched_nms_on_device.
 at::Tensor batched_nms(const at::Tensor& boxes, const at::Tensor& scores, const at::Tensor& labels,
                        double iou_threshold);
+
+// batched_nms where the boxes are (a GPU during evaluation on CUDA): the rank order and each
+// label's suppression matrix (IoU above the threshold) come from tensor ops on the boxes' device;
+// only the greedy scan over the matrix runs on the host. For finite boxes the kept indices equal
+// batched_nms's bit for bit: the same float IoU expression, the same rank order (descending score,
+// NaN last, ties in input order). Returns int64 [K] on the CPU. Runs on any device (the tests
+// compare it with batched_nms on the CPU).
+at::Tensor batched_nms_on_device(const at::Tensor& boxes, const at::Tensor& scores, const at::Tensor& labels,
+                                 double iou_threshold);
 
 // ---- tensor forms (ATen ops, any device, differentiable) ---------------------------------------
 

@@ -12,6 +12,7 @@
 
 #include "yolo2/config.hpp"
 #include "yolo2/model/yolov2.hpp"
+#include "yolo2/train/precision.hpp"
 
 namespace torch::optim {
 class Optimizer;
@@ -26,6 +27,7 @@ struct TrainState {
   double best_map = -1;     // best test mAP so far (-1: none yet)
   int64_t best_iteration = -1;
   std::string rng_state;  // LibTorch CPU generator state (bytes)
+  LossScale loss_scale;   // fp16's dynamic loss scale (runtime.precision)
 };
 
 struct Checkpoint {

@@ -106,7 +106,9 @@ struct StepRecord {
   double loss = 0;             // the total loss per image
   std::vector<double> values;  // the task's scalars (all ranks)
   int64_t count = 0;
-  double seconds = 0;  // wall time of the step
+  double seconds = 0;     // wall time of the step
+  double loss_scale = 1;  // fp16's loss scale the step used (1 without loss scaling)
+  bool overflow = false;  // fp16: the gradients overflowed and the optimizer step was skipped
 };
 
 // Called by the Trainer in the order the hooks were added. Every rank calls every hook; hooks that
@@ -125,6 +127,7 @@ class Hook {
 struct TrainerParts {
   Config config;
   c10::Device device{c10::kCPU};
+  PrecisionPlan precision;            // runtime.precision on this device
   std::unique_ptr<Distributed> dist;  // null: a single process
   RunFolder folder;
   model::YoloV2 net{nullptr};
@@ -169,6 +172,7 @@ class Trainer {
   // subdivisions x (batch, forward, loss, backward), then the optimizer step; false when the batch
   // was skipped for a non-finite loss (train.skip_nonfinite).
   bool run_step();
+  void optimizer_step();
   bool skip_or_throw(const std::string& bad_term);
 
   TrainerParts p_;

@@ -1,0 +1,127 @@
+#include "yolo2/train/precision.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <string>
+
+#include "../compat/autocast.hpp"
+#include "yolo2/error.hpp"
+#include "yolo2/util/build_info.hpp"
+
+namespace yolo2::train {
+
+namespace {
+
+const char* name_of(Precision p) {
+  switch (p) {
+    case Precision::Fp32:
+      return "fp32";
+    case Precision::Tf32:
+      return "tf32";
+    case Precision::Bf16:
+      return "bf16";
+    case Precision::Fp16:
+      return "fp16";
+  }
+  return "?";
+}
+
+// The processor's bf16 instructions (oneDNN uses them when present, and emulates bf16 otherwise).
+bool cpu_has_bf16() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("flags", 0) == 0)
+      return line.find(" avx512_bf16") != std::string::npos || line.find(" amx_bf16") != std::string::npos;
+  return false;
+}
+
+void check_cuda_bf16(const c10::Device& device) {
+  for (const auto& g : util::build_info().gpus) {
+    if (g.index != device.index()) continue;
+    if (g.capability_major < 8)
+      throw Error("runtime.precision is bf16 but GPU " + std::to_string(g.index) + " (" + g.name +
+                  ", compute capability " + std::to_string(g.capability_major) + "." +
+                  std::to_string(g.capability_minor) + ") has no bf16 tensor cores (8.0 or later): use fp16 or tf32");
+  }
+}
+
+}  // namespace
+
+PrecisionPlan setup_precision(Precision precision, const c10::Device& device) {
+  PrecisionPlan plan;
+  plan.precision = precision;
+  const bool cuda = device.is_cuda();
+  if (!cuda && (precision == Precision::Tf32 || precision == Precision::Fp16))
+    throw Error(std::string("runtime.precision is ") + name_of(precision) + " but runtime.device is " + device.str() +
+                (precision == Precision::Tf32 ? ": TF32 is a mode of NVIDIA tensor cores"
+                                              : ": fp16 autocast with loss scaling is for CUDA devices") +
+                " (on the CPU: fp32, or bf16)");
+  if (precision == Precision::Bf16) {
+    if (cuda) check_cuda_bf16(device);
+    if (!cuda && !cpu_has_bf16())
+      spdlog::warn(
+          "runtime.precision bf16: this processor has no bf16 instructions (avx512_bf16, amx_bf16); oneDNN emulates "
+          "them, which is usually slower than fp32");
+    plan.autocast = true;
+    plan.dtype = at::kBFloat16;
+  }
+  if (precision == Precision::Fp16) {
+    plan.autocast = true;
+    plan.dtype = at::kHalf;
+    plan.loss_scaling = true;
+  }
+  at::globalContext().setAllowTF32CuBLAS(precision == Precision::Tf32);
+  at::globalContext().setAllowTF32CuDNN(precision == Precision::Tf32);
+  if (precision != Precision::Fp32)
+    spdlog::info("precision: {} ({}{})", name_of(precision),
+                 plan.autocast ? std::string("autocast to ") + c10::toString(plan.dtype) + " on " + device.str()
+                               : std::string("TF32 in cuBLAS and cuDNN"),
+                 plan.loss_scaling ? ", dynamic loss scaling" : "");
+  return plan;
+}
+
+AutocastScope::AutocastScope(const PrecisionPlan& plan, c10::DeviceType device) : device_(device) {
+  if (!plan.autocast) return;
+  active_ = true;
+  was_enabled_ = compat::autocast_enabled(device);
+  was_dtype_ = compat::autocast_dtype(device);
+  compat::set_autocast(device, true, plan.dtype);
+  at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+  if (!active_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  compat::set_autocast(device_, was_enabled_, was_dtype_);
+}
+
+bool unscale_gradients(const std::vector<at::Tensor>& params, double scale) {
+  at::Tensor bad;
+  for (const auto& p : params) {
+    at::Tensor g = p.grad();
+    if (!g.defined()) continue;
+    g.mul_(1.0 / scale);
+    at::Tensor b = g.isfinite().logical_not().any();
+    bad = bad.defined() ? bad.logical_or(b) : b;
+  }
+  return !bad.defined() || !bad.item<bool>();
+}
+
+void update_loss_scale(LossScale& s, bool finite) {
+  if (!finite) {
+    s.scale *= LossScale::kBackoff;
+    s.good_steps = 0;
+    s.skipped += 1;
+    return;
+  }
+  if (++s.good_steps == LossScale::kGrowthInterval) {
+    s.scale *= LossScale::kGrowth;
+    s.good_steps = 0;
+  }
+}
+
+}  // namespace yolo2::train
