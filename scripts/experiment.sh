@@ -51,7 +51,7 @@ fi
 
 if [ ! -f "$DATA/classes.txt" ]; then
   # shellcheck disable=SC2086
-  $YOLO2 synth --out "$DATA" $SYNTH_ARGS
+  "$YOLO2" synth --out "$DATA" $SYNTH_ARGS
 fi
 
 if [ "$REGIME" = pretrained ]; then
@@ -95,7 +95,7 @@ args_for() {
   ARGS=(train --config "$CONFIG" --output "$OUT/$name/seed$seed" --overwrite
         --set "data.train=[{root: $DATA, split: trainval}]" --set "data.test=[{root: $DATA, split: test}]"
         --set runtime.seed="$seed" --set eval.every="$([ "$REGIME" = pretrained ] && echo 250 || echo 0)" "${OV[@]}")
-  [ "$PARALLEL" = 2 ] && ARGS+=(--set runtime.threads=1)
+  if [ "$PARALLEL" = 2 ]; then ARGS+=(--set runtime.threads=1); fi
   if [ -n "$ITERS" ]; then  # a shorter schedule: the lr steps keep their place (80% and 94%)
     ARGS+=(--set train.max_batches="$ITERS" --set "train.steps=[$((ITERS * 80 / 100)), $((ITERS * 94 / 100))]"
            --set data.multiscale_final=$((ITERS / 24)) --set eval.every=$((ITERS / 3)))
@@ -116,7 +116,7 @@ run_one() {
   local name=$1 seed=$2 run="$OUT/$1/seed$2" start end
   args_for "$name" "$seed"
   start=$(date +%s.%N)
-  $YOLO2 "${ARGS[@]}" > "$run.log" 2>&1 || { echo "run failed: $run.log"; tail -5 "$run.log"; return 1; }
+  "$YOLO2" "${ARGS[@]}" > "$run.log" 2>&1 || { echo "run failed: $run.log"; tail -5 "$run.log"; return 1; }
   end=$(date +%s.%N)
   echo "$start $end $PARALLEL" > "$run/time"
   touch "$run/done"

@@ -98,7 +98,12 @@ std::vector<Detection> detect_image_on_device(const RegionDecoded& d, int64_t b,
   const at::Tensor cx = pb.select(1, 0), cy = pb.select(1, 1), hw = pb.select(1, 2) / 2, hh = pb.select(1, 3) / 2;
   // The same arithmetic as detect_image: float to network pixels, then the inverse transform in
   // double, the clip in double, the corner in float.
-  const auto inverse = [](const at::Tensor& v, double a, double off) { return (v.to(at::kDouble) - off) / a; };
+  // Divided by a 0-dim tensor on the same device: CUDA turns a division by a host scalar into a
+  // multiplication by its reciprocal, which can differ from the true quotient in the last bit.
+  const auto inverse = [](const at::Tensor& v, double a, double off) {
+    const at::Tensor x = v.to(at::kDouble) - off;
+    return x / at::scalar_tensor(a, x.options());
+  };
   const auto in_w = static_cast<double>(static_cast<float>(input_w)),
              in_h = static_cast<double>(static_cast<float>(input_h));
   const at::Tensor x1 = inverse((cx - hw) * in_w, tr.ax, tr.bx), x2 = inverse((cx + hw) * in_w, tr.ax, tr.bx);

@@ -267,11 +267,13 @@ at::Tensor batched_nms_on_device(const at::Tensor& boxes, const at::Tensor& scor
   check_labels(boxes, scores, labels, "batched_nms_on_device");
   const int64_t n = boxes.size(0);
   if (n == 0) return at::empty({0}, at::kLong);
-  const at::Tensor rank = rank_on_device(scores.detach().to(at::kFloat));
+  const c10::Device device = boxes.device();
+  const at::Tensor rank = rank_on_device(scores.detach().to(device, at::kFloat));
+  const at::Tensor lab = labels.detach().to(device, at::kLong);
   // Each label's boxes together, still in rank order (as batched_nms's second stable sort).
-  const at::Tensor regroup = std::get<1>(labels.detach().to(at::kLong).index_select(0, rank).sort(true, 0, false));
+  const at::Tensor regroup = std::get<1>(lab.index_select(0, rank).sort(true, 0, false));
   const at::Tensor order = rank.index_select(0, regroup);
-  const at::Tensor counts = std::get<2>(at::unique_consecutive(labels.detach().index_select(0, order), false, true));
+  const at::Tensor counts = std::get<2>(at::unique_consecutive(lab.index_select(0, order), false, true));
   const at::Tensor b = boxes.detach().to(at::kFloat).index_select(0, order);
   const at::Tensor x1 = b.select(1, 0), y1 = b.select(1, 1), x2 = b.select(1, 2), y2 = b.select(1, 3);
   const at::Tensor area = (x2 - x1).clamp_min(0) * (y2 - y1).clamp_min(0);  // box_area

@@ -55,6 +55,9 @@ InferenceModel load_for_inference(const InferenceSource& s) {
   if (s.to_device) {
     util::setup_runtime(m.config.runtime);
     m.device = util::resolve_device(m.config.runtime.device);
+    // Inference in fp32 with TF32 off (LibTorch's default would leave TF32 on in cuDNN), so that an
+    // fp32 run's checkpoint scores in `yolo2 eval` as during its training.
+    setup_precision(Precision::Fp32, m.device);
     m.model->to(m.device);
   }
   m.model->eval();

@@ -147,8 +147,8 @@ TrainSummary run_recipe(Config config, const TrainOptions& options, const TaskRe
   util::setup_runtime(config.runtime);
   TrainerParts p;
   p.device = util::resolve_device(config.runtime.device);
+  p.dist = join_job(options, config, p.device);  // a rank takes its own GPU (cuda:LOCAL_RANK)
   p.precision = setup_precision(config.runtime.precision, p.device);
-  p.dist = join_job(options, config, p.device);
   p.config = config;
   p.folder = locate_run_folder(config, options.resume);
   const bool main_rank = !p.dist || p.dist->is_main();
