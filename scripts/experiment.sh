@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The focal-loss experiment on the generated long-tailed dataset: the same model and schedule
 # (configs/synth_focal.yaml, or $CONFIG) with five class terms, each with several seeds, then
-# docs/experiments.md with mean and standard deviation of the mAP, the rare classes' AP apart,
-# training time, the exact commands, and the plots.
+# a report with mean and standard deviation of the mAP, the rare classes' AP apart, training time,
+# the exact commands, and the plots (docs/experiments-scratch.md; REGIME=pretrained:
+# docs/experiments.md).
 #
 #   scripts/experiment.sh                 # 5 settings x 3 seeds (SEEDS="1 2 3")
-#   SEEDS="1 2 3 4 5" ITERS=800 scripts/experiment.sh   # shorter runs, lr steps scaled
+#   SEEDS="1 2 3 4 5" ITERS=800 scripts/experiment.sh   # another length, lr steps scaled
 #   SETTINGS="ce soft_gamma_0_to_2" scripts/experiment.sh  # only (and in this order) these settings
-#   ALSO=runs/experiment500 scripts/experiment.sh   # the report also tabulates an earlier OUT folder
+#   ALSO="runs/experiment500" scripts/experiment.sh   # the report also tabulates earlier OUT folders
 #   REGIME=pretrained scripts/experiment.sh   # the seed's regime: from the pretrained backbone
 #   PARALLEL=2 scripts/experiment.sh       # two 1-thread runs at a time
 #   YOLO2=/tmp/yolo2 scripts/experiment.sh   # that binary, no build
@@ -15,10 +16,12 @@
 # REGIME=pretrained (issue 17): configs/synth_focal_pretrained.yaml from the Darknet19 backbone that
 # configs/synth_pretrain.yaml pretrains (made once, shared by every run: scripts/backbone-cache.sh),
 # cross-entropy vs focal gamma 1, 2, 3 vs soft gamma (linear 0 -> 2, step 0 -> 1 -> 2), seeds 1-5
-# paired (a seed gives every setting the same head initialisation, data order and augmentation), an
-# evaluation every 250 iterations for the curves; the report is docs/experiments-pretrained.md with
-# the paired differences to cross-entropy and their 95 % intervals. Finished runs are kept: rerun the
-# script to continue after an interruption.
+# paired (a seed gives every setting the same head initialisation, data order and augmentation),
+# 3,000 iterations (ITERS; twice the demo's, so that cross-entropy's mAP flattens) with an evaluation
+# every 250 for the curves, in runs/experiment_pretrained_<ITERS>; the report is docs/experiments.md
+# with the paired differences to cross-entropy and their 95 % intervals, and the tables of the other
+# lengths found in runs/experiment_pretrained_* (or ALSO). Finished runs are kept: rerun the script
+# to continue after an interruption.
 #
 # The seed changes the weight initialisation, the data order and the augmentation; the dataset is
 # the same for every run (data/experiment, generated once with the demo's settings).
@@ -27,12 +30,12 @@ cd "$(dirname "$0")/.."
 REGIME=${REGIME:-scratch}
 case $REGIME in
   scratch) CONFIG=${CONFIG:-configs/synth_focal.yaml}; SEEDS=${SEEDS:-"1 2 3"}; OUT=${OUT:-runs/experiment}
-           REPORT=docs/experiments.md ;;
+           ITERS=${ITERS:-}; REPORT=docs/experiments-scratch.md ;;
   pretrained) CONFIG=${CONFIG:-configs/synth_focal_pretrained.yaml}; SEEDS=${SEEDS:-"1 2 3 4 5"}
-              OUT=${OUT:-runs/experiment_pretrained}; REPORT=docs/experiments-pretrained.md ;;
+              ITERS=${ITERS:-3000}; OUT=${OUT:-runs/experiment_pretrained_$ITERS}; REPORT=docs/experiments.md ;;
   *) echo "REGIME: scratch or pretrained, got '$REGIME'" >&2; exit 2 ;;
 esac
-ITERS=${ITERS:-}            # empty: the config's train.max_batches
+# ITERS: the schedule's length (empty: the config's train.max_batches), lr steps at 80 % and 94 %.
 # Runs at a time, each with runtime.threads = 2 / PARALLEL (two 1-thread runs on 2 cores finish
 # about 1.4x sooner than one 2-thread run after the other). The thread count is part of each
 # run's command line (it changes float rounding, so a run is reproduced with the same count).
@@ -96,25 +99,19 @@ args_for() {
         --set "data.train=[{root: $DATA, split: trainval}]" --set "data.test=[{root: $DATA, split: test}]"
         --set runtime.seed="$seed" --set eval.every="$([ "$REGIME" = pretrained ] && echo 250 || echo 0)" "${OV[@]}")
   if [ "$PARALLEL" = 2 ]; then ARGS+=(--set runtime.threads=1); fi
-  if [ -n "$ITERS" ]; then  # a shorter schedule: the lr steps keep their place (80% and 94%)
+  if [ -n "$ITERS" ]; then  # another length: the lr steps keep their place (80% and 94%)
     ARGS+=(--set train.max_batches="$ITERS" --set "train.steps=[$((ITERS * 80 / 100)), $((ITERS * 94 / 100))]"
-           --set data.multiscale_final=$((ITERS / 24)) --set eval.every=$((ITERS / 3)))
+           --set data.multiscale_final=$((ITERS / 24)))
+    [ "$REGIME" = pretrained ] || ARGS+=(--set eval.every=$((ITERS / 3)))
   fi
 }
 
 mkdir -p "$OUT"
-COMMANDS="$OUT/commands.txt"
-: > "$COMMANDS"
-for name in "${NAMES[@]}"; do
-  for seed in $SEEDS; do
-    args_for "$name" "$seed"
-    printf '%q ' "$YOLO2" "${ARGS[@]}" >> "$COMMANDS"; echo >> "$COMMANDS"
-  done
-done
-# One run; its folder gets `time` (start, end, runs at a time) and `done`.
+# One run; its folder gets `time` (start, end, runs at a time) and `done`, and $run.cmd its command.
 run_one() {
   local name=$1 seed=$2 run="$OUT/$1/seed$2" start end
   args_for "$name" "$seed"
+  printf '%q ' "$YOLO2" "${ARGS[@]}" > "$run.cmd"; echo >> "$run.cmd"
   start=$(date +%s.%N)
   "$YOLO2" "${ARGS[@]}" > "$run.log" 2>&1 || { echo "run failed: $run.log"; tail -5 "$run.log"; return 1; }
   end=$(date +%s.%N)
@@ -122,9 +119,10 @@ run_one() {
   touch "$run/done"
   echo "== $name seed $seed: $(grep -E "best mAP" "$run.log" | tail -1)"
 }
+# Seed by seed, so that every setting of a seed (a complete pair) finishes before the next seed.
 running=0
-for name in "${RUN_NAMES[@]}"; do
-  for seed in $SEEDS; do
+for seed in $SEEDS; do
+  for name in "${RUN_NAMES[@]}"; do
     run="$OUT/$name/seed$seed"
     mkdir -p "$OUT/$name"
     if [ -f "$run/done" ]; then echo "== $name seed $seed: done already ($run)"; continue; fi
@@ -136,9 +134,16 @@ for name in "${RUN_NAMES[@]}"; do
 done
 while [ "$running" -gt 0 ]; do wait -n || { wait; exit 1; }; running=$((running - 1)); done
 
+# The commands of every run in OUT (this invocation's and earlier ones'), for the report.
+COMMANDS="$OUT/commands.txt"
+cat "$OUT"/*/seed*.cmd > "$COMMANDS" 2>/dev/null || true
 if [ "$REGIME" = pretrained ]; then
-  python3 scripts/experiment_report.py --pretrained "$OUT" "$CONFIG" "$DATA" "$SYNTH_ARGS" "$COMMANDS" "$REPORT"
+  # The other lengths of the pretrained regime are tabulated too (ALSO overrides the list).
+  EARLIER=${ALSO:-$(for d in runs/experiment_pretrained_*; do [ -d "$d" ] && [ "$d" != "$OUT" ] && echo "$d"; done)}
+  # shellcheck disable=SC2086
+  python3 scripts/experiment_report.py --pretrained "$OUT" "$CONFIG" "$DATA" "$SYNTH_ARGS" "$COMMANDS" "$REPORT" $EARLIER
 else
+  # shellcheck disable=SC2086
   python3 scripts/experiment_report.py "$OUT" "$CONFIG" "$DATA" "$SYNTH_ARGS" "$COMMANDS" "$REPORT" ${ALSO:-}
 fi
 echo "wrote $REPORT"

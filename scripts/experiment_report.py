@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Writes docs/experiments.md from the runs of scripts/experiment.sh (standard library only).
+"""Writes the experiment's report from the runs of scripts/experiment.sh (standard library only).
 
 usage: experiment_report.py [--pretrained] OUT CONFIG DATA SYNTH_ARGS COMMANDS MARKDOWN [EARLIER_OUT ...]
 
 EARLIER_OUT: folders of earlier runs of the script (e.g. at another ITERS), tabulated after the main table.
---pretrained: the runs of REGIME=pretrained (other settings; paired differences to cross-entropy).
+--pretrained: the runs of REGIME=pretrained (other settings; paired differences to cross-entropy), for
+docs/experiments.md; without it, the from-scratch runs for docs/experiments-scratch.md.
 """
 import csv
 import glob
@@ -34,9 +35,7 @@ if PRETRAINED:
         ("soft_gamma_linear", "soft gamma: linear 0 -> 2 over training"),
         ("soft_gamma_step", "soft gamma: step 0 -> 1 -> 2 at 1/3 and 2/3"),
     ]
-PLOT_DIR = "experiments-pretrained" if PRETRAINED else "experiments"  # next to the report
-seed_maps = {}  # setting -> {seed: final mAP}
-curves = {}     # setting -> {iteration: [mAP of each seed]}
+PLOT_DIR = "experiments" if PRETRAINED else "experiments-scratch"  # next to the report
 
 
 def read_csv(path):
@@ -56,8 +55,9 @@ classes = [l.strip() for l in open(os.path.join(data, "classes.txt")) if l.strip
 rare = sorted(classes, key=lambda c: counts.get(c, 0))[:3]
 
 def collect(folder, plots):
-    """Rows (one per setting with finished runs) and mean AP per class, from one OUT folder."""
-    rows, per_class = [], {}
+    """From one OUT folder: rows (one per setting with finished runs), mean AP per class, the final mAP
+    by setting and seed, and the mAP curves (setting -> {iteration: [mAP of each seed]})."""
+    rows, per_class, seed_maps, curves = [], {}, {}, {}
     for name, label in NAMES:
         maps, rares, times, its, at_once = [], [], [], None, set()
         ap_runs = []
@@ -69,10 +69,9 @@ def collect(folder, plots):
                 continue
             last = ev[-1]
             maps.append(float(last["map"]))
-            if plots:
-                seed_maps.setdefault(name, {})[os.path.basename(run)] = float(last["map"])
-                for row in ev:
-                    curves.setdefault(name, {}).setdefault(int(float(row["iteration"])), []).append(float(row["map"]))
+            seed_maps.setdefault(name, {})[os.path.basename(run)] = float(last["map"])
+            for row in ev:
+                curves.setdefault(name, {}).setdefault(int(float(row["iteration"])), []).append(float(row["map"]))
             aps = {c: float(last["ap_" + c]) for c in classes if ("ap_" + c) in last and last["ap_" + c] not in ("", "nan")}
             ap_runs.append(aps)
             rares.append(statistics.mean(aps[c] for c in rare if c in aps))
@@ -95,7 +94,7 @@ def collect(folder, plots):
                 src = os.path.join(first, plot)
                 if os.path.exists(src):
                     shutil.copyfile(src, os.path.join(os.path.dirname(md_path), PLOT_DIR, f"{name}_{plot}"))
-    return rows, per_class
+    return rows, per_class, seed_maps, curves
 
 
 def results_table(rows):
@@ -115,7 +114,7 @@ def results_table(rows):
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 
 
-def paired_lines(rows):
+def paired_lines(rows, seed_maps):
     """The paired difference of each setting to cross-entropy over the seeds both finished."""
     lines = ["| class term | pairs | mean difference to CE (mAP) | 95 % interval | verdict |", "|---|---|---|---|---|"]
     ce = seed_maps.get("ce", {})
@@ -145,7 +144,7 @@ def per_class_lines(rows, per_class):
     return lines
 
 
-def curve_lines():
+def curve_lines(curves):
     """Mean test mAP (over seeds) at each evaluation: has cross-entropy flattened?"""
     its = sorted({i for c in curves.values() for i in c})
     lines = ["| class term | " + " | ".join(str(i) for i in its) + " |", "|---|" + "---|" * len(its)]
@@ -157,7 +156,7 @@ def curve_lines():
     return lines
 
 
-rows, per_class = collect(out, True)
+rows, per_class, seed_maps, curves = collect(out, True)
 missing = [label for name, label in NAMES if name not in {r[0] for r in rows}]
 
 md = []
@@ -165,8 +164,8 @@ if PRETRAINED:
     md.append("# The focal-loss experiment in the seed's regime: from a pretrained backbone\n")
     md.append("Written by `REGIME=pretrained scripts/experiment.sh` (via `scripts/experiment_report.py --pretrained`) "
               f"from the runs in `{out}`; rerun it to reproduce or to continue. Every figure was measured on this "
-              "project's generated data, on the CPU; none of it is a VOC result. The from-scratch tables are in "
-              "`docs/experiments.md`, the contrast.\n")
+              "project's generated data, on the CPU; none of it is a VOC result. The from-scratch tables, the "
+              "contrast, are in `docs/experiments-scratch.md`.\n")
     md.append("## Setup\n")
     md.append(f"- Detection data: `yolo2 synth --out {data} {synth_args}` (8 shape classes, 20:1 long tail). "
               "Training objects per class: " + ", ".join(f"{c} {counts.get(c, 0)}" for c in classes) +
@@ -174,16 +173,32 @@ if PRETRAINED:
     md.append("- Backbone: `configs/synth_pretrain.yaml` (Darknet19 width 0.25 pretrained as a 14-class classifier "
               "on `yolo2 synth --classification`, made once by `scripts/backbone-cache.sh`), loaded as "
               "`train.init_weights` like darknet19_448.conv.23.")
-    md.append(f"- Detector and schedule: `{config}`, identical in every run except the class term and "
-              "`runtime.seed`; a seed gives every setting the same head initialisation, data order and "
-              "augmentation (paired runs). mAP: VOC07 11-point on the generated test split.\n")
+    md.append(f"- Detector and schedule: `{config}` with the length and lr steps of the command lines below, "
+              "identical in every run except the class term and `runtime.seed`; a seed gives every setting the "
+              "same head initialisation, data order and augmentation (paired runs). mAP: VOC07 11-point on the "
+              "generated test split, at the end of training.\n")
+
+    def regime_section(rows, per_class, seed_maps, curves):
+        sec = list(results_table(rows))
+        sec.append("Paired by seed, the difference to cross-entropy (mean and t-based 95 % interval):\n")
+        sec.extend(paired_lines(rows, seed_maps))
+        sec.append("Mean test mAP during training (over the seeds):\n")
+        sec.extend(curve_lines(curves))
+        sec.extend(per_class_lines(rows, per_class))
+        return sec
+
     md.append("## Results\n")
-    md.extend(results_table(rows))
-    md.append("Paired by seed, the difference to cross-entropy (mean and t-based 95 % interval):\n")
-    md.extend(paired_lines(rows))
-    md.append("Mean test mAP during training (over the seeds):\n")
-    md.extend(curve_lines())
-    md.extend(per_class_lines(rows, per_class))
+    if rows:
+        md.extend(regime_section(rows, per_class, seed_maps, curves))
+    else:
+        md.append("No finished run yet at this length.\n")
+    for folder in earlier:
+        e = collect(folder, False)
+        if e[0]:
+            md.append(f"## Another length: `{folder}`\n")
+            md.append("The same settings and seeds at the length shown in the table; its command lines are in "
+                      f"`{folder}/commands.txt` and each run's resolved config in `{folder}/<setting>/seed<N>/config.yaml`.\n")
+            md.extend(regime_section(*e))
     md.append("## Plots (first seed of each setting)\n")
     for name, *_ in rows:
         md.append(f"- {name}: ![loss]({PLOT_DIR}/{name}_loss.png) ![mAP]({PLOT_DIR}/{name}_map.png)")
@@ -198,7 +213,7 @@ md.append("# The focal-loss experiment on the generated long-tailed dataset\n")
 md.append("Written by `scripts/experiment.sh` (via `scripts/experiment_report.py`) from the runs in "
           f"`{out}`; rerun it to reproduce. Every figure below was measured on this project's generated "
           "data, on the CPU; none of it is a VOC result. These runs train from scratch; the experiment in "
-          "the seed's regime (from a pretrained backbone) is `docs/experiments-pretrained.md`.\n")
+          "the seed's regime (from a pretrained backbone) is `docs/experiments.md`.\n")
 md.append("## Setup\n")
 md.append(f"- Dataset: `yolo2 synth --out {data} {synth_args}`: 8 shape classes, long-tailed "
           "(20:1 between the most and the least frequent), VOCdevkit layout. Training objects per class: " +
@@ -212,7 +227,7 @@ md.extend(results_table(rows))
 if missing:
     md.append("Not run at this length: " + "; ".join(missing) + ".\n")
 for folder in earlier:
-    e_rows, _ = collect(folder, False)
+    e_rows = collect(folder, False)[0]
     if e_rows:
         md.append(f"Earlier runs of the script (`{folder}`, same settings and seeds, the schedule shortened "
                   "to the iterations shown, lr steps at 80 % and 94 %):\n")
@@ -235,7 +250,7 @@ if len(rows) >= 2:
         md.append("")
 md.append("## Plots (first seed of each setting)\n")
 for name, *_ in rows:
-    md.append(f"- {name}: ![loss](experiments/{name}_loss.png) ![mAP](experiments/{name}_map.png)")
+    md.append(f"- {name}: ![loss]({PLOT_DIR}/{name}_loss.png) ![mAP]({PLOT_DIR}/{name}_map.png)")
 md.append("")
 md.append("## The published reference, and what reproducing it would take\n")
 md.append("The seed's blog reported, on VOC2007 test with Darknet19 YOLOv2 at 416 x 416: 73.05 mAP with "
