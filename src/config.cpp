@@ -19,6 +19,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "config_words.hpp"
 #include "yolo2/error.hpp"
 
 namespace yolo2 {
@@ -301,6 +302,14 @@ struct EnumNames<Precision> {
   }
 };
 
+// The word of `v`; "?" for a value without one.
+template <class E>
+const char* word_of(E v) {
+  for (const auto& [value, word] : EnumNames<E>::get())
+    if (value == v) return word;
+  return "?";
+}
+
 template <class E>
 struct EnumCodec {
   static const char* name() {
@@ -317,11 +326,7 @@ struct EnumCodec {
       if (n.Scalar() == word) return out = value, true;
     return false;
   }
-  static YAML::Node encode(E v) {
-    for (const auto& [value, word] : EnumNames<E>::get())
-      if (value == v) return YAML::Node(std::string(word));
-    return YAML::Node();
-  }
+  static YAML::Node encode(E v) { return YAML::Node(std::string(word_of(v))); }
 };
 template <>
 struct Codec<EvalTransform> : EnumCodec<EvalTransform> {};
@@ -848,6 +853,8 @@ void finish(Config& c, const std::vector<std::string>& overrides) {
 }
 
 }  // namespace
+
+const char* config_word(train::Precision value) { return word_of(value); }
 
 const std::vector<ConfigKeyInfo>& config_keys() {
   static const std::vector<ConfigKeyInfo> keys = [] {

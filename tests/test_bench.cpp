@@ -47,6 +47,8 @@ TEST(Bench, ReportFollowsTheSchemaAndHoldsWhatWasAsked) {
   for (const auto& [key, value] : j.items()) EXPECT_TRUE(s["properties"].contains(key)) << "not in the schema: " << key;
   EXPECT_EQ(j["input_size"], 64);
   EXPECT_EQ(j["threads"], 1);
+  EXPECT_EQ(j["device"], "cpu");
+  EXPECT_EQ(j["precision"], "fp32");
   EXPECT_GT(j["gflop_per_image"].get<double>(), 0);
   std::set<std::string> seen;
   for (const auto& m : j["results"]) {
@@ -62,6 +64,8 @@ TEST(Bench, ReportFollowsTheSchemaAndHoldsWhatWasAsked) {
     EXPECT_TRUE(seen.count(id)) << "missing: " << id;
   EXPECT_FALSE(seen.count("opencv_forward_batch1"));  // not asked for
   EXPECT_FALSE(seen.count("train_iteration_other_layout"));
+  EXPECT_FALSE(seen.count("train_peak_gpu_memory"));  // the GPU's figures
+  EXPECT_FALSE(seen.count("forward_batch64"));
   // The phases of the iteration add up to about its time (median of each vs median of the sum).
   const double step_ms = 1000.0 * 8 / r.find("train_iteration")->value;
   EXPECT_NEAR(r.find("train_phases")->value, step_ms, 0.5 * step_ms);

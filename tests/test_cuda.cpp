@@ -13,7 +13,11 @@
 
 #include "test_util.hpp"
 #include "train_fixtures.hpp"
+#include "yolo2/bench/bench.hpp"
 #include "yolo2/config.hpp"
+#include "yolo2/data/loader.hpp"
+#include "yolo2/data/voc.hpp"
+#include "yolo2/error.hpp"
 #include "yolo2/eval/decode.hpp"
 #include "yolo2/loss/region_loss.hpp"
 #include "yolo2/model/yolov2.hpp"
@@ -249,5 +253,79 @@ TEST(Cuda, MixedPrecisionRunsLearn) {
       EXPECT_EQ(scale, 1.0);
       EXPECT_EQ(skips, 0);
     }
+  }
+}
+
+// pin_memory (training on CUDA): the images and a classification batch's labels are pinned, for
+// their asynchronous copy; a detection batch's boxes, labels and counts stay pageable (host-only).
+TEST(Cuda, LoaderPinsWhatGoesToTheGpu) {
+  YOLO2_REQUIRE_GPU();
+  TempDir dir;
+  const std::string root = make_dataset(dir, 4, 96, 3);
+  data::ParseOptions po;
+  po.class_names = kClasses;
+  auto ds = std::make_shared<const data::VocDataset>(data::load_voc({{root, "trainval"}}, po));
+  data::LoaderOptions o;
+  o.batch_size = 2;
+  o.workers = 1;
+  o.input_size = 96;
+  o.train = false;
+  o.pin_memory = true;
+  data::Loader detection(ds, o);
+  const std::optional<data::Batch> b = detection.next();
+  ASSERT_TRUE(b.has_value());
+  EXPECT_TRUE(b->images.is_pinned());
+  EXPECT_FALSE(b->boxes.is_pinned());
+  EXPECT_FALSE(b->labels.is_pinned());
+  EXPECT_FALSE(b->counts.is_pinned());
+  data::Loader classification(
+      [](int64_t index) {
+        data::Batch c;
+        c.index = index;
+        c.images = at::zeros({2, 3, 8, 8});
+        c.labels = at::tensor(std::vector<int64_t>{0, 1}, at::kLong);
+        return c;
+      },
+      4, o);
+  const std::optional<data::Batch> cb = classification.next();
+  ASSERT_TRUE(cb.has_value());
+  EXPECT_TRUE(cb->images.is_pinned());
+  EXPECT_TRUE(cb->labels.is_pinned());
+}
+
+// yolo2 bench on a GPU (runtime.device=cuda) in each precision: the GPU's figures (peak GPU memory,
+// forward at batch 64, decode + NMS there), none of the CPU-only ones, and the device and precision
+// in the report.
+TEST(Cuda, BenchMeasuresOnTheGpu) {
+  YOLO2_REQUIRE_GPU();
+  const NoTf32 restore;  // the TF32 switches as they were, whatever the precisions set
+  TempDir dir;
+  const std::string root = make_dataset(dir, 8, 96, 4);
+  for (const auto precision :
+       {train::Precision::Fp32, train::Precision::Tf32, train::Precision::Bf16, train::Precision::Fp16}) {
+    Config c = tiny_config(root, dir.file("run"));
+    c.runtime.device = "cuda";
+    c.runtime.precision = precision;
+    c.data.input_size = 96;
+    bench::BenchOptions o;
+    o.repeats = 3;
+    o.loader = false;
+    o.opencv = false;
+    bench::BenchReport r;
+    try {
+      r = bench::run_bench(c, o);
+    } catch (const Error& e) {  // bf16 below compute capability 8.0: the error names the key
+      if (precision != train::Precision::Bf16) throw;
+      std::cout << "bf16 not measured: " << e.what() << "\n";
+      continue;
+    }
+    EXPECT_EQ(r.device, "cuda:0");
+    for (const char* id : {"reference_conv_forward", "train_iteration", "train_phases", "train_peak_gpu_memory",
+                           "forward_batch1", "forward_batch64", "decode_nms"}) {
+      ASSERT_NE(r.find(id), nullptr) << id << " " << r.precision;
+      EXPECT_GT(r.find(id)->value, 0) << id << " " << r.precision;
+    }
+    EXPECT_EQ(r.find("forward_batch8"), nullptr);
+    EXPECT_EQ(r.find("opencv_forward_batch1"), nullptr);
   }
 }

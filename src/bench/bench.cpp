@@ -8,12 +8,14 @@
 #include <filesystem>
 #include <string>
 
+#include "../config_words.hpp"
 #include "measure.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/eval/decode.hpp"
 #include "yolo2/model/darknet_io.hpp"
 #include "yolo2/model/yolov2.hpp"
 #include "yolo2/options.hpp"
+#include "yolo2/train/precision.hpp"
 #include "yolo2/util/runtime.hpp"
 
 namespace yolo2::bench {
@@ -28,6 +30,7 @@ struct Run {
   const Config& config;
   const BenchOptions& options;
   BenchReport& report;
+  Target target;
   ConvReference ref;
   void add(std::string id, std::string label, double value, std::string unit, std::string note = "") {
     report.results.push_back({std::move(id), std::move(label), value, std::move(unit), std::move(note)});
@@ -38,19 +41,22 @@ struct Run {
 double train_section(Run& r, bool channels_last, const std::string& suffix) {
   const std::string layout = channels_last ? "NHWC" : "NCHW";
   reset_peak_rss();
-  const TrainStep tb = train_step(r.config, std::max(3, r.options.repeats / 2), channels_last);
+  const TrainStep tb = train_step(r.config, std::max(3, r.options.repeats / 2), channels_last, r.target);
   const double rss = peak_rss_mib();
   const double g = 3 * r.report.gflop_per_image * tb.images_per_s;
   const int mini = r.config.train.batch / r.config.train.subdivisions;
   r.add("train_iteration" + suffix, "training iteration, " + layout, tb.images_per_s, "images/s",
         num(g) + " GFLOP/s = " + pct(g, r.ref.both) + " of reference fwd+bwd; batch " + std::to_string(mini) +
-            "; fwd, loss, bwd, SGD step");
+            "; fwd, loss, bwd, SGD step" + (r.target.cuda() ? "; iterations back to back" : ""));
   const double all = tb.forward_ms + tb.loss_ms + tb.backward_ms + tb.step_ms;
   r.add("train_phases" + suffix, "  phases: forward / region loss / backward / step", all, "ms",
         num(tb.forward_ms) + " / " + num(tb.loss_ms) + " / " + num(tb.backward_ms) + " / " + num(tb.step_ms) + " ms (" +
             pct(tb.forward_ms, all) + " / " + pct(tb.loss_ms, all) + " / " + pct(tb.backward_ms, all) + " / " +
-            pct(tb.step_ms, all) + ")");
+            pct(tb.step_ms, all) + ")" + (r.target.cuda() ? ", synchronised after each phase" : ""));
   r.add("train_peak_memory" + suffix, "  peak resident memory", rss, "MiB", "process VmHWM during the iterations");
+  if (tb.peak_gpu_mib >= 0)
+    r.add("train_peak_gpu_memory" + suffix, "  peak GPU memory", tb.peak_gpu_mib, "MiB",
+          "allocated by LibTorch's caching allocator (torch.cuda.max_memory_allocated)");
   return tb.images_per_s;
 }
 
@@ -59,7 +65,7 @@ void training(Run& r) {
   const double ips = train_section(r, cl, "");
   if (!r.options.both_layouts) return;
   // The reference stays the NCHW convolution; this is the same convolution in NHWC.
-  const ConvReference nhwc = reference_conv(r.options.repeats, true);
+  const ConvReference nhwc = reference_conv(r.options.repeats, true, r.target);
   r.add("reference_conv_both_nhwc", "reference conv fwd+bwd, NHWC", nhwc.both, "GFLOP/s",
         pct(nhwc.both, r.ref.both) + " of the NCHW reference");
   const std::size_t at_row = r.report.results.size();
@@ -129,6 +135,45 @@ void inference(Run& r) {
   r.add("decode_nms", "decode + NMS per image", td * 1000, "ms", "score >= " + std::to_string(c.eval.conf_thresh));
 }
 
+// On a GPU: the network's own forward (eval mode, the precision's autocast) at batch 1 and 64, and
+// decode + NMS of one image's output on the device (eval::detect_image's GPU path).
+void inference_cuda(Run& r) {
+  const Config& c = r.config;
+  const int s = c.data.input_size, reps = r.options.repeats;
+  const double gflop = r.report.gflop_per_image;
+  const Target& t = r.target;
+  model::YoloV2 net(model::yolov2_spec(c.model, static_cast<int>(c.data.classes.size())));
+  net->to(t.device);
+  net->eval();
+  const auto fmt = c.runtime.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  model::set_weight_memory_format(*net, fmt);
+  const auto on = at::TensorOptions().device(t.device);
+  const at::Tensor x1 = at::rand({1, 3, s, s}, on).contiguous(fmt), x64 = at::rand({64, 3, s, s}, on).contiguous(fmt);
+  at::Tensor raw;
+  const auto forward = [&](const at::Tensor& x) {
+    at::NoGradGuard g;
+    train::AutocastScope autocast(t.plan, t.device.type());
+    raw = net->forward(x);
+    t.sync();
+  };
+  const double t1 = median_seconds(3, reps, [&] { forward(x1); });
+  const double t64 = median_seconds(2, std::max(3, reps / 2), [&] { forward(x64); });
+  const std::string how = std::string("LibTorch on ") + t.device.str();
+  r.add("forward_batch1", "forward batch 1 (latency), " + how, t1 * 1000, "ms",
+        num(gflop / t1) + " GFLOP/s = " + pct(gflop / t1, r.ref.forward) + " of reference fwd");
+  r.add("forward_batch64", "forward batch 64 (throughput), " + how, 64 / t64, "images/s",
+        num(64 * gflop / t64) + " GFLOP/s = " + pct(64 * gflop / t64, r.ref.forward) + " of reference fwd");
+  forward(x1);
+  const at::Tensor out = raw.to(at::kFloat);
+  const eval::DetectOptions dopt = detect_options(c.eval, true);
+  const double td = median_seconds(3, reps * 4, [&] {
+    const auto d = eval::decode_region(out, net->spec().anchors, net->spec().num_classes);
+    eval::detect_image(d, 0, data::Affine{1, 0, 1, 0}, s, s, s, s, 0, dopt);
+  });
+  r.add("decode_nms", "decode + NMS per image, on the GPU", td * 1000, "ms",
+        "score >= " + std::to_string(c.eval.conf_thresh) + "; detections back on the host");
+}
+
 }  // namespace
 
 const Measurement* BenchReport::find(const std::string& id) const {
@@ -146,19 +191,27 @@ BenchReport run_bench(const Config& config, const BenchOptions& options) {
   report.input_size = config.data.input_size;
   report.width = config.model.width;
   report.threads = util::setup_runtime(config.runtime);
+  Target target;
+  target.device = util::resolve_device(config.runtime.device);
+  target.plan = train::setup_precision(config.runtime.precision, target.device);
+  report.device = target.device.str();
+  report.precision = yolo2::config_word(config.runtime.precision);
   {
     model::YoloV2 probe(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
     for (const auto& l : model::layer_table(probe->spec(), report.input_size, report.input_size))
       report.gflop_per_image += l.bflops;
   }
-  Run r{config, options, report, reference_conv(options.repeats, false)};
+  Run r{config, options, report, target, reference_conv(options.repeats, false, target)};
   r.add("reference_conv_forward", "reference 3x3 conv forward (256ch 52x52 b8 NCHW)", r.ref.forward, "GFLOP/s",
-        "LibTorch/oneDNN");
+        target.cuda() ? "LibTorch/cuDNN" : "LibTorch/oneDNN");
   r.add("reference_conv_backward", "reference 3x3 conv backward", r.ref.backward, "GFLOP/s",
         "input + weight gradients");
   r.add("reference_conv_both", "reference 3x3 conv forward + backward", r.ref.both, "GFLOP/s");
   if (options.train) training(r);
-  inference(r);
+  if (target.cuda())
+    inference_cuda(r);  // OpenCV DNN and the oneDNN plan are the CPU's
+  else
+    inference(r);
   r.add("voc_scoring", "VOC scoring, 5,000 images / 100,000 detections",
         voc_scoring_seconds(config, options.repeats) * 1000, "ms");
   if (options.loader) {

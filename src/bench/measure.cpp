@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <sys/resource.h>
+#include <torch/cuda.h>
 #include <torch/optim/sgd.h>
 
 #include <fstream>
@@ -13,26 +14,42 @@
 #include "yolo2/model/yolov2.hpp"
 #include "yolo2/options.hpp"
 #include "yolo2/train/schedule.hpp"
+#include "yolo2/util/cuda_memory.hpp"
 #include "yolo2/util/rng.hpp"
 
 namespace yolo2::bench {
 
-ConvReference reference_conv(int repeats, bool channels_last) {
+void Target::sync() const {
+  if (cuda()) torch::cuda::synchronize(device.index());
+}
+
+// On a GPU the convolution runs in the precision's type (autocast), as the network's do; on the CPU
+// in fp32, as the inference plan does.
+ConvReference reference_conv(int repeats, bool channels_last, const Target& target) {
+  const train::PrecisionPlan plan = target.cuda() ? target.plan : train::PrecisionPlan{};
   const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  at::Tensor x = at::rand({8, 256, 52, 52}).contiguous(fmt).requires_grad_(true);
-  at::Tensor w = (at::randn({256, 256, 3, 3}) * 0.02).contiguous(fmt).requires_grad_(true);
+  const auto on = at::TensorOptions().device(target.device);
+  at::Tensor x = at::rand({8, 256, 52, 52}, on).contiguous(fmt).requires_grad_(true);
+  at::Tensor w = (at::randn({256, 256, 3, 3}, on) * 0.02).contiguous(fmt).requires_grad_(true);
   const double flop = 2.0 * 8 * 256 * 256 * 9 * 52 * 52 / 1e9;
   at::Tensor y;
   const double tf = median_seconds(1, repeats, [&] {
     at::NoGradGuard g;
+    train::AutocastScope autocast(plan, target.device.type());
     y = at::conv2d(x, w, {}, 1, 1);
+    target.sync();
   });
   const at::Tensor gy = at::rand_like(y);
   const double tb = median_seconds(1, repeats, [&] {
-    at::Tensor out = at::conv2d(x, w, {}, 1, 1);
+    at::Tensor out;
+    {
+      train::AutocastScope autocast(plan, target.device.type());
+      out = at::conv2d(x, w, {}, 1, 1);
+    }
     x.mutable_grad() = at::Tensor();
     w.mutable_grad() = at::Tensor();
     out.backward(gy);
+    target.sync();
   });
   // tb timed forward + backward; the backward alone is the difference.
   ConvReference r;
@@ -80,40 +97,77 @@ double median_without_warmup(std::vector<double> v) {
 
 }  // namespace
 
-TrainStep train_step(const Config& config, int repeats, bool channels_last) {
+TrainStep train_step(const Config& config, int repeats, bool channels_last, const Target& target) {
   model::YoloV2 net(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
+  net->to(target.device);
   net->train();
   const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   model::set_weight_memory_format(*net, fmt);
   torch::optim::SGD sgd(
       net->parameters(),
       torch::optim::SGDOptions(1e-4).momentum(config.train.momentum).weight_decay(config.train.decay));
+  std::vector<at::Tensor> params = net->parameters();
   const int b = config.train.batch / config.train.subdivisions, s = config.data.input_size;
-  const at::Tensor x = at::rand({b, 3, s, s}).contiguous(fmt);
+  const at::Tensor x = at::rand({b, 3, s, s}, at::TensorOptions().device(target.device)).contiguous(fmt);
+  // On the host, as the loader gives them (the region loss builds its targets there).
   const Targets t = random_targets(b, 6, static_cast<int>(config.data.classes.size()));
-  const loss::RegionLossOptions lopt = region_loss_options(config);
+  loss::RegionLossOptions lopt = region_loss_options(config);
+  lopt.host_scalars = false;  // as the trainer runs it: the figures stay on the device
   const double gamma = train::focal_gamma(config.loss.focal, 0.0);
+  train::LossScale ls;  // fp16: the trainer's dynamic loss scale, updated as it would be
   std::vector<double> phase[4];
   auto ms_since = [](Clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   };
-  const double secs = median_seconds(1, repeats, [&] {
+  // One iteration; with `phases`, timed phase by phase (synchronised after each phase).
+  const auto iteration = [&](bool phases) {
+    const auto mark = [&](int k, Clock::time_point& t0) {
+      if (!phases) return;
+      target.sync();
+      phase[k].push_back(ms_since(t0));
+      t0 = Clock::now();
+    };
     auto t0 = Clock::now();
     sgd.zero_grad();
-    const at::Tensor raw = net->forward(x);
-    phase[0].push_back(ms_since(t0));
-    t0 = Clock::now();
+    at::Tensor raw;
+    {
+      train::AutocastScope autocast(target.plan, target.device.type());
+      raw = net->forward(x).to(at::kFloat);
+    }
+    mark(0, t0);
     const at::Tensor loss = loss::region_loss(raw, t.boxes, t.labels, t.counts, 1 << 30, gamma, lopt).total;
-    phase[1].push_back(ms_since(t0));
-    t0 = Clock::now();
-    loss.backward();
-    phase[2].push_back(ms_since(t0));
-    t0 = Clock::now();
-    sgd.step();
+    mark(1, t0);
+    (target.plan.loss_scaling ? loss * ls.scale : loss).backward();
+    mark(2, t0);
+    if (!target.plan.loss_scaling) {
+      sgd.step();
+    } else {  // the trainer's unscaling and overflow check (one read of a flag), then the step
+      const bool finite = train::unscale_gradients(params, ls.scale);
+      if (finite) sgd.step();
+      train::update_loss_scale(ls, finite);
+    }
+    if (!phases) return;
+    target.sync();
     phase[3].push_back(ms_since(t0));
-  });
-  return {b / secs, median_without_warmup(phase[0]), median_without_warmup(phase[1]), median_without_warmup(phase[2]),
-          median_without_warmup(phase[3])};
+  };
+  TrainStep r;
+  iteration(true);  // warm-up (cuDNN's algorithm searches); its phases are left out of the medians
+  if (target.cuda()) util::reset_cuda_peak_memory(target.device.index());
+  double secs = 0;
+  if (!target.cuda()) {  // the CPU runs the phases synchronously: the same iterations give both figures
+    secs = median_seconds(0, repeats, [&] { iteration(true); });
+  } else {  // back to back with one wait at the end, as a training loop runs them; then phase by phase
+    const auto t0 = Clock::now();
+    for (int i = 0; i < repeats; ++i) iteration(false);
+    target.sync();
+    secs = std::chrono::duration<double>(Clock::now() - t0).count() / repeats;
+    for (int i = 0; i < repeats; ++i) iteration(true);
+  }
+  r.images_per_s = b / secs;
+  r.forward_ms = median_without_warmup(phase[0]), r.loss_ms = median_without_warmup(phase[1]);
+  r.backward_ms = median_without_warmup(phase[2]), r.step_ms = median_without_warmup(phase[3]);
+  if (target.cuda()) r.peak_gpu_mib = util::cuda_peak_memory_mib(target.device.index());
+  return r;
 }
 
 double loader_rate(const Config& config, int batches) {

@@ -5,11 +5,23 @@
 #include <chrono>
 #include <vector>
 
+#include <c10/core/Device.h>
+
 #include "yolo2/config.hpp"
+#include "yolo2/train/precision.hpp"
 
 namespace yolo2::bench {
 
 using Clock = std::chrono::steady_clock;
+
+// Where the measurements run: the device (runtime.device) and what runtime.precision means there.
+// On a GPU every timed call ends with a synchronisation, so that it measures the work, not its launch.
+struct Target {
+  c10::Device device{c10::kCPU};
+  train::PrecisionPlan plan;
+  bool cuda() const { return device.is_cuda(); }
+  void sync() const;  // waits for the device's queued work (nothing on the CPU)
+};
 
 // Median seconds of `repeats` calls of fn after `warmup` calls.
 template <class Fn>
@@ -31,16 +43,21 @@ double median_seconds(int warmup, int repeats, Fn fn) {
 struct ConvReference {
   double forward = 0, backward = 0, both = 0;  // GFLOP/s
 };
-ConvReference reference_conv(int repeats, bool channels_last);
+ConvReference reference_conv(int repeats, bool channels_last, const Target& target);
 
-// One training iteration as the trainer runs it (forward in training mode, region loss against
-// synthetic targets, backward, SGD step with momentum and decay) at the configured mini-batch, in the
-// given memory format: images/s, and the median of each phase (CPU: the phases run synchronously).
+// One training iteration as the trainer runs it (forward in training mode under the precision's
+// autocast, region loss in fp32 against synthetic targets, backward of the loss, scaled for fp16,
+// unscaling and SGD step with momentum and decay) at the configured mini-batch, in the given memory
+// format, on the target, after one warm-up iteration: images/s (CPU: the median iteration; GPU:
+// `repeats` iterations back to back, one wait at the end), the median of each phase (on a GPU from
+// other iterations, synchronised after each phase), and the peak GPU memory LibTorch's allocator
+// held after the warm-up (-1 on the CPU).
 struct TrainStep {
   double images_per_s = 0;
   double forward_ms = 0, loss_ms = 0, backward_ms = 0, step_ms = 0;
+  double peak_gpu_mib = -1;
 };
-TrainStep train_step(const Config& config, int repeats, bool channels_last);
+TrainStep train_step(const Config& config, int repeats, bool channels_last, const Target& target);
 
 // Images/s of the training loader (full augmentation) at the configured input size and workers.
 double loader_rate(const Config& config, int batches);

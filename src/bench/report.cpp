@@ -15,12 +15,15 @@ const std::vector<std::string>& measurement_ids() {
                                             "train_iteration",
                                             "train_phases",
                                             "train_peak_memory",
+                                            "train_peak_gpu_memory",
                                             "reference_conv_both_nhwc",
                                             "train_iteration_other_layout",
                                             "train_phases_other_layout",
                                             "train_peak_memory_other_layout",
+                                            "train_peak_gpu_memory_other_layout",
                                             "forward_batch1",
                                             "forward_batch8",
+                                            "forward_batch64",
                                             "forward_batch1_libtorch",
                                             "forward_batch8_libtorch",
                                             "opencv_forward_batch1",
@@ -33,8 +36,9 @@ const std::vector<std::string>& measurement_ids() {
 
 std::string format_table(const BenchReport& r) {
   std::ostringstream os;
-  os << "\nyolo2 bench: " << r.config << ", input " << r.input_size << " px, width " << r.width << ", " << r.threads
-     << " thread(s), " << std::fixed << std::setprecision(3) << r.gflop_per_image << " GFLOP per forward image\n";
+  os << "\nyolo2 bench: " << r.config << " on " << r.device << " (" << r.precision << "), input " << r.input_size
+     << " px, width " << r.width << ", " << r.threads << " thread(s), " << std::fixed << std::setprecision(3)
+     << r.gflop_per_image << " GFLOP per forward image\n";
   os << std::string(96, '-') << "\n";
   for (const auto& m : r.results)
     os << std::left << std::setw(48) << m.label << std::right << std::setw(12) << std::setprecision(2) << m.value << " "
@@ -47,6 +51,8 @@ std::string to_json(const BenchReport& r) {
   nlohmann::ordered_json j;
   j["schema"] = "yolo2.bench/1";
   j["config"] = r.config;
+  j["device"] = r.device;
+  j["precision"] = r.precision;
   j["input_size"] = r.input_size;
   j["width"] = r.width;
   j["threads"] = r.threads;

@@ -10,8 +10,9 @@ namespace yolo2::cli {
 
 void add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench",
-                                 "Measure speed: reference convolution, training iteration and memory, "
-                                 "forward vs OpenCV DNN, data loader, decode + NMS, VOC scoring");
+                                 "Measure speed on runtime.device in runtime.precision: reference convolution, "
+                                 "training iteration and memory, forward (CPU: vs OpenCV DNN), data loader, "
+                                 "decode + NMS, VOC scoring");
   auto flags = std::make_shared<ConfigFlags>();
   flags->add(cmd, true);
   auto opt = std::make_shared<bench::BenchOptions>();

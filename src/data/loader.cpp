@@ -195,8 +195,10 @@ Loader::~Loader() {
 Batch Loader::produce(int64_t index) const {
   Batch b = make_(index);
   if (options_.pin_memory) {
-    for (at::Tensor* t : {&b.images, &b.boxes, &b.labels, &b.counts})
-      if (t->defined()) *t = t->pin_memory();
+    // Only what goes to the GPU: the images, and a classification batch's labels ([B]). A detection
+    // batch's boxes, labels and counts stay on the host (the region targets are built there).
+    if (b.images.defined()) b.images = b.images.pin_memory();
+    if (b.labels.defined() && b.labels.dim() == 1) b.labels = b.labels.pin_memory();
   }
   return b;
 }

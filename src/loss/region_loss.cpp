@@ -6,6 +6,7 @@
 #include <torch/utils.h>
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "yolo2/loss/focal_loss.hpp"
@@ -107,27 +108,40 @@ Terms loss_terms(const ops::RegionParts& p, const at::Tensor& pred, const at::Te
 }
 
 // darknet's "Region Avg IOU / Class / Obj / No Obj / Avg Recall / count", per ground truth (each one
-// counted, overwritten or not), read back in two transfers.
+// counted, overwritten or not), with the terms: RegionLossResult::scalars, on the device; copied to
+// the host in one transfer when `host` (RegionLossOptions::host_scalars).
 void diagnostics(const ops::RegionParts& p, const at::Tensor& pred, const at::Tensor& rows, const RegionTargets& t,
-                 const Terms& terms, double inv_b, RegionLossResult& res) {
+                 const Terms& terms, double inv_b, bool host, RegionLossResult& res) {
   at::NoGradGuard no_grad;
-  const at::Tensor s = at::stack({terms.coord.detach(), terms.object.detach(), terms.noobject.detach(),
-                                  terms.cls.detach(), terms.warmup.detach(), p.obj.detach().mean()})
-                           .to(at::kCPU, at::kDouble);
-  const double* sp = s.data_ptr<double>();
-  res.coord = sp[0] * inv_b, res.object = sp[1] * inv_b, res.noobject = sp[2] * inv_b;
-  res.cls = sp[3] * inv_b, res.warmup = sp[4] * inv_b, res.avg_noobj = sp[5];
+  const auto f64 = p.obj.options().dtype(at::kDouble);
+  const at::Tensor sums = at::stack({terms.coord.detach(), terms.object.detach(), terms.noobject.detach(),
+                                     terms.cls.detach(), terms.warmup.detach()})
+                              .to(at::kDouble) *
+                          inv_b;
+  const at::Tensor avg_noobj = p.obj.detach().mean().to(at::kDouble).reshape({1});
   res.count = t.all_flat.numel();
-  if (res.count == 0) return;
-  const at::Tensor giou = ops::elementwise_iou_cxcywh(pred.view({-1, 4}).index_select(0, t.all_flat), t.all_boxes);
-  const at::Tensor probs =
-      at::softmax(rows.detach().index_select(0, t.all_flat), 1).gather(1, t.all_labels.unsqueeze(1)).squeeze(1);
-  const at::Tensor d =
-      at::stack({giou.mean(), probs.mean(), p.obj.detach().reshape(-1).index_select(0, t.all_flat).mean(),
-                 (giou > 0.5).to(at::kFloat).mean(), (giou > 0.75).to(at::kFloat).mean()})
-          .to(at::kCPU, at::kDouble);
-  const double* dp = d.data_ptr<double>();
-  res.avg_iou = dp[0], res.avg_class = dp[1], res.avg_obj = dp[2], res.recall50 = dp[3], res.recall75 = dp[4];
+  at::Tensor per_truth = at::zeros({5}, f64);  // 0 when there is no ground truth
+  if (res.count > 0) {
+    const at::Tensor giou = ops::elementwise_iou_cxcywh(pred.view({-1, 4}).index_select(0, t.all_flat), t.all_boxes);
+    const at::Tensor probs =
+        at::softmax(rows.detach().index_select(0, t.all_flat), 1).gather(1, t.all_labels.unsqueeze(1)).squeeze(1);
+    per_truth = at::stack({giou.mean(), probs.mean(), p.obj.detach().reshape(-1).index_select(0, t.all_flat).mean(),
+                           (giou > 0.5).to(at::kFloat).mean(), (giou > 0.75).to(at::kFloat).mean()})
+                    .to(at::kDouble);
+  }
+  // coord, object, noobject, cls, warmup | avg_iou, avg_class, avg_obj | avg_noobj | recall50, recall75
+  res.scalars = at::cat({sums, per_truth.narrow(0, 0, 3), avg_noobj, per_truth.narrow(0, 3, 2)});
+  if (!host) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    res.coord = res.object = res.noobject = res.cls = res.warmup = nan;
+    res.avg_iou = res.avg_class = res.avg_obj = res.avg_noobj = res.recall50 = res.recall75 = nan;
+    return;
+  }
+  const at::Tensor h = res.scalars.to(at::kCPU).contiguous();
+  const double* v = h.data_ptr<double>();
+  res.coord = v[0], res.object = v[1], res.noobject = v[2], res.cls = v[3], res.warmup = v[4];
+  res.avg_iou = v[5], res.avg_class = v[6], res.avg_obj = v[7], res.avg_noobj = v[8];
+  res.recall50 = v[9], res.recall75 = v[10];
 }
 
 }  // namespace
@@ -149,7 +163,7 @@ RegionLossResult region_loss(const torch::Tensor& raw, const torch::Tensor& boxe
   const double inv_b = 1.0 / static_cast<double>(b_n);
   RegionLossResult res;
   res.total = (terms.coord + terms.object + terms.noobject + terms.cls + terms.warmup) * inv_b;
-  diagnostics(parts, pred, rows, targets, terms, inv_b, res);
+  diagnostics(parts, pred, rows, targets, terms, inv_b, o.host_scalars, res);
   return res;
 }
 

@@ -31,8 +31,9 @@ at::Tensor decode_boxes(const RegionParts& p, const std::vector<double>& anchors
   const auto fopt = p.x.options().dtype(at::kFloat);
   const at::Tensor gx = at::arange(w_n, fopt).view({1, 1, 1, w_n});
   const at::Tensor gy = at::arange(h_n, fopt).view({1, 1, h_n, 1});
-  const at::Tensor anc =
-      at::tensor(std::vector<float>(anchors.begin(), anchors.end()), at::kFloat).to(p.x.device()).view({a_n, 2});
+  // To a GPU through pinned memory, asynchronously: a pageable copy would wait for the queued work.
+  at::Tensor anc = at::tensor(std::vector<float>(anchors.begin(), anchors.end()), at::kFloat);
+  anc = (p.x.is_cuda() ? anc.pin_memory().to(p.x.device(), /*non_blocking=*/true) : anc).view({a_n, 2});
   const at::Tensor aw = anc.select(1, 0).view({1, a_n, 1, 1}), ah = anc.select(1, 1).view({1, a_n, 1, 1});
   return at::stack({(p.x + gx) / w_n, (p.y + gy) / h_n, p.w.exp() * aw / w_n, p.h.exp() * ah / h_n}, -1);
 }

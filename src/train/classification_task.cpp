@@ -46,9 +46,9 @@ class ClassificationTask : public StreamTask {
     MicroResult r;
     r.total = loss;
     const at::Tensor d = logp.detach();
-    const double top1 = d.argmax(1).eq(labels).to(at::kDouble).mean().item<double>();
-    const double p_true = d.gather(1, labels.unsqueeze(1)).exp().mean().item<double>();
-    r.values = {loss.item<double>(), top1, p_true};
+    const at::Tensor top1 = d.argmax(1).eq(labels).to(at::kDouble).mean();
+    const at::Tensor p_true = d.gather(1, labels.unsqueeze(1)).exp().mean().to(at::kDouble);
+    r.values = at::stack({loss.detach().to(at::kDouble), top1, p_true});  // where they are: no transfer
     r.count = labels.size(0);
     r.size = batch.size;
     return r;

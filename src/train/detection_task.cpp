@@ -28,7 +28,9 @@ class DetectionTask : public StreamTask {
  public:
   DetectionTask(std::shared_ptr<const data::VocDataset> train_set, data::LoaderOptions loader,
                 loss::RegionLossOptions loss)
-      : train_set_(std::move(train_set)), loader_options_(std::move(loader)), loss_(std::move(loss)) {}
+      : train_set_(std::move(train_set)), loader_options_(std::move(loader)), loss_(std::move(loss)) {
+    loss_.host_scalars = false;  // the trainer reads RegionLossResult::scalars when it needs them
+  }
 
   // metrics.csv's columns: the region loss's terms per image, then darknet's printed diagnostics.
   const std::vector<ScalarSpec>& scalars() const override {
@@ -52,11 +54,7 @@ class DetectionTask : public StreamTask {
     const int64_t seen = p.state.images_seen + static_cast<int64_t>(s + 1) * mini;
     const loss::RegionLossResult r =
         loss::region_loss(raw, batch.boxes, batch.labels, batch.counts, seen, gamma, loss_);
-    return {r.total,
-            {r.coord, r.object, r.noobject, r.cls, r.warmup, r.avg_iou, r.avg_class, r.avg_obj, r.avg_noobj, r.recall50,
-             r.recall75},
-            r.count,
-            batch.size};
+    return {r.total, r.scalars, r.count, batch.size};  // scalars in scalars() order
   }
 
  private:

@@ -152,6 +152,7 @@ class EvaluationHook : public Hook {
   void evaluate(Trainer& t) {
     TrainerParts& p = t.parts();
     if (!eval_) return;
+    t.read_scalars();  // deferred scalars: a non-finite loss stops the run before best.ckpt is written
     p.net->eval();
     const std::optional<std::vector<double>> scores = eval_->run(t);
     t.set_train_mode();

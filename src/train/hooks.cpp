@@ -31,17 +31,15 @@ class MetricsHook : public Hook {
     table_.header.insert(table_.header.end(), {"count", "images_per_s", "loss_scale", "overflow_skips"});
     if (t.state().iteration > 0) table_.load(t.parts().folder.file("metrics.csv"), t.state().iteration);
   }
-  void after_step(Trainer& t) override {
-    const StepRecord& s = t.last_step();
-    const TrainState& st = t.state();
-    std::vector<double> row{
-        static_cast<double>(st.iteration), t.epoch(), static_cast<double>(st.images_seen), s.lr, s.gamma,
-        static_cast<double>(s.size),       s.loss};
+  void after_scalars(Trainer& t, const StepRecord& s) override {
+    const double epoch = static_cast<double>(s.images_seen) / static_cast<double>(t.parts().task->train_images());
+    std::vector<double> row{static_cast<double>(s.iteration), epoch, static_cast<double>(s.images_seen), s.lr, s.gamma,
+                            static_cast<double>(s.size),      s.loss};
     row.insert(row.end(), s.values.begin(), s.values.end());
     row.push_back(static_cast<double>(s.count));
     row.push_back(t.config().train.batch / s.seconds);
     row.push_back(s.loss_scale);
-    row.push_back(static_cast<double>(st.loss_scale.skipped));
+    row.push_back(static_cast<double>(s.overflow_skips));
     table_.rows.push_back(std::move(row));
   }
   void before_save(Trainer& t) override { table_.save(t.parts().folder.file("metrics.csv")); }
@@ -72,10 +70,9 @@ class MetricsHook : public Hook {
 
 class ProgressHook : public Hook {
  public:
-  void after_step(Trainer& t) override {
-    const StepRecord& s = t.last_step();
+  void after_scalars(Trainer& t, const StepRecord& s) override {
     ema_loss_ = ema_loss_ < 0 ? s.loss : 0.9 * ema_loss_ + 0.1 * s.loss;
-    const int64_t it = t.state().iteration, max = t.max_batches();
+    const int64_t it = s.iteration, max = t.max_batches();
     if (it % t.config().train.log_every != 0 && it != max) return;
     const double elapsed = t.loop_seconds();
     const double ips = static_cast<double>(t.images_this_run()) / std::max(elapsed, 1e-9);
@@ -88,13 +85,13 @@ class ProgressHook : public Hook {
       os << (os.tellp() > 0 ? " " : "") << specs[i].name << " " << std::fixed << std::setprecision(3) << s.values[i];
     }
     const std::string gamma = t.parts().task->uses_gamma() ? fmt::format(" gamma {:.2f}", s.gamma) : "";
-    const std::string scale = t.parts().precision.loss_scaling ? fmt::format(" | loss scale {:g} ({} skipped)",
-                                                                             s.loss_scale, t.state().loss_scale.skipped)
-                                                               : "";
+    const std::string scale = t.parts().precision.loss_scaling
+                                  ? fmt::format(" | loss scale {:g} ({} skipped)", s.loss_scale, s.overflow_skips)
+                                  : "";
     spdlog::info(
         "it {}/{} ep {:.2f} | loss {:.3f} avg {:.3f} ({}) | {} n {} | lr {:.2e}{} | {}px{} | {:.1f} img/s | eta {}", it,
-        max, t.epoch(), s.loss, ema_loss_, terms.str(), diag.str(), s.count, s.lr, gamma, s.size, scale, ips,
-        fmt_duration(eta));
+        max, static_cast<double>(s.images_seen) / static_cast<double>(t.parts().task->train_images()), s.loss,
+        ema_loss_, terms.str(), diag.str(), s.count, s.lr, gamma, s.size, scale, ips, fmt_duration(eta));
   }
 
  private:

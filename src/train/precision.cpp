@@ -8,26 +8,13 @@
 #include <string>
 
 #include "../compat/autocast.hpp"
+#include "../config_words.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/util/build_info.hpp"
 
 namespace yolo2::train {
 
 namespace {
-
-const char* name_of(Precision p) {
-  switch (p) {
-    case Precision::Fp32:
-      return "fp32";
-    case Precision::Tf32:
-      return "tf32";
-    case Precision::Bf16:
-      return "bf16";
-    case Precision::Fp16:
-      return "fp16";
-  }
-  return "?";
-}
 
 // The processor's bf16 instructions (oneDNN uses them when present, and emulates bf16 otherwise).
 bool cpu_has_bf16() {
@@ -56,7 +43,8 @@ PrecisionPlan setup_precision(Precision precision, const c10::Device& device) {
   plan.precision = precision;
   const bool cuda = device.is_cuda();
   if (!cuda && (precision == Precision::Tf32 || precision == Precision::Fp16))
-    throw Error(std::string("runtime.precision is ") + name_of(precision) + " but runtime.device is " + device.str() +
+    throw Error(std::string("runtime.precision is ") + config_word(precision) + " but runtime.device is " +
+                device.str() +
                 (precision == Precision::Tf32 ? ": TF32 is a mode of NVIDIA tensor cores"
                                               : ": fp16 autocast with loss scaling is for CUDA devices") +
                 " (on the CPU: fp32, or bf16)");
@@ -76,8 +64,15 @@ PrecisionPlan setup_precision(Precision precision, const c10::Device& device) {
   }
   at::globalContext().setAllowTF32CuBLAS(precision == Precision::Tf32);
   at::globalContext().setAllowTF32CuDNN(precision == Precision::Tf32);
+  // cudnn.benchmark: cuDNN times its algorithms once per convolution shape and keeps the fastest. A
+  // multi-scale run has 10 input sizes, so at most 10 x (its convolutions) x 3 (forward, data and
+  // weight gradients) searches, all in the first iterations at each size; the choices are a small
+  // table, and the workspaces come from LibTorch's caching allocator and go back to it after each
+  // call, so memory stays at the largest workspace (LibTorch 2.x also tries only a limited number of
+  // algorithms per search).
+  at::globalContext().setBenchmarkCuDNN(cuda);
   if (precision != Precision::Fp32)
-    spdlog::info("precision: {} ({}{})", name_of(precision),
+    spdlog::info("precision: {} ({}{})", config_word(precision),
                  plan.autocast ? std::string("autocast to ") + c10::toString(plan.dtype) + " on " + device.str()
                                : std::string("TF32 in cuBLAS and cuDNN"),
                  plan.loss_scaling ? ", dynamic loss scaling" : "");

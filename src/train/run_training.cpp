@@ -149,6 +149,9 @@ TrainSummary run_recipe(Config config, const TrainOptions& options, const TaskRe
   p.device = util::resolve_device(config.runtime.device);
   p.dist = join_job(options, config, p.device);  // a rank takes its own GPU (cuda:LOCAL_RANK)
   p.precision = setup_precision(config.runtime.precision, p.device);
+  // Scalars read every train.log_every steps (no wait for the GPU in between) where nothing needs
+  // them at every micro-batch: one process (the ranks exchange them), no batch skipping.
+  p.deferred_scalars = options.deferred_scalars.value_or(p.device.is_cuda()) && !p.dist && !config.train.skip_nonfinite;
   p.config = config;
   p.folder = locate_run_folder(config, options.resume);
   const bool main_rank = !p.dist || p.dist->is_main();

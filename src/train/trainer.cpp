@@ -18,39 +18,31 @@ namespace {
 
 // One small all-reduce per micro-batch: every rank learns whether any rank's loss is non-finite
 // (all skip or stop together: a rank that skipped its backward pass alone would leave the others
-// waiting in the gradient all-reduce) and `r` becomes the global values.
-void exchange_values(Distributed& dist, const std::vector<ScalarSpec>& specs, MicroResult& r, bool& finite,
-                     std::string& bad_term) {
-  const auto n = static_cast<double>(r.count);
+// waiting in the gradient all-reduce) and `values` and `count` become the global ones.
+void exchange_values(Distributed& dist, const std::vector<ScalarSpec>& specs, std::vector<double>& values,
+                     int64_t& count, bool& finite, std::string& bad_term) {
+  const auto n = static_cast<double>(count);
   std::vector<double> v{finite ? 0.0 : 1.0};
   for (std::size_t i = 0; i < specs.size(); ++i)
-    v.push_back(r.values[i] * (specs[i].kind == ScalarKind::CountMean ? n : 1.0));
+    v.push_back(values[i] * (specs[i].kind == ScalarKind::CountMean ? n : 1.0));
   v.push_back(n);
   at::Tensor st = at::tensor(v, at::kDouble);
   dist.all_reduce_sum({st}, "exchanging the loss");
   const double* sum = st.data_ptr<double>();
   if (sum[0] > 0 && finite) finite = false, bad_term = "(on another rank)";
   const double w = dist.world_size(), total = sum[specs.size() + 1];
-  r.count = static_cast<int64_t>(total);
+  count = static_cast<int64_t>(total);
   const double inv = total > 0 ? 1.0 / total : 0.0;
   for (std::size_t i = 0; i < specs.size(); ++i)
-    r.values[i] = sum[i + 1] * (specs[i].kind == ScalarKind::CountMean ? inv : 1.0 / w);
+    values[i] = sum[i + 1] * (specs[i].kind == ScalarKind::CountMean ? inv : 1.0 / w);
 }
 
-// Adds micro-batch `r` into the step: terms and means with weight w, the others weighted by their
-// count; finish() turns the count-weighted sums into means.
-void accumulate(StepRecord& step, const std::vector<ScalarSpec>& specs, const MicroResult& r, double w) {
-  const auto n = static_cast<double>(r.count);
-  step.values.resize(specs.size(), 0.0);
-  double terms = 0;  // summed before weighting, as (coord + object + ...) * w
-  for (std::size_t i = 0; i < specs.size(); ++i) {
-    step.values[i] += r.values[i] * (specs[i].kind == ScalarKind::CountMean ? n : w);
-    if (specs[i].kind == ScalarKind::Term) terms += r.values[i];
-  }
-  step.loss += terms * w;
-  step.count += r.count;
+std::vector<double> to_host(const at::Tensor& t) {
+  const at::Tensor h = t.to(at::kCPU, at::kDouble).contiguous();
+  return {h.data_ptr<double>(), h.data_ptr<double>() + h.numel()};
 }
 
+// The count-weighted sums turned into means.
 void finish(StepRecord& step, const std::vector<ScalarSpec>& specs) {
   if (step.count == 0) return;
   const auto n = static_cast<double>(step.count);
@@ -58,9 +50,9 @@ void finish(StepRecord& step, const std::vector<ScalarSpec>& specs) {
     if (specs[i].kind == ScalarKind::CountMean) step.values[i] /= n;
 }
 
-std::optional<std::string> non_finite_term(const std::vector<ScalarSpec>& specs, const MicroResult& r) {
-  for (std::size_t i = 0; i < specs.size(); ++i)
-    if (specs[i].kind == ScalarKind::Term && !std::isfinite(r.values[i])) return specs[i].name;
+std::optional<std::string> non_finite_term(const std::vector<ScalarSpec>& specs, const std::vector<double>& values) {
+  for (std::size_t i = 0; i < specs.size() && i < values.size(); ++i)
+    if (specs[i].kind == ScalarKind::Term && !std::isfinite(values[i])) return specs[i].name;
   return std::nullopt;
 }
 
@@ -73,7 +65,7 @@ void set_train_mode(model::YoloV2Impl& net, bool freeze_bn) {
       if (!bn.is_empty()) bn->eval();
 }
 
-Trainer::Trainer(TrainerParts parts) : p_(std::move(parts)) {}
+Trainer::Trainer(TrainerParts parts) : p_(std::move(parts)), deferred_(p_.deferred_scalars) {}
 
 void Trainer::add_hook(std::unique_ptr<Hook> hook) { hooks_.push_back(std::move(hook)); }
 
@@ -88,6 +80,7 @@ double Trainer::loop_seconds() const {
 void Trainer::set_train_mode() { train::set_train_mode(*p_.net, p_.config.train.freeze_bn); }
 
 void Trainer::save_last() {
+  read_scalars();  // a step with a non-finite loss stops the run before its weights are saved
   if (!main_rank()) return;
   for (auto& h : hooks_) h->before_save(*this);
   p_.state.rng_state = rng_state_bytes();
@@ -107,11 +100,18 @@ TrainSummary Trainer::train() {
   for (auto& h : hooks_) h->before_train(*this);
   p_.task->open(*this);
   t_loop_ = std::chrono::steady_clock::now();
+  t_read_ = t_loop_;
   first_iteration_ = p_.state.iteration;
+  if (deferred_)
+    spdlog::info("train: the loss terms are read every {} steps (train.log_every) and before saves and evaluations",
+                 p_.config.train.log_every);
   while (p_.state.iteration < p_.max_batches && !stopping_) {
     if (!run_step()) continue;
+    const auto t_hooks = std::chrono::steady_clock::now();
     for (auto& h : hooks_) h->after_step(*this);
+    hook_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_hooks).count();
   }
+  read_scalars();
   for (auto& h : hooks_) h->after_train(*this);
   summary_.iterations = p_.state.iteration;
   summary_.images_seen = p_.state.images_seen;
@@ -121,30 +121,64 @@ TrainSummary Trainer::train() {
   return summary_;
 }
 
+void Trainer::accumulate(const MicroResult& r, double w) {
+  const at::Tensor& v = r.values;
+  if (!count_mask_.defined() || count_mask_.device() != v.device()) {  // once per run
+    std::vector<double> count_mask, other_mask;
+    for (const auto& spec : p_.task->scalars()) {
+      count_mask.push_back(spec.kind == ScalarKind::CountMean ? 1.0 : 0.0);
+      other_mask.push_back(spec.kind == ScalarKind::CountMean ? 0.0 : 1.0);
+    }
+    count_mask_ = at::tensor(count_mask, at::kDouble).to(v.device());
+    other_mask_ = at::tensor(other_mask, at::kDouble).to(v.device());
+  }
+  // Exactly count or w per scalar (1 x a + 0 x b), made where the values are: no transfer.
+  const at::Tensor weighted = v * (count_mask_ * static_cast<double>(r.count) + other_mask_ * w);
+  step_values_ = step_values_.defined() ? step_values_ + weighted : weighted;
+  // The loss: the micro-batch's terms summed in order, times w (the same additions as on the host).
+  at::Tensor terms;
+  const std::vector<ScalarSpec>& specs = p_.task->scalars();
+  for (std::size_t i = 0; i < specs.size(); ++i)
+    if (specs[i].kind == ScalarKind::Term) {
+      const at::Tensor x = v.narrow(0, static_cast<int64_t>(i), 1);
+      terms = terms.defined() ? terms + x : x;
+    }
+  if (terms.defined()) step_loss_ = step_loss_.defined() ? step_loss_ + terms * w : terms * w;
+  current_.count += r.count;
+}
+
 bool Trainer::run_step() {
   const auto t0 = std::chrono::steady_clock::now();
   const int sub = p_.config.train.subdivisions;
   TrainState& st = p_.state;
-  step_ = StepRecord{};
+  current_ = StepRecord{};
+  step_values_ = step_loss_ = at::Tensor();
   TrainTask& task = *p_.task;
   const std::vector<ScalarSpec>& specs = task.scalars();
   // darknet counts the update being made from 1 (schedule.hpp).
-  step_.lr = p_.lr_at ? p_.lr_at(st.iteration + 1) : learning_rate(p_.config.train, st.iteration + 1, p_.max_batches);
+  current_.lr =
+      p_.lr_at ? p_.lr_at(st.iteration + 1) : learning_rate(p_.config.train, st.iteration + 1, p_.max_batches);
   if (task.uses_gamma())
-    step_.gamma =
+    current_.gamma =
         focal_gamma(p_.config.loss.focal, static_cast<double>(st.iteration) / static_cast<double>(p_.max_batches));
-  set_lr(*p_.optimizer, step_.lr);
+  set_lr(*p_.optimizer, current_.lr);
   p_.optimizer->zero_grad();
   for (int s = 0; s < sub; ++s) {
-    MicroResult r = task.micro_step(*this, s, step_.gamma);
-    step_.size = r.size;
-    std::optional<std::string> bad = non_finite_term(specs, r);
-    bool finite = !bad;
-    std::string bad_term = bad.value_or("");
-    if (p_.dist) exchange_values(*p_.dist, specs, r, finite, bad_term);
-    if (!finite) {
-      for (int rest = s + 1; rest < sub; ++rest) task.skip_micro_batch();  // keep the stream aligned with iterations
-      return skip_or_throw(bad_term);
+    MicroResult r = task.micro_step(*this, s, current_.gamma);
+    current_.size = r.size;
+    if (!deferred_) {
+      // Read now: a non-finite loss is skipped or stops the run before its backward pass, and the
+      // ranks agree on it (and exchange their values) in one small all-reduce.
+      std::vector<double> v = to_host(r.values);
+      std::optional<std::string> bad = non_finite_term(specs, v);
+      bool finite = !bad;
+      std::string bad_term = bad.value_or("");
+      if (p_.dist) exchange_values(*p_.dist, specs, v, r.count, finite, bad_term);
+      if (!finite) {
+        for (int rest = s + 1; rest < sub; ++rest) task.skip_micro_batch();  // keep the stream aligned with iterations
+        return skip_or_throw(bad_term);
+      }
+      r.values = at::tensor(v, at::kDouble);
     }
     // The last micro-batch of a step averages the gradients over the ranks (bucketed all-reduce
     // during its backward pass); the others accumulate locally, as DDP's no_sync().
@@ -158,22 +192,63 @@ bool Trainer::run_step() {
       if (p_.dist) throw Error(p_.dist->failure_message("the backward pass (gradient all-reduce)", e.what()));
       throw;
     }
-    accumulate(step_, specs, r, 1.0 / sub);
+    accumulate(r, 1.0 / sub);
   }
   optimizer_step();
   st.iteration += 1;
   st.images_seen += p_.config.train.batch;
   images_this_run_ += p_.config.train.batch;
-  finish(step_, specs);
-  step_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  current_.iteration = st.iteration;
+  current_.images_seen = st.images_seen;
+  current_.overflow_skips = st.loss_scale.skipped;
+  current_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // The step's values, then its loss: one row.
+  pending_.push_back({current_, step_loss_.defined() ? at::cat({step_values_, step_loss_})
+                                                     : at::cat({step_values_, step_values_.new_zeros({1})})});
+  // A read every train.log_every steps (and at most kMaxPending steps apart: the rows are small, but
+  // log_every may be large).
+  constexpr std::size_t kMaxPending = 1000;
+  if (!deferred_ || st.iteration % p_.config.train.log_every == 0 || at_end() || pending_.size() >= kMaxPending)
+    read_scalars();
   return true;
+}
+
+void Trainer::read_scalars() {
+  if (pending_.empty()) return;
+  const std::vector<ScalarSpec>& specs = p_.task->scalars();
+  std::vector<Pending> done;
+  done.swap(pending_);
+  std::vector<at::Tensor> values;
+  for (const Pending& d : done) values.push_back(d.values);
+  const at::Tensor host = at::stack(values).to(at::kCPU, at::kDouble).contiguous();  // one transfer
+  const auto n = static_cast<int64_t>(specs.size());
+  TORCH_CHECK(host.size(1) == n + 1, "the task gave ", host.size(1) - 1, " values for ", n, " scalars");
+  // The steps' own time: since the last read, less what the hooks took meanwhile (saves, evaluations).
+  const auto now = std::chrono::steady_clock::now();
+  const double window = std::max(std::chrono::duration<double>(now - t_read_).count() - hook_seconds_, 0.0);
+  t_read_ = now;
+  hook_seconds_ = 0;
+  for (std::size_t k = 0; k < done.size(); ++k) {
+    StepRecord& rec = done[k].record;
+    const double* v = host.data_ptr<double>() + static_cast<int64_t>(k) * (n + 1);
+    rec.values.assign(v, v + n);
+    rec.loss = v[n];
+    if (deferred_) {
+      if (std::optional<std::string> bad = non_finite_term(specs, rec.values))
+        throw_non_finite(*bad, rec.iteration, rec.iteration < p_.state.iteration);
+      rec.seconds = window / static_cast<double>(done.size());
+    }
+    finish(rec, specs);
+  }
+  for (const Pending& d : done)
+    for (auto& h : hooks_) h->after_scalars(*this, d.record);
 }
 
 // The optimizer step; with fp16's loss scaling, the gradients are unscaled first and a step whose
 // gradients overflowed is skipped (logged, counted in metrics.csv), as torch.amp.GradScaler does.
 void Trainer::optimizer_step() {
   LossScale& ls = p_.state.loss_scale;
-  step_.loss_scale = p_.precision.loss_scaling ? ls.scale : 1.0;
+  current_.loss_scale = p_.precision.loss_scaling ? ls.scale : 1.0;
   if (!p_.precision.loss_scaling) {
     p_.optimizer->step();
     return;
@@ -185,23 +260,28 @@ void Trainer::optimizer_step() {
   if (finite) p_.optimizer->step();
   update_loss_scale(ls, finite);
   if (finite) return;
-  step_.overflow = true;
+  current_.overflow = true;
   spdlog::warn(
       "iteration {}: fp16 gradients overflowed at loss scale {}; optimizer step skipped, scale now {} ({} "
       "skipped in this run so far)",
-      p_.state.iteration + 1, step_.loss_scale, ls.scale, ls.skipped);
+      p_.state.iteration + 1, current_.loss_scale, ls.scale, ls.skipped);
+}
+
+void Trainer::throw_non_finite(const std::string& bad_term, int64_t iteration, bool later_steps) const {
+  const std::string saved = std::filesystem::exists(p_.folder.last())
+                                ? "The last good state is in " + p_.folder.last()
+                                : "No checkpoint was written yet (train.checkpoint_every)";
+  throw Error(
+      "iteration " + std::to_string(iteration) + ": loss term '" + bad_term + "' is not finite (NaN or inf); stopping" +
+      (later_steps ? " (found when the loss terms were read, " + std::to_string(p_.state.iteration - iteration) +
+                         " steps later; none of them was saved)"
+                   : "") +
+      ". " + saved + " (lower train.lr, or set train.skip_nonfinite to skip such batches)");
 }
 
 bool Trainer::skip_or_throw(const std::string& bad_term) {
   TrainState& st = p_.state;
-  if (!p_.config.train.skip_nonfinite) {
-    const std::string saved = std::filesystem::exists(p_.folder.last())
-                                  ? "The last good state is in " + p_.folder.last()
-                                  : "No checkpoint was written yet (train.checkpoint_every)";
-    throw Error("iteration " + std::to_string(st.iteration + 1) + ": loss term '" + bad_term +
-                "' is not finite (NaN or inf); stopping. " + saved +
-                " (lower train.lr, or set train.skip_nonfinite to skip such batches)");
-  }
+  if (!p_.config.train.skip_nonfinite) throw_non_finite(bad_term, st.iteration + 1, false);
   spdlog::warn("iteration {}: loss term '{}' is not finite; batch skipped (train.skip_nonfinite)", st.iteration + 1,
                bad_term);
   p_.optimizer->zero_grad();

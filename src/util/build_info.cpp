@@ -12,8 +12,8 @@
 
 #include "yolo2/model/onednn_plan.hpp"
 
-// YOLO2_TORCH_CUDA=1 (set by CMake on this file only): LibTorch has CUDA, the CUDA runtime's headers
-// and NCCL's are on the include path.
+// YOLO2_TORCH_CUDA=1 (set by CMake on this file and cuda_memory.cpp only): LibTorch has CUDA, the CUDA runtime's
+// headers and NCCL's are on the include path.
 #ifndef YOLO2_TORCH_CUDA
 #define YOLO2_TORCH_CUDA 0
 #endif

@@ -1,6 +1,8 @@
 // `yolo2 bench`: measured speed of the pieces of training and evaluation, medians over repeats after
-// warm-up. The figures come back as a report: a terminal table, and JSON in a stable schema
-// (docs/bench-schema.json, "yolo2.bench/1"): every figure has a fixed id, a value and a unit.
+// warm-up, on runtime.device in runtime.precision (on a GPU: the training iteration, the forward at
+// batch 1 and 64 and decode + NMS there; the loader and VOC scoring are the host's work anyway). The figures come back
+// as a report: a terminal table, and JSON in a stable schema (docs/bench-schema.json, "yolo2.bench/1"): every figure
+// has a fixed id, a value and a unit.
 #pragma once
 
 #include <string>
@@ -28,7 +30,9 @@ struct Measurement {
 };
 
 struct BenchReport {
-  std::string config;  // the config file
+  std::string config;     // the config file
+  std::string device;     // where it ran: "cpu", "cuda:0" (runtime.device)
+  std::string precision;  // runtime.precision: the training iteration's and the GPU forward's
   int input_size = 0;
   double width = 1;
   int threads = 0;
@@ -43,8 +47,8 @@ BenchReport run_bench(const Config& config, const BenchOptions& options);
 
 // The terminal table.
 std::string format_table(const BenchReport& report);
-// {"schema": "yolo2.bench/1", "config", "input_size", "width", "threads", "gflop_per_image",
-//  "results": [{"id", "label", "value", "unit", "note"}...], "build": {...}}.
+// {"schema": "yolo2.bench/1", "config", "device", "precision", "input_size", "width", "threads",
+//  "gflop_per_image", "results": [{"id", "label", "value", "unit", "note"}...], "build": {...}}.
 std::string to_json(const BenchReport& report);
 
 // The ids a report may hold, in report order (the schema's enumeration).

@@ -55,8 +55,9 @@ struct LoaderOptions {
   // exactly as a single process would (a distributed sampler that keeps the global batch).
   int shard_rank = 0;
   int shard_count = 1;
-  // Training on CUDA: the batch's tensors are made in page-locked (pinned) host memory, so that
-  // their copy to the GPU is asynchronous (non_blocking) and overlaps the step before it.
+  // Training on CUDA: the images (and a classification batch's labels) are made in page-locked
+  // (pinned) host memory, so that their copy to the GPU is asynchronous (non_blocking) and overlaps
+  // the step before it. A detection batch's boxes, labels and counts stay pageable (host-only).
   bool pin_memory = false;
 };
 

@@ -38,6 +38,9 @@ struct RegionLossOptions {
   int max_boxes = 30;   // ground truths used per image (the first ones)
   torch::Tensor alpha;  // [C] focal class weights (undefined: all ones)
   double sigmoid_alpha = -1;
+  // Fill RegionLossResult's doubles (one copy of the figures to the host). The trainer turns it off
+  // and accumulates RegionLossResult::scalars where they are, so that a GPU never waits for it.
+  bool host_scalars = true;
 
   TargetOptions targets() const;  // the fields target assignment uses
 };
@@ -56,11 +59,16 @@ torch::Tensor class_term(const torch::Tensor& logits, const torch::Tensor& label
 // Each term separately (already divided by the batch size) and darknet's diagnostics.
 struct RegionLossResult {
   torch::Tensor total;  // scalar, differentiable
+  // The doubles below (with RegionLossOptions::host_scalars; NaN without):
   double coord = 0, object = 0, noobject = 0, cls = 0, warmup = 0;
   // darknet's "Region Avg IOU / Class / Obj / No Obj / Avg Recall / count" (predictions before
   // the update); NaN-free: 0 when count is 0.
   double avg_iou = 0, avg_class = 0, avg_obj = 0, avg_noobj = 0, recall50 = 0, recall75 = 0;
-  int64_t count = 0;
+  int64_t count = 0;  // ground truths (always: the targets are built on the host)
+  // The same eleven figures as one float64 tensor on the loss's device, no gradient, in the order
+  // above: coord, object, noobject, cls, warmup, avg_iou, avg_class, avg_obj, avg_noobj, recall50,
+  // recall75.
+  torch::Tensor scalars;
 };
 
 // raw [B, A*(5+C), H, W]; boxes [B, M, 4] x1, y1, x2, y2 normalised to the input; labels [B, M]

@@ -1,5 +1,6 @@
 // The hooks of a training run, in the order run_training and run_pretraining add them (each step:
-// metrics row, progress line, stop agreement, checkpoint, evaluation).
+// metrics row and progress line as the step's scalars are read, then stop agreement, checkpoint,
+// evaluation).
 #pragma once
 
 #include <cstdint>

@@ -25,7 +25,7 @@ struct PrecisionPlan {
 // compute capability 8.0 or later (on the CPU it runs through oneDNN, with a warning where the
 // processor has no bf16 instructions). Throws yolo2::Error naming runtime.precision otherwise.
 // Sets the process-wide TF32 switches of cuBLAS and cuDNN: on for tf32 only (LibTorch leaves TF32
-// on in cuDNN by default, so fp32 turns it off).
+// on in cuDNN by default, so fp32 turns it off); and cudnn.benchmark on for a CUDA device.
 PrecisionPlan setup_precision(Precision precision, const c10::Device& device);
 
 // The network's forward pass under autocast, as a scope (a no-op for fp32 and tf32); the previous

@@ -34,6 +34,10 @@ struct TrainOptions {
   // This process's place in a multi-process job (default: alone). With world_size > 1, every rank
   // runs run_training with the same config; rank 0 writes the run folder.
   DistOptions dist;
+  // Read the step's scalars (the loss terms, metrics.csv's columns) only every train.log_every steps
+  // and before each save or evaluation, instead of after every step (see Trainer). Unset: on for a
+  // GPU. Off whatever it says with several processes or train.skip_nonfinite. Tests set it on the CPU.
+  std::optional<bool> deferred_scalars;
 };
 
 struct TrainSummary {
@@ -77,10 +81,10 @@ struct ScalarSpec {
 
 // One micro-batch's forward pass and loss.
 struct MicroResult {
-  at::Tensor total;            // the loss to back-propagate
-  std::vector<double> values;  // one per TrainTask::scalars()
-  int64_t count = 0;           // items behind the CountMean values
-  int size = 0;                // input side of the batch
+  at::Tensor total;   // the loss to back-propagate
+  at::Tensor values;  // [scalars().size()] float64, no gradient, on the loss's device
+  int64_t count = 0;  // items behind the CountMean values (known on the host)
+  int size = 0;       // input side of the batch
 };
 
 class Trainer;
@@ -101,14 +105,19 @@ class TrainTask {
 
 // One optimizer step as the hooks see it.
 struct StepRecord {
+  int64_t iteration = 0;    // the state after the step
+  int64_t images_seen = 0;  // likewise
   double lr = 0, gamma = 0;
   int size = 0;                // input side of the step's batches
   double loss = 0;             // the total loss per image
   std::vector<double> values;  // the task's scalars (all ranks)
   int64_t count = 0;
-  double seconds = 0;     // wall time of the step
-  double loss_scale = 1;  // fp16's loss scale the step used (1 without loss scaling)
-  bool overflow = false;  // fp16: the gradients overflowed and the optimizer step was skipped
+  // Wall time of the step; with deferred scalars, the mean over the steps read together, the hooks'
+  // time left out (a GPU step's end is only known at a synchronisation).
+  double seconds = 0;
+  double loss_scale = 1;       // fp16's loss scale the step used (1 without loss scaling)
+  bool overflow = false;       // fp16: the gradients overflowed and the optimizer step was skipped
+  int64_t overflow_skips = 0;  // fp16: steps skipped so far in the run
 };
 
 // Called by the Trainer in the order the hooks were added. Every rank calls every hook; hooks that
@@ -117,7 +126,11 @@ class Hook {
  public:
   virtual ~Hook() = default;
   virtual void before_train(Trainer&) {}
-  virtual void after_step(Trainer&) {}   // after each optimizer step (a skipped batch is none)
+  virtual void after_step(Trainer&) {}  // after each optimizer step (a skipped batch is none)
+  // Each step's scalars, in step order: right after the step, before its after_step; with deferred
+  // scalars, every train.log_every steps, before a save or evaluation and at the end, for the steps
+  // since (so after_step of a step may come first).
+  virtual void after_scalars(Trainer&, const StepRecord&) {}
   virtual void before_save(Trainer&) {}  // main rank, just before last.ckpt is written
   virtual void after_eval(Trainer&) {}   // main rank, after an evaluation was scored
   virtual void after_train(Trainer&) {}  // the loop ended, finished or stopped
@@ -137,8 +150,16 @@ struct TrainerParts {
   int64_t max_batches = 0;
   // The learning rate of an update (counted from 1); unset: learning_rate(config.train, ., max_batches).
   std::function<double(int64_t)> lr_at;
+  bool deferred_scalars = false;  // TrainOptions::deferred_scalars, resolved
 };
 
+// The step's scalars (loss terms and diagnostics: metrics.csv, the progress line) are read on the
+// host after every step, and checked before the backward pass: a non-finite loss stops the run or
+// (train.skip_nonfinite) skips the batch. With deferred scalars (one process on a GPU) they stay on
+// the device and are read every train.log_every steps (the default 1 reads every step), before each
+// save or evaluation and at the end, in one transfer, so that the GPU does not wait for the host in
+// between; a non-finite loss is then found at that read and stops the run before any weights of the
+// steps since are saved (last.ckpt or best.ckpt).
 class Trainer {
  public:
   explicit Trainer(TrainerParts parts);
@@ -153,8 +174,7 @@ class Trainer {
   bool main_rank() const { return !p_.dist || p_.dist->is_main(); }
   int64_t max_batches() const { return p_.max_batches; }
   bool at_end() const { return p_.state.iteration == p_.max_batches; }
-  double epoch() const;  // images seen / training images
-  const StepRecord& last_step() const { return step_; }
+  double epoch() const;                                         // images seen / training images
   int64_t first_iteration() const { return first_iteration_; }  // where this process started
   int64_t images_this_run() const { return images_this_run_; }  // trained on by this process
   double loop_seconds() const;                                  // since the loop started
@@ -167,6 +187,10 @@ class Trainer {
   void save_last();
   // Main rank: the after_eval hooks.
   void notify_eval();
+  // Reads the scalars of the steps not read yet (one transfer) and hands them to the hooks; throws
+  // when one of them has a non-finite loss term (deferred scalars). save_last() calls it first.
+  void read_scalars();
+  bool deferred_scalars() const { return deferred_; }
 
  private:
   // subdivisions x (batch, forward, loss, backward), then the optimizer step; false when the batch
@@ -174,10 +198,25 @@ class Trainer {
   bool run_step();
   void optimizer_step();
   bool skip_or_throw(const std::string& bad_term);
+  [[noreturn]] void throw_non_finite(const std::string& bad_term, int64_t iteration, bool later_steps) const;
+  // Adds a micro-batch's values, weighted (terms and means by w, the others by their count).
+  void accumulate(const MicroResult& r, double w);
 
   TrainerParts p_;
   std::vector<std::unique_ptr<Hook>> hooks_;
-  StepRecord step_;
+  StepRecord current_;  // the step being made
+  // Steps done but not read yet: the record without its values, and the values on the device.
+  struct Pending {
+    StepRecord record;
+    at::Tensor values;
+  };
+  std::vector<Pending> pending_;
+  at::Tensor step_values_;  // the current step's weighted sum so far
+  at::Tensor step_loss_;    // and its loss (terms summed per micro-batch, then weighted)
+  bool deferred_ = false;
+  at::Tensor count_mask_, other_mask_;            // 1 at the CountMean scalars / at the others (float64)
+  std::chrono::steady_clock::time_point t_read_;  // when the scalars were last read
+  double hook_seconds_ = 0;                       // spent in after_step hooks since then
   TrainSummary summary_;
   int64_t first_iteration_ = 0;
   int64_t images_this_run_ = 0;

@@ -1,0 +1,11 @@
+// The YAML word of a config enum value, from config.cpp's own name tables (one spelling, used by
+// the config codec and by messages elsewhere).
+#pragma once
+
+#include "yolo2/train/choices.hpp"
+
+namespace yolo2 {
+
+const char* config_word(train::Precision value);  // "fp32", "tf32", "bf16" or "fp16"
+
+}  // namespace yolo2
