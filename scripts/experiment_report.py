@@ -10,6 +10,7 @@ docs/experiments.md; without it, the from-scratch runs for docs/experiments-scra
 import csv
 import glob
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -59,7 +60,7 @@ def collect(folder, plots):
     by setting and seed, and the mAP curves (setting -> {iteration: [mAP of each seed]})."""
     rows, per_class, seed_maps, curves = [], {}, {}, {}
     for name, label in NAMES:
-        maps, rares, times, its, at_once = [], [], [], None, set()
+        maps, rares, times, its, at_once, sizes = [], [], [], None, set(), set()
         ap_runs = []
         for run in sorted(glob.glob(os.path.join(folder, name, "seed*"))):
             if not os.path.exists(os.path.join(run, "done")):
@@ -80,12 +81,17 @@ def collect(folder, plots):
             times.append(float(fields[1]) - float(fields[0]))
             at_once.add(int(fields[2]) if len(fields) > 2 else 1)
             its = last["iteration"]
+            # The evaluation's input size: data.input_size of the run's resolved config.
+            with open(os.path.join(run, "config.yaml")) as f:
+                m = re.search(r"^\s*input_size:\s*(\d+)", f.read(), re.M)
+            sizes.add(m.group(1) if m else "?")
         if not maps:
             continue
         sd = statistics.stdev(maps) if len(maps) > 1 else float("nan")
         sd_r = statistics.stdev(rares) if len(rares) > 1 else float("nan")
         rows.append((name, label, len(maps), statistics.mean(maps), sd, statistics.mean(rares), sd_r,
-                     (statistics.median(times), min(times), sorted(at_once)), its, maps))
+                     (statistics.median(times), min(times), sorted(at_once)), f"{its} (eval at {', '.join(sorted(sizes))} px)",
+                     maps))
         per_class[name] = {c: statistics.mean(r[c] for r in ap_runs if c in r) for c in classes}
         if plots:  # plots of the first seed next to the report
             first = sorted(glob.glob(os.path.join(folder, name, "seed*")))[0]
