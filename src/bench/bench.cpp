@@ -98,6 +98,30 @@ void opencv_section(Run& r, model::YoloV2Impl& net, double t1, double t8, const 
         ratio(c8 / t8) + " slower than " + how);
 }
 
+// The forward's latency at batch 1 (t1 seconds) and throughput at batch `b` (tb seconds), against
+// the reference convolution.
+void add_forward(Run& r, double t1, int b, double tb, const std::string& how) {
+  const double gflop = r.report.gflop_per_image;
+  r.add("forward_batch1", "forward batch 1 (latency), " + how, t1 * 1000, "ms",
+        num(gflop / t1) + " GFLOP/s = " + pct(gflop / t1, r.ref.forward) + " of reference fwd");
+  const std::string bs = std::to_string(b);
+  r.add("forward_batch" + bs, "forward batch " + bs + " (throughput), " + how, b / tb, "images/s",
+        num(b * gflop / tb) + " GFLOP/s = " + pct(b * gflop / tb, r.ref.forward) + " of reference fwd");
+}
+
+// Decode + NMS of one image's output `raw` (on its device: detect_image's GPU path on a GPU).
+void add_decode_nms(Run& r, const model::YoloV2Impl& net, const at::Tensor& raw, const std::string& where) {
+  const Config& c = r.config;
+  const int s = c.data.input_size;
+  const eval::DetectOptions dopt = detect_options(c.eval, true);
+  const double td = median_seconds(3, r.options.repeats * 4, [&] {
+    const auto d = eval::decode_region(raw, net.spec().anchors, net.spec().num_classes);
+    eval::detect_image(d, 0, data::Affine{1, 0, 1, 0}, s, s, s, s, 0, dopt);
+  });
+  r.add("decode_nms", "decode + NMS per image" + where, td * 1000, "ms",
+        "score >= " + std::to_string(c.eval.conf_thresh) + (r.target.cuda() ? "; detections back on the host" : ""));
+}
+
 // Forward with batch norm folded, batch 1 and 8 (and LibTorch's op-by-op forward when the oneDNN plan
 // runs), OpenCV DNN, then decode + NMS of one image's output.
 void inference(Run& r) {
@@ -111,10 +135,7 @@ void inference(Run& r) {
   const std::string how = fused.uses_onednn(x1) ? "oneDNN plan" : "LibTorch ops";
   const double t1 = median_seconds(2, reps, [&] { fused.forward(x1); });
   const double t8 = median_seconds(1, std::max(3, reps / 2), [&] { fused.forward(x8); });
-  r.add("forward_batch1", "forward batch 1 (latency), " + how, t1 * 1000, "ms",
-        num(gflop / t1) + " GFLOP/s = " + pct(gflop / t1, r.ref.forward) + " of reference fwd");
-  r.add("forward_batch8", "forward batch 8 (throughput), " + how, 8 / t8, "images/s",
-        num(8 * gflop / t8) + " GFLOP/s = " + pct(8 * gflop / t8, r.ref.forward) + " of reference fwd");
+  add_forward(r, t1, 8, t8, how);
   if (fused.uses_onednn(x1)) {  // what the plan buys over LibTorch's op-by-op forward
     model::FusedYoloV2 ops(*net);
     ops.set_backend(model::FusedYoloV2::Backend::LibTorch);
@@ -126,13 +147,7 @@ void inference(Run& r) {
           num(8 * gflop / o8) + " GFLOP/s; plan " + ratio(o8 / t8) + " faster");
   }
   if (r.options.opencv) opencv_section(r, *net, t1, t8, how);
-  const at::Tensor raw = fused.forward(x1);
-  const eval::DetectOptions dopt = detect_options(c.eval, true);
-  const double td = median_seconds(3, reps * 4, [&] {
-    const auto d = eval::decode_region(raw, net->spec().anchors, net->spec().num_classes);
-    eval::detect_image(d, 0, data::Affine{1, 0, 1, 0}, s, s, s, s, 0, dopt);
-  });
-  r.add("decode_nms", "decode + NMS per image", td * 1000, "ms", "score >= " + std::to_string(c.eval.conf_thresh));
+  add_decode_nms(r, *net, fused.forward(x1), "");
 }
 
 // On a GPU: the network's own forward (eval mode, the precision's autocast) at batch 1 and 64, and
@@ -140,7 +155,6 @@ void inference(Run& r) {
 void inference_cuda(Run& r) {
   const Config& c = r.config;
   const int s = c.data.input_size, reps = r.options.repeats;
-  const double gflop = r.report.gflop_per_image;
   const Target& t = r.target;
   model::YoloV2 net(model::yolov2_spec(c.model, static_cast<int>(c.data.classes.size())));
   net->to(t.device);
@@ -158,20 +172,9 @@ void inference_cuda(Run& r) {
   };
   const double t1 = median_seconds(3, reps, [&] { forward(x1); });
   const double t64 = median_seconds(2, std::max(3, reps / 2), [&] { forward(x64); });
-  const std::string how = std::string("LibTorch on ") + t.device.str();
-  r.add("forward_batch1", "forward batch 1 (latency), " + how, t1 * 1000, "ms",
-        num(gflop / t1) + " GFLOP/s = " + pct(gflop / t1, r.ref.forward) + " of reference fwd");
-  r.add("forward_batch64", "forward batch 64 (throughput), " + how, 64 / t64, "images/s",
-        num(64 * gflop / t64) + " GFLOP/s = " + pct(64 * gflop / t64, r.ref.forward) + " of reference fwd");
+  add_forward(r, t1, 64, t64, "LibTorch on " + t.device.str());
   forward(x1);
-  const at::Tensor out = raw.to(at::kFloat);
-  const eval::DetectOptions dopt = detect_options(c.eval, true);
-  const double td = median_seconds(3, reps * 4, [&] {
-    const auto d = eval::decode_region(out, net->spec().anchors, net->spec().num_classes);
-    eval::detect_image(d, 0, data::Affine{1, 0, 1, 0}, s, s, s, s, 0, dopt);
-  });
-  r.add("decode_nms", "decode + NMS per image, on the GPU", td * 1000, "ms",
-        "score >= " + std::to_string(c.eval.conf_thresh) + "; detections back on the host");
+  add_decode_nms(r, *net, raw.to(at::kFloat), ", on the GPU");
 }
 
 }  // namespace
