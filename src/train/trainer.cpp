@@ -178,7 +178,7 @@ bool Trainer::run_step() {
         for (int rest = s + 1; rest < sub; ++rest) task.skip_micro_batch();  // keep the stream aligned with iterations
         return skip_or_throw(bad_term);
       }
-      r.values = at::tensor(v, at::kDouble);
+      if (p_.dist) r.values = at::tensor(v, at::kDouble);  // the global values
     }
     // The last micro-batch of a step averages the gradients over the ranks (bucketed all-reduce
     // during its backward pass); the others accumulate locally, as DDP's no_sync().
