@@ -19,10 +19,11 @@ PACKAGES=(
   libdnnl-dev            # oneDNN's C++ API: the compiled CPU inference plan
   zlib1g-dev             # CRC-32 checks of checkpoints
   clang-format           # scripts/format.sh (the code style)
+  python3                # scripts/experiment_report.py and its test, scripts/gpu-check.sh's reference
 )
 case "$YOLO2_TORCH" in
   debian) PACKAGES+=(libtorch-dev) ;;                 # LibTorch 1.13.1 (CPU), the C++ frontend
-  pypi) PACKAGES+=(python3 python3-pip) ;;            # to install the wheel
+  pypi) PACKAGES+=(python3-pip) ;;                    # to install the wheel
 esac
 
 missing=()
