@@ -239,6 +239,14 @@ def curve_lines(curves):
             lines.append(f"| {name} | " + " | ".join(
                 f"{statistics.mean(curves[name][i]):.3f}" if i in curves[name] else "-" for i in its) + " |")
     lines.append("")
+    ce = curves.get("ce", {})
+    last = sorted(ce)[-3:]
+    if len(last) >= 2:  # how much cross-entropy still moved at the end, per seed
+        per_seed = [[ce[i][k] for i in last] for k in range(min(len(ce[i]) for i in last))]
+        lines.append(f"Cross-entropy at the last evaluations ({', '.join(map(str, last))}), per seed: " +
+                     "; ".join(" / ".join(f"{x:.3f}" for x in row) for row in per_seed) +
+                     f". Mean change over the last {last[-1] - last[-2]} iterations: "
+                     f"{statistics.mean(r[-1] - r[-2] for r in per_seed):+.4f}.\n")
     return lines
 
 
