@@ -138,6 +138,11 @@ def paired(seed_maps, name, base):
     return len(d), m, m - half, m + half
 
 
+def sign_of(lo, hi, above, below):
+    """What a 95 % interval of a difference shows: above 0, below 0, or neither."""
+    return above if lo > 0 else below if hi < 0 else "no difference shown"
+
+
 def paired_lines(rows, seed_maps):
     """The paired difference of each setting to cross-entropy (mAP and rare-class AP)."""
     lines = ["| class term | pairs | mean difference to CE (mAP) | 95 % interval | verdict | rare-class AP difference | 95 % interval |",
@@ -151,7 +156,7 @@ def paired_lines(rows, seed_maps):
             lines.append(f"| {label} | {n} | " + (f"{m:+.4f}" if n else "-") + " | - | too few pairs | " +
                          (f"{mr:+.4f}" if n else "-") + " | - |")
             continue
-        verdict = "no difference shown" if lo <= 0 <= hi else ("better than CE" if m > 0 else "worse than CE")
+        verdict = sign_of(lo, hi, "better than CE", "worse than CE")
         lines.append(f"| {label} | {n} | {m:+.4f} | [{lo:+.4f}, {hi:+.4f}] | {verdict} | {mr:+.4f} | [{lor:+.4f}, {hir:+.4f}] |")
     lines.append("")
     return lines
@@ -213,7 +218,7 @@ def verdict_lines(rows, seed_maps):
                 if lo is None:
                     lines.append(f"- {names[name]}, against {base_text}: {too_few(n, m)}.")
                     continue
-                said = "it helps" if lo > 0 else "it hurts" if hi < 0 else "no difference shown"
+                said = sign_of(lo, hi, "it helps", "it hurts")
                 lines.append(f"- {names[name]}, against {base_text}: {m:+.4f} mAP over {n} paired seeds, "
                              f"95 % interval [{lo:+.4f}, {hi:+.4f}]: **{said}**.")
         lines.append("")
