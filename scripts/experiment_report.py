@@ -172,12 +172,7 @@ def claim_sentence(label, claim, n, m, lo, hi):
     head = (f"{label}: {m:+.4f} mAP against cross-entropy over {n} paired seeds, 95 % interval "
             f"[{lo:+.4f}, {hi:+.4f}]; the seed measured {claim:+.4f}")
     if hi < claim:
-        if hi < 0:
-            why = "worse than cross-entropy"
-        elif lo > 0:
-            why = "better than cross-entropy, but by less"
-        else:
-            why = "no difference from cross-entropy shown"
+        why = sign_of(lo, hi, "better than cross-entropy, but by less", "worse than cross-entropy")
         return f"{head}. **The seed's gain does not hold here**: the interval excludes it ({why})."
     if lo > 0:
         return f"{head}. **A gain of the seed's size holds here**: the interval excludes 0 and reaches {claim:+.4f}."
