@@ -176,7 +176,9 @@ def claim_sentence(label, claim, n, m, lo, hi):
         return f"{head}. **The seed's gain does not hold here**: the interval excludes it ({why})."
     if lo > 0:
         return f"{head}. **A gain of the seed's size holds here**: the interval excludes 0 and reaches {claim:+.4f}."
-    return f"{head}. **Undecided**: the interval contains both 0 and the seed's gain; more seeds would tell."
+    nearer = "0" if abs(m) <= abs(m - claim) else "the seed's gain"
+    return (f"{head}. **Undecided**: the interval contains both 0 and the seed's gain, and the mean difference "
+            f"is nearer {nearer}: no gain is shown, nor is one of the seed's size excluded; more seeds would tell.")
 
 
 def too_few(n, m):

@@ -144,6 +144,9 @@ def main():
     m, lo, hi = interval([final["focal_g1", s] - final["ce", s] for s in seeds])
     want = "does not hold here" if hi < 0.0058 else "holds here" if lo > 0 else "Undecided"
     check(want in g1, f"focal gamma 1, interval [{lo:.4f}, {hi:.4f}]: expected {want!r} in {g1!r}")
+    if want == "Undecided":  # and it says which of 0 and the seed's gain the mean is nearer
+        nearer = "nearer 0" if abs(m) <= abs(m - 0.0058) else "nearer the seed's gain"
+        check(nearer in g1, f"focal gamma 1, mean {m:+.4f}: expected {nearer!r} in {g1!r}")
     # The soft-gamma lines: linear against CE and against constant gamma 2 (which it trails by about 0.024).
     lin = [l for l in verdict.splitlines() if l.startswith("- soft gamma: linear")]
     check(len(lin) == 2 and "against constant gamma 2" in lin[1] and "**it hurts**" in lin[1],
