@@ -120,6 +120,7 @@ def main():
 
     labels = {"focal_g1": "softmax focal, gamma 1", "focal_g2": "softmax focal, gamma 2 (the seed's setting)",
               "focal_g3": "softmax focal, gamma 3", "soft_gamma_linear": "soft gamma: linear 0 -> 2 over training"}
+    rare_differs = {}  # label -> whether its rare-class interval excludes 0
     for name, label in labels.items():
         row = row_of(label)
         check(row is not None, f"no paired row with 5 pairs for {name}")
@@ -129,6 +130,7 @@ def main():
         m, lo, hi = interval([final[name, s] - final["ce", s] for s in seeds])
         mr, lor, hir = interval([rare_ap[name, s] - rare_ap["ce", s] for s in seeds])
         expect = [m, lo, hi, mr, lor, hir]
+        rare_differs[label] = lor > 0 or hir < 0
         check(len(nums) == 6 and all(abs(a - b) < 6e-5 for a, b in zip(nums, expect)),
               f"{name}: the table gives {nums}, the independent computation {[round(x, 4) for x in expect]}")
     check("| soft gamma: step 0 -> 1 -> 2 at 1/3 and 2/3 | 1 |" in text and "too few pairs" in text,
@@ -153,6 +155,10 @@ def main():
           f"soft gamma linear against gamma 2: {lin!r}")
     check(any("- soft gamma: step" in l and "no interval yet" in l for l in verdict.splitlines()),
           "soft gamma step (one seed) should have no interval")
+    # The rare-class paragraph names exactly the settings whose rare-class interval excludes 0.
+    rare = next((l for l in verdict.splitlines() if l.startswith("The rare classes")), "")
+    named = {label: f"{label}: " in rare for label in rare_differs}
+    check(rare and named == rare_differs, f"rare-class verdict {rare!r}: expected {rare_differs}")
     check("nan" not in text, "a one-run standard deviation is printed as nan")
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures) + f"\n(report: {md})")
