@@ -22,11 +22,6 @@ std::string fmt_duration(double seconds) {
   return os.str();
 }
 
-// The epoch a step ended in (its images seen / the training images), as Trainer::epoch() for now.
-double epoch_of(Trainer& t, const StepRecord& s) {
-  return static_cast<double>(s.images_seen) / static_cast<double>(t.parts().task->train_images());
-}
-
 class MetricsHook : public Hook {
  public:
   void before_train(Trainer& t) override {
@@ -37,9 +32,13 @@ class MetricsHook : public Hook {
     if (t.state().iteration > 0) table_.load(t.parts().folder.file("metrics.csv"), t.state().iteration);
   }
   void after_scalars(Trainer& t, const StepRecord& s) override {
-    std::vector<double> row{
-        static_cast<double>(s.iteration), epoch_of(t, s), static_cast<double>(s.images_seen), s.lr, s.gamma,
-        static_cast<double>(s.size),      s.loss};
+    std::vector<double> row{static_cast<double>(s.iteration),
+                            t.epoch(s.images_seen),
+                            static_cast<double>(s.images_seen),
+                            s.lr,
+                            s.gamma,
+                            static_cast<double>(s.size),
+                            s.loss};
     row.insert(row.end(), s.values.begin(), s.values.end());
     row.push_back(static_cast<double>(s.count));
     row.push_back(t.config().train.batch / s.seconds);
@@ -95,8 +94,8 @@ class ProgressHook : public Hook {
                                   : "";
     spdlog::info(
         "it {}/{} ep {:.2f} | loss {:.3f} avg {:.3f} ({}) | {} n {} | lr {:.2e}{} | {}px{} | {:.1f} img/s | eta {}", it,
-        max, epoch_of(t, s), s.loss, ema_loss_, terms.str(), diag.str(), s.count, s.lr, gamma, s.size, scale, ips,
-        fmt_duration(eta));
+        max, t.epoch(s.images_seen), s.loss, ema_loss_, terms.str(), diag.str(), s.count, s.lr, gamma, s.size, scale,
+        ips, fmt_duration(eta));
   }
 
  private:

@@ -69,8 +69,8 @@ Trainer::Trainer(TrainerParts parts) : p_(std::move(parts)), deferred_(p_.deferr
 
 void Trainer::add_hook(std::unique_ptr<Hook> hook) { hooks_.push_back(std::move(hook)); }
 
-double Trainer::epoch() const {
-  return static_cast<double>(p_.state.images_seen) / static_cast<double>(p_.task->train_images());
+double Trainer::epoch(int64_t images_seen) const {
+  return static_cast<double>(images_seen) / static_cast<double>(p_.task->train_images());
 }
 
 double Trainer::loop_seconds() const {

@@ -174,7 +174,8 @@ class Trainer {
   bool main_rank() const { return !p_.dist || p_.dist->is_main(); }
   int64_t max_batches() const { return p_.max_batches; }
   bool at_end() const { return p_.state.iteration == p_.max_batches; }
-  double epoch() const;                                         // images seen / training images
+  double epoch(int64_t images_seen) const;                      // images_seen / training images
+  double epoch() const { return epoch(p_.state.images_seen); }  // where the loop is now
   int64_t first_iteration() const { return first_iteration_; }  // where this process started
   int64_t images_this_run() const { return images_this_run_; }  // trained on by this process
   double loop_seconds() const;                                  // since the loop started
