@@ -155,6 +155,10 @@ def main():
           f"soft gamma linear against gamma 2: {lin!r}")
     check(any("- soft gamma: step" in l and "no interval yet" in l for l in verdict.splitlines()),
           "soft gamma step (one seed) should have no interval")
+    # The multiple-comparison note counts the mAP intervals read: gamma 1, 2, 3 against CE and linear soft
+    # gamma against CE and gamma 2 (step, with one seed, has none).
+    check("5 comparisons of mAP" in verdict and f"1 - 0.95^5 = {100 * (1 - 0.95 ** 5):.0f} %" in verdict,
+          "the verdict does not count its 5 mAP intervals")
     # The rare-class paragraph names exactly the settings whose rare-class interval excludes 0.
     rare = next((l for l in verdict.splitlines() if l.startswith("The rare classes")), "")
     named = {label: f"{label}: " in rare for label in rare_differs}
