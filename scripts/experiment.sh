@@ -23,10 +23,33 @@
 # lengths found in runs/experiment_pretrained_* (or ALSO). Finished runs are kept: rerun the script
 # to continue after an interruption.
 #
+# STUDY=confirm or STUDY=longtail (issue 27, pre-registered in docs/experiments.md): the pretrained
+# regime at 3,000 iterations, with
+#   confirm:  cross-entropy and linear soft gamma on the new seeds 6-15, then seeds 1-5 again (their
+#             per-seed rare-class APs were not kept), on data/experiment;
+#   longtail: cross-entropy, focal gamma 2 and linear soft gamma on seeds 1-5, on data/experiment_longtail
+#             (the same recipe at a 100:1 class ratio, 1,500 test images).
+# Runs go to runs/study_<name>; each finished run's record (eval.csv, time, resolved config, command)
+# is copied to docs/experiments/records/<name>/<setting>/seed<N>/, which is committed: a run with a
+# record is not run again, so the study continues on a clean checkout. The report is the study's block
+# in docs/experiments.md (between its markers; the rest of the file is left as it is).
+#
 # The seed changes the weight initialisation, the data order and the augmentation; the dataset is
 # the same for every run (data/experiment, generated once with the demo's settings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+STUDY=${STUDY:-}
+RECORDS=""
+case $STUDY in
+  "") ;;
+  confirm) REGIME=pretrained; SEEDS=${SEEDS:-"6 7 8 9 10 11 12 13 14 15 1 2 3 4 5"}; SETTINGS=${SETTINGS:-"ce soft_gamma_linear"}
+           OUT=${OUT:-runs/study_confirm} ;;
+  longtail) REGIME=pretrained; SEEDS=${SEEDS:-"1 2 3 4 5"}; SETTINGS=${SETTINGS:-"ce focal_g2 soft_gamma_linear"}
+            OUT=${OUT:-runs/study_longtail}; DATA=${DATA:-data/experiment_longtail}
+            SYNTH_ARGS=${SYNTH_ARGS:-"--train 2000 --test 1500 --size 128 --min-object 32 --max-objects 3 --clutter 0 --seed 1 --imbalance 100"} ;;
+  *) echo "STUDY: confirm or longtail, got '$STUDY'" >&2; exit 2 ;;
+esac
+[ -n "$STUDY" ] && RECORDS=docs/experiments/records/$STUDY
 REGIME=${REGIME:-scratch}
 case $REGIME in
   scratch) CONFIG=${CONFIG:-configs/synth_focal.yaml}; SEEDS=${SEEDS:-"1 2 3"}; OUT=${OUT:-runs/experiment}
@@ -107,6 +130,17 @@ args_for() {
 }
 
 mkdir -p "$OUT"
+# A study's record of one finished run (committed; the report reads the records, not runs/).
+record_of() { echo "$RECORDS/$1/seed$2"; }
+save_record() {
+  local run="$OUT/$1/seed$2" rec tmp
+  rec=$(record_of "$1" "$2"); tmp="$rec.partial"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  cp "$run/eval.csv" "$run/config.yaml" "$run/time" "$tmp/"
+  cp "$run.cmd" "$tmp/cmd"
+  touch "$tmp/done"
+  rm -rf "$rec"; mv "$tmp" "$rec"
+}
 # One run; its folder gets `time` (start, end, runs at a time) and `done`, and $run.cmd its command.
 run_one() {
   local name=$1 seed=$2 run="$OUT/$1/seed$2" start end
@@ -117,6 +151,7 @@ run_one() {
   end=$(date +%s.%N)
   echo "$start $end $PARALLEL" > "$run/time"
   touch "$run/done"
+  if [ -n "$RECORDS" ]; then save_record "$name" "$seed"; fi
   echo "== $name seed $seed: $(grep -E "best mAP" "$run.log" | tail -1)"
 }
 # Seed by seed, so that every setting of a seed (a complete pair) finishes before the next seed.
@@ -125,7 +160,10 @@ for seed in $SEEDS; do
   for name in "${RUN_NAMES[@]}"; do
     run="$OUT/$name/seed$seed"
     mkdir -p "$OUT/$name"
-    if [ -f "$run/done" ]; then echo "== $name seed $seed: done already ($run)"; continue; fi
+    if [ -n "$RECORDS" ] && [ -f "$(record_of "$name" "$seed")/done" ]; then
+      echo "== $name seed $seed: done already ($(record_of "$name" "$seed"))"; continue
+    fi
+    if [ -z "$RECORDS" ] && [ -f "$run/done" ]; then echo "== $name seed $seed: done already ($run)"; continue; fi
     echo "== $name seed $seed: started"
     run_one "$name" "$seed" &
     running=$((running + 1))
@@ -137,7 +175,10 @@ while [ "$running" -gt 0 ]; do wait -n || { wait; exit 1; }; running=$((running 
 # The commands of every run in OUT (this invocation's and earlier ones'), for the report.
 COMMANDS="$OUT/commands.txt"
 cat "$OUT"/*/seed*.cmd > "$COMMANDS" 2>/dev/null || true
-if [ "$REGIME" = pretrained ]; then
+if [ -n "$STUDY" ]; then
+  # The study's block of docs/experiments.md, from the committed records (every session's runs).
+  python3 scripts/experiment_report.py --study "$STUDY" "$RECORDS" "$CONFIG" "$DATA" "$SYNTH_ARGS" - "$REPORT"
+elif [ "$REGIME" = pretrained ]; then
   # The other lengths of the pretrained regime are tabulated too (ALSO overrides the list).
   EARLIER=${ALSO:-$(for d in runs/experiment_pretrained_*; do [ -d "$d" ] && [ "$d" != "$OUT" ] && echo "$d"; done)}
   # shellcheck disable=SC2086

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Writes the experiment's report from the runs of scripts/experiment.sh (standard library only).
 
-usage: experiment_report.py [--pretrained] OUT CONFIG DATA SYNTH_ARGS COMMANDS MARKDOWN [EARLIER_OUT ...]
+usage: experiment_report.py [--pretrained | --study NAME] OUT CONFIG DATA SYNTH_ARGS COMMANDS MARKDOWN [EARLIER_OUT ...]
 
 EARLIER_OUT: folders of earlier runs of the script (e.g. at another ITERS), tabulated after the main table.
 --pretrained: the runs of REGIME=pretrained (other settings; paired differences to cross-entropy), for
-docs/experiments.md; without it, the from-scratch runs for docs/experiments-scratch.md.
+docs/experiments.md; without it, the from-scratch runs for docs/experiments-scratch.md. It rewrites
+docs/experiments.md up to the follow-up marker and keeps the rest (the pre-registered studies).
+--study confirm|longtail: issue 27's pre-registered studies, from their records (OUT) into the block of
+MARKDOWN between "<!-- begin study NAME -->" and "<!-- end study NAME -->"; COMMANDS is unused ("-").
 """
 import csv
 import glob
@@ -16,8 +19,9 @@ import statistics
 import sys
 import xml.etree.ElementTree as ET
 
-PRETRAINED = len(sys.argv) > 1 and sys.argv[1] == "--pretrained"
-args = sys.argv[2:] if PRETRAINED else sys.argv[1:]
+STUDY = sys.argv[2] if len(sys.argv) > 2 and sys.argv[1] == "--study" else None
+PRETRAINED = STUDY is not None or (len(sys.argv) > 1 and sys.argv[1] == "--pretrained")
+args = sys.argv[3:] if STUDY else sys.argv[2:] if PRETRAINED else sys.argv[1:]
 out, config, data, synth_args, commands_file, md_path = args[0:6]
 earlier = args[6:]
 NAMES = [
@@ -45,26 +49,33 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+def object_counts(split_name):
+    """Objects per class in one split of DATA."""
+    found = {}
+    split = os.path.join(data, "ImageSets", "Main", split_name + ".txt")
+    for image_id in open(split).read().split():
+        root = ET.parse(os.path.join(data, "Annotations", image_id + ".xml")).getroot()
+        for obj in root.iter("object"):
+            name = obj.findtext("name")
+            found[name] = found.get(name, 0) + 1
+    return found
+
+
 # Object counts per class in the training split (long tail): the rare classes are the 3 least frequent.
-counts = {}
-split = os.path.join(data, "ImageSets", "Main", "trainval.txt")
-for image_id in open(split).read().split():
-    root = ET.parse(os.path.join(data, "Annotations", image_id + ".xml")).getroot()
-    for obj in root.iter("object"):
-        name = obj.findtext("name")
-        counts[name] = counts.get(name, 0) + 1
+counts = object_counts("trainval")
 classes = [l.strip() for l in open(os.path.join(data, "classes.txt")) if l.strip()]
 rare = sorted(classes, key=lambda c: counts.get(c, 0))[:3]
 
-def collect(folder, plots):
+def collect(folder, plots, seeds=None):
     """From one OUT folder: rows (one per setting with finished runs), mean AP per class, the final mAP
-    by setting and seed, and the mAP curves (setting -> {iteration: [mAP of each seed]})."""
+    by setting and seed, and the mAP curves (setting -> {iteration: [mAP of each seed]}). seeds: only
+    those runs ("seed6", ...), when given."""
     rows, per_class, seed_maps, curves = [], {}, {}, {}
     for name, label in NAMES:
         maps, rares, times, its, at_once, sizes = [], [], [], None, set(), set()
         ap_runs = []
         for run in sorted(glob.glob(os.path.join(folder, name, "seed*"))):
-            if not os.path.exists(os.path.join(run, "done")):
+            if not os.path.exists(os.path.join(run, "done")) or (seeds is not None and os.path.basename(run) not in seeds):
                 continue
             ev = read_csv(os.path.join(run, "eval.csv"))
             if not ev:
@@ -122,19 +133,25 @@ def results_table(rows):
     return lines
 
 
-# Two-sided 95 % t quantiles by degrees of freedom.
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+# Two-sided 95 % t quantiles (the 0.975 quantile of Student's t) by degrees of freedom.
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+       11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
+       20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048,
+       29: 2.045, 30: 2.042}
 
 
-def paired(seed_maps, name, base):
-    """The paired difference name - base over the seeds both finished: (pairs, mean, low, high), the
-    interval t-based at 95 % (None with fewer than 2 pairs)."""
+def paired(seed_maps, name, base, seeds=None):
+    """The paired difference name - base over the seeds both finished (only those in `seeds`, when
+    given): (pairs, mean, low, high), the interval t-based at 95 % (None with fewer than 2 pairs)."""
     a, b = seed_maps.get(name, {}), seed_maps.get(base, {})
-    d = [a[k] - b[k] for k in sorted(set(a) & set(b))]
+    both = set(a) & set(b) if seeds is None else set(a) & set(b) & set(seeds)
+    d = [a[k] - b[k] for k in sorted(both)]
     if len(d) < 2:
         return len(d), (d[0] if d else float("nan")), None, None
+    if len(d) - 1 not in T95:
+        sys.exit(f"experiment_report.py: {len(d)} pairs: no t quantile for {len(d) - 1} degrees of freedom")
     m = statistics.mean(d)
-    half = T95.get(len(d) - 1, 2.0) * statistics.stdev(d) / len(d) ** 0.5
+    half = T95[len(d) - 1] * statistics.stdev(d) / len(d) ** 0.5
     return len(d), m, m - half, m + half
 
 
@@ -252,8 +269,8 @@ def rare_verdict_lines(rows, seed_maps, mean_read):
             "of the time: this is a lead to test with more seeds, not a result.\n"]
 
 
-def per_class_lines(rows, per_class):
-    lines = ["Mean AP per class (over seeds):\n",
+def per_class_lines(rows, per_class, over="seeds"):
+    lines = [f"Mean AP per class (over {over}):\n",
              "| class term | " + " | ".join(f"{c} ({counts.get(c, 0)})" for c in classes) + " |",
              "|---|" + "---|" * len(classes)]
     for name, label, *_ in rows:
@@ -281,6 +298,172 @@ def curve_lines(curves):
                      f"{statistics.mean(r[-1] - r[-2] for r in per_seed):+.4f}.\n")
     return lines
 
+
+# Issue 27's pre-registered studies (docs/experiments.md, "Pre-registration"): each writes its own block.
+FOLLOW_UP = "<!-- The part below is not written by REGIME=pretrained scripts/experiment.sh"
+LEAD = 0.0168  # linear soft gamma's rare-class AP gain over cross-entropy on seeds 1-5, the lead tested
+NEW_SEEDS = [f"seed{k}" for k in range(6, 16)]
+OLD_SEEDS = [f"seed{k}" for k in range(1, 6)]
+
+
+def replace_block(path, name, body):
+    """Writes body between the study's markers in path (atomically); the rest of the file is kept."""
+    text = open(path).read()
+    begin, end = f"<!-- begin study {name} -->", f"<!-- end study {name} -->"
+    if text.count(begin) != 1 or text.count(end) != 1 or text.find(begin) > text.find(end):
+        sys.exit(f"experiment_report.py: {path} needs one '{begin}' followed by one '{end}'")
+    head, rest = text.split(begin)
+    tail = rest.split(end)[1]
+    with open(path + ".tmp", "w") as f:
+        f.write(head + begin + "\n" + "\n".join(body).rstrip("\n") + "\n" + end + tail)
+    os.replace(path + ".tmp", path)
+
+
+def committed_maps(path):
+    """The final mAP of each setting and seed given in the 3,000-iteration table (its "Per-run mAP" line),
+    which the reruns of seeds 1-5 should reproduce: {setting: {"seed1": mAP, ...}}."""
+    line = next((l for l in open(path).read().split(FOLLOW_UP)[0].splitlines() if l.startswith("Per-run mAP: ")), "")
+    found = {}
+    for part in line[len("Per-run mAP: "):].rstrip(".").split("; "):
+        if ": " in part:
+            name, values = part.split(": ")
+            found[name] = {f"seed{k + 1}": float(v) for k, v in enumerate(values.split(", "))}
+    return found
+
+
+def interval_text(n, m, lo, hi):
+    return f"{m:+.4f} over {n} paired seeds, 95 % interval [{lo:+.4f}, {hi:+.4f}]"
+
+
+def decision(lo, hi):
+    """The pre-registered reading of the rare-class interval over the new seeds."""
+    if lo > 0:
+        size = ("smaller than the lead's +0.0168, which the interval excludes" if hi < LEAD else
+                "larger than the lead's +0.0168" if lo > LEAD else "of a size the lead's +0.0168 is within")
+        return "Confirmed", f"the interval excludes 0: linear soft gamma's rare-class AP is higher than cross-entropy's, by {size}"
+    if hi < LEAD:
+        worse = (" and lies below 0: linear soft gamma's rare-class AP is lower than cross-entropy's" if hi < 0
+                 else "; no gain is shown")
+        return "Refuted", f"the interval excludes the lead's +0.0168{worse}"
+    return "Undecided", "the interval contains both 0 and the lead's +0.0168; more seeds would tell"
+
+
+def header_lines(rows_note):
+    return [f"Written by `STUDY={STUDY} scripts/experiment.sh` (via `scripts/experiment_report.py --study {STUDY}`) "
+            f"from the run records in `{out}` (each run's eval.csv, resolved config, time and command line); "
+            "rerun it to continue. Measured on this project's generated data, on the CPU; none of it is a VOC "
+            f"result. {rows_note}\n"]
+
+
+def confirm_block(seed_maps, per_class_new, times):
+    committed = committed_maps(md_path)
+    rare_a, rare_b = seed_maps.get("soft_gamma_linear" + RARE, {}), seed_maps.get("ce" + RARE, {})
+    map_a, map_b = seed_maps.get("soft_gamma_linear", {}), seed_maps.get("ce", {})
+    new = [k for k in NEW_SEEDS if k in rare_a and k in rare_b]
+    old = [k for k in OLD_SEEDS if k in rare_a and k in rare_b]
+    body = header_lines(f"Finished pairs: {len(new)} of the 10 new seeds (6-15), {len(old)} of the 5 reruns (1-5). "
+                        f"Rare classes: {', '.join(rare)} (training objects: "
+                        + ", ".join(f"{c} {counts.get(c, 0)}" for c in rare) + ").")
+    body += ["| seed | CE mAP | soft gamma mAP | CE rare-class AP | soft gamma rare-class AP | rare-class difference |",
+             "|---|---|---|---|---|---|"]
+    for k in new + old:
+        body.append(f"| {k[4:]} | {map_b[k]:.4f} | {map_a[k]:.4f} | {rare_b[k]:.4f} | {rare_a[k]:.4f} | "
+                    f"{rare_a[k] - rare_b[k]:+.4f} |")
+    body.append("")
+    body.append("### The pre-registered test (seeds 6-15)\n")
+    n, m, lo, hi = paired(seed_maps, "soft_gamma_linear" + RARE, "ce" + RARE, NEW_SEEDS)
+    if lo is None:
+        body.append(f"No interval yet ({n} finished pair{'s' if n != 1 else ''} of 10).\n")
+    elif n < len(NEW_SEEDS):
+        body.append(f"Interim, not the decision ({n} of 10 pairs; the decision is read at 10): rare-class AP "
+                    f"difference {interval_text(n, m, lo, hi)}.\n")
+    else:
+        word, why = decision(lo, hi)
+        body.append(f"Rare-class AP, linear soft gamma minus cross-entropy: {interval_text(n, m, lo, hi)}. "
+                    f"**{word}**: {why}.\n")
+    body.append("Beside it, not part of the decision:\n")
+    n, m, lo, hi = paired(seed_maps, "soft_gamma_linear", "ce", NEW_SEEDS)
+    if lo is not None:
+        body.append(f"- mAP on the new seeds: {interval_text(n, m, lo, hi)} ({sign_of(lo, hi, 'higher', 'lower')}).")
+    n, m, lo, hi = paired(seed_maps, "soft_gamma_linear" + RARE, "ce" + RARE)
+    nm, mm, lom, him = paired(seed_maps, "soft_gamma_linear", "ce")
+    if lo is not None and len(old) == len(OLD_SEEDS):
+        body.append(f"- All seeds (1-15, seeds 1-5 from their reruns; biased towards the lead, which seeds 1-5 "
+                    f"suggested): rare-class AP {interval_text(n, m, lo, hi)} ({sign_of(lo, hi, 'higher', 'lower')}); "
+                    f"mAP {interval_text(nm, mm, lom, him)} ({sign_of(lom, him, 'higher', 'lower')}).")
+    elif old:
+        body.append(f"- All seeds: read when the 5 reruns have finished ({len(old)} so far).")
+    for k in old:
+        same = [name for name in ("ce", "soft_gamma_linear")
+                if k in committed.get(name, {}) and f"{seed_maps[name][k]:.4f}" == f"{committed[name][k]:.4f}"]
+        body.append(f"- Rerun of seed {k[4:]}: CE {map_b[k]:.4f} (table above: {committed.get('ce', {}).get(k, float('nan')):.4f}), "
+                    f"soft gamma {map_a[k]:.4f} (above: {committed.get('soft_gamma_linear', {}).get(k, float('nan')):.4f}): "
+                    + ("reproduced to 4 decimals." if len(same) == 2 else "not reproduced bit for bit (another build and "
+                       "processor can round differently)."))
+    body.append("")
+    if per_class_new:
+        body += per_class_lines(*per_class_new, over="the new seeds 6-15")
+    body += times
+    return body
+
+
+def longtail_block(rows, seed_maps, per_class):
+    test = object_counts("test")
+    body = header_lines(f"Data: `yolo2 synth --out {data} {synth_args}`. Objects per class, training / test split: "
+                        + ", ".join(f"{c} {counts.get(c, 0)} / {test.get(c, 0)}" for c in classes)
+                        + f". Rare classes: {', '.join(rare)}.")
+    if not rows:
+        return body + ["No finished run yet.\n"]
+    body += results_table(rows)
+    body += ["Paired by seed, against cross-entropy (mean and t-based 95 % interval):\n",
+             "| class term | measure | pairs | mean difference to CE | 95 % interval | reading |",
+             "|---|---|---|---|---|---|"]
+    names = {r[0]: r[1] for r in rows}
+    read, shown = 0, []
+    for name in ("focal_g2", "soft_gamma_linear"):
+        if name not in names or "ce" not in names:
+            continue
+        for measure, key in (("mAP", ""), ("rare-class AP", RARE)):
+            n, m, lo, hi = paired(seed_maps, name + key, "ce" + key)
+            if lo is None:
+                body.append(f"| {names[name]} | {measure} | {n} | " + (f"{m:+.4f}" if n else "-") + " | - | too few pairs |")
+                continue
+            read += 1
+            said = sign_of(lo, hi, "better than CE", "worse than CE")
+            body.append(f"| {names[name]} | {measure} | {n} | {m:+.4f} | [{lo:+.4f}, {hi:+.4f}] | {said} |")
+            if said != "no difference shown":
+                shown.append(f"{names[name]}, {measure}: {said} ({m:+.4f}, [{lo:+.4f}, {hi:+.4f}])")
+    body.append("")
+    if read:
+        final = read == 4 and all(r[2] == 5 for r in rows)
+        head = "Verdict" if final else f"Interim reading ({min(r[2] for r in rows)} of 5 seeds for every setting)"
+        found = ("; ".join(shown) + "." if shown else "no interval excludes 0: on this 100:1 set neither focal gamma 2 "
+                 "nor linear soft gamma is shown to differ from cross-entropy, in mAP or on the rare classes.")
+        body.append(f"**{head}**: {found} {read} intervals are read, so with nothing there at least one would "
+                    f"exclude 0 about {chance(read)} of the time" + (": an interval near its edge is a lead, not a "
+                    "result.\n" if shown else ".\n"))
+    body += per_class_lines(rows, per_class)
+    return body
+
+
+def time_lines(rows):
+    return ["Time per run: " + "; ".join(f"{name} {t[0]:.0f} s median, {t[1]:.0f} s fastest"
+                                         for name, _, _, _, _, _, _, t, _, _ in rows) +
+            " (two 1-thread runs at a time on 2 cores).\n"]
+
+
+if STUDY:
+    rows, per_class, seed_maps, curves = collect(out, False)
+    if STUDY == "confirm":
+        # The per-class table of the new seeds only (the reruns are reported apart).
+        new_rows, new_per_class, _, _ = collect(out, False, NEW_SEEDS)
+        block = confirm_block(seed_maps, (new_rows, new_per_class) if new_rows else None, time_lines(rows) if rows else [])
+    elif STUDY == "longtail":
+        block = longtail_block(rows, seed_maps, per_class) + (time_lines(rows) if rows else [])
+    else:
+        sys.exit(f"experiment_report.py: --study {STUDY}: unknown study (confirm or longtail)")
+    replace_block(md_path, STUDY, block)
+    sys.exit(0)
 
 rows, per_class, seed_maps, curves = collect(out, True)
 missing = [label for name, label in NAMES if name not in {r[0] for r in rows}]
@@ -333,8 +516,13 @@ if PRETRAINED:
     md.append("```")
     md.extend(l.rstrip() for l in open(commands_file) if l.strip())
     md.append("```\n")
-    with open(md_path, "w") as f:
-        f.write("\n".join(md))
+    # The follow-up part (pre-registration and the studies' blocks) is kept as it is.
+    kept = open(md_path).read().split(FOLLOW_UP, 1) if os.path.exists(md_path) else [""]
+    if not rows and os.path.exists(md_path):
+        sys.exit(f"experiment_report.py: no finished run in {out}; {md_path} is left as it is")
+    with open(md_path + ".tmp", "w") as f:
+        f.write("\n".join(md) + ("\n" + FOLLOW_UP + kept[1] if len(kept) > 1 else ""))
+    os.replace(md_path + ".tmp", md_path)
     sys.exit(0)
 md.append("# The focal-loss experiment on the generated long-tailed dataset\n")
 md.append("Written by `scripts/experiment.sh` (via `scripts/experiment_report.py`) from the runs in "

@@ -58,6 +58,8 @@ def write_data(data):
                 f.write(f"<annotation><object><name>{c}</name></object></annotation>")
     with open(os.path.join(data, "ImageSets", "Main", "trainval.txt"), "w") as f:
         f.write("\n".join(ids) + "\n")
+    with open(os.path.join(data, "ImageSets", "Main", "test.txt"), "w") as f:
+        f.write("\n".join(ids[:3]) + "\n")
 
 
 def write_run(run, aps, done=True):
@@ -75,6 +77,107 @@ def write_run(run, aps, done=True):
         f.write("data:\n  input_size: 160\n")
     if done:
         open(os.path.join(run, "done"), "w").close()
+
+
+def pre_registered_word(lo, hi, lead=0.0168):
+    """The decision of docs/experiments.md's pre-registration, written out here from its text."""
+    if lo > 0:
+        return "Confirmed"
+    if hi < lead:
+        return "Refuted"
+    return "Undecided"
+
+
+def check_confirm(tmp, data, check):
+    """--study confirm on records of seeds 1-15: the block between the markers (and nothing else) is
+    rewritten; its pre-registered interval over seeds 6-15 and its decision match the independent
+    computation; the reruns of seeds 1-5 are compared with the table's per-run mAPs."""
+    outcomes = {}
+    for case, shift, noise in (("up", 0.02, 0.004), ("flat", 0.008, 0.06), ("down", -0.01, 0.004)):
+        rng = random.Random(11)
+        records = os.path.join(tmp, f"records_{case}")
+        rare_ap, final = {}, {}
+        for seed in range(1, 16):
+            base = {c: rng.uniform(0.6, 0.8) for c in CLASSES}
+            for name, sh in (("ce", 0.0), ("soft_gamma_linear", shift)):
+                aps = {c: base[c] + sh + rng.uniform(-noise, noise) for c in CLASSES}
+                write_run(os.path.join(records, name, f"seed{seed}"), aps)
+                rare_ap[name, seed] = (aps["diamond"] + aps["hexagon"] + aps["circle"]) / 3
+                final[name, seed] = sum(aps.values()) / len(aps)
+        # The table above the follow-up: seed 1 of each setting as the rerun gives it, seed 2 not.
+        per_run = "; ".join(f"{n}: " + ", ".join(f"{final[n, k] + (0.01 if k == 2 else 0):.4f}" for k in range(1, 6))
+                            for n in ("ce", "soft_gamma_linear"))
+        md = os.path.join(tmp, f"confirm_{case}.md")
+        before = (f"# Report\n\nPer-run mAP: {per_run}.\n\n<!-- The part below is not written by REGIME=pretrained "
+                  "scripts/experiment.sh: kept -->\n\n## Study 1\n\n")
+        after = "\n\n## Study 2\n\n<!-- begin study longtail -->\nx\n<!-- end study longtail -->\n"
+        with open(md, "w") as f:
+            f.write(before + "<!-- begin study confirm -->\nold\n<!-- end study confirm -->" + after)
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "experiment_report.py"), "--study", "confirm",
+                        records, "configs/x.yaml", data, "--seed 1", "-", md], check=True)
+        text = open(md).read()
+        check(text.startswith(before + "<!-- begin study confirm -->\n") and text.endswith("<!-- end study confirm -->" + after),
+              f"confirm ({case}): the text outside the block changed")
+        m, lo, hi = interval([rare_ap["soft_gamma_linear", s] - rare_ap["ce", s] for s in range(6, 16)])
+        word = pre_registered_word(lo, hi)
+        outcomes[case] = word
+        line = next((l for l in text.splitlines() if l.startswith("Rare-class AP, linear soft gamma minus")), "")
+        nums = [float(x) for x in re.findall(r"[+-]\d+\.\d{4}", line)]
+        check("over 10 paired seeds" in line and len(nums) >= 3 and
+              all(abs(a - b) < 6e-5 for a, b in zip(nums[:3], (m, lo, hi))),
+              f"confirm ({case}): {line!r}, expected {m:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+        check(f"**{word}**" in line, f"confirm ({case}): interval [{lo:.4f}, {hi:.4f}] should read {word}: {line!r}")
+        m15, lo15, hi15 = interval([rare_ap["soft_gamma_linear", s] - rare_ap["ce", s] for s in range(1, 16)])
+        all15 = next((l for l in text.splitlines() if l.startswith("- All seeds (1-15")), "")
+        check(f"over 15 paired seeds, 95 % interval [{lo15:+.4f}, {hi15:+.4f}]" in all15,
+              f"confirm ({case}): all 15 seeds {all15!r}, expected [{lo15:+.4f}, {hi15:+.4f}] (t with 14 df)")
+        check("Rerun of seed 1" in text and "reproduced to 4 decimals" in next(
+            l for l in text.splitlines() if l.startswith("- Rerun of seed 1:")), f"confirm ({case}): seed 1 reproduced")
+        check("not reproduced" in next((l for l in text.splitlines() if l.startswith("- Rerun of seed 2:")), ""),
+              f"confirm ({case}): seed 2 differs from the table by 0.01")
+    check(outcomes == {"up": "Confirmed", "flat": "Undecided", "down": "Refuted"},
+          f"the three made-up studies should give confirmed / undecided / refuted, got {outcomes}")
+    # With 7 new seeds the interval is interim: no decision is read.
+    records = os.path.join(tmp, "records_up")
+    for k in (13, 14, 15):
+        os.remove(os.path.join(records, "ce", f"seed{k}", "done"))
+    md = os.path.join(tmp, "confirm_up.md")
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "experiment_report.py"), "--study", "confirm",
+                    records, "configs/x.yaml", data, "--seed 1", "-", md], check=True)
+    text = open(md).read()
+    check("Interim, not the decision (7 of 10 pairs" in text and "**Confirmed**" not in text,
+          "with 7 of 10 new pairs the report must not decide")
+
+
+def check_longtail(tmp, data, check):
+    """--study longtail: the 4 pre-registered intervals (focal gamma 2 and soft gamma against CE, mAP and
+    rare-class AP) against the independent computation, and the family's chance figure."""
+    rng = random.Random(5)
+    records = os.path.join(tmp, "records_longtail")
+    rare_ap, final = {}, {}
+    for seed in range(1, 6):
+        base = {c: rng.uniform(0.5, 0.8) for c in CLASSES}
+        for name, sh in (("ce", 0.0), ("focal_g2", 0.03), ("soft_gamma_linear", 0.0)):
+            aps = {c: base[c] + sh + rng.uniform(-0.01, 0.01) for c in CLASSES}
+            write_run(os.path.join(records, name, f"seed{seed}"), aps)
+            rare_ap[name, seed] = (aps["diamond"] + aps["hexagon"] + aps["circle"]) / 3
+            final[name, seed] = sum(aps.values()) / len(aps)
+    md = os.path.join(tmp, "longtail.md")
+    with open(md, "w") as f:
+        f.write("<!-- begin study longtail -->\n<!-- end study longtail -->\n")
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "experiment_report.py"), "--study", "longtail",
+                    records, "configs/x.yaml", data, "--seed 1", "-", md], check=True)
+    text = open(md).read()
+    for name in ("focal_g2", "soft_gamma_linear"):
+        for measure, values in (("mAP", final), ("rare-class AP", rare_ap)):
+            m, lo, hi = interval([values[name, s] - values["ce", s] for s in range(1, 6)])
+            row = next((l for l in text.splitlines() if f"| {measure} | 5 |" in l and
+                        l.startswith("| softmax focal, gamma 2" if name == "focal_g2" else "| soft gamma: linear")), "")
+            nums = [float(x) for x in re.findall(r"[+-]\d+\.\d{4}", row)]
+            check(len(nums) == 3 and all(abs(a - b) < 6e-5 for a, b in zip(nums, (m, lo, hi))),
+                  f"longtail {name} {measure}: {row!r}, expected {m:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+    check("**Verdict**" in text and f"4 intervals are read" in text and "1 - 0.95^4 = 19 %" in text,
+          "longtail: the verdict does not count its 4 intervals")
 
 
 def main():
@@ -164,6 +267,8 @@ def main():
     named = {label: f"{label}: " in rare for label in rare_differs}
     check(rare and named == rare_differs, f"rare-class verdict {rare!r}: expected {rare_differs}")
     check("nan" not in text, "a one-run standard deviation is printed as nan")
+    check_confirm(tmp, data, check)
+    check_longtail(tmp, data, check)
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures) + f"\n(report: {md})")
         return 1
