@@ -449,7 +449,9 @@ def longtail_block(rows, seed_maps, per_class):
 def time_lines(rows):
     return ["Time per run: " + "; ".join(f"{name} {t[0]:.0f} s median, {t[1]:.0f} s fastest"
                                          for name, _, _, _, _, _, _, t, _, _ in rows) +
-            " (two 1-thread runs at a time on 2 cores).\n"]
+            " (wall clock from start to end, two 1-thread runs at a time on 2 cores shared with the session's "
+            "other work; runs were paused while the project was built, and the pause is included: not a speed "
+            "figure).\n"]
 
 
 if STUDY:

@@ -35,6 +35,7 @@
 #      width 0.25, loader on the 300 500-px JPEGs, 416 px, batch 64)                       60 s  [10 s]
 #      and `yolo2 train` end to end per precision, TP_ITERS (30) iterations on those JPEGs
 #      through the augmenting loader: near the loader's rate means loader-bound          4 x 90 s [4 x 25 s]
+#   6b. the rest of the suite (yolo2_tests --gtest_filter='-Cuda*'), as far as the budget goes  240 s
 #   7. $OUT/performance-gpu.md (a section for docs/performance.md: device, driver, versions, the
 #      yolo2 / PyTorch ratio table, phases, memory, inference, eval speed, the demo's mAP),
 #      $OUT/gpu-check.log, $OUT/gpu-check-logs.tar.gz (every step's log, metrics.csv, JSON)
@@ -639,6 +640,12 @@ for p in $PRECISIONS; do
   rm -rf "$WORK/runs/tp-$p" # checkpoints of the full network: 400 MB each
   report
 done
+
+# --- 6b. the rest of the suite on the GPU machine (CPU tests pin runtime.device: cpu, distributed ones
+# use Gloo on the CPU; they must hold where a GPU is visible too), as far as the budget goes -----------
+step suite 240 "$TESTS" --gtest_filter="-Cuda*" --gtest_output=xml:"$R/suite.xml"
+grep -E '^\[ *(FAILED|SKIPPED) *\]|^\[==========\]|^\[  PASSED  \]' "$R/logs/suite.log" | sed 's/^/    /'
+report
 
 # --- 7. the report ---------------------------------------------------------------------------------
 report

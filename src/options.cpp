@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "yolo2/util/runtime.hpp"
+
 namespace yolo2 {
 
 data::ParseOptions parse_options(const Config& c, bool train, std::vector<std::string> class_names) {
@@ -16,12 +18,13 @@ data::ParseOptions parse_options(const Config& c, bool train, std::vector<std::s
 data::LoaderOptions loader_options(const Config& c, bool train) {
   data::LoaderOptions o;
   o.batch_size = train ? c.train.batch / c.train.subdivisions : c.eval.batch;
-  o.workers = c.data.workers;
+  o.workers = util::resolved_workers(c.data.workers);
   o.prefetch = c.data.prefetch;
   o.seed = c.runtime.seed;
   o.train = train;
   o.max_boxes = c.data.max_boxes;
   o.sample = c.data.sample;
+  o.cache_images = c.data.cache == CacheMode::Ram;
   o.augment = c.data.augment;
   o.eval_transform = c.data.eval_transform;
   o.input_size = c.data.input_size;

@@ -1,6 +1,7 @@
 // Tests of the darknet-style augmentation: the drawn parameters stay in darknet's ranges, the
 // eval letterbox follows letterbox_image, and (the main property) after a random training
 // augmentation every kept box still sits on its own object's pixels.
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -642,3 +643,42 @@ TEST(AugmentHsv, SaturationAndExposureScale) {
 }
 
 }  // namespace
+
+// darknet's colour distortion as tensor ops (what a GPU runs on a device_side batch, here on the CPU)
+// equals the host's per-pixel loop bit for bit: random images with gray, black, white and saturated
+// pixels, draws that wrap the hue both ways and push S and V past 1, and the identity draw.
+TEST(AugmentHsv, TensorOpsEqualTheHostLoopBitForBit) {
+  Rng rng(17);
+  const int n = 12, h = 9, w = 23;
+  cv::Mat base(h, w, CV_8UC3);
+  std::vector<cv::Mat> expected;
+  at::Tensor rgb = at::empty({n, h, w, 3}, at::kByte), draws = at::empty({n, 3}, at::kFloat);
+  for (int i = 0; i < n; ++i) {
+    cv::randu(base, cv::Scalar::all(0), cv::Scalar::all(256));
+    base.at<cv::Vec3b>(0, 0) = cv::Vec3b(0, 0, 0);
+    base.at<cv::Vec3b>(0, 1) = cv::Vec3b(255, 255, 255);
+    base.at<cv::Vec3b>(0, 2) = cv::Vec3b(77, 77, 77);
+    base.at<cv::Vec3b>(0, 3) = cv::Vec3b(0, 0, 255);
+    base.at<cv::Vec3b>(0, 4) = cv::Vec3b(10, 250, 10);
+    base.at<cv::Vec3b>(0, 5) = cv::Vec3b(200, 200, 3);
+    const float dhue = i == 0 ? 0.f : static_cast<float>(rng.uniform(-0.5, 0.5));
+    const float dsat = i == 0 ? 1.f : static_cast<float>(rng.uniform(0.2, 4.0));
+    const float dexp = i == 0 ? 1.f : static_cast<float>(rng.uniform(0.2, 4.0));
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
+        for (int c = 0; c < 3; ++c) rgb[i][y][x][c] = base.at<cv::Vec3b>(y, x)[2 - c];
+    draws[i][0] = dhue, draws[i][1] = dsat, draws[i][2] = dexp;
+    cv::Mat host = base.clone();
+    yolo2::data::distort_hsv(host, dhue, dsat, dexp, HsvMode::Darknet);
+    expected.push_back(host);
+  }
+  const at::Tensor out = yolo2::data::distort_hsv_batch(rgb, draws).contiguous();
+  ASSERT_EQ(out.sizes(), rgb.sizes());
+  int differ = 0;
+  for (int i = 0; i < n; ++i)
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
+        for (int c = 0; c < 3; ++c)
+          differ += out[i][y][x][c].item<uint8_t>() != expected[static_cast<std::size_t>(i)].at<cv::Vec3b>(y, x)[2 - c];
+  EXPECT_EQ(differ, 0) << "of " << n * h * w * 3 << " channel values";
+}

@@ -60,7 +60,8 @@ TEST(Bench, ReportFollowsTheSchemaAndHoldsWhatWasAsked) {
     EXPECT_GT(m["value"].get<double>(), 0) << m["id"];
   }
   for (const char* id : {"reference_conv_forward", "train_iteration", "train_phases", "train_peak_memory",
-                         "forward_batch1", "forward_batch8", "decode_nms", "voc_scoring", "loader"})
+                         "forward_batch1", "forward_batch8", "decode_nms", "voc_scoring", "loader", "loader_decode",
+                         "loader_host_gpu_path", "loader_host_gpu_path_cached", "loader_cached"})
     EXPECT_TRUE(seen.count(id)) << "missing: " << id;
   EXPECT_FALSE(seen.count("opencv_forward_batch1"));  // not asked for
   EXPECT_FALSE(seen.count("train_iteration_other_layout"));
@@ -70,6 +71,11 @@ TEST(Bench, ReportFollowsTheSchemaAndHoldsWhatWasAsked) {
   const double step_ms = 1000.0 * 8 / r.find("train_iteration")->value;
   EXPECT_NEAR(r.find("train_phases")->value, step_ms, 0.5 * step_ms);
   EXPECT_NE(bench::format_table(r).find("loader, full augmentation"), std::string::npos);
+  // The GPU path's host cost is the CPU path's less the colour distortion, with byte packing.
+  const auto ms = [&](const char* id) { return r.find(id)->value; };
+  EXPECT_NEAR(ms("loader_host_gpu_path"),
+              ms("loader_read") + ms("loader_decode") + ms("loader_warp") + ms("loader_pack_bytes"), 1e-9);
+  EXPECT_LT(ms("loader_host_gpu_path_cached"), ms("loader_host_gpu_path"));
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 // to_yaml round trip.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <string>
 #include <vector>
 
@@ -312,14 +314,24 @@ TEST(ConfigValidate, FocalGammaIsRejectedUnderANonConstantGammaSchedule) {
 
 #ifdef YOLO2_SOURCE_DIR
 TEST(ConfigFile, ShippedConfigsLoad) {
-  for (const char* name : {"synth_ce", "synth_focal", "voc_ce", "voc_focal", "voc_softgamma"}) {
-    const std::string path = std::string(YOLO2_SOURCE_DIR) + "/configs/" + name + ".yaml";
+  int loaded = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(YOLO2_SOURCE_DIR) + "/configs")) {
+    if (entry.path().extension() != ".yaml") continue;
     try {
-      yolo2::load_config(path);
+      yolo2::load_config(entry.path().string());
+      ++loaded;
     } catch (const Error& e) {
       ADD_FAILURE() << e.what();
     }
   }
+  EXPECT_GE(loaded, 9);
+  // The GPU config: voc_ce's recipe, one pass per batch, bf16, NHWC, checkpoints by time.
+  const Config gpu = yolo2::load_config(std::string(YOLO2_SOURCE_DIR) + "/configs/voc_gpu.yaml");
+  EXPECT_EQ(gpu.train.subdivisions, 1);
+  EXPECT_EQ(gpu.train.batch, 64);
+  EXPECT_EQ(gpu.runtime.precision, yolo2::train::Precision::Bf16);
+  EXPECT_GT(gpu.train.checkpoint_minutes, 0);
+  EXPECT_EQ(gpu.data.workers, -1);
 }
 #endif
 

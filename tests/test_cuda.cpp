@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "test_util.hpp"
@@ -189,6 +190,42 @@ TEST(Cuda, DecodeAndNmsEqualTheCpu) {
       EXPECT_EQ(dev[k].box.y2, host[k].box.y2);
     }
   }
+  // Evaluation's path: both images in one detect_batch on the GPU.
+  const auto both = eval::detect_batch(on_gpu, {{0, tr, 300, 200, 5}, {1, tr, 300, 200, 6}}, 128, 128, {});
+  for (int64_t b = 0; b < 2; ++b) {
+    const auto host = eval::detect_image(cpu, b, tr, 128, 128, 300, 200, static_cast<int>(5 + b), {});
+    const auto& dev = both[static_cast<std::size_t>(b)];
+    ASSERT_EQ(dev.size(), host.size());
+    for (std::size_t k = 0; k < host.size(); ++k) {
+      EXPECT_EQ(dev[k].image, host[k].image);
+      EXPECT_EQ(dev[k].score, host[k].score);
+      EXPECT_EQ(dev[k].box.x1, host[k].box.x1);
+      EXPECT_EQ(dev[k].box.y2, host[k].box.y2);
+    }
+  }
+}
+
+// fp16's unscale on the GPU (one fused multi-tensor kernel) gives the CPU's gradient-by-gradient
+// quotients exactly, and finds an inf or a NaN in any gradient.
+TEST(Cuda, FusedUnscaleEqualsTheCpu) {
+  YOLO2_REQUIRE_GPU();
+  std::vector<at::Tensor> cpu, gpu;
+  for (int64_t k = 0; k < 5; ++k) {
+    at::Tensor p = at::zeros({3 + k, 4}).requires_grad_();
+    p.mutable_grad() = at::randn({3 + k, 4}, at::detail::createCPUGenerator(static_cast<uint64_t>(k))) * 1024;
+    at::Tensor q = p.detach().cuda().requires_grad_();
+    q.mutable_grad() = p.grad().cuda();
+    cpu.push_back(p);
+    gpu.push_back(q);
+  }
+  EXPECT_TRUE(train::unscale_gradients(cpu, 1024.0));
+  EXPECT_TRUE(train::unscale_gradients(gpu, 1024.0));
+  for (std::size_t k = 0; k < cpu.size(); ++k) EXPECT_TRUE(at::equal(gpu[k].grad().cpu(), cpu[k].grad())) << k;
+  gpu[2].grad().view(-1)[1] = std::numeric_limits<float>::infinity();
+  EXPECT_FALSE(train::unscale_gradients(gpu, 1.0));
+  gpu[2].grad().view(-1)[1] = 0.0f;
+  gpu[4].grad().view(-1)[0] = std::nanf("");
+  EXPECT_FALSE(train::unscale_gradients(gpu, 1.0));
 }
 
 TEST(Cuda, CheckpointSavedOnCudaLoadsOnTheCpu) {
@@ -238,6 +275,14 @@ TEST(Cuda, MixedPrecisionRunsLearn) {
     Config c = tiny_config(root, dir.file(name));
     c.runtime.device = "cuda";
     c.runtime.precision = precision;
+    {  // the forward pass under the run's autocast really runs in the lower precision
+      const train::PrecisionPlan plan = train::setup_precision(precision, gpu);
+      model::YoloV2 net(model::yolov2_spec(c.model, static_cast<int>(c.data.classes.size())));
+      net->to(gpu);
+      const train::AutocastScope autocast(plan, c10::kCUDA);
+      EXPECT_EQ(net->forward(at::rand({2, 3, 64, 64}, at::TensorOptions().device(gpu))).scalar_type(), plan.dtype)
+          << name;
+    }
     const train::TrainSummary s = train::run_training(c, {});
     EXPECT_GE(s.final_map, 0.85) << name;
     auto back = train::load_checkpoint(dir.file(name + "/last.ckpt"));

@@ -27,6 +27,7 @@
 #include "yolo2/train/checkpoint.hpp"
 #include "yolo2/train/run_folder.hpp"
 #include "yolo2/train/trainer.hpp"
+#include "yolo2/util/background_writer.hpp"
 #include "yolo2/util/rng.hpp"
 
 namespace yolo2 {
@@ -84,32 +85,65 @@ TEST(RunFolderSafety, ForeignFoldersAreRefusedAndOverwriteDeletesOnlyYolo2Files)
   EXPECT_CONTAINS(error_of([&] { validate(c); }), "train.name");
 }
 
-// 2. A full disk (here: the file size limit) while writing a checkpoint is an error naming the path
-// and the reason; the previous checkpoint is intact and no temporary is left.
-TEST(RunFolderSafety, WriteFailureIsAnErrorAndKeepsThePreviousCheckpoint) {
-  TempDir dir;
-  ModelConfig mc = default_config().model;
-  mc.width = 0.25;
-  model::YoloV2 net(model::yolov2_spec(mc, 20));
-  const Config c = default_config();
-  const std::string path = dir.file("last.ckpt");
-  train::save_checkpoint(path, *net, c);
-  const std::string before = read_text(path);
+// The error of `write` under a 64 KiB file size limit (a full disk, for a checkpoint), with SIGXFSZ
+// ignored so that the write fails instead of the process; both restored afterwards.
+template <class Write>
+std::string error_on_a_full_disk(Write write) {
   struct rlimit old {};
   getrlimit(RLIMIT_FSIZE, &old);
   const auto prev = std::signal(SIGXFSZ, SIG_IGN);
   struct rlimit small = old;
   small.rlim_cur = 64 * 1024;
   setrlimit(RLIMIT_FSIZE, &small);
-  const std::string e = error_of([&] { train::save_checkpoint(path, *net, c); });
+  const std::string e = error_of(write);
   setrlimit(RLIMIT_FSIZE, &old);
   std::signal(SIGXFSZ, prev);
+  return e;
+}
+
+model::YoloV2 small_detector() {
+  ModelConfig mc = default_config().model;
+  mc.width = 0.25;
+  return model::YoloV2(model::yolov2_spec(mc, 20));
+}
+
+// 2. A full disk (here: the file size limit) while writing a checkpoint is an error naming the path
+// and the reason; the previous checkpoint is intact and no temporary is left.
+TEST(RunFolderSafety, WriteFailureIsAnErrorAndKeepsThePreviousCheckpoint) {
+  TempDir dir;
+  model::YoloV2 net = small_detector();
+  const Config c = default_config();
+  const std::string path = dir.file("last.ckpt");
+  train::save_checkpoint(path, *net, c);
+  const std::string before = read_text(path);
+  const std::string e = error_on_a_full_disk([&] { train::save_checkpoint(path, *net, c); });
   EXPECT_CONTAINS(e, path);
   EXPECT_CONTAINS(e, "File too large");
   EXPECT_EQ(read_text(path), before);
   int files = 0;
   for (const auto& entry : fs::directory_iterator(dir.path())) files += entry.is_regular_file() ? 1 : 0;
   EXPECT_EQ(files, 1);  // no temporary left
+}
+
+// 2b. The same through the background writer the trainer saves with: the failure surfaces at the
+// next wait (or save) as the same named error, and the previous checkpoint is intact.
+TEST(RunFolderSafety, BackgroundWriteFailureSurfacesAndKeepsThePreviousCheckpoint) {
+  TempDir dir;
+  model::YoloV2 net = small_detector();
+  const Config c = default_config();
+  const std::string path = dir.file("last.ckpt");
+  util::BackgroundWriter writer;
+  writer.write(path, train::checkpoint_bytes(*net, c));
+  writer.wait();
+  const std::string before = read_text(path);
+  const std::string e = error_on_a_full_disk([&] {
+    writer.write(path, train::checkpoint_bytes(*net, c));
+    writer.wait();
+  });
+  EXPECT_CONTAINS(e, path);
+  EXPECT_CONTAINS(e, "File too large");
+  EXPECT_EQ(read_text(path), before);
+  EXPECT_NO_THROW(writer.wait()) << "a failure is reported once";
 }
 
 // 3. One writer per run folder: a second claim (a second train, a resume of a live run, an

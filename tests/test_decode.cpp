@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "test_util.hpp"
 #include "yolo2/data/augment.hpp"
@@ -105,33 +107,79 @@ TEST(Decode, ThresholdsNmsAndCapApply) {
   EXPECT_TRUE(eval::detect_image(eval::decode_region(raw, anchors, 3), 0, id, 128, 128, 128, 128, 0, o).empty());
 }
 
+// Decoded random network outputs (8 x 8 cells, 5 anchors), large enough for hundreds of candidates.
+eval::RegionDecoded random_outputs(int64_t batch, int classes, uint64_t seed) {
+  const std::vector<double> anchors{0.4, 0.4, 0.8, 0.8, 1.2, 1.2, 1.7, 1.7, 2.4, 2.4};
+  const at::Tensor raw = at::randn({batch, 5 * (5 + classes), 8, 8}, at::detail::createCPUGenerator(seed)) * 2.5;
+  return eval::decode_region(raw, anchors, classes);
+}
+
+// A low threshold (0.005) on odd trials, 0.05 on even ones, and the cap.
+eval::DetectOptions trial_options(int trial, int max_detections) {
+  eval::DetectOptions o;
+  o.score_threshold = trial % 2 ? 0.005f : 0.05f;
+  o.max_detections = max_detections;
+  return o;
+}
+
+// The same detections, bit for bit: image index, class, score and corners, in the same order.
+void expect_same_detections(const std::vector<eval::Detection>& got, const std::vector<eval::Detection>& want,
+                            const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (std::size_t k = 0; k < want.size(); ++k) {
+    EXPECT_EQ(got[k].image, want[k].image) << what << ", detection " << k;
+    EXPECT_EQ(got[k].label, want[k].label) << what << ", detection " << k;
+    EXPECT_EQ(got[k].score, want[k].score) << what << ", detection " << k;
+    EXPECT_EQ(got[k].box.x1, want[k].box.x1) << what << ", detection " << k;
+    EXPECT_EQ(got[k].box.y1, want[k].box.y1) << what << ", detection " << k;
+    EXPECT_EQ(got[k].box.x2, want[k].box.x2) << what << ", detection " << k;
+    EXPECT_EQ(got[k].box.y2, want[k].box.y2) << what << ", detection " << k;
+  }
+}
+
+// detect_batch (evaluation's GPU path, run here on CPU tensors): every image of a batch at once,
+// each with its own transform, size and index, in any order and with rows left out, gives what
+// detect_image gives image by image, bit for bit.
+TEST(Decode, BatchEqualsTheHostPathImageByImage) {
+  const std::vector<double> anchors{0.4, 0.4, 0.8, 0.8, 1.2, 1.2, 1.7, 1.7, 2.4, 2.4};
+  const std::vector<eval::BatchImage> images{{3, {0.8125, 3.3, 0.8125, 17.9}, 500, 333, 11},
+                                             {0, {0.5, 0, 0.75, 0}, 512, 341, 2},
+                                             {2, {1.0, 0, 1.0, 0}, 256, 256, 7},
+                                             {1, {-0.64, 256, 0.64, 40.5}, 400, 300, 3}};
+  for (int trial = 0; trial < 4; ++trial) {
+    const auto d = random_outputs(5, 4, static_cast<uint64_t>(70 + trial));
+    const eval::DetectOptions o = trial_options(trial, trial == 3 ? 20 : 100);
+    const auto batch = eval::detect_batch(d, images, 256, 256, o);
+    ASSERT_EQ(batch.size(), images.size());
+    for (std::size_t j = 0; j < images.size(); ++j) {
+      const auto& im = images[j];
+      const auto host = eval::detect_image(d, im.b, im.transform, 256, 256, im.image_w, im.image_h, im.image_index, o);
+      ASSERT_GT(host.size(), 5u);
+      expect_same_detections(batch[j], host, "trial " + std::to_string(trial) + " image " + std::to_string(j));
+    }
+  }
+  // No candidate at all: every image gets an empty list.
+  eval::DetectOptions none;
+  none.score_threshold = 2.0f;
+  const auto empty =
+      eval::detect_batch(eval::decode_region(at::zeros({5, 45, 4, 4}), anchors, 4), images, 128, 128, none);
+  ASSERT_EQ(empty.size(), images.size());
+  for (const auto& e : empty) EXPECT_TRUE(e.empty());
+}
+
 // The device path of detect_image (the GPU's, run here on the CPU tensors) gives the same
 // detections, bit for bit: random network outputs, a letterbox-like transform with fractional
 // offsets, a low threshold (hundreds of candidates) and the cap.
 TEST(Decode, OnDeviceEqualsTheHostPath) {
-  const std::vector<double> anchors{0.4, 0.4, 0.8, 0.8, 1.2, 1.2, 1.7, 1.7, 2.4, 2.4};
   const data::Affine tr{0.8125, 3.3, 0.8125, 17.9};
   for (int trial = 0; trial < 6; ++trial) {
-    const at::Tensor raw =
-        at::randn({2, 5 * (5 + 6), 8, 8}, at::detail::createCPUGenerator(static_cast<uint64_t>(40 + trial))) * 2.5;
-    const auto d = eval::decode_region(raw, anchors, 6);
-    eval::DetectOptions o;
-    o.score_threshold = trial % 2 ? 0.005f : 0.05f;
-    o.max_detections = trial % 3 == 2 ? 25 : 100;
+    const auto d = random_outputs(2, 6, static_cast<uint64_t>(40 + trial));
+    const eval::DetectOptions o = trial_options(trial, trial % 3 == 2 ? 25 : 100);
     for (int64_t b = 0; b < 2; ++b) {
       const auto host = eval::detect_image(d, b, tr, 256, 256, 500, 333, 4, o);
       const auto dev = eval::detect_image_on_device(d, b, tr, 256, 256, 500, 333, 4, o);
       ASSERT_GT(host.size(), 10u);
-      ASSERT_EQ(dev.size(), host.size()) << "trial " << trial;
-      for (std::size_t k = 0; k < host.size(); ++k) {
-        EXPECT_EQ(dev[k].label, host[k].label) << k;
-        EXPECT_EQ(dev[k].score, host[k].score) << k;
-        EXPECT_EQ(dev[k].image, 4);
-        EXPECT_EQ(dev[k].box.x1, host[k].box.x1) << k;
-        EXPECT_EQ(dev[k].box.y1, host[k].box.y1) << k;
-        EXPECT_EQ(dev[k].box.x2, host[k].box.x2) << k;
-        EXPECT_EQ(dev[k].box.y2, host[k].box.y2) << k;
-      }
+      expect_same_detections(dev, host, "trial " + std::to_string(trial));
     }
   }
 }

@@ -6,8 +6,12 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <filesystem>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -221,6 +225,79 @@ TEST(Loader, SameSeedSameTensorsForAnyWorkerCount) {
   o.workers = 2;
   const auto again = collect(ds, o);
   for (std::size_t k = 0; k < 6; ++k) expect_same_batch(runs[0][k], again[k], "rerun");
+}
+
+// Batches for a GPU (device_side: 8-bit RGB NHWC, darknet's colour distortion and the conversion to
+// float done by network_input on the batch's device, here the CPU) give the host-made batches' network
+// input bit for bit, in training (full augmentation; then strong colour draws: hue wrapping, S and V
+// past 1) and in evaluation, in both layouts; boxes, labels and counts are the same.
+TEST(Loader, DeviceSideBatchesGiveTheHostInputBitForBit) {
+  TempDir dir("yolo2-loader");
+  const auto ds = make_dataset(dir, 12);
+  for (const bool strong : {false, true})
+    for (const bool train : {true, false}) {
+      LoaderOptions o = train_options();
+      o.train = train;
+      o.workers = 2;
+      o.num_batches = train ? 6 : -1;
+      o.size_for_batch = [](int64_t k) { return 32 * static_cast<int>(2 + k % 3); };
+      if (strong) o.augment.hue = 0.5, o.augment.saturation = 4, o.augment.exposure = 4;
+      const auto host = collect(ds, o);
+      o.device_side = true;
+      const auto dev = collect(ds, o);
+      ASSERT_EQ(dev.size(), host.size());
+      for (std::size_t k = 0; k < host.size(); ++k) {
+        const std::string what =
+            std::string(train ? "train" : "eval") + (strong ? " strong" : "") + " batch " + std::to_string(k);
+        EXPECT_EQ(dev[k].images.scalar_type(), at::kByte) << what;
+        EXPECT_EQ(dev[k].colour.defined(), train) << what;
+        const at::Tensor x = yolo2::data::network_input(dev[k], at::kCPU, at::MemoryFormat::Contiguous);
+        const at::Tensor xl = yolo2::data::network_input(dev[k], at::kCPU, at::MemoryFormat::ChannelsLast);
+        ASSERT_EQ(x.sizes(), host[k].images.sizes()) << what;
+        EXPECT_TRUE(at::equal(x, host[k].images)) << what;
+        EXPECT_TRUE(xl.is_contiguous(at::MemoryFormat::ChannelsLast)) << what;
+        EXPECT_TRUE(at::equal(xl, host[k].images)) << what;
+        EXPECT_TRUE(at::equal(dev[k].boxes, host[k].boxes)) << what;
+        EXPECT_TRUE(at::equal(dev[k].labels, host[k].labels)) << what;
+        EXPECT_TRUE(at::equal(dev[k].counts, host[k].counts)) << what;
+      }
+    }
+  // AlexeyAB's 8-bit OpenCV colour arithmetic stays on the host: no draws travel with the batch.
+  LoaderOptions o = train_options();
+  o.num_batches = 2;
+  o.augment.hsv = yolo2::HsvMode::AlexeyAB;
+  const auto host = collect(ds, o);
+  o.device_side = true;
+  const auto dev = collect(ds, o);
+  for (std::size_t k = 0; k < host.size(); ++k) {
+    EXPECT_FALSE(dev[k].colour.defined());
+    EXPECT_TRUE(at::equal(yolo2::data::network_input(dev[k], at::kCPU, at::MemoryFormat::Contiguous), host[k].images));
+  }
+}
+
+// data.cache: ram decodes each image once (a deleted JPEG is no longer needed after its first use)
+// and gives the same batches as decoding every time; a cache shared by two loaders serves the second.
+TEST(Loader, RamCacheDecodesOnceAndChangesNothing) {
+  TempDir dir("yolo2-loader");
+  const auto ds = make_dataset(dir, 8);
+  LoaderOptions o = train_options();
+  o.num_batches = 6;  // three epochs of 2 batches
+  o.workers = 2;
+  const auto plain = collect(ds, o);
+  o.cache = std::make_shared<yolo2::data::ImageCache>(ds->images.size());
+  LoaderOptions first = o;
+  first.num_batches = 2;  // one epoch: every image decoded once
+  collect(ds, first);
+  for (const auto& im : ds->images) std::filesystem::remove(im.image_path);
+  const auto cached = collect(ds, o);  // from the cache only
+  ASSERT_EQ(cached.size(), plain.size());
+  for (std::size_t k = 0; k < plain.size(); ++k) expect_same_batch(plain[k], cached[k], "batch " + std::to_string(k));
+  // Without a cache the missing files are an error naming one.
+  o.cache = nullptr;
+  EXPECT_CONTAINS(error_of([&] { collect(ds, o); }), ".jpg");
+  // A cache made for another dataset is refused.
+  o.cache = std::make_shared<yolo2::data::ImageCache>(3);
+  EXPECT_CONTAINS(error_of([&] { Loader loader(ds, o); }), "image cache of 3 images");
 }
 
 TEST(Loader, ResumeAtStartBatchEqualsTheTailOfAFullRun) {
@@ -440,6 +517,41 @@ TEST(Loader, DestroyingARunningLoaderDoesNotHang) {
     Loader idle(ds, o);  // never consumed
   }
   SUCCEED();
+}
+
+// data.workers cores build batches at once even when data.prefetch is smaller: the loader keeps at
+// least one batch in flight per worker. The maker waits until `workers` builds are running together
+// (or 10 s pass, which a loader that lets fewer run at once would take) before it returns.
+TEST(Loader, EveryWorkerBuildsABatchAtOnce) {
+  constexpr int kWorkers = 6;
+  std::mutex m;
+  std::condition_variable cv;
+  int running = 0, most = 0;
+  auto make = [&](int64_t k) {
+    std::unique_lock<std::mutex> lock(m);
+    most = std::max(most, ++running);
+    cv.notify_all();
+    cv.wait_for(lock, std::chrono::seconds(10), [&] { return most >= kWorkers; });
+    --running;
+    Batch b;
+    b.index = k;
+    b.images = at::zeros({1});
+    return b;
+  };
+  LoaderOptions o = train_options();
+  o.workers = kWorkers;
+  o.prefetch = 2;
+  o.batch_size = 1;
+  o.num_batches = 2 * kWorkers;
+  Loader loader(make, 100, o);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t k = 0; k < 2 * kWorkers; ++k) {
+    auto b = loader.next();
+    ASSERT_TRUE(b.has_value());
+    EXPECT_EQ(b->index, k);
+  }
+  EXPECT_EQ(most, kWorkers) << "batches built at once";
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 9.0);
 }
 
 TEST(Loader, RejectsTooFewImagesForOneBatch) {

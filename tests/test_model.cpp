@@ -154,6 +154,27 @@ TEST(Model, OneDnnPlanEqualsLibTorchOps) {
   }
 }
 
+// Evaluation during a channels-last run (on a GPU) puts the folded weights in NHWC: the same output
+// as the NCHW network, from the LibTorch path (the oneDNN plan reads NCHW and is left out); a copy
+// made before the change keeps its own layout and plan.
+TEST(Model, FusedChannelsLastEqualsNchw) {
+  torch::manual_seed(6);
+  auto m = make_model(0.25, 4);
+  randomize_batchnorm(*m);
+  m->eval();
+  const model::FusedYoloV2 nchw(*m);
+  model::FusedYoloV2 nhwc = nchw;
+  nhwc.set_memory_format(at::MemoryFormat::ChannelsLast);
+  const at::Tensor x = at::rand({2, 3, 96, 64});
+  const at::Tensor xl = x.contiguous(at::MemoryFormat::ChannelsLast);
+  EXPECT_FALSE(nhwc.uses_onednn(xl));
+  EXPECT_EQ(nchw.uses_onednn(x), model::onednn_available()) << "the copy kept its layout";
+  const at::Tensor a = nchw.forward(x), b = nhwc.forward(xl);
+  ASSERT_EQ(a.sizes(), b.sizes());
+  EXPECT_TRUE(b.is_contiguous(at::MemoryFormat::ChannelsLast)) << "ran in NHWC";
+  EXPECT_LT((a - b).abs().max().item<float>(), 1e-4f * std::max(1.0f, a.abs().max().item<float>()));
+}
+
 // Plans are compiled per input shape and evicted beyond a few: every call must still answer for its
 // own shape (and a plan's output tensor must not be overwritten by the next call).
 TEST(Model, OneDnnPlanCacheServesEachShape) {

@@ -117,6 +117,24 @@ TEST(RegionTargets, AssignmentIsOnePerCellAndAnchorTheLaterWinsAndEveryGroundTru
   EXPECT_THROW(loss::assign_targets(boxes, bad, counts, 13, 13, o), c10::Error);
   o.max_boxes = 1;
   EXPECT_EQ(loss::assign_targets(boxes, labels, counts, 13, 13, o).all_flat.numel(), 2);
+  // The GPU's transfer (two packed buffers, cut back into the ten tensors), run here to the CPU: every
+  // tensor comes back with its shape, type and values.
+  const loss::RegionTargets p = t.to_packed(at::kCPU);
+  const std::vector<std::pair<at::Tensor, at::Tensor>> pairs{{t.flat, p.flat},
+                                                             {t.labels, p.labels},
+                                                             {t.coords, p.coords},
+                                                             {t.weight, p.weight},
+                                                             {t.boxes, p.boxes},
+                                                             {t.all_flat, p.all_flat},
+                                                             {t.all_labels, p.all_labels},
+                                                             {t.all_boxes, p.all_boxes},
+                                                             {t.image_boxes, p.image_boxes},
+                                                             {t.image_valid, p.image_valid}};
+  for (std::size_t k = 0; k < pairs.size(); ++k) {
+    EXPECT_EQ(pairs[k].second.scalar_type(), pairs[k].first.scalar_type()) << k;
+    EXPECT_EQ(pairs[k].second.sizes(), pairs[k].first.sizes()) << k;
+    EXPECT_TRUE(at::equal(pairs[k].second, pairs[k].first)) << k;
+  }
 }
 
 }  // namespace

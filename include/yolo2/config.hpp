@@ -23,6 +23,7 @@ struct DatasetSplit {
 
 // Each choice is an enum owned by the component that acts on it (enum-only headers, so that this
 // header stays light); the config names them here.
+using data::CacheMode;
 using data::EvalTransform;
 using data::HsvMode;
 using data::JitterMode;
@@ -72,6 +73,7 @@ struct DataConfig {
   int prefetch = 4;  // batches queued ahead of the consumer
   int max_boxes = 30;
   SampleMode sample = SampleMode::Shuffle;  // each epoch a permutation, or draws with replacement (darknet)
+  CacheMode cache = CacheMode::None;        // ram: each image decoded once, kept decoded in memory
 };
 
 struct ModelConfig {
@@ -131,7 +133,8 @@ struct TrainConfig {
   std::string init_weights;  // darknet .weights (full or prefix) or a yolo2 checkpoint
   std::string output;        // run folder; empty: runs/<name>
   std::string name = "yolo2";
-  int checkpoint_every = 100;  // iterations
+  int checkpoint_every = 100;     // iterations
+  double checkpoint_minutes = 0;  // > 0: also save when this many minutes have passed since the last save
   int log_every = 1;
   bool skip_nonfinite = false;  // skip a batch with a NaN/inf loss instead of stopping
   bool freeze_bn = false;       // batch norm in eval mode, gamma/beta fixed (fine-tuning; mmdet's norm_eval)

@@ -109,6 +109,34 @@ void add_forward(Run& r, double t1, int b, double tb, const std::string& how) {
         num(b * gflop / tb) + " GFLOP/s = " + pct(b * gflop / tb, r.ref.forward) + " of reference fwd");
 }
 
+// The loader's host cost per image by stage, the totals of the CPU path and of the GPU path (colour
+// and the float conversion on the device), from JPEG and from the decoded cache, and the loader's rate
+// with data.cache: ram. The 16-core figures are projections (16 x one core), not measurements.
+void add_loader_stages(Run& r, const Config& config, int batches) {
+  const LoaderStages st = loader_stages(config);
+  const std::string of =
+      std::to_string(st.images) + " training images at " + std::to_string(config.data.input_size) + " px, one thread";
+  r.add("loader_read", "loader: read the file", st.read, "ms", of);
+  r.add("loader_decode", "loader: decode the JPEG", st.decode, "ms", of);
+  r.add("loader_warp", "loader: jitter, flip, warp", st.warp, "ms", of);
+  r.add("loader_colour", "loader: HSV distortion (CPU path)", st.colour, "ms", of);
+  r.add("loader_pack", "loader: pack to float NCHW (CPU path)", st.pack_float, "ms", of);
+  r.add("loader_pack_bytes", "loader: pack to bytes NHWC (GPU path)", st.pack_bytes, "ms", of);
+  const auto projection = [](double ms) {
+    return num(1000.0 / ms) + " images/s per core, " + num(16 * 1000.0 / ms) + " projected on 16 cores";
+  };
+  const double cpu_path = st.read + st.decode + st.warp + st.colour + st.pack_float;
+  const double gpu_path = st.read + st.decode + st.warp + st.pack_bytes;
+  r.add("loader_host_cpu_path", "loader host cost per image, CPU path (from JPEG)", cpu_path, "ms",
+        projection(cpu_path));
+  r.add("loader_host_gpu_path", "loader host cost per image, GPU path (from JPEG)", gpu_path, "ms",
+        projection(gpu_path));
+  r.add("loader_host_gpu_path_cached", "loader host cost per image, GPU path, cached",
+        st.warp + st.pack_bytes, "ms", projection(st.warp + st.pack_bytes));
+  r.add("loader_cached", "loader, full augmentation, data.cache: ram", loader_rate(config, batches, true), "images/s",
+        std::to_string(util::resolved_workers(config.data.workers)) + " worker(s), after one pass");
+}
+
 // Decode + NMS of one image's output `raw` (on its device: detect_image's GPU path on a GPU).
 void add_decode_nms(Run& r, const model::YoloV2Impl& net, const at::Tensor& raw, const std::string& where) {
   const Config& c = r.config;
@@ -221,10 +249,11 @@ BenchReport run_bench(const Config& config, const BenchOptions& options) {
     const double lips = loader_rate(config, options.batches);
     std::string note = std::to_string(config.data.input_size) + " px, batch " +
                        std::to_string(config.train.batch / config.train.subdivisions) + ", " +
-                       std::to_string(config.data.workers) + " worker(s)";
+                       std::to_string(util::resolved_workers(config.data.workers)) + " worker(s)";
     if (const Measurement* t = report.find("train_iteration"))
       note += "; " + num(lips / t->value) + "x the training iteration";
     r.add("loader", "loader, full augmentation", lips, "images/s", note);
+    add_loader_stages(r, config, options.batches);
   }
   return report;
 }

@@ -4,16 +4,21 @@
 #include <sys/resource.h>
 #include <torch/cuda.h>
 #include <torch/optim/sgd.h>
+#include <opencv2/imgcodecs.hpp>
 
 #include <fstream>
 #include <string>
 
+#include "yolo2/data/augment.hpp"
 #include "yolo2/data/loader.hpp"
+#include "yolo2/data/voc.hpp"
+#include "yolo2/error.hpp"
 #include "yolo2/eval/voc_ap.hpp"
 #include "yolo2/loss/region_loss.hpp"
 #include "yolo2/model/yolov2.hpp"
 #include "yolo2/options.hpp"
 #include "yolo2/train/schedule.hpp"
+#include "yolo2/util/atomic_file.hpp"
 #include "yolo2/util/cuda_memory.hpp"
 #include "yolo2/util/rng.hpp"
 
@@ -113,6 +118,7 @@ TrainStep train_step(const Config& config, int repeats, bool channels_last, cons
   const Targets t = random_targets(b, 6, static_cast<int>(config.data.classes.size()));
   loss::RegionLossOptions lopt = region_loss_options(config);
   lopt.host_scalars = false;  // as the trainer runs it: the figures stay on the device
+  if (lopt.alpha.defined()) lopt.alpha = lopt.alpha.to(target.device);  // as the trainer puts it
   const double gamma = train::focal_gamma(config.loss.focal, 0.0);
   train::LossScale ls;  // fp16: the trainer's dynamic loss scale, updated as it would be
   std::vector<double> phase[4];
@@ -170,9 +176,17 @@ TrainStep train_step(const Config& config, int repeats, bool channels_last, cons
   return r;
 }
 
-double loader_rate(const Config& config, int batches) {
+double loader_rate(const Config& config, int batches, bool cached) {
   auto ds = std::make_shared<const data::VocDataset>(data::load_voc(config.data.train, parse_options(config, true)));
   data::LoaderOptions lo = loader_options(config, true);
+  if (cached) {  // fill the cache with one pass over the set (the first epoch's decoding is not timed)
+    lo.cache = std::make_shared<data::ImageCache>(ds->images.size());
+    data::LoaderOptions fill = lo;
+    fill.train = false;
+    fill.batch_size = 1;
+    data::Loader all(ds, fill);
+    while (all.next()) {}
+  }
   lo.num_batches = batches + 2;
   data::Loader loader(ds, lo);
   for (int i = 0; i < 2; ++i) loader.next();  // warm-up: threads started, caches filled
@@ -180,6 +194,53 @@ double loader_rate(const Config& config, int batches) {
   int64_t images = 0;
   while (auto b = loader.next()) images += b->images.size(0);
   return static_cast<double>(images) / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+LoaderStages loader_stages(const Config& config) {
+  const data::VocDataset ds = data::load_voc(config.data.train, parse_options(config, true));
+  const int n = std::min<int>(64, static_cast<int>(ds.images.size()));
+  const int s = config.data.input_size;
+  std::vector<double> passes[6];
+  for (int pass = 0; pass < 3; ++pass) {
+    double t[6] = {0, 0, 0, 0, 0, 0};
+    std::vector<float> f(static_cast<std::size_t>(3 * s * s));
+    std::vector<uint8_t> b(static_cast<std::size_t>(3 * s * s));
+    for (int i = 0; i < n; ++i) {
+      const data::ImageRecord& rec = ds.images[static_cast<std::size_t>(i)];
+      auto t0 = Clock::now();
+      const auto lap = [&](int k) {
+        const auto now = Clock::now();
+        t[k] += std::chrono::duration<double, std::milli>(now - t0).count();
+        t0 = now;
+      };
+      const std::string bytes = util::read_file(rec.image_path);
+      lap(0);
+      const cv::Mat image = cv::imdecode(
+          cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())), cv::IMREAD_COLOR);
+      if (image.empty()) throw Error(rec.image_path + ": cannot decode");
+      lap(1);
+      util::Rng rng(static_cast<uint64_t>(i + 1000 * pass));
+      const data::AugmentDraw d = data::draw_augment(image.cols, image.rows, s, config.data.augment, rng);
+      cv::Mat sized = data::warp_image(image, d.affine, s, config.data.augment.jitter_mode == JitterMode::Crop);
+      lap(2);
+      data::distort_hsv(sized, d.dhue, d.dsat, d.dexp, config.data.augment.hsv);
+      lap(3);
+      data::pack_image(sized, f.data());
+      lap(4);
+      data::pack_image_bytes(sized, b.data());
+      lap(5);
+    }
+    for (int k = 0; k < 6; ++k) passes[k].push_back(t[k] / n);
+  }
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  LoaderStages r;
+  r.images = n;
+  r.read = median(passes[0]), r.decode = median(passes[1]), r.warp = median(passes[2]);
+  r.colour = median(passes[3]), r.pack_float = median(passes[4]), r.pack_bytes = median(passes[5]);
+  return r;
 }
 
 double voc_scoring_seconds(const Config& config, int repeats) {

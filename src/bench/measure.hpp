@@ -59,8 +59,19 @@ struct TrainStep {
 };
 TrainStep train_step(const Config& config, int repeats, bool channels_last, const Target& target);
 
-// Images/s of the training loader (full augmentation) at the configured input size and workers.
-double loader_rate(const Config& config, int batches);
+// Images/s of the training loader (full augmentation) at the configured input size and workers;
+// `cached`: with data.cache ram, measured after one pass has filled the cache.
+double loader_rate(const Config& config, int batches, bool cached = false);
+
+// The loader's host work per image, stage by stage, on one thread (ms per image, the median of 3
+// passes over up to 64 training images at the configured input size with full augmentation): reading
+// the file, decoding it, the geometric warp, darknet's colour distortion (the CPU path's; a GPU run
+// does it on the device), packing to float NCHW (CPU path) or to bytes NHWC (GPU path).
+struct LoaderStages {
+  double read = 0, decode = 0, warp = 0, colour = 0, pack_float = 0, pack_bytes = 0;
+  int images = 0;
+};
+LoaderStages loader_stages(const Config& config);
 
 // Median seconds of VOC scoring of 5,000 images and 100,000 detections (synthetic).
 double voc_scoring_seconds(const Config& config, int repeats);

@@ -30,7 +30,17 @@ const std::vector<std::string>& measurement_ids() {
                                             "opencv_forward_batch8",
                                             "decode_nms",
                                             "voc_scoring",
-                                            "loader"};
+                                            "loader",
+                                            "loader_read",
+                                            "loader_decode",
+                                            "loader_warp",
+                                            "loader_colour",
+                                            "loader_pack",
+                                            "loader_pack_bytes",
+                                            "loader_host_cpu_path",
+                                            "loader_host_gpu_path",
+                                            "loader_host_gpu_path_cached",
+                                            "loader_cached"};
   return ids;
 }
 

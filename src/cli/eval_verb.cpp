@@ -13,6 +13,7 @@
 #include "yolo2/model/darknet_io.hpp"
 #include "yolo2/options.hpp"
 #include "yolo2/train/inference.hpp"
+#include "yolo2/train/precision.hpp"
 #include "yolo2/util/runtime.hpp"
 
 namespace yolo2::cli {
@@ -64,6 +65,9 @@ void evaluate_network(const EvalFlags& f) {
     for (auto& s : splits) s.split = f.split;
   util::setup_runtime(config.runtime);
   const c10::Device device = util::resolve_device(config.runtime.device);
+  // fp32 with TF32 off in cuBLAS and cuDNN (LibTorch leaves it on in cuDNN), cudnn.benchmark on a GPU:
+  // the figures do not depend on the checkpoint's training precision.
+  train::setup_precision(train::Precision::Fp32, device);
   model::YoloV2& net = im.model;
   net->to(device);
   const data::VocDataset ds = data::load_voc(splits, parse_options(config, false));

@@ -1,5 +1,6 @@
 #include "yolo2/data/augment.hpp"
 
+#include <ATen/ATen.h>
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
@@ -170,6 +171,51 @@ void distort_hsv(cv::Mat& bgr, double dhue, double dsat, double dexp, HsvMode mo
   }
 }
 
+at::Tensor distort_hsv_batch(const at::Tensor& rgb, const at::Tensor& draws) {
+  TORCH_CHECK(rgb.dim() == 4 && rgb.size(3) == 3 && rgb.scalar_type() == at::kByte,
+              "distort_hsv_batch: images must be [B, H, W, 3] uint8");
+  TORCH_CHECK(draws.dim() == 2 && draws.size(0) == rgb.size(0) && draws.size(1) == 3,
+              "distort_hsv_batch: draws must be [B, 3]");
+  // darknet_distort_pixel, element for element (float throughout, as the host loop).
+  const at::Tensor d = draws.to(rgb.device(), at::kFloat).view({-1, 1, 1, 3});
+  const at::Tensor dhue = d.select(3, 0), dsat = d.select(3, 1), dexp = d.select(3, 2);
+  // Divisors as tensors on the batch's device: CUDA turns a division by a host scalar into a
+  // multiplication by its reciprocal, which can differ from the host's quotient in the last bit.
+  const auto fopt = rgb.options().dtype(at::kFloat);
+  const at::Tensor k255 = at::scalar_tensor(255.0, fopt), k6 = at::scalar_tensor(6.0, fopt);
+  const at::Tensor x = rgb.to(at::kFloat) / k255;
+  const at::Tensor r = x.select(3, 0), g = x.select(3, 1), b = x.select(3, 2);
+  const at::Tensor mx = at::maximum(r, at::maximum(g, b)), mn = at::minimum(r, at::minimum(g, b));
+  const at::Tensor delta = mx - mn;
+  const at::Tensor zero = at::zeros_like(mx);
+  at::Tensor h = at::where(r == mx, (g - b) / delta, at::where(g == mx, (b - r) / delta + 2, (r - g) / delta + 4));
+  h = at::where(h < 0, h + 6, h) / k6;
+  h = at::where((mx != 0) & (delta != 0), h, zero);  // the host leaves h = 0 there (no division)
+  at::Tensor s = at::where(mx != 0, delta / mx, zero) * dsat;
+  const at::Tensor v = mx * dexp;
+  h = h + dhue;
+  h = at::where(h > 1, h - 1, h);
+  h = at::where(h < 0, h + 1, h);
+  const at::Tensor hh = h * 6;
+  const at::Tensor index = hh.floor();
+  const at::Tensor f = hh - index;
+  const at::Tensor p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
+  // The six sectors of hsv_to_rgb (index 5 and anything above: the last case, as the host's else).
+  const auto pick = [&](const at::Tensor& c0, const at::Tensor& c1, const at::Tensor& c2, const at::Tensor& c3,
+                        const at::Tensor& c4, const at::Tensor& c5) {
+    return at::where(
+        index == 0, c0,
+        at::where(index == 1, c1, at::where(index == 2, c2, at::where(index == 3, c3, at::where(index == 4, c4, c5)))));
+  };
+  const at::Tensor gray = s == 0;
+  const at::Tensor ro = at::where(gray, v, pick(v, q, p, p, t, v));
+  const at::Tensor go = at::where(gray, v, pick(t, v, v, q, p, p));
+  const at::Tensor bo = at::where(gray, v, pick(p, p, t, v, v, q));
+  // constrain_image's clamp, then distort_hsv's rounding back to 8 bits: (uchar)(c * 255 + 0.5).
+  const auto to_byte = [](const at::Tensor& c) { return (c.clamp(0, 1) * 255 + 0.5).floor().to(at::kByte); };
+  return at::stack({to_byte(ro), to_byte(go), to_byte(bo)}, 3);
+}
+
 std::vector<LabeledBox> transform_boxes(const std::vector<LabeledBox>& boxes, const Affine& a, int out, double min_size,
                                         bool stop_at_dropped) {
   std::vector<LabeledBox> result;
@@ -195,11 +241,11 @@ std::vector<LabeledBox> transform_boxes(const std::vector<LabeledBox>& boxes, co
 }
 
 Augmented augment_train(const cv::Mat& image, const std::vector<LabeledBox>& boxes, int out, const AugmentConfig& cfg,
-                        util::Rng& rng) {
+                        util::Rng& rng, bool colour) {
   Augmented a;
   a.draw = draw_augment(image.cols, image.rows, out, cfg, rng);
   a.image = warp_image(image, a.draw.affine, out, cfg.jitter_mode == JitterMode::Crop);
-  distort_hsv(a.image, a.draw.dhue, a.draw.dsat, a.draw.dexp, cfg.hsv);
+  if (colour) distort_hsv(a.image, a.draw.dhue, a.draw.dsat, a.draw.dexp, cfg.hsv);
   a.boxes = transform_boxes(boxes, a.draw.affine, out, cfg.min_box_size, cfg.box_holes);
   return a;
 }

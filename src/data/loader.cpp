@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 
+#include "yolo2/data/augment.hpp"
 #include "yolo2/data/image_io.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/util/rng.hpp"
@@ -67,6 +68,36 @@ void pack_image(const cv::Mat& bgr, float* dst) {
   }
 }
 
+void pack_image_bytes(const cv::Mat& bgr, uint8_t* dst) {
+  for (int y = 0; y < bgr.rows; ++y) {
+    const uint8_t* row = bgr.ptr<uint8_t>(y);
+    uint8_t* out = dst + static_cast<std::size_t>(y) * static_cast<std::size_t>(bgr.cols) * 3;
+    for (int x = 0; x < bgr.cols; ++x) {
+      out[3 * x] = row[3 * x + 2];
+      out[3 * x + 1] = row[3 * x + 1];
+      out[3 * x + 2] = row[3 * x];
+    }
+  }
+}
+
+ImageCache::ImageCache(std::size_t images) : slots_(images), once_(new std::once_flag[images]) {}
+
+cv::Mat ImageCache::get(std::size_t i, const std::function<cv::Mat()>& load) {
+  if (i >= slots_.size())
+    throw Error("image cache: image " + std::to_string(i) + " of " + std::to_string(slots_.size()));
+  std::call_once(once_[i], [&] { slots_[i] = load(); });
+  return slots_[i];  // shared, never written to: the augmentation warps into a new image
+}
+
+at::Tensor network_input(const Batch& batch, const c10::Device& device, at::MemoryFormat format) {
+  // Pinned batches (CUDA) copy asynchronously, behind the work already queued on the device.
+  at::Tensor x = batch.images.to(device, /*non_blocking=*/true);
+  if (x.scalar_type() == at::kFloat) return x.contiguous(format);
+  if (batch.colour.defined()) x = distort_hsv_batch(x, batch.colour.to(device, /*non_blocking=*/true));
+  // pack_image's arithmetic: byte x (1 / 255 in float). NHWC permuted to NCHW is channels-last already.
+  return x.permute({0, 3, 1, 2}).to(at::kFloat).mul_(static_cast<double>(1.0f / 255.0f)).contiguous(format);
+}
+
 int64_t batches_per_epoch(int64_t n, int batch_size, bool drop_last) {
   return drop_last ? n / batch_size : (n + batch_size - 1) / batch_size;
 }
@@ -106,11 +137,15 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
   const auto count = static_cast<int64_t>(plan.images.size());
   const int s = batch.size, m = opt.max_boxes;
 
-  batch.images = at::empty({count, 3, s, s}, at::kFloat);
+  const bool bytes = opt.device_side;
+  // Darknet's colour distortion on the device for a device_side batch; AlexeyAB's stays here.
+  const bool colour_later = bytes && opt.train && opt.augment.hsv == HsvMode::Darknet;
+  batch.images = bytes ? at::empty({count, s, s, 3}, at::TensorOptions(at::kByte).pinned_memory(opt.pin_memory))
+                       : at::empty({count, 3, s, s}, at::kFloat);
+  if (colour_later) batch.colour = at::empty({count, 3}, at::TensorOptions(at::kFloat).pinned_memory(opt.pin_memory));
   batch.boxes = at::zeros({count, m, 4}, at::kFloat);
   batch.labels = at::full({count, m}, -1, at::kLong);
   batch.counts = at::zeros({count}, at::kLong);
-  float* images = batch.images.data_ptr<float>();
   float* boxes = batch.boxes.data_ptr<float>();
   int64_t* labels = batch.labels.data_ptr<int64_t>();
   int64_t* counts = batch.counts.data_ptr<int64_t>();
@@ -119,7 +154,8 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
     const int idx = plan.images[static_cast<std::size_t>(j)];
     const ImageRecord& rec = ds.images[static_cast<std::size_t>(idx)];
     batch.image_indices.push_back(idx);
-    const cv::Mat image = read_image(rec);
+    const cv::Mat image =
+        opt.cache ? opt.cache->get(static_cast<std::size_t>(idx), [&] { return read_image(rec); }) : read_image(rec);
     std::vector<LabeledBox> in;
     in.reserve(rec.objects.size());
     for (const auto& o : rec.objects) in.push_back({o.x1, o.y1, o.x2, o.y2, o.label});
@@ -131,17 +167,25 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
       // darknet shuffles the boxes before truncating to max_boxes (randomize_boxes).
       for (std::size_t i = in.size(); i > 1; --i)
         std::swap(in[i - 1], in[static_cast<std::size_t>(rng.uniform_int(0, static_cast<int64_t>(i) - 1))]);
-      Augmented a = augment_train(image, in, s, opt.augment, rng);
+      Augmented a = augment_train(image, in, s, opt.augment, rng, !colour_later);
       sized = std::move(a.image);
       out = std::move(a.boxes);
       batch.transforms.push_back(a.draw.affine);
+      if (colour_later) {
+        float* c = batch.colour.data_ptr<float>() + 3 * j;
+        c[0] = static_cast<float>(a.draw.dhue), c[1] = static_cast<float>(a.draw.dsat);
+        c[2] = static_cast<float>(a.draw.dexp);
+      }
     } else {
       const Affine affine = eval_affine(image.cols, image.rows, s, opt.eval_transform);
       sized = warp_image(image, affine, s, false);
       out = transform_boxes(in, affine, s, 0.0);
       batch.transforms.push_back(affine);
     }
-    pack_image(sized, images + j * 3 * s * s);
+    if (bytes)
+      pack_image_bytes(sized, batch.images.data_ptr<uint8_t>() + j * s * s * 3);
+    else
+      pack_image(sized, batch.images.data_ptr<float>() + j * 3 * s * s);
     const int kept = std::min<int>(m, static_cast<int>(out.size()));
     counts[j] = kept;
     for (int b = 0; b < kept; ++b) {
@@ -157,8 +201,12 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
 }
 
 namespace {
-BatchMaker voc_batches(std::shared_ptr<const VocDataset> dataset, const LoaderOptions& options) {
+BatchMaker voc_batches(std::shared_ptr<const VocDataset> dataset, LoaderOptions options) {
   if (!dataset || dataset->images.empty()) throw Error("the loader was given an empty dataset");
+  if (options.cache_images && !options.cache) options.cache = std::make_shared<ImageCache>(dataset->images.size());
+  if (options.cache && options.cache->size() != dataset->images.size())
+    throw Error("image cache of " + std::to_string(options.cache->size()) + " images for a dataset of " +
+                std::to_string(dataset->images.size()));
   return [dataset, options](int64_t k) { return make_batch(*dataset, options, k); };
 }
 }  // namespace
@@ -197,14 +245,16 @@ Batch Loader::produce(int64_t index) const {
   if (options_.pin_memory) {
     // Only what goes to the GPU: the images, and a classification batch's labels ([B]). A detection
     // batch's boxes, labels and counts stay on the host (the region targets are built there).
-    if (b.images.defined()) b.images = b.images.pin_memory();
+    if (b.images.defined() && !b.images.is_pinned()) b.images = b.images.pin_memory();
     if (b.labels.defined() && b.labels.dim() == 1) b.labels = b.labels.pin_memory();
   }
   return b;
 }
 
 void Loader::worker_loop() {
-  const int64_t ahead = std::max(1, options_.prefetch);
+  // Batches in flight (being built or ready): at least one per worker, so that every worker has a
+  // batch to build (with fewer, data.prefetch capped how many cores worked, whatever data.workers said).
+  const int64_t ahead = std::max({1, options_.prefetch, options_.workers});
   for (;;) {
     int64_t job;
     {

@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <numeric>
 
 #include "yolo2/error.hpp"
 #include "yolo2/ops/boxes.hpp"
@@ -88,42 +87,81 @@ std::vector<Detection> detect_image(const RegionDecoded& d, int64_t b, const dat
 std::vector<Detection> detect_image_on_device(const RegionDecoded& d, int64_t b, const data::Affine& tr, int input_w,
                                               int input_h, int image_w, int image_h, int image_index,
                                               const DetectOptions& o) {
-  const at::Tensor p = d.boxes[b];                                            // [N, 4]
-  const at::Tensor scores = d.objectness[b].unsqueeze(1) * d.class_probs[b];  // [N, C]
-  // Candidates in detect_image's order (prediction, then class): nonzero is row-major.
-  const at::Tensor ik = (scores > static_cast<double>(o.score_threshold)).nonzero();
-  if (ik.size(0) == 0) return {};
-  const at::Tensor i = ik.select(1, 0), k = ik.select(1, 1);
-  const at::Tensor pb = p.index_select(0, i);
+  return detect_batch(d, {{b, tr, image_w, image_h, image_index}}, input_w, input_h, o).front();
+}
+
+std::vector<std::vector<Detection>> detect_batch(const RegionDecoded& d, const std::vector<BatchImage>& images,
+                                                 int input_w, int input_h, const DetectOptions& o) {
+  std::vector<std::vector<Detection>> out(images.size());
+  if (images.empty()) return out;
+  const c10::Device device = d.boxes.device();
+  const auto n_img = static_cast<int64_t>(images.size());
+  // The images' rows of the batch, and what maps each back to its pixels: one small copy.
+  at::Tensor rows = at::empty({n_img}, at::kLong), meta = at::empty({n_img, 6}, at::kDouble);
+  for (int64_t j = 0; j < n_img; ++j) {
+    const BatchImage& im = images[static_cast<std::size_t>(j)];
+    rows.data_ptr<int64_t>()[j] = im.b;
+    double* m = meta.data_ptr<double>() + 6 * j;
+    m[0] = im.transform.ax, m[1] = im.transform.bx, m[2] = im.transform.ay, m[3] = im.transform.by;
+    m[4] = im.image_w - 1.0, m[5] = im.image_h - 1.0;
+  }
+  rows = rows.to(device);
+  meta = meta.to(device);
+  const at::Tensor scores = d.objectness.index_select(0, rows).unsqueeze(2) * d.class_probs.index_select(0, rows);
+  const int64_t n = scores.size(1), c = scores.size(2);
+  // Candidates in detect_image's order, image by image (prediction, then class): nonzero is row-major.
+  // Its count is the one wait for the device.
+  const at::Tensor jik = (scores > static_cast<double>(o.score_threshold)).nonzero();
+  if (jik.size(0) == 0) return out;
+  const at::Tensor j = jik.select(1, 0), i = jik.select(1, 1), k = jik.select(1, 2);
+  const at::Tensor pb = d.boxes.index_select(0, rows).reshape({n_img * n, 4}).index_select(0, j * n + i);
   const at::Tensor cx = pb.select(1, 0), cy = pb.select(1, 1), hw = pb.select(1, 2) / 2, hh = pb.select(1, 3) / 2;
-  // The same arithmetic as detect_image: float to network pixels, then the inverse transform in
-  // double, the clip in double, the corner in float.
-  // Divided by a 0-dim tensor on the same device: CUDA turns a division by a host scalar into a
-  // multiplication by its reciprocal, which can differ from the true quotient in the last bit.
-  const auto inverse = [](const at::Tensor& v, double a, double off) {
-    const at::Tensor x = v.to(at::kDouble) - off;
-    return x / at::scalar_tensor(a, x.options());
+  const at::Tensor m = meta.index_select(0, j);  // [K, 6]: ax, bx, ay, by, image_w - 1, image_h - 1
+  // detect_image's arithmetic: float to network pixels, then the inverse transform in double (a true
+  // division: a tensor divisor, never a host scalar, which CUDA turns into a reciprocal multiply),
+  // the clip in double, the corner in float.
+  const auto inverse = [&](const at::Tensor& v, int64_t a, int64_t off) {
+    return (v.to(at::kDouble) - m.select(1, off)) / m.select(1, a);
   };
   const auto in_w = static_cast<double>(static_cast<float>(input_w)),
              in_h = static_cast<double>(static_cast<float>(input_h));
-  const at::Tensor x1 = inverse((cx - hw) * in_w, tr.ax, tr.bx), x2 = inverse((cx + hw) * in_w, tr.ax, tr.bx);
-  const at::Tensor y1 = inverse((cy - hh) * in_h, tr.ay, tr.by), y2 = inverse((cy + hh) * in_h, tr.ay, tr.by);
-  const auto clip = [](const at::Tensor& v, int side) { return v.clamp(0.0, side - 1.0).to(at::kFloat); };
-  const at::Tensor boxes = at::stack({clip(at::minimum(x1, x2), image_w), clip(at::minimum(y1, y2), image_h),
-                                      clip(at::maximum(x1, x2), image_w), clip(at::maximum(y1, y2), image_h)},
-                                     1);
-  const at::Tensor cand_scores = scores.reshape({-1}).index_select(0, i * scores.size(1) + k);
-  const at::Tensor keep = ops::batched_nms_on_device(boxes, cand_scores, k, o.nms_threshold);
-  const int64_t limit = std::min<int64_t>(keep.size(0), std::max(0, o.max_detections));
-  // Only the kept candidates come to the host.
-  const at::Tensor kept = keep.narrow(0, 0, limit).to(boxes.device());
-  const at::Tensor kb = boxes.index_select(0, kept).to(at::kCPU).contiguous();
-  const at::Tensor ks = cand_scores.index_select(0, kept).to(at::kCPU, at::kFloat).contiguous();
-  const at::Tensor kl = k.index_select(0, kept).to(at::kCPU, at::kLong).contiguous();
-  std::vector<int64_t> order(static_cast<std::size_t>(limit));
-  std::iota(order.begin(), order.end(), int64_t{0});
-  return to_detections(order, kb.data_ptr<float>(), ks.data_ptr<float>(), kl.data_ptr<int64_t>(), image_index,
-                       o.max_detections);
+  const at::Tensor x1 = inverse((cx - hw) * in_w, 0, 1), x2 = inverse((cx + hw) * in_w, 0, 1);
+  const at::Tensor y1 = inverse((cy - hh) * in_h, 2, 3), y2 = inverse((cy + hh) * in_h, 2, 3);
+  const auto clip = [&](const at::Tensor& v, int64_t side) {
+    return at::minimum(v.clamp_min(0.0), m.select(1, side)).to(at::kFloat);
+  };
+  const at::Tensor cand_scores = scores.reshape({-1}).index_select(0, (j * n + i) * c + k);
+  // One transfer: image, class, score and corners of every candidate (floats are exact in double).
+  const at::Tensor packed =
+      at::stack({j.to(at::kDouble), k.to(at::kDouble), cand_scores.to(at::kDouble),
+                 clip(at::minimum(x1, x2), 4).to(at::kDouble), clip(at::minimum(y1, y2), 5).to(at::kDouble),
+                 clip(at::maximum(x1, x2), 4).to(at::kDouble), clip(at::maximum(y1, y2), 5).to(at::kDouble)},
+                1)
+          .to(at::kCPU)
+          .contiguous();
+  // Per image on the host: detect_image's NMS on the same candidates in the same order.
+  const double* row = packed.data_ptr<double>();
+  const int64_t total = packed.size(0);
+  std::vector<float> boxes, cand;
+  std::vector<int64_t> labels;
+  for (int64_t first = 0; first < total;) {
+    const auto image = static_cast<int64_t>(row[7 * first]);
+    int64_t last = first;
+    boxes.clear(), cand.clear(), labels.clear();
+    for (; last < total && static_cast<int64_t>(row[7 * last]) == image; ++last) {
+      const double* r = row + 7 * last;
+      labels.push_back(static_cast<int64_t>(r[1]));
+      cand.push_back(static_cast<float>(r[2]));
+      for (int q = 3; q < 7; ++q) boxes.push_back(static_cast<float>(r[q]));
+    }
+    const std::vector<int64_t> keep =
+        ops::batched_nms(boxes.data(), cand.data(), labels.data(), static_cast<int64_t>(cand.size()), o.nms_threshold);
+    out[static_cast<std::size_t>(image)] =
+        to_detections(keep, boxes.data(), cand.data(), labels.data(),
+                      images[static_cast<std::size_t>(image)].image_index, o.max_detections);
+    first = last;
+  }
+  return out;
 }
 
 }  // namespace yolo2::eval

@@ -14,6 +14,7 @@ Detector::Detector(model::YoloV2Impl& model, const DetectorOptions& options, con
     : net_(model), options_(options), device_(device) {}
 
 std::vector<Detection> Detector::detect(const cv::Mat& bgr, const DetectOptions& options) const {
+  c10::InferenceMode no_autograd;  // no graph kept for the forward pass
   const int s = options_.input_size;
   const data::Affine tr = data::eval_affine(bgr.cols, bgr.rows, s, options_.eval_transform);
   const cv::Mat sized = data::warp_image(bgr, tr, s, false);

@@ -12,6 +12,7 @@
 #include "yolo2/data/loader.hpp"
 #include "yolo2/eval/report.hpp"
 #include "yolo2/eval/results_io.hpp"
+#include "yolo2/model/autocast_scope.hpp"
 #include "yolo2/util/atomic_file.hpp"
 
 namespace yolo2::eval {
@@ -24,26 +25,44 @@ std::vector<std::vector<GroundTruthBox>> ground_truth(const data::VocDataset& ds
   return gt;
 }
 
-EvalRun evaluate_model(const model::FusedYoloV2& net, const data::VocDataset& ds, const EvalOptions& options,
+EvalRun evaluate_model(const model::FusedYoloV2& fused, const data::VocDataset& ds, const EvalOptions& options,
                        const c10::Device& device, const std::function<void(int64_t, int64_t)>& progress) {
   const auto t0 = std::chrono::steady_clock::now();
+  const bool cuda = device.is_cuda();
+  const auto format = cuda && options.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  model::FusedYoloV2 net = fused;  // shares the folded weights unless the layout changes
+  if (format != at::MemoryFormat::Contiguous) net.set_memory_format(format);
   auto shared = std::make_shared<const data::VocDataset>(ds);
   data::LoaderOptions lo = options.loader;
-  lo.pin_memory = device.is_cuda();  // asynchronous copies to the GPU
+  lo.pin_memory = device.is_cuda();   // asynchronous copies to the GPU
+  lo.device_side = device.is_cuda();  // of bytes, made float there
   data::Loader loader(shared, lo);
   EvalRun run;
   int64_t done = 0;
   const int64_t total = static_cast<int64_t>(ds.images.size());
   while (auto batch = loader.next()) {
-    const at::Tensor raw = net.forward(batch->images.to(device, /*non_blocking=*/true));
-    // On a GPU, decoding and detect_image's candidates and NMS stay there (detect_image_on_device).
+    at::Tensor raw;
+    {
+      const model::AutocastScope autocast(cuda ? options.autocast : at::kFloat, device.type());
+      raw = net.forward(data::network_input(*batch, device, format));
+    }
+    // On a GPU, decoding and the candidates stay there and come back once per batch (detect_batch).
     const RegionDecoded d = decode_region(raw, net.spec().anchors, net.spec().num_classes);
+    std::vector<BatchImage> images;
     for (std::size_t j = 0; j < batch->image_indices.size(); ++j) {
       const int idx = batch->image_indices[j];
       const auto& rec = ds.images[static_cast<std::size_t>(idx)];
-      auto dets = detect_image(d, static_cast<int64_t>(j), batch->transforms[j], batch->size, batch->size, rec.width,
-                               rec.height, idx, options.detect);
-      run.detections.insert(run.detections.end(), dets.begin(), dets.end());
+      images.push_back({static_cast<int64_t>(j), batch->transforms[j], rec.width, rec.height, idx});
+    }
+    if (cuda) {
+      for (auto& dets : detect_batch(d, images, batch->size, batch->size, options.detect))
+        run.detections.insert(run.detections.end(), dets.begin(), dets.end());
+    } else {
+      for (const BatchImage& im : images) {
+        const auto dets = detect_image(d, im.b, im.transform, batch->size, batch->size, im.image_w, im.image_h,
+                                       im.image_index, options.detect);
+        run.detections.insert(run.detections.end(), dets.begin(), dets.end());
+      }
     }
     done += static_cast<int64_t>(batch->image_indices.size());
     if (progress) progress(done, total);

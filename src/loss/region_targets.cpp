@@ -38,18 +38,51 @@ void fill_rows(const std::vector<Assigned>& all, const std::vector<std::size_t>&
 
 }  // namespace
 
-RegionTargets RegionTargets::to(const c10::Device& device) const {
-  // To a GPU through pinned memory, asynchronously: a pageable copy would wait for every kernel
-  // already queued (the targets are built on the host from the host-side labels, in microseconds).
-  const bool cuda = device.is_cuda();
-  const auto move = [&](const at::Tensor& x) {
-    return cuda && x.device().is_cpu() ? x.pin_memory().to(device, /*non_blocking=*/true) : x.to(device);
-  };
+namespace {
+
+// The tensors as one flat buffer of `dtype` (pinned when `pin`), copied to `device` in one transfer
+// (asynchronous from pinned memory), then cut back into their shapes and types there.
+std::vector<at::Tensor> transfer_packed(const std::vector<at::Tensor>& parts, at::ScalarType dtype,
+                                        const c10::Device& device, bool pin) {
+  int64_t total = 0;
+  for (const auto& t : parts) total += t.numel();
+  at::Tensor buffer = at::empty({total}, at::TensorOptions(dtype).pinned_memory(pin));
+  int64_t at = 0;
+  for (const auto& t : parts) {
+    buffer.narrow(0, at, t.numel()).copy_(t.reshape({-1}));
+    at += t.numel();
+  }
+  const at::Tensor moved = buffer.to(device, /*non_blocking=*/pin);
+  std::vector<at::Tensor> out;
+  at = 0;
+  for (const auto& t : parts) {
+    out.push_back(moved.narrow(0, at, t.numel()).view(t.sizes()).to(t.scalar_type()));
+    at += t.numel();
+  }
+  return out;
+}
+
+}  // namespace
+
+RegionTargets RegionTargets::to_packed(const c10::Device& device) const {
+  // Two transfers (the integers, the floats) instead of one per tensor: on a GPU, from pinned memory
+  // and asynchronously (a pageable copy would wait for every kernel already queued).
+  const bool pin = device.is_cuda();
+  const auto ints = transfer_packed({flat, labels, all_flat, all_labels, image_valid}, at::kLong, device, pin);
+  const auto floats = transfer_packed({coords, weight, boxes, all_boxes, image_boxes}, at::kFloat, device, pin);
   RegionTargets t;
-  t.flat = move(flat), t.labels = move(labels), t.coords = move(coords);
-  t.weight = move(weight), t.boxes = move(boxes);
-  t.all_flat = move(all_flat), t.all_labels = move(all_labels), t.all_boxes = move(all_boxes);
-  t.image_boxes = move(image_boxes), t.image_valid = move(image_valid);
+  t.flat = ints[0], t.labels = ints[1], t.all_flat = ints[2], t.all_labels = ints[3], t.image_valid = ints[4];
+  t.coords = floats[0], t.weight = floats[1], t.boxes = floats[2], t.all_boxes = floats[3], t.image_boxes = floats[4];
+  return t;
+}
+
+RegionTargets RegionTargets::to(const c10::Device& device) const {
+  if (device.is_cuda() && flat.device().is_cpu()) return to_packed(device);
+  RegionTargets t;
+  t.flat = flat.to(device), t.labels = labels.to(device), t.coords = coords.to(device);
+  t.weight = weight.to(device), t.boxes = boxes.to(device);
+  t.all_flat = all_flat.to(device), t.all_labels = all_labels.to(device), t.all_boxes = all_boxes.to(device);
+  t.image_boxes = image_boxes.to(device), t.image_valid = image_valid.to(device);
   return t;
 }
 

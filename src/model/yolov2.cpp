@@ -371,8 +371,14 @@ FusedYoloV2::FusedYoloV2(YoloV2Impl& model)
 
 bool FusedYoloV2::uses_onednn(const at::Tensor& x) const {
   // The oneDNN plan covers the detector's layer types (not the classifier's average pool).
-  return backend_ == Backend::Auto && spec_.head == Head::Region && onednn_available() && x.device().is_cpu() &&
-         x.scalar_type() == at::kFloat && x.layout() == at::kStrided;
+  return backend_ == Backend::Auto && format_ == at::MemoryFormat::Contiguous && spec_.head == Head::Region &&
+         onednn_available() && x.device().is_cpu() && x.scalar_type() == at::kFloat && x.layout() == at::kStrided;
+}
+
+void FusedYoloV2::set_memory_format(at::MemoryFormat format) {
+  for (auto& c : convs_) c.weight = c.weight.contiguous(format);
+  format_ = format;
+  plans_ = std::make_shared<PlanCache>();
 }
 
 at::Tensor FusedYoloV2::forward(const at::Tensor& x) const {

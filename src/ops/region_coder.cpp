@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include "yolo2/ops/boxes.hpp"
 
@@ -24,6 +27,22 @@ RegionParts split_region(const at::Tensor& raw, int64_t num_anchors, int64_t num
   return p;
 }
 
+at::Tensor anchor_table(const std::vector<double>& anchors, const c10::Device& device) {
+  at::Tensor host = at::tensor(std::vector<float>(anchors.begin(), anchors.end()), at::kFloat);
+  if (!device.is_cuda()) return host;
+  // One copy per GPU and anchor list for the whole process, made with a blocking copy once (then
+  // safe to read from any stream): the loss and every evaluation batch decode with the same few
+  // floats, which would otherwise be pinned and copied each time. Never freed, so that no CUDA
+  // tensor is destroyed after the CUDA runtime at exit.
+  static auto* cache = new std::map<std::pair<c10::DeviceIndex, std::vector<double>>, at::Tensor>();
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto key = std::make_pair(device.index(), anchors);
+  auto it = cache->find(key);
+  if (it == cache->end()) it = cache->emplace(std::move(key), host.to(device)).first;
+  return it->second;
+}
+
 at::Tensor decode_boxes(const RegionParts& p, const std::vector<double>& anchors) {
   const int64_t a_n = p.x.size(1), h_n = p.x.size(2), w_n = p.x.size(3);
   TORCH_CHECK(static_cast<int64_t>(anchors.size()) == 2 * a_n, "decode_boxes: ", anchors.size() / 2, " anchors for ",
@@ -31,9 +50,7 @@ at::Tensor decode_boxes(const RegionParts& p, const std::vector<double>& anchors
   const auto fopt = p.x.options().dtype(at::kFloat);
   const at::Tensor gx = at::arange(w_n, fopt).view({1, 1, 1, w_n});
   const at::Tensor gy = at::arange(h_n, fopt).view({1, 1, h_n, 1});
-  // To a GPU through pinned memory, asynchronously: a pageable copy would wait for the queued work.
-  at::Tensor anc = at::tensor(std::vector<float>(anchors.begin(), anchors.end()), at::kFloat);
-  anc = (p.x.is_cuda() ? anc.pin_memory().to(p.x.device(), /*non_blocking=*/true) : anc).view({a_n, 2});
+  const at::Tensor anc = anchor_table(anchors, p.x.device()).view({a_n, 2});
   const at::Tensor aw = anc.select(1, 0).view({1, a_n, 1, 1}), ah = anc.select(1, 1).view({1, a_n, 1, 1});
   return at::stack({(p.x + gx) / w_n, (p.y + gy) / h_n, p.w.exp() * aw / w_n, p.h.exp() * ah / h_n}, -1);
 }

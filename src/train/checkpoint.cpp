@@ -39,8 +39,8 @@ void reject_overrides(const std::string& checkpoint, const std::vector<std::stri
   }
 }
 
-void save_checkpoint(const std::string& path, model::YoloV2Impl& model, const Config& config, const TrainState* state,
-                     torch::optim::Optimizer* optimizer) {
+std::string checkpoint_bytes(model::YoloV2Impl& model, const Config& config, const TrainState* state,
+                             torch::optim::Optimizer* optimizer) {
   torch::serialize::OutputArchive archive;
   archive.write(kFormatKey, c10::IValue(std::string(kFormat)));
   archive.write("config", c10::IValue(to_yaml(config)));
@@ -69,7 +69,12 @@ void save_checkpoint(const std::string& path, model::YoloV2Impl& model, const Co
     bytes.append(static_cast<const char*>(data), size);
     return size;
   });
-  util::write_file_atomic(path, bytes);
+  return bytes;
+}
+
+void save_checkpoint(const std::string& path, model::YoloV2Impl& model, const Config& config, const TrainState* state,
+                     torch::optim::Optimizer* optimizer) {
+  util::write_file_atomic(path, checkpoint_bytes(model, config, state, optimizer));
 }
 
 Checkpoint load_checkpoint(const std::string& path, const c10::Device& device) {

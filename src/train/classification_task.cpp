@@ -39,7 +39,7 @@ class ClassificationTask : public StreamTask {
   MicroResult micro_step(Trainer& t, int, double) override {
     const data::Batch batch = next_batch();
     TrainerParts& p = t.parts();
-    const at::Tensor logits = forward(p, batch.images).flatten(1);
+    const at::Tensor logits = forward(p, batch).flatten(1);
     const at::Tensor labels = batch.labels.to(p.device, /*non_blocking=*/true);
     const at::Tensor logp = at::log_softmax(logits.to(at::kFloat), 1);
     const at::Tensor loss = at::nll_loss(logp, labels);  // mean over the micro-batch: per image

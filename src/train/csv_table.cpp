@@ -1,18 +1,40 @@
 #include "csv_table.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
 
+#include "yolo2/error.hpp"
 #include "yolo2/util/atomic_file.hpp"
 
 namespace yolo2::train {
 
+namespace {
+
+std::string format_rows(const std::vector<std::vector<double>>& rows, std::size_t from) {
+  std::ostringstream os;
+  os << std::setprecision(8);
+  for (std::size_t k = from; k < rows.size(); ++k) {
+    for (std::size_t i = 0; i < rows[k].size(); ++i) os << (i ? "," : "") << rows[k][i];
+    os << "\n";
+  }
+  return os.str();
+}
+
+}  // namespace
+
 void CsvTable::load(const std::string& path, int64_t max_iteration) {
   rows.clear();
+  saved_ = 0;  // the file may hold rows past max_iteration: the next save rewrites it
   std::ifstream in(path);
   if (!in) return;
   std::string line;
@@ -28,6 +50,7 @@ void CsvTable::load(const std::string& path, int64_t max_iteration) {
     if (it != names.end()) where[k] = static_cast<long>(it - names.begin());
   }
   while (std::getline(in, line)) {
+    if (in.eof()) break;  // a last line without its newline: an append cut short
     std::vector<double> cells;
     std::stringstream ss(line);
     for (std::string cell; std::getline(ss, cell, ',');) cells.push_back(std::strtod(cell.c_str(), nullptr));
@@ -39,15 +62,25 @@ void CsvTable::load(const std::string& path, int64_t max_iteration) {
   }
 }
 
-void CsvTable::save(const std::string& path) const {
+void CsvTable::save(const std::string& path) {
+  if (saved_ > 0 && saved_ <= rows.size() && std::filesystem::exists(path)) {
+    if (saved_ == rows.size()) return;
+    const std::string tail = format_rows(rows, saved_);
+    std::FILE* f = std::fopen(path.c_str(), "ab");
+    if (!f) throw Error(path + ": cannot open for appending: " + std::strerror(errno));
+    const bool ok =
+        std::fwrite(tail.data(), 1, tail.size(), f) == tail.size() && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+    const std::string reason = std::strerror(errno);
+    std::fclose(f);
+    if (!ok) throw Error(path + ": append failed (disk full?): " + reason);
+    saved_ = rows.size();
+    return;
+  }
   std::ostringstream os;
   for (std::size_t i = 0; i < header.size(); ++i) os << (i ? "," : "") << header[i];
-  os << "\n" << std::setprecision(8);
-  for (const auto& r : rows) {
-    for (std::size_t i = 0; i < r.size(); ++i) os << (i ? "," : "") << r[i];
-    os << "\n";
-  }
+  os << "\n" << format_rows(rows, 0);
   util::write_file_atomic(path, os.str());
+  saved_ = rows.size();
 }
 
 std::vector<double> CsvTable::column(const std::string& name) const {

@@ -13,10 +13,9 @@ data::Batch StreamTask::next_batch() {
   return std::move(*batch);
 }
 
-at::Tensor StreamTask::forward(TrainerParts& p, const at::Tensor& images) {
+at::Tensor StreamTask::forward(TrainerParts& p, const data::Batch& batch) {
   const auto format = p.config.runtime.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  // Pinned batches (CUDA) copy asynchronously, behind the work already queued on the GPU.
-  const at::Tensor x = images.to(p.device, /*non_blocking=*/true).contiguous(format);
+  const at::Tensor x = data::network_input(batch, p.device, format);
   AutocastScope autocast(p.precision, p.device.type());
   // The loss is computed in fp32 whatever the network ran in (runtime.precision).
   return p.net->forward(x).to(at::kFloat);
@@ -49,7 +48,7 @@ class DetectionTask : public StreamTask {
   MicroResult micro_step(Trainer& t, int s, double gamma) override {
     const data::Batch batch = next_batch();
     TrainerParts& p = t.parts();
-    const at::Tensor raw = forward(p, batch.images);
+    const at::Tensor raw = forward(p, batch);
     const int mini = p.config.train.batch / p.config.train.subdivisions;
     const int64_t seen = p.state.images_seen + static_cast<int64_t>(s + 1) * mini;
     const loss::RegionLossResult r =

@@ -79,7 +79,17 @@ class DetectionEvaluation : public Evaluation {
   std::optional<std::vector<double>> run(Trainer& t) override {
     TrainerParts& p = t.parts();
     const model::FusedYoloV2 fused(*p.net);
-    const eval::EvalOptions options = eval_options(p.config);
+    eval::EvalOptions options = eval_options(p.config);
+    // On a GPU, in the run's precision and layout (the CPU keeps the fp32 oneDNN plan).
+    options.autocast = p.precision.autocast ? p.precision.dtype : at::kFloat;
+    options.channels_last = p.config.runtime.channels_last;
+    // data.cache: ram keeps the test images decoded from one evaluation to the next (one process: the
+    // ranks of several evaluate shards, each decoding its own).
+    if (options.loader.cache_images && !p.dist) {
+      if (!cache_) cache_ = std::make_shared<data::ImageCache>(test_.images.size());
+      options.loader.cache = cache_;
+    }
+    if (p.dist) options.loader.cache_images = false;
     const eval::EvalRun r = p.dist ? evaluate_sharded(fused, test_, options, p.device, *p.dist)
                                    : eval::evaluate_model(fused, test_, options, p.device);
     if (!t.main_rank()) return std::nullopt;
@@ -92,6 +102,7 @@ class DetectionEvaluation : public Evaluation {
 
  private:
   data::VocDataset test_;
+  std::shared_ptr<data::ImageCache> cache_;
 };
 
 class ClassifierEvaluation : public Evaluation {

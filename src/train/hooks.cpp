@@ -124,8 +124,12 @@ class CheckpointHook : public Hook {
  public:
   void after_step(Trainer& t) override {
     const TrainState& st = t.state();
-    if (st.iteration % t.config().train.checkpoint_every == 0 || t.stopping() || t.at_end()) t.save_last();
+    const double minutes = t.config().train.checkpoint_minutes;
+    const bool due = st.iteration % t.config().train.checkpoint_every == 0 ||
+                     (minutes > 0 && t.seconds_since_save() >= 60 * minutes);
+    if (due || t.stopping() || t.at_end()) t.save_last();
     if (!t.stopping()) return;
+    t.wait_for_saves();  // on disk before the message says so (the process exits next)
     t.summary().interrupted = true;
     const std::string last = t.parts().folder.last();
     spdlog::warn("stopped at iteration {}: state saved to {}; resume with: yolo2 {} --resume {}", st.iteration, last,

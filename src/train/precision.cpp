@@ -7,7 +7,6 @@
 #include <fstream>
 #include <string>
 
-#include "../compat/autocast.hpp"
 #include "../config_words.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/util/build_info.hpp"
@@ -79,31 +78,29 @@ PrecisionPlan setup_precision(Precision precision, const c10::Device& device) {
   return plan;
 }
 
-AutocastScope::AutocastScope(const PrecisionPlan& plan, c10::DeviceType device) : device_(device) {
-  if (!plan.autocast) return;
-  active_ = true;
-  was_enabled_ = compat::autocast_enabled(device);
-  was_dtype_ = compat::autocast_dtype(device);
-  compat::set_autocast(device, true, plan.dtype);
-  at::autocast::increment_nesting();
-}
-
-AutocastScope::~AutocastScope() {
-  if (!active_) return;
-  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  compat::set_autocast(device_, was_enabled_, was_dtype_);
-}
-
 bool unscale_gradients(const std::vector<at::Tensor>& params, double scale) {
+  std::vector<at::Tensor> grads;
+  for (const auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return true;
+  if (grads.front().is_cuda()) {
+    // GradScaler's _unscale_grads_: one fused multi-tensor kernel multiplies every gradient by 1 / scale
+    // (exact: the scale is a power of two) and raises found_inf where one is not finite. The weights,
+    // hence their gradients, are all fp32 on one GPU.
+    at::Tensor found_inf = at::zeros({1}, grads.front().options().dtype(at::kFloat));
+    const at::Tensor inv_scale = at::full({1}, 1.0 / scale, found_inf.options());
+    at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf, inv_scale);
+    return found_inf.item<float>() == 0.0f;
+  }
+  // Elsewhere (LibTorch 1.13 has no CPU kernel of the fused op; fp16 runs on CUDA anyway, and the
+  // CPU tests check the rule): gradient by gradient, the same arithmetic.
   at::Tensor bad;
-  for (const auto& p : params) {
-    at::Tensor g = p.grad();
-    if (!g.defined()) continue;
+  for (auto& g : grads) {
     g.mul_(1.0 / scale);
     at::Tensor b = g.isfinite().logical_not().any();
     bad = bad.defined() ? bad.logical_or(b) : b;
   }
-  return !bad.defined() || !bad.item<bool>();
+  return !bad.item<bool>();
 }
 
 void update_loss_scale(LossScale& s, bool finite) {

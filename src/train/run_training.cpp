@@ -124,6 +124,7 @@ data::LoaderOptions stream_options(const TrainerParts& p, data::LoaderOptions o)
   const int64_t max_batches = p.max_batches;
   if (p.dist) o.shard_rank = p.dist->rank(), o.shard_count = p.dist->world_size();
   o.pin_memory = p.device.is_cuda();
+  o.device_side = p.device.is_cuda();  // bytes to the GPU; float, layout and colour there
   const DataConfig data_cfg = p.config.data;
   const uint64_t seed = p.config.runtime.seed;
   if (!o.size_for_batch)

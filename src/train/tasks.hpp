@@ -21,7 +21,7 @@ class StreamTask : public TrainTask {
 
  protected:
   data::Batch next_batch();
-  static at::Tensor forward(TrainerParts& p, const at::Tensor& images);
+  static at::Tensor forward(TrainerParts& p, const data::Batch& batch);
   std::unique_ptr<data::Loader> loader_;
 };
 

@@ -84,7 +84,14 @@ void Trainer::save_last() {
   if (!main_rank()) return;
   for (auto& h : hooks_) h->before_save(*this);
   p_.state.rng_state = rng_state_bytes();
-  save_checkpoint(p_.folder.last(), *p_.net, p_.config, &p_.state, p_.optimizer.get());
+  writer_.write(p_.folder.last(), checkpoint_bytes(*p_.net, p_.config, &p_.state, p_.optimizer.get()));
+  t_saved_ = std::chrono::steady_clock::now();
+}
+
+void Trainer::wait_for_saves() { writer_.wait(); }
+
+double Trainer::seconds_since_save() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_saved_).count();
 }
 
 void Trainer::notify_eval() {
@@ -101,6 +108,7 @@ TrainSummary Trainer::train() {
   p_.task->open(*this);
   t_loop_ = std::chrono::steady_clock::now();
   t_read_ = t_loop_;
+  t_saved_ = t_loop_;
   first_iteration_ = p_.state.iteration;
   if (deferred_)
     spdlog::info("train: the loss terms are read every {} steps (train.log_every) and before saves and evaluations",
@@ -112,6 +120,7 @@ TrainSummary Trainer::train() {
     hook_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_hooks).count();
   }
   read_scalars();
+  wait_for_saves();
   for (auto& h : hooks_) h->after_train(*this);
   summary_.iterations = p_.state.iteration;
   summary_.images_seen = p_.state.images_seen;

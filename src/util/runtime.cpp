@@ -7,6 +7,8 @@
 #include <torch/version.h>
 #include <opencv2/core.hpp>
 
+#include <algorithm>
+#include <cstdlib>
 #include <thread>
 
 #include "yolo2/error.hpp"
@@ -29,6 +31,14 @@ int setup_runtime(const RuntimeConfig& runtime) {
   spdlog::debug("runtime: {} hardware thread(s), LibTorch inter-op pool {} thread(s), OpenCV {} thread(s)",
                 std::thread::hardware_concurrency(), at::get_num_interop_threads(), cv::getNumThreads());
   return threads;
+}
+
+int resolved_workers(int workers) {
+  if (workers >= 0) return workers;
+  int processes = 1;
+  if (const char* v = std::getenv("LOCAL_WORLD_SIZE"); v && *v) processes = std::max(1, std::atoi(v));
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / processes);
+  return std::max(1, cores - 1);
 }
 
 c10::Device resolve_device(const std::string& spec) {

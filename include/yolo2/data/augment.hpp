@@ -7,6 +7,7 @@
 // applied to the image in one cv::warpAffine and to the boxes with the same numbers.
 #pragma once
 
+#include <ATen/core/Tensor.h>
 #include <opencv2/core.hpp>
 
 #include <vector>
@@ -55,19 +56,26 @@ cv::Mat warp_image(const cv::Mat& image, const Affine& affine, int out, bool rep
 // wrapped, RGB clamped at the end), rounded back to 8 bits. AlexeyAB: its OpenCV 8-bit HSV path.
 void distort_hsv(cv::Mat& bgr, double dhue, double dsat, double dexp, HsvMode mode = HsvMode::Darknet);
 
+// distort_hsv's Darknet mode on a batch, as tensor ops on the batch's device (a GPU's, in training):
+// rgb [B, H, W, 3] uint8 RGB, draws [B, 3] float (dhue, dsat, dexp per image, on the same device) ->
+// [B, H, W, 3] uint8. The same float operations in the same order as the host's per-pixel loop, and
+// the same rounding back to 8 bits: equal to distort_hsv image by image, bit for bit.
+at::Tensor distort_hsv_batch(const at::Tensor& rgb, const at::Tensor& draws);
+
 // Maps boxes through `affine`, clips them to [0, out], and drops those narrower or lower than
 // min_size * out (darknet: 0.001) without disturbing the others' order. stop_at_dropped: a dropped
 // box also drops every later one (PJ darknet before 2018-01-16, data.augment.box_holes).
 std::vector<LabeledBox> transform_boxes(const std::vector<LabeledBox>& boxes, const Affine& affine, int out,
                                         double min_size, bool stop_at_dropped = false);
 
-// Full training augmentation of one image: draw, warp, distort, transform boxes.
+// Full training augmentation of one image: draw, warp, distort (unless `colour` is false: the batch's
+// device does it, distort_hsv_batch), transform boxes.
 struct Augmented {
   cv::Mat image;                  // out x out 8-bit BGR
   std::vector<LabeledBox> boxes;  // pixel coordinates of `image`
   AugmentDraw draw;
 };
 Augmented augment_train(const cv::Mat& image, const std::vector<LabeledBox>& boxes, int out, const AugmentConfig& cfg,
-                        util::Rng& rng);
+                        util::Rng& rng, bool colour = true);
 
 }  // namespace yolo2::data

@@ -1,5 +1,5 @@
 // The data pipeline's choices (config: data.eval_transform, data.augment.jitter_mode,
-// data.augment.hsv, data.sample).
+// data.augment.hsv, data.sample, data.cache).
 #pragma once
 
 namespace yolo2::data {
@@ -8,5 +8,6 @@ enum class EvalTransform { Letterbox, Resize };  // how an image becomes the net
 enum class JitterMode { Crop, Letterbox };       // darknet's crop jitter, or letterbox jitter
 enum class HsvMode { Darknet, AlexeyAB };        // float HSV (PJ darknet) or 8-bit OpenCV HSV (AlexeyAB)
 enum class SampleMode { Shuffle, Random };       // each epoch a permutation, or draws with replacement
+enum class CacheMode { None, Ram };              // decode every JPEG each time, or once (kept decoded in memory)
 
 }  // namespace yolo2::data

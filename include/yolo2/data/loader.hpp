@@ -4,6 +4,8 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <c10/core/MemoryFormat.h>
 #include <opencv2/core.hpp>
 
 #include <condition_variable>
@@ -26,8 +28,12 @@ namespace yolo2::data {
 struct Batch {
   int64_t index = 0;  // position in the stream
   int64_t epoch = 0;
-  int size = 0;                    // input side in pixels
-  at::Tensor images;               // [B, 3, size, size] float32 RGB in [0, 1]
+  int size = 0;  // input side in pixels
+  // [B, 3, size, size] float32 RGB in [0, 1]; with LoaderOptions::device_side, [B, size, size, 3] uint8
+  // RGB, which network_input() turns into the former on the batch's device. Either way, pass the
+  // batch through network_input().
+  at::Tensor images;
+  at::Tensor colour;               // device_side training batches: [B, 3] float dhue, dsat, dexp (undefined: none)
   at::Tensor boxes;                // [B, M, 4] float32 x1, y1, x2, y2 normalised to [0, 1]; zero padding
   at::Tensor labels;               // [B, M] int64; -1 padding (classification batches: [B], the class)
   at::Tensor counts;               // [B] int64: valid boxes per image
@@ -35,10 +41,24 @@ struct Batch {
   std::vector<Affine> transforms;  // original image -> network input (pixels), per image
 };
 
+// Decoded images kept in memory (data.cache: ram), one slot per dataset image, filled the first time
+// an image is needed; shared by the loader's workers (and kept across the loaders of one run).
+class ImageCache {
+ public:
+  explicit ImageCache(std::size_t images);
+  // Image i, decoded by `load` the first time (a failure leaves the slot empty: the next call tries again).
+  cv::Mat get(std::size_t i, const std::function<cv::Mat()>& load);
+  std::size_t size() const { return slots_.size(); }
+
+ private:
+  std::vector<cv::Mat> slots_;
+  std::unique_ptr<std::once_flag[]> once_;
+};
+
 struct LoaderOptions {
   int batch_size = 8;
   int workers = 2;   // 0: batches are built in the caller's thread
-  int prefetch = 4;  // batches queued ahead
+  int prefetch = 4;  // batches in flight ahead of the caller (at least `workers`: every worker busy)
   uint64_t seed = 0;
   bool train = true;                        // shuffle each epoch, augment, drop the last partial batch
   int max_boxes = 30;                       // M; extra boxes are dropped at random (darknet shuffles, then truncates)
@@ -59,7 +79,20 @@ struct LoaderOptions {
   // (pinned) host memory, so that their copy to the GPU is asynchronous (non_blocking) and overlaps
   // the step before it. A detection batch's boxes, labels and counts stay pageable (host-only).
   bool pin_memory = false;
+  // Batches for a GPU: the images as 8-bit RGB NHWC (a quarter of the bytes), made straight into pinned
+  // memory when pin_memory; the conversion to float, the layout and darknet's colour distortion
+  // (data.augment.hsv: darknet; AlexeyAB's stays on the host) run on the device (network_input).
+  bool device_side = false;
+  // data.cache: ram. Set by the loader for the dataset it is given when cache_images is true and no
+  // cache is given; pass one to keep the decoded images across loaders (evaluations of one run).
+  bool cache_images = false;
+  std::shared_ptr<ImageCache> cache;
 };
+
+// The network's input from a batch, on `device` in `format`: float RGB NCHW in [0, 1]. A device_side
+// batch is copied as bytes (asynchronously when pinned), distorted in colour and converted there;
+// the result equals the host-made batch's images bit for bit.
+at::Tensor network_input(const Batch& batch, const c10::Device& device, at::MemoryFormat format);
 
 // The images of training epoch `epoch` in order, deterministic in (seed, epoch): a permutation of
 // 0..n-1 (shuffle) or n independent draws with replacement (random, darknet's). Evaluation
@@ -82,6 +115,8 @@ BatchPlan plan_batch(int images, const LoaderOptions& options, int64_t index);
 
 // 8-bit BGR HWC -> float RGB CHW in [0, 1], written straight into a batch tensor.
 void pack_image(const cv::Mat& bgr, float* dst);
+// 8-bit BGR HWC -> 8-bit RGB HWC, written straight into a device_side batch.
+void pack_image_bytes(const cv::Mat& bgr, uint8_t* dst);
 
 // Builds batch `index` directly (what the workers run); thread-safe.
 Batch make_batch(const VocDataset& dataset, const LoaderOptions& options, int64_t index);

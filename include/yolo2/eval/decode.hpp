@@ -32,15 +32,31 @@ struct DetectOptions {
 // convention: continuous coordinates equal to 0-based pixel corners), clipped to the image.
 // `transform` maps the original image to the network input (what the loader used); `input` is the
 // network input side. Detection::image is set to `image_index`.
-// Decoded tensors on a GPU take detect_image_on_device.
+// Decoded tensors on a GPU take detect_batch's path.
 std::vector<Detection> detect_image(const RegionDecoded& decoded, int64_t b, const data::Affine& transform, int input_w,
                                     int input_h, int image_w, int image_h, int image_index,
                                     const DetectOptions& options);
 
-// detect_image where the decoded tensors are: the candidates, their mapping to image pixels and
-// the per-class NMS (ops::batched_nms_on_device) run as tensor ops on that device, and only the
-// kept detections come to the host. The same detections as detect_image, bit for bit (the same
-// float and double arithmetic); runs on any device.
+// One image of a decoded batch: its row b, the transform that made its network input, its size and
+// the index its detections get.
+struct BatchImage {
+  int64_t b = 0;
+  data::Affine transform;
+  int image_w = 0, image_h = 0;
+  int image_index = 0;
+};
+
+// detect_image for several images of a batch where the decoded tensors are (the GPU's path): the
+// candidates above the threshold and their mapping to image pixels as tensor ops on that device, for
+// all the images at once; then the candidates (image, class, score, box) come to the host in one
+// transfer and each image's per-class NMS runs there. A constant number of host transfers per batch
+// (two small copies in, the candidate count, the candidates out), not per image or class. The same
+// detections as detect_image, bit for bit (the same float and double arithmetic; the same NMS on the
+// same candidates); runs on any device. Result j is images[j]'s.
+std::vector<std::vector<Detection>> detect_batch(const RegionDecoded& decoded, const std::vector<BatchImage>& images,
+                                                 int input_w, int input_h, const DetectOptions& options);
+
+// detect_batch for one image.
 std::vector<Detection> detect_image_on_device(const RegionDecoded& decoded, int64_t b, const data::Affine& transform,
                                               int input_w, int input_h, int image_w, int image_h, int image_index,
                                               const DetectOptions& options);

@@ -28,6 +28,11 @@ struct EvalOptions {
   data::LoaderOptions loader;  // evaluation loader: input size, eval transform, batch, workers
   DetectOptions detect;        // detection for the mAP (low score threshold)
   VocEvalOptions voc;          // the VOC protocol
+  // The forward pass's precision and layout on a GPU (evaluation during training runs in the run's
+  // runtime.precision and runtime.channels_last; `yolo2 eval` in fp32, NCHW). Ignored on the CPU,
+  // where the fp32 oneDNN plan runs.
+  at::ScalarType autocast = at::kFloat;  // kBFloat16 / kHalf: the forward under autocast
+  bool channels_last = false;            // NHWC input and weights
 };
 
 // Runs the network over every image of `dataset`, decodes, applies NMS and scores with the VOC

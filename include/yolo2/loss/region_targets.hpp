@@ -37,8 +37,11 @@ struct RegionTargets {
   at::Tensor image_boxes;  // [B, M', 4] float cx, cy, w, h, M' = max(1, min(M, max_boxes))
   at::Tensor image_valid;  // [B, M'] bool
 
-  // The same tensors on `device`.
+  // The same tensors on `device` (from the host to a GPU: to_packed).
   RegionTargets to(const c10::Device& device) const;
+  // The same tensors on `device` in two transfers, the integer ones and the float ones, each packed
+  // into one buffer (pinned for a GPU) and cut back there.
+  RegionTargets to_packed(const c10::Device& device) const;
 };
 
 // boxes [B, M, 4] x1, y1, x2, y2 normalised to the input; labels [B, M] int64; counts [B] int64

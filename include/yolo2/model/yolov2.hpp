@@ -125,6 +125,10 @@ class FusedYoloV2 {
   void set_backend(Backend b) { backend_ = b; }
   // Whether forward(x) would take the oneDNN plan.
   bool uses_onednn(const at::Tensor& x) const;
+  // Puts the folded convolution weights in `format` (a copy: other FusedYoloV2 that shared them keep
+  // theirs); ChannelsLast runs the LibTorch path in NHWC (on a GPU: cuDNN's NHWC kernels, as
+  // training with runtime.channels_last does) and leaves out the oneDNN plan, which reads NCHW.
+  void set_memory_format(at::MemoryFormat format);
 
  private:
   struct PlanCache;
@@ -132,6 +136,7 @@ class FusedYoloV2 {
   std::vector<int> conv_of_layer_;
   std::vector<FoldedConv> convs_;
   Backend backend_ = Backend::Auto;
+  at::MemoryFormat format_ = at::MemoryFormat::Contiguous;
   std::shared_ptr<PlanCache> plans_;
 };
 

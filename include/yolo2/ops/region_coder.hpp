@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <cstdint>
 #include <vector>
@@ -22,6 +23,9 @@ struct RegionParts {
 // Splits (and activates) a region output; `raw` keeps its gradient. Throws when the channel count
 // is not num_anchors * (5 + num_classes).
 RegionParts split_region(const at::Tensor& raw, int64_t num_anchors, int64_t num_classes);
+
+// The anchors as a [2A] float tensor on `device` (on a GPU: one copy per process, made once).
+at::Tensor anchor_table(const std::vector<double>& anchors, const c10::Device& device);
 
 // Boxes of every prediction, [B, A, H, W, 4] normalised to the input: cx = (i + x) / W,
 // cy = (j + y) / H, w = exp(t_w) anchor_w / W, h = exp(t_h) anchor_h / H. anchors: (w, h) pairs in

@@ -38,6 +38,11 @@ struct Checkpoint {
   std::optional<torch::serialize::InputArchive> optimizer;
 };
 
+// The checkpoint's file content, serialised in memory: a snapshot of the weights (copied to the host)
+// and state, which a background writer can put on disk while training changes the weights.
+std::string checkpoint_bytes(model::YoloV2Impl& model, const Config& config, const TrainState* state = nullptr,
+                             torch::optim::Optimizer* optimizer = nullptr);
+
 // Writes the checkpoint atomically (temp file, flush, fsync, rename).
 void save_checkpoint(const std::string& path, model::YoloV2Impl& model, const Config& config,
                      const TrainState* state = nullptr, torch::optim::Optimizer* optimizer = nullptr);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "yolo2/model/autocast_scope.hpp"
 #include "yolo2/train/choices.hpp"
 
 namespace yolo2::train {
@@ -28,21 +29,12 @@ struct PrecisionPlan {
 // on in cuDNN by default, so fp32 turns it off); and cudnn.benchmark on for a CUDA device.
 PrecisionPlan setup_precision(Precision precision, const c10::Device& device);
 
-// The network's forward pass under autocast, as a scope (a no-op for fp32 and tf32); the previous
-// autocast state comes back at the end, and autocast's cache of lower-precision weight copies is
-// dropped with the outermost scope (the weights change at every step).
-class AutocastScope {
+// The network's forward pass under autocast in `plan`'s type, as a scope (a no-op for fp32 and tf32):
+// model::AutocastScope.
+class AutocastScope : public model::AutocastScope {
  public:
-  AutocastScope(const PrecisionPlan& plan, c10::DeviceType device);
-  ~AutocastScope();
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  bool active_ = false;
-  c10::DeviceType device_;
-  bool was_enabled_ = false;
-  at::ScalarType was_dtype_ = at::kFloat;
+  AutocastScope(const PrecisionPlan& plan, c10::DeviceType device)
+      : model::AutocastScope(plan.autocast ? plan.dtype : at::kFloat, device) {}
 };
 
 // Dynamic loss scaling, with torch.amp.GradScaler's rule and defaults: the loss is multiplied by
@@ -59,7 +51,8 @@ struct LossScale {
 };
 
 // Divides every defined gradient by `scale`; true when all of them are finite afterwards. One
-// host synchronisation (the verdict), as GradScaler.step has.
+// host synchronisation (the verdict), as GradScaler.step has. On CUDA one fused multi-tensor kernel
+// (_amp_foreach_non_finite_check_and_unscale_, as GradScaler), not a kernel or two per parameter.
 bool unscale_gradients(const std::vector<at::Tensor>& params, double scale);
 
 // After a step: a skipped one (finite == false) halves the scale and counts; kGrowthInterval

@@ -20,6 +20,7 @@
 #include "yolo2/train/checkpoint.hpp"
 #include "yolo2/train/distributed.hpp"
 #include "yolo2/train/run_folder.hpp"
+#include "yolo2/util/background_writer.hpp"
 
 namespace yolo2::train {
 
@@ -184,8 +185,15 @@ class Trainer {
   bool stopping() const { return stopping_; }
   // The network in training mode (batch norm frozen with train.freeze_bn).
   void set_train_mode();
-  // Main rank: the before_save hooks, then last.ckpt (model, optimizer, state and RNG).
+  // Main rank: the before_save hooks, then last.ckpt (model, optimizer, state and RNG): serialised
+  // here (a snapshot), written and fsynced on a background thread while training goes on; the
+  // previous save is waited for first, so its failure (a full disk) surfaces here.
   void save_last();
+  // Returns once every save handed to the background writer is on disk (rethrows a failed write).
+  // train() calls it before it returns.
+  void wait_for_saves();
+  // Wall-clock seconds since last.ckpt was last saved (or the loop started).
+  double seconds_since_save() const;
   // Main rank: the after_eval hooks.
   void notify_eval();
   // Reads the scalars of the steps not read yet (one transfer) and hands them to the hooks; throws
@@ -223,6 +231,8 @@ class Trainer {
   int64_t images_this_run_ = 0;
   bool stopping_ = false;
   std::chrono::steady_clock::time_point t_loop_;
+  std::chrono::steady_clock::time_point t_saved_;
+  util::BackgroundWriter writer_;  // last; destroyed first: a write in flight finishes before the rest goes
 };
 
 }  // namespace yolo2::train

@@ -17,6 +17,11 @@ void setup_logging(bool verbose);
 // it set. Returns the thread count.
 int setup_runtime(const RuntimeConfig& runtime);
 
+// data.workers resolved: -1 -> one loader worker per core of this process's share of the machine
+// (hardware threads / LOCAL_WORLD_SIZE, which --nproc and torchrun set), less one for the training
+// thread, at least 1; 0 and above as given.
+int resolved_workers(int workers);
+
 // "auto" -> CUDA when LibTorch has it, else CPU; "cpu"; "cuda"; "cuda:N". Throws yolo2::Error
 // when CUDA is asked for but not available.
 c10::Device resolve_device(const std::string& spec);
