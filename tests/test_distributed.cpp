@@ -4,6 +4,7 @@
 // rank that dies makes the other exit non-zero with a clear message; torchrun's variables parse.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <set>
@@ -216,6 +217,38 @@ TEST(Distributed, ResumeOnAnotherNumberOfProcesses) {
       << read_text(dir.file("b.log"));
   const double diff = compare_runs(dir.file("one/last.ckpt"), dir.file("two/last.ckpt"));
   EXPECT_LE(diff, 1e-5) << "max abs weight difference " << diff;
+}
+
+// Without synchronized batch norm each rank's running statistics follow its own shard. Before every
+// evaluation and save the ranks take rank 0's: the evaluation at the end of a 2-process run (each rank
+// runs half the test images) scores what one process scores from the saved last.ckpt, class by class.
+// (With each rank's own statistics, rank 1's half was detected by another network.)
+TEST(Distributed, RanksEvaluateAndSaveWithRankZerosBatchNorm) {
+  TempDir dir;
+  const std::string root = make_dataset(dir, 16, 128, 24);
+  Config c = tiny_config(root, dir.file("two"));  // no augmentation, 128 px
+  c.train.max_batches = 120;
+  c.train.steps = {100};
+  c.eval.every = 0;  // the evaluation at the end
+  c.runtime.threads = 2;
+  c.distributed.timeout = 60;
+  write_text(dir.file("two.yaml"), to_yaml(c));
+  ASSERT_EQ(run_yolo2("train --config " + dir.file("two.yaml") + " --nproc 2", dir.file("two.log")), 0)
+      << read_text(dir.file("two.log"));
+  ASSERT_EQ(run_yolo2("eval --checkpoint " + dir.file("two/last.ckpt") + " --json " + dir.file("one.json") +
+                          " --set runtime.threads=1",
+                      dir.file("one.log")),
+            0)
+      << read_text(dir.file("one.log"));
+  const auto rows = csv_rows(dir.file("two/eval.csv"));
+  ASSERT_EQ(rows.size(), 1u);
+  const nlohmann::json one = nlohmann::json::parse(read_text(dir.file("one.json")));
+  EXPECT_GT(one["map"].get<double>(), 0.01) << "the network detects something: the comparison is not trivial";
+  EXPECT_NEAR(rows[0][2], one["map"].get<double>(), 1e-6);
+  for (std::size_t k = 0; k < c.data.classes.size(); ++k) {
+    const auto& ap = one["per_class"][c.data.classes[k]];
+    if (!ap.is_null()) EXPECT_NEAR(rows[0][3 + k], ap.get<double>(), 1e-6) << c.data.classes[k];
+  }
 }
 
 // `yolo2 pretrain --nproc 2` goes through the same launcher and data-parallel step as `train`: the

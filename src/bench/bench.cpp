@@ -131,8 +131,8 @@ void add_loader_stages(Run& r, const Config& config, int batches) {
         projection(cpu_path));
   r.add("loader_host_gpu_path", "loader host cost per image, GPU path (from JPEG)", gpu_path, "ms",
         projection(gpu_path));
-  r.add("loader_host_gpu_path_cached", "loader host cost per image, GPU path, cached",
-        st.warp + st.pack_bytes, "ms", projection(st.warp + st.pack_bytes));
+  r.add("loader_host_gpu_path_cached", "loader host cost per image, GPU path, cached", st.warp + st.pack_bytes, "ms",
+        projection(st.warp + st.pack_bytes));
   r.add("loader_cached", "loader, full augmentation, data.cache: ram", loader_rate(config, batches, true), "images/s",
         std::to_string(util::resolved_workers(config.data.workers)) + " worker(s), after one pass");
 }

@@ -11,6 +11,8 @@
 // Included by src/train/distributed.cpp only (the c10d headers are heavy).
 #pragma once
 
+#include <cstdlib>
+
 #include <torch/version.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
@@ -71,9 +73,15 @@ inline c10::intrusive_ptr<c10d::ProcessGroup> gloo_group(const c10::intrusive_pt
 
 #ifdef USE_C10D_NCCL
 inline constexpr bool kHasNccl = true;
-// NCCL over `store`, for CUDA tensors.
+// NCCL over `store`, for CUDA tensors. A collective that a dead or hung peer never completes must
+// end in Work::wait throwing after `timeout` (which Distributed turns into its "rank R ... failed"
+// message), not in NCCL's watchdog aborting the process: blocking wait, under the variable's name
+// in each LibTorch line (2.2 and later read TORCH_NCCL_BLOCKING_WAIT, 1.13 NCCL_BLOCKING_WAIT);
+// a value the user set is kept.
 inline c10::intrusive_ptr<c10d::ProcessGroup> nccl_group(const c10::intrusive_ptr<c10d::Store>& store, int rank,
                                                          int size, std::chrono::milliseconds timeout) {
+  ::setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
+  ::setenv("NCCL_BLOCKING_WAIT", "1", 0);
   auto options = c10d::ProcessGroupNCCL::Options::create();
   options->timeout = timeout;
 #if TORCH_VERSION_MAJOR >= 2

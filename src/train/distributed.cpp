@@ -240,7 +240,25 @@ void Distributed::attach_reducer(model::YoloV2Impl& model) {
 
 void Distributed::prepare_backward(const at::Tensor& loss) {
   if (!impl_->reducer) throw Error("distributed: prepare_backward before attach_reducer (internal error)");
+  // As DDP's forward: after the first backward the reducer knows the order in which gradients became
+  // ready and rebuilds its buckets to match, once (a collective: rank 0's assignment to every rank).
+  // Never calling it also kept the reducer recording that order, growing host memory every step.
+  try {
+    impl_->reducer->rebuild_buckets();
+  } catch (const std::exception& e) {
+    throw Error(impl_->describe("rebuilding the gradient buckets", e.what()));
+  }
   impl_->reducer->prepare_for_backward({loss});
+}
+
+void Distributed::sync_buffers(model::YoloV2Impl& model) {
+  // Without synchronized batch norm each rank's running statistics follow its own shard; evaluation
+  // (every rank runs a shard of the test set) and the checkpoint must use one set: rank 0's, as DDP's
+  // broadcast_buffers.
+  std::vector<at::Tensor> buffers;
+  at::NoGradGuard no_grad;
+  for (const auto& b : model.buffers()) buffers.push_back(b);
+  broadcast(buffers, "broadcasting batch-norm statistics from rank 0");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,12 +274,12 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
                             const at::Tensor& bias, at::Tensor running_mean, at::Tensor running_var, double momentum,
                             double eps, Distributed* dist) {
     const int64_t c = x.size(1);
-    const double local_n = static_cast<double>(x.numel() / c);
+    // The global count from the host: every rank holds the same share of the global batch at the same
+    // input size (the loader splits a batch evenly), so no count travels and no .item() waits.
+    const double n = static_cast<double>(x.numel() / c) * dist->world_size();
     // Sums in double: E[x^2] - E[x]^2 loses precision in float.
-    at::Tensor stats = at::cat({x.sum({0, 2, 3}, false, at::kDouble), x.square().sum({0, 2, 3}, false, at::kDouble),
-                                at::full({1}, local_n, x.options().dtype(at::kDouble))});
+    at::Tensor stats = at::cat({x.sum({0, 2, 3}, false, at::kDouble), x.square().sum({0, 2, 3}, false, at::kDouble)});
     dist->all_reduce_sum({stats}, "synchronized batch norm (forward)");
-    const double n = stats[2 * c].item<double>();
     const at::Tensor mean = stats.narrow(0, 0, c) / n;
     const at::Tensor var = (stats.narrow(0, c, c) / n - mean.square()).clamp_min(0);
     {

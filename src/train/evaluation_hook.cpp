@@ -164,6 +164,7 @@ class EvaluationHook : public Hook {
     TrainerParts& p = t.parts();
     if (!eval_) return;
     t.read_scalars();  // deferred scalars: a non-finite loss stops the run before best.ckpt is written
+    if (p.dist) p.dist->sync_buffers(*p.net);  // every rank evaluates with rank 0's batch-norm statistics
     p.net->eval();
     const std::optional<std::vector<double>> scores = eval_->run(t);
     t.set_train_mode();

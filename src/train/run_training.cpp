@@ -15,6 +15,7 @@
 #include "yolo2/train/rng_state.hpp"
 #include "yolo2/train/schedule.hpp"
 #include "yolo2/train/trainer.hpp"
+#include "yolo2/util/cuda_memory.hpp"
 #include "yolo2/util/runtime.hpp"
 
 namespace yolo2::train {
@@ -44,7 +45,10 @@ std::optional<Checkpoint> open_resume(const TrainOptions& options, Config& confi
 
 std::unique_ptr<Distributed> join_job(const TrainOptions& options, Config& config, c10::Device& device) {
   if (!options.dist.enabled()) return nullptr;
-  if (device.is_cuda()) device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options.dist.local_rank));
+  if (device.is_cuda()) {
+    device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options.dist.local_rank));
+    util::set_cuda_device(options.dist.local_rank);  // NCCL's communicator and stray allocations: this GPU
+  }
   auto dist = std::make_unique<Distributed>(options.dist, config.distributed, device);
   if (!dist->is_main()) spdlog::set_level(spdlog::level::warn);  // rank 0 reports; the others warn and fail
   local_batch_size(config.train.batch / config.train.subdivisions, dist->world_size());

@@ -81,6 +81,7 @@ void Trainer::set_train_mode() { train::set_train_mode(*p_.net, p_.config.train.
 
 void Trainer::save_last() {
   read_scalars();  // a step with a non-finite loss stops the run before its weights are saved
+  if (p_.dist) p_.dist->sync_buffers(*p_.net);  // rank 0's batch-norm statistics in every rank (and the file)
   if (!main_rank()) return;
   for (auto& h : hooks_) h->before_save(*this);
   p_.state.rng_state = rng_state_bytes();

@@ -6,6 +6,7 @@
 #endif
 #if YOLO2_TORCH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #endif
 
 namespace yolo2::util {
@@ -21,9 +22,12 @@ double cuda_peak_memory_mib(int device) {
   const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device));
   return static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0);
 }
+
+void set_cuda_device(int device) { c10::cuda::set_device(static_cast<c10::DeviceIndex>(device)); }
 #else
 void reset_cuda_peak_memory(int) {}
 double cuda_peak_memory_mib(int) { return -1; }
+void set_cuda_device(int) {}
 #endif
 
 }  // namespace yolo2::util

@@ -63,6 +63,8 @@ class Distributed {
 
   // Parameters and buffers of rank 0 to every rank (start, resume).
   void sync_model(model::YoloV2Impl& model);
+  // Buffers (batch-norm running statistics) of rank 0 to every rank: before each evaluation and save.
+  void sync_buffers(model::YoloV2Impl& model);
   // Gradient averaging over the ranks, in buckets of distributed.bucket_mb, overlapped with the
   // backward pass (c10d::Reducer). Call once, after the model is on its device.
   void attach_reducer(model::YoloV2Impl& model);
