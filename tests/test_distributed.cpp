@@ -247,7 +247,9 @@ TEST(Distributed, RanksEvaluateAndSaveWithRankZerosBatchNorm) {
   EXPECT_NEAR(rows[0][2], one["map"].get<double>(), 1e-6);
   for (std::size_t k = 0; k < c.data.classes.size(); ++k) {
     const auto& ap = one["per_class"][c.data.classes[k]];
-    if (!ap.is_null()) EXPECT_NEAR(rows[0][3 + k], ap.get<double>(), 1e-6) << c.data.classes[k];
+    if (!ap.is_null()) {
+      EXPECT_NEAR(rows[0][3 + k], ap.get<double>(), 1e-6) << c.data.classes[k];
+    }
   }
 }
 
