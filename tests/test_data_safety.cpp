@@ -184,6 +184,74 @@ TEST(RunFolderSafety, ResumeRefusesNetworkOverridesAndBadDataLeavesTheRunAlone) 
   EXPECT_NO_THROW(train::load_checkpoint(dir.file("run/last.ckpt")));
 }
 
+// Issue 29's serious cases, on the library: a resume never writes into a folder yolo2 did not make
+// (a checkpoint copied out of its run folder continues with a branch), a branch leaves the resumed
+// run as it was and continues in the new folder with the history so far, and --overwrite checks the
+// batch against the data before it deletes anything.
+TEST(RunFolderSafety, ResumeBranchesAndNeverWritesIntoAForeignFolder) {
+  TempDir dir;
+  Config c = short_run(dir, dir.file("run"));
+  train::run_training(c, no_eval());
+  // A folder of the user's that happens to hold a last.ckpt and yolo2-like file names.
+  write_text(dir.file("mine/config.yaml"), "user: settings\n");
+  write_text(dir.file("mine/metrics.csv"), "user,numbers\n1,2\n");
+  fs::copy_file(dir.file("run/last.ckpt"), dir.file("mine/last.ckpt"));
+  train::TrainOptions r = no_eval();
+  r.resume = dir.file("mine/last.ckpt");
+  r.resume_overrides = {"train.max_batches=4"};
+  const std::string e = error_of([&] { train::run_training(c, r); });
+  EXPECT_CONTAINS(e, "not a yolo2 run folder");
+  EXPECT_CONTAINS(e, "--output");
+  EXPECT_EQ(read_text(dir.file("mine/config.yaml")), "user: settings\n");
+  EXPECT_EQ(read_text(dir.file("mine/metrics.csv")), "user,numbers\n1,2\n");
+  // The same checkpoint as a branch into a new folder: the run goes on there.
+  r.branch = dir.file("branch");
+  const train::TrainSummary s = train::run_training(c, r);
+  EXPECT_EQ(s.iterations, 4);
+  EXPECT_EQ(train::load_checkpoint(dir.file("branch/last.ckpt")).state->iteration, 4);
+  EXPECT_EQ(read_text(dir.file("mine/metrics.csv")), "user,numbers\n1,2\n");
+  // A branch of the real run: the run folder is left exactly as it was; the branch's log continues it.
+  const std::string before = read_text(dir.file("run/last.ckpt")), log = read_text(dir.file("run/metrics.csv"));
+  r.resume = dir.file("run/last.ckpt");
+  r.branch = dir.file("branch2");
+  train::run_training(c, r);
+  EXPECT_EQ(read_text(dir.file("run/last.ckpt")), before);
+  EXPECT_EQ(read_text(dir.file("run/metrics.csv")), log);
+  EXPECT_EQ(testing::csv_rows(dir.file("branch2/metrics.csv")).size(), 4u);
+  EXPECT_CONTAINS(read_text(dir.file("branch2/config.yaml")), dir.file("branch2"));
+  // A branch into a folder that holds a run is refused like any other run folder.
+  EXPECT_CONTAINS(error_of([&] { train::run_training(c, r); }), "already holds a run");
+  // --overwrite with a batch larger than the training set: refused before anything is deleted.
+  Config big = c;
+  big.train.batch = 32;
+  train::TrainOptions ow = no_eval();
+  ow.overwrite = true;
+  EXPECT_CONTAINS(error_of([&] { train::run_training(big, ow); }), "fewer than one batch");
+  EXPECT_EQ(read_text(dir.file("run/last.ckpt")), before);
+  EXPECT_EQ(read_text(dir.file("run/metrics.csv")), log);
+}
+
+// An export writes its .cfg and .weights as a pair: a full disk during the second leaves the earlier
+// pair as it was (both files), and no temporary behind.
+TEST(RunFolderSafety, ExportWritesItsPairOrNothing) {
+  TempDir dir;
+  model::YoloV2 net = small_detector();
+  const Config c = default_config();
+  model::export_darknet(*net, c, dir.file("m"), 7);
+  const std::string cfg = read_text(dir.file("m.cfg")), weights = read_text(dir.file("m.weights"));
+  ASSERT_GT(weights.size(), 64u * 1024) << "the limit must fall inside the .weights file";
+  Config wider = c;
+  wider.model.width = 0.5;
+  model::YoloV2 big(model::yolov2_spec(wider.model, 20));
+  const std::string e = error_on_a_full_disk([&] { model::export_darknet(*big, wider, dir.file("m"), 9); });
+  EXPECT_CONTAINS(e, "m.weights");
+  EXPECT_EQ(read_text(dir.file("m.cfg")), cfg) << "the .cfg of the failed export was not put in place";
+  EXPECT_EQ(read_text(dir.file("m.weights")), weights);
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(dir.path())) files += entry.is_regular_file() ? 1 : 0;
+  EXPECT_EQ(files, 2);
+}
+
 // 5. synth refuses a non-empty folder; --overwrite replaces only a dataset synth wrote.
 TEST(RunFolderSafety, SynthRefusesANonEmptyFolderAndOverwritesOnlyItsOwn) {
   TempDir dir;
@@ -204,6 +272,30 @@ TEST(RunFolderSafety, SynthRefusesANonEmptyFolderAndOverwritesOnlyItsOwn) {
   so.out_dir = dir.file("mine");
   EXPECT_CONTAINS(error_of([&] { data::write_synth(so); }), "did not write");
   EXPECT_EQ(read_text(dir.file("mine/a.txt")), "mine");
+  // A hand-made VOC dataset with exactly synth's top level (and no marker) is not synth's: refused,
+  // every file kept.
+  for (const char* f : {"hand/Annotations/000000.xml", "hand/JPEGImages/000000.jpg", "hand/ImageSets/Main/trainval.txt",
+                        "hand/classes.txt"})
+    write_text(dir.file(f), "user's");
+  so.out_dir = dir.file("hand");
+  EXPECT_CONTAINS(error_of([&] { data::write_synth(so); }), "no .yolo2-synth marker");
+  for (const char* f : {"hand/Annotations/000000.xml", "hand/JPEGImages/000000.jpg", "hand/ImageSets/Main/trainval.txt",
+                        "hand/classes.txt"})
+    EXPECT_EQ(read_text(dir.file(f)), "user's") << f;
+  // In a synth folder, what the user added stays through --overwrite: a split file of their own and
+  // an image; synth's own files are replaced (the marker lists them), also when the earlier run did
+  // not finish (its marker has no list: synth's names only).
+  for (const bool finished : {true, false}) {
+    so.out_dir = dir.file("voc");
+    write_text(dir.file("voc/ImageSets/Main/my_split.txt"), "000001\n");
+    write_text(dir.file("voc/JPEGImages/holiday.jpg"), "a photo");
+    if (!finished) write_text(dir.file("voc/.yolo2-synth"), "written by yolo2 synth\nincomplete\n");
+    data::write_synth(so);
+    EXPECT_EQ(read_text(dir.file("voc/ImageSets/Main/my_split.txt")), "000001\n") << finished;
+    EXPECT_EQ(read_text(dir.file("voc/JPEGImages/holiday.jpg")), "a photo") << finished;
+    EXPECT_TRUE(fs::exists(dir.file("voc/ImageSets/Main/trainval.txt"))) << finished;
+  }
+  EXPECT_CONTAINS(read_text(dir.file("voc/.yolo2-synth")), "JPEGImages/000001.jpg");
 }
 
 // 6. Truncated or empty images are errors naming the file, or skipped and counted with the key.
@@ -332,6 +424,37 @@ TEST(RunFolderSafety, SigtermSavesAndExits143) {
 
 // 10. detect: inputs that share a stem stay apart, a broken image does not stop the others (exit 1,
 // JSON for all), and an unwritable --json fails before any work.
+// export and detect never write over their own inputs: the checkpoint as --darknet (with --prefix,
+// the exact file), an input image as its own drawn copy (a single file into its folder); a folder
+// as the --darknet prefix is refused too. Nothing is written and the inputs stay byte for byte.
+TEST(RunFolderSafety, ExportAndDetectNeverReplaceTheirInputs) {
+  TempDir dir;
+  Config c = short_run(dir, dir.file("run"));
+  train::run_training(c, no_eval());
+  fs::copy_file(dir.file("run/last.ckpt"), dir.file("e.ckpt"));
+  const std::string ckpt = read_text(dir.file("e.ckpt"));
+  const std::string exe = std::string(YOLO2_EXE);
+  EXPECT_EQ(run_status(exe + " export --checkpoint " + dir.file("e.ckpt") + " --darknet " + dir.file("e.ckpt") +
+                       " --prefix 23 > " + dir.file("log1") + " 2>&1"),
+            1);
+  EXPECT_CONTAINS(read_text(dir.file("log1")), "is the input checkpoint");
+  EXPECT_EQ(read_text(dir.file("e.ckpt")), ckpt);
+  EXPECT_EQ(run_status(exe + " export --checkpoint " + dir.file("e.ckpt") + " --darknet " + dir.path().string() +
+                       "/ > " + dir.file("log2") + " 2>&1"),
+            1);
+  EXPECT_CONTAINS(read_text(dir.file("log2")), "not a folder");
+  EXPECT_FALSE(fs::exists(dir.file(".cfg")));
+  const cv::Mat img(64, 64, CV_8UC3, cv::Scalar(30, 90, 200));
+  fs::create_directories(dir.file("one"));
+  cv::imwrite(dir.file("one/000001.jpg"), img);
+  const std::string photo = read_text(dir.file("one/000001.jpg"));
+  EXPECT_EQ(run_status(exe + " detect --checkpoint " + dir.file("e.ckpt") + " -i " + dir.file("one/000001.jpg") +
+                       " -o " + dir.file("one") + " > " + dir.file("log3") + " 2>&1"),
+            1);
+  EXPECT_CONTAINS(read_text(dir.file("log3")), "would replace that image itself");
+  EXPECT_EQ(read_text(dir.file("one/000001.jpg")), photo);
+}
+
 TEST(RunFolderSafety, DetectKeepsGoingPastABrokenImageAndKeepsNamesApart) {
   TempDir dir;
   Config c = short_run(dir, dir.file("run"));

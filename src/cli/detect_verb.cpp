@@ -105,6 +105,15 @@ void run_detect(const DetectFlags& f) {
   if (f.nms >= 0) dopt.nms_threshold = static_cast<float>(f.nms);
   const eval::Detector detector(*im.model, detector_options(im.config), im.device);
   const auto files = list_images(f.input);
+  // A drawn copy never replaces an input image (--output the input's own folder, a single file too).
+  for (const auto& file : files) {
+    std::error_code ec;
+    const fs::path drawn = fs::path(f.output) / fs::path(file).filename();
+    if (!f.output.empty() && fs::exists(drawn, ec) && fs::equivalent(drawn, file, ec))
+      throw Error(drawn.string() + ": the drawn copy of " + file +
+                  " would replace that image itself (--output is its folder): pick another --output; nothing was "
+                  "written");
+  }
   if (!f.output.empty()) fs::create_directories(f.output);
   nlohmann::ordered_json all = nlohmann::ordered_json::array();
   std::map<std::string, int> per_class;

@@ -2,6 +2,10 @@
 // (darknet's `partial`, e.g. darknet19_448.conv.23 from a pretrained classifier).
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+#include <string>
+#include <vector>
+
 #include "verbs.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/model/darknet_io.hpp"
@@ -23,6 +27,19 @@ void add_export(CLI::App& app) {
                   "train.init_weights takes")
       ->check(CLI::Range(1, 1000));
   cmd->callback([=] {
+    // Before anything is read or written: the outputs are files, and none of them is the input.
+    const std::vector<std::string> outputs = *layers > 0
+                                                 ? std::vector<std::string>{*prefix}
+                                                 : std::vector<std::string>{*prefix + ".cfg", *prefix + ".weights"};
+    if (prefix->empty() || prefix->back() == '/' || std::filesystem::is_directory(*prefix))
+      throw Error("export --darknet " + *prefix + ": a file name prefix is needed (e.g. " +
+                  (std::filesystem::path(*prefix) / "yolov2").string() + "), not a folder");
+    for (const auto& out : outputs) {
+      std::error_code ec;
+      if (std::filesystem::exists(out, ec) && std::filesystem::equivalent(out, *ckpt, ec))
+        throw Error("export: " + out + " is the input checkpoint " + *ckpt +
+                    ": writing it would destroy the checkpoint; pick another --darknet (nothing was written)");
+    }
     train::InferenceSource src;
     src.checkpoint = *ckpt;
     src.to_device = false;

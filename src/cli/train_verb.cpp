@@ -101,7 +101,12 @@ void run(const TrainFlags& f, const CLI::App* cmd) {
   } else {
     if (!f.config.path.empty())
       spdlog::warn("{} --resume uses the checkpoint's stored config; --config is ignored", f.verb());
+    if (!f.weights.empty())
+      throw Error(
+          f.verb() + " --resume " + o.resume + " --weights " + f.weights +
+          ": a resumed run continues from the checkpoint's weights; --weights starts a new run (drop --resume)");
     o.resume_overrides = f.config.overrides;
+    o.branch = f.output;  // --output with --resume: the run continues in that new folder
   }
   util::install_stop_handler();
   const train::TrainSummary s = f.pretrain ? train::run_pretraining(config, o) : train::run_training(config, o);
@@ -122,7 +127,9 @@ void add_training_verb(CLI::App& app, bool pretrain) {
   cmd->add_option("--resume", f->options.resume,
                   "Continue a run from its last.ckpt (its stored config is used; --set applies on top)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("-o,--output", f->output, "Run folder (default: runs/<train.name>)");
+  cmd->add_option("-o,--output", f->output,
+                  "Run folder (default: runs/<train.name>); with --resume, a new folder where the run continues "
+                  "(the checkpoint's folder is left as it is)");
   cmd->add_option("--weights", f->weights, "Initial weights: darknet .weights (full or prefix) or a yolo2 checkpoint");
   cmd->add_flag("--overwrite", f->options.overwrite, "Start afresh in a run folder that already holds a run");
   cmd->add_flag("--no-eval", f->no_eval, "Skip periodic and final evaluation");

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -647,12 +648,17 @@ std::vector<std::vector<int>> split_indices(const SynthOptions& options) {
 
 // ImageSets/Main: <split>.txt and VOC's per-class <class>_<split>.txt (1 present, 0 only
 // difficult, -1 absent).
+// The image-set files synth writes in ImageSets/Main: <split>.txt, and <class>_<split>.txt per class.
+std::string set_file(int split, const std::string& class_name = "") {
+  return (class_name.empty() ? "" : class_name + "_") + kSplits[split] + ".txt";
+}
+
 void write_image_sets(const fs::path& sets, const Context& ctx, const std::vector<ImageRecord>& images,
                       const std::vector<std::vector<int>>& split_ids) {
   for (int s = 0; s < 4; ++s) {
     std::vector<std::string> ids;
     for (int i : split_ids[s]) ids.push_back(images[i].id);
-    write_lines(sets / (std::string(kSplits[s]) + ".txt"), ids);
+    write_lines(sets / set_file(s), ids);
     for (int k = 0; k < static_cast<int>(ctx.names.size()); ++k) {
       std::vector<std::string> lines;
       for (int i : split_ids[s]) {
@@ -663,7 +669,7 @@ void write_image_sets(const fs::path& sets, const Context& ctx, const std::vecto
         std::snprintf(buf, sizeof buf, " %2d", flag);
         lines.push_back(images[i].id + buf);
       }
-      write_lines(sets / (ctx.names[k] + "_" + kSplits[s] + ".txt"), lines);
+      write_lines(sets / set_file(s, ctx.names[k]), lines);
     }
   }
 }
@@ -695,19 +701,65 @@ bool six_digit_stem(const fs::path& p, const char* ext) {
   return p.extension() == ext && stem.size() == 6 && stem.find_first_not_of("0123456789") == std::string::npos;
 }
 
-// A dataset synth wrote: its marker, or (written before the marker existed) nothing at the top level
-// but synth's own entries.
-bool written_by_synth(const fs::path& root) {
-  if (fs::exists(root / kMarker)) return true;
-  for (const auto& e : fs::directory_iterator(root)) {
-    const std::string n = e.path().filename().string();
-    if (n != "Annotations" && n != "JPEGImages" && n != "ImageSets" && n != "classes.txt") return false;
+constexpr const char* kMarkerHead = "written by yolo2 synth; `yolo2 synth --overwrite` may replace this dataset";
+constexpr const char* kFilesLine = "files (the only ones --overwrite deletes):";
+
+// The marker, written before the first image (a folder it marks is synth's, even if the run is cut
+// short) and again at the end with the list of every file the run wrote, relative to the root.
+void write_marker(const fs::path& root, const std::vector<std::string>& files, bool finished) {
+  std::vector<std::string> lines{kMarkerHead};
+  if (!finished) lines.emplace_back("incomplete: this synth run has not finished");
+  if (finished) {
+    lines.emplace_back(kFilesLine);
+    lines.insert(lines.end(), files.begin(), files.end());
   }
-  return fs::exists(root / "classes.txt");
+  write_lines(root / kMarker, lines);
 }
 
-// Refuses a non-empty folder (without --overwrite, or not synth's); with --overwrite removes the
-// files synth writes there (images and annotations with 6-digit ids, the image sets, classes.txt).
+// What a finished run wrote, from its images and the files every dataset has.
+std::vector<std::string> written_files(const fs::path& root, const SynthResult& result, bool classification) {
+  std::vector<std::string> files;
+  for (const auto& rec : result.images) {
+    files.push_back(fs::path(rec.image_path).lexically_relative(root).generic_string());
+    if (!classification) files.push_back(fs::path(rec.xml_path).lexically_relative(root).generic_string());
+  }
+  if (!classification)
+    for (int split = 0; split < 4; ++split) {
+      files.push_back("ImageSets/Main/" + set_file(split));
+      for (const auto& name : result.class_names) files.push_back("ImageSets/Main/" + set_file(split, name));
+    }
+  files.emplace_back("classes.txt");
+  return files;
+}
+
+// The files an earlier run listed in its marker; nothing when it did not finish (or predates lists).
+std::optional<std::vector<std::string>> listed_files(const fs::path& root) {
+  std::ifstream in(root / kMarker);
+  std::string line;
+  std::vector<std::string> files;
+  bool listing = false;
+  while (std::getline(in, line)) {
+    if (listing && !line.empty()) files.push_back(line);
+    if (line == kFilesLine) listing = true;
+  }
+  if (!listing) return std::nullopt;
+  return files;
+}
+
+// Removes `relative` under root if it is a file there (a listed path may not leave the root).
+int remove_listed(const fs::path& root, const std::string& relative) {
+  const fs::path p = (root / relative).lexically_normal();
+  const std::string rel = p.lexically_relative(root).generic_string();
+  if (rel.empty() || rel.rfind("..", 0) == 0 || fs::path(relative).is_absolute()) return 0;
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::symlink_status(p, ec))) return 0;
+  return fs::remove(p, ec) ? 1 : 0;
+}
+
+// Refuses a non-empty folder (without --overwrite, or not synth's: no marker); with --overwrite
+// removes what the earlier run wrote: the files its marker lists, or, for a run that did not finish,
+// the files of synth's own names (NNNNNN.jpg / .xml, its split files, classes.txt). A file the user
+// added (an image, a split file of their own) stays.
 void claim_out_dir(const SynthOptions& o) {
   const fs::path root(o.out_dir);
   if (fs::exists(root) && !fs::is_directory(root)) throw Error(o.out_dir + ": exists and is not a folder");
@@ -716,29 +768,39 @@ void claim_out_dir(const SynthOptions& o) {
     throw Error(o.out_dir +
                 " is not empty: synth writes into a new or empty folder (--overwrite replaces a dataset "
                 "synth wrote there)");
-  if (!written_by_synth(root))
-    throw Error(o.out_dir + " holds files synth did not write (no " + kMarker + "): yolo2 leaves it untouched");
+  if (!fs::exists(root / kMarker))
+    throw Error(o.out_dir + " holds files synth did not write (no " + kMarker +
+                " marker): yolo2 leaves it untouched; choose another --out, or delete the folder yourself");
   int removed = 0;
-  const auto remove_if = [&](const fs::path& dir, const auto& keep_out) {
-    if (!fs::is_directory(dir)) return;
-    for (const auto& e : fs::directory_iterator(dir))
-      if (e.is_regular_file() && !keep_out(e.path())) removed += fs::remove(e.path()) ? 1 : 0;
-  };
-  remove_if(root / "JPEGImages", [](const fs::path& p) { return !six_digit_stem(p, ".jpg"); });
-  remove_if(root / "Annotations", [](const fs::path& p) { return !six_digit_stem(p, ".xml"); });
-  remove_if(root / "ImageSets" / "Main", [](const fs::path& p) { return p.extension() != ".txt"; });
-  for (const char* split : {"train", "val"}) {  // the --classification layout: SPLIT/<class>/NNNNNN.jpg
-    // Only synth's own class folders, and only real folders (a symlink is not followed).
+  if (const auto files = listed_files(root)) {
+    for (const auto& f : *files) removed += remove_listed(root, f);
+  } else {
+    const auto remove_if = [&](const fs::path& dir, const auto& synths) {
+      if (!fs::is_directory(fs::symlink_status(dir))) return;
+      for (const auto& e : fs::directory_iterator(dir))
+        if (e.is_regular_file() && synths(e.path())) removed += fs::remove(e.path()) ? 1 : 0;
+    };
+    remove_if(root / "JPEGImages", [](const fs::path& p) { return six_digit_stem(p, ".jpg"); });
+    remove_if(root / "Annotations", [](const fs::path& p) { return six_digit_stem(p, ".xml"); });
+    std::set<std::string> sets;
+    for (int split = 0; split < 4; ++split) {
+      sets.insert(set_file(split));
+      for (const char* name : kShapeNames) sets.insert(set_file(split, name));
+    }
+    remove_if(root / "ImageSets" / "Main", [&](const fs::path& p) { return sets.count(p.filename().string()) > 0; });
+    for (const char* split : {"train", "val"})
+      for (const char* name : kShapeNames)
+        remove_if(root / split / name, [](const fs::path& p) { return six_digit_stem(p, ".jpg"); });
+    removed += remove_listed(root, "classes.txt");
+  }
+  // The classification layout's class folders, when synth's removal left them empty.
+  for (const char* split : {"train", "val"})
     for (const char* name : kShapeNames) {
       const fs::path cls = root / split / name;
-      if (!fs::is_directory(fs::symlink_status(cls))) continue;
-      remove_if(cls, [](const fs::path& p) { return !six_digit_stem(p, ".jpg"); });
       std::error_code ec;
-      if (fs::is_empty(cls)) fs::remove(cls, ec);
+      if (fs::is_directory(fs::symlink_status(cls)) && fs::is_empty(cls, ec)) fs::remove(cls, ec);
     }
-  }
-  removed += fs::remove(root / "classes.txt") ? 1 : 0;
-  spdlog::info("synth --overwrite: removed {} file(s) of the earlier dataset in {}", removed, o.out_dir);
+  spdlog::info("synth --overwrite: removed {} file(s) the earlier synth run wrote in {}", removed, o.out_dir);
 }
 
 }  // namespace
@@ -755,7 +817,7 @@ SynthResult write_classification(const SynthOptions& options) {
   for (const char* split : {"train", "val"})
     if (std::string(split) == "train" || options.test > 0)
       for (const auto& name : result.class_names) make_dir(root / split / name);
-  write_lines(root / kMarker, {"written by yolo2 synth; `yolo2 synth --overwrite` may replace this dataset"});
+  write_marker(root, {}, false);
   const int n = options.train + options.test;
   result.images.resize(static_cast<std::size_t>(n));
   run_pool(options.threads, n, [&](int i) {
@@ -774,6 +836,7 @@ SynthResult write_classification(const SynthOptions& options) {
     write_jpeg(rec.image_path, img, options.jpeg_quality);
   });
   write_lines(root / "classes.txt", result.class_names);
+  write_marker(root, written_files(root, result, true), true);
   count_objects(result, options.num_classes);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
@@ -791,7 +854,7 @@ SynthResult write_synth(const SynthOptions& options) {
               root / "JPEGImages"};
   const fs::path sets = root / "ImageSets" / "Main";
   for (const auto& dir : {ctx.annotations, ctx.images, sets}) make_dir(dir);
-  write_lines(root / kMarker, {"written by yolo2 synth; `yolo2 synth --overwrite` may replace this dataset"});
+  write_marker(root, {}, false);
 
   SynthResult result;
   result.images.resize(options.train + options.test);
@@ -800,6 +863,7 @@ SynthResult write_synth(const SynthOptions& options) {
   write_lines(root / "classes.txt", ctx.names);
 
   result.class_names = ctx.names;
+  write_marker(root, written_files(root, result, false), true);
   count_objects(result, options.num_classes);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -166,11 +166,14 @@ WeightsLoad load_darknet_weights(YoloV2Impl& model, const std::string& path, boo
   return r;
 }
 
-void save_darknet_weights(YoloV2Impl& model, const std::string& path, uint64_t seen, int upto) {
+namespace {
+
+// The .weights content of the first `upto` layers (all when < 0), as a producer for an atomic write.
+std::function<void(const util::ByteSink&)> weights_content(YoloV2Impl& model, uint64_t seen, int upto) {
   const NetworkSpec& spec = model.spec();
   const std::size_t n =
       upto < 0 ? spec.layers.size() : std::min<std::size_t>(spec.layers.size(), static_cast<std::size_t>(upto));
-  util::write_file_atomic(path, [&](const util::ByteSink& sink) {
+  return [&model, seen, n](const util::ByteSink& sink) {
     const int32_t version[3] = {0, 2, 0};
     sink(version, sizeof(version));
     sink(&seen, sizeof(seen));
@@ -182,7 +185,13 @@ void save_darknet_weights(YoloV2Impl& model, const std::string& path, uint64_t s
         sink(c.data_ptr<float>(), static_cast<std::size_t>(c.numel()) * sizeof(float));
       }
     }
-  });
+  };
+}
+
+}  // namespace
+
+void save_darknet_weights(YoloV2Impl& model, const std::string& path, uint64_t seen, int upto) {
+  util::write_file_atomic(path, weights_content(model, seen, upto));
 }
 
 std::string darknet_cfg(const NetworkSpec& spec, const Config& config) {
@@ -256,8 +265,10 @@ std::string darknet_cfg(const NetworkSpec& spec, const Config& config) {
 }
 
 void export_darknet(YoloV2Impl& model, const Config& config, const std::string& prefix, uint64_t seen) {
-  util::write_file_atomic(prefix + ".cfg", darknet_cfg(model.spec(), config));
-  save_darknet_weights(model, prefix + ".weights", seen);
+  const std::string cfg = darknet_cfg(model.spec(), config);
+  // Both files, or neither: an earlier export's pair is never left half replaced.
+  util::write_files_atomic({{prefix + ".cfg", [&cfg](const util::ByteSink& sink) { sink(cfg.data(), cfg.size()); }},
+                            {prefix + ".weights", weights_content(model, seen, -1)}});
 }
 
 }  // namespace yolo2::model

@@ -86,8 +86,9 @@ const std::vector<std::string>& run_files() {
 
 std::string RunFolder::file(const std::string& name) const { return (fs::path(dir) / name).string(); }
 
-RunFolder locate_run_folder(const Config& config, const std::string& resume) {
-  std::string dir = !resume.empty()                ? fs::path(resume).parent_path().string()
+RunFolder locate_run_folder(const Config& config, const std::string& resume, const std::string& branch) {
+  std::string dir = !branch.empty()                ? branch
+                    : !resume.empty()              ? fs::path(resume).parent_path().string()
                     : !config.train.output.empty() ? config.train.output
                                                    : (fs::path("runs") / config.train.name).string();
   return RunFolder{dir.empty() ? "." : dir};
@@ -98,9 +99,12 @@ std::unique_ptr<RunLock> claim_run_folder(const RunFolder& folder, bool resuming
   std::error_code ec;
   if (fs::exists(dir) && !fs::is_directory(dir)) throw Error(folder.dir + ": exists and is not a folder");
   const bool fresh = !fs::exists(dir) || fs::is_empty(dir);
-  if (!fresh && !resuming && !is_run_folder(dir))
+  if (!fresh && !is_run_folder(dir))
     throw Error(folder.dir + " is not empty and is not a yolo2 run folder (it has no config.yaml written by yolo2); " +
-                "yolo2 leaves it untouched: pick an empty or new --output");
+                "yolo2 leaves it untouched: " +
+                (resuming ? "to resume a checkpoint kept outside its run folder, add --output NEW_FOLDER (the run "
+                            "continues there)"
+                          : "pick an empty or new --output"));
   fs::create_directories(dir, ec);
   if (ec) throw Error(folder.dir + ": cannot create the run folder: " + ec.message());
   std::unique_ptr<RunLock> lock = lock_folder(dir);
@@ -123,6 +127,17 @@ void prepare_run_folder(const RunFolder& folder, const Config& config, bool resu
   }
   util::write_file_atomic(folder.file("config.yaml"), std::string(kConfigHead) + "; built with:\n" +
                                                           util::to_text(util::build_info(), "#   ") + to_yaml(config));
+}
+
+void copy_run_history(const RunFolder& from, const RunFolder& to) {
+  std::vector<std::string> copied;
+  for (const char* f : {"metrics.csv", "eval.csv", "best.ckpt"}) {
+    if (!fs::is_regular_file(from.file(f))) continue;
+    util::write_file_atomic(to.file(f), util::read_file(from.file(f)));
+    copied.emplace_back(f);
+  }
+  spdlog::info("branch: the run continues in {}; copied from {}: {}", to.dir, from.dir,
+               copied.empty() ? std::string("nothing") : join(copied));
 }
 
 }  // namespace yolo2::train

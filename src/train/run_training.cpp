@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/utils.h>
 
+#include <filesystem>
 #include <iomanip>
 #include <sstream>
 
@@ -157,13 +158,18 @@ TrainSummary run_recipe(Config config, const TrainOptions& options, const TaskRe
   // Scalars read every train.log_every steps (no wait for the GPU in between) where nothing needs
   // them at every micro-batch: one process (the ranks exchange them), no batch skipping.
   p.deferred_scalars = options.deferred_scalars.value_or(p.device.is_cuda()) && !p.dist && !config.train.skip_nonfinite;
+  if (!options.branch.empty()) {
+    if (!resumed) throw Error("a branch (--output with --resume) needs --resume CKPT");
+    config.train.output = options.branch;  // the run now lives there (its config.yaml says so)
+  }
   p.config = config;
-  p.folder = locate_run_folder(config, options.resume);
+  p.folder = locate_run_folder(config, options.resume, options.branch);
   const bool main_rank = !p.dist || p.dist->is_main();
   // Claimed (locked, refused if not ours or busy) before anything is loaded; written only once the
   // config, the data and the model have been checked.
   std::unique_ptr<RunLock> lock;
-  if (main_rank) lock = claim_run_folder(p.folder, resumed.has_value(), options.overwrite);
+  const bool continues_in_place = resumed.has_value() && options.branch.empty();
+  if (main_rank) lock = claim_run_folder(p.folder, continues_in_place, options.overwrite);
   recipe.load_data(p, options.evaluate);
   build_model(p, resumed, options.resume);
   if (p.dist) {
@@ -173,7 +179,16 @@ TrainSummary run_recipe(Config config, const TrainOptions& options, const TaskRe
   }
   build_optimizer(p, resumed, options.resume);
   std::unique_ptr<Hook> evaluation = recipe.make_task(p);
-  if (main_rank) prepare_run_folder(p.folder, p.config, resumed.has_value());
+  // Everything a first step needs is checked before the folder is touched (an --overwrite deletes the
+  // earlier run's files): here, that the training set holds a (micro-)batch.
+  const int micro = p.config.train.batch / p.config.train.subdivisions;
+  if (p.task->train_images() < micro)
+    throw Error("the training set has " + std::to_string(p.task->train_images()) + " images, fewer than one batch of " +
+                std::to_string(micro) + " (train.batch / train.subdivisions); nothing in " + p.folder.dir +
+                " was changed");
+  if (main_rank) prepare_run_folder(p.folder, p.config, continues_in_place);
+  if (main_rank && !options.branch.empty())
+    copy_run_history(RunFolder{std::filesystem::path(options.resume).parent_path().string()}, p.folder);
   Trainer trainer(std::move(p));
   trainer.add_hook(metrics_hook());
   trainer.add_hook(progress_hook());

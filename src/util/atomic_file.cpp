@@ -19,16 +19,20 @@ namespace {
 constexpr const char* kTempMarker = ".tmp";
 }  // namespace
 
-void write_file_atomic(const std::string& path, const std::function<void(const ByteSink&)>& produce) {
+namespace {
+
+// The content in a temporary beside `path`, flushed and fsynced; its name. A failure removes the
+// temporary and throws naming `path`.
+std::string write_temporary(const std::string& path, const std::function<void(const ByteSink&)>& produce) {
   namespace fs = std::filesystem;
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(dir.string() + ": cannot create folder: " + ec.message());
-  const fs::path tmp = temporary_name(path);
+  const std::string tmp = temporary_name(path);
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw Error(tmp.string() + ": cannot create file: " + std::strerror(errno));
+  if (!f) throw Error(path + ": cannot create its temporary file " + tmp + ": " + std::strerror(errno));
   try {
     produce([&](const void* data, std::size_t size) {
       if (size && std::fwrite(data, 1, size, f) != size)
@@ -45,17 +49,40 @@ void write_file_atomic(const std::string& path, const std::function<void(const B
     std::remove(tmp.c_str());
     throw Error(path + ": close failed: " + std::strerror(errno));
   }
+  return tmp;
+}
+
+// Renames the temporary over `path` and makes the rename durable (fsync of the folder).
+void commit(const std::string& tmp, const std::string& path) {
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string reason = std::strerror(errno);
     std::remove(tmp.c_str());
     throw Error(path + ": cannot rename the temporary file into place: " + reason);
   }
-  // Make the rename itself durable.
+  const std::filesystem::path target(path);
+  const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
   if (dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::function<void(const ByteSink&)>& produce) {
+  commit(write_temporary(path, produce), path);
+}
+
+void write_files_atomic(const std::vector<PendingWrite>& files) {
+  std::vector<std::string> temporaries;
+  try {
+    for (const auto& f : files) temporaries.push_back(write_temporary(f.path, f.produce));
+  } catch (...) {
+    for (const auto& t : temporaries) std::remove(t.c_str());
+    throw;
+  }
+  for (std::size_t k = 0; k < files.size(); ++k) commit(temporaries[k], files[k].path);
 }
 
 void write_file_atomic(const std::string& path, const std::string& content) {

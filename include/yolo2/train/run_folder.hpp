@@ -26,8 +26,9 @@ struct RunFolder {
 // The files yolo2 writes in a run folder (the only ones --overwrite deletes).
 const std::vector<std::string>& run_files();
 
-// The folder of a run: the resumed checkpoint's folder, else train.output, else runs/<train.name>.
-RunFolder locate_run_folder(const Config& config, const std::string& resume);
+// The folder of a run: a branch's folder, else the resumed checkpoint's folder, else train.output,
+// else runs/<train.name>.
+RunFolder locate_run_folder(const Config& config, const std::string& resume, const std::string& branch = "");
 
 // An exclusive lock on a run folder (flock on .yolo2.lock), released when destroyed or when the
 // process ends however it ends.
@@ -44,12 +45,17 @@ class RunLock {
 
 // Before anything is loaded: creates the folder if needed and locks it; refuses, deleting nothing,
 // a folder another process holds (naming its PID), a non-empty folder that is not a yolo2 run
-// folder, and a run folder that holds a run when neither resuming nor `overwrite`.
+// folder (also to resume into: a checkpoint copied out of its run folder resumes with a branch),
+// and a run folder that holds a run when neither resuming nor `overwrite`.
 std::unique_ptr<RunLock> claim_run_folder(const RunFolder& folder, bool resuming, bool overwrite);
 
 // After the config, the data and the model were checked: removes the temporaries interrupted writes
 // of yolo2's files left, a fresh run's old results (yolo2's files only), and writes config.yaml
 // (headed by the build it runs with, which marks the folder as yolo2's).
 void prepare_run_folder(const RunFolder& folder, const Config& config, bool resuming);
+
+// A branch (resume into a new folder): the logs and the best checkpoint of the run so far, copied
+// from the resumed checkpoint's folder (each atomically; what is missing there is skipped).
+void copy_run_history(const RunFolder& from, const RunFolder& to);
 
 }  // namespace yolo2::train

@@ -27,8 +27,11 @@ namespace yolo2::train {
 struct TrainOptions {
   std::string resume;                         // a last.ckpt to continue from (its stored config is used)
   std::vector<std::string> resume_overrides;  // `key=value` applied to the stored config on resume
-  bool overwrite = false;                     // start afresh in a run folder that already holds a run
-  bool evaluate = true;                       // periodic and final evaluation on data.test
+  // With resume: continue the run in this new folder instead of the checkpoint's (a branch: the
+  // earlier folder is left as it is; its metrics.csv, eval.csv and best.ckpt are copied over).
+  std::string branch;
+  bool overwrite = false;  // start afresh in a run folder that already holds a run
+  bool evaluate = true;    // periodic and final evaluation on data.test
   // Stop (save last.ckpt, resumable) after this many iterations of this process; -1: never.
   // For jobs with a wall-time limit, and for tests of resume.
   int64_t stop_after = -1;

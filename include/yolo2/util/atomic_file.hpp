@@ -15,6 +15,15 @@ using ByteSink = std::function<void(const void* data, std::size_t size)>;
 void write_file_atomic(const std::string& path, const std::function<void(const ByteSink&)>& produce);
 void write_file_atomic(const std::string& path, const std::string& content);
 
+// Files that belong together (darknet's .cfg and .weights): every one is written to its temporary
+// first; only when all are complete are they renamed into place. A failure (a full disk) leaves
+// every earlier file as it was, so an earlier pair still matches.
+struct PendingWrite {
+  std::string path;
+  std::function<void(const ByteSink&)> produce;
+};
+void write_files_atomic(const std::vector<PendingWrite>& files);
+
 // The whole content of a file. Throws yolo2::Error "<path>: cannot read: <OS reason>".
 std::string read_file(const std::string& path);
 
