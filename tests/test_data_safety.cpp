@@ -298,6 +298,42 @@ TEST(RunFolderSafety, SynthRefusesANonEmptyFolderAndOverwritesOnlyItsOwn) {
   EXPECT_CONTAINS(read_text(dir.file("voc/.yolo2-synth")), "JPEGImages/000001.jpg");
 }
 
+// A JPEG with an APP1 Exif segment right after SOI whose IFD0 holds one Orientation entry.
+std::string jpeg_with_orientation(const std::string& jpeg, int orientation, bool little_endian) {
+  std::string tiff = little_endian ? std::string("II*\0\x08\0\0\0", 8) : std::string("MM\0*\0\0\0\x08", 8);
+  const auto put = [&](unsigned v, int n) {
+    for (int k = 0; k < n; ++k) tiff.push_back(static_cast<char>((v >> (8 * (little_endian ? k : n - 1 - k))) & 0xFF));
+  };
+  put(1, 2);                             // one entry
+  put(0x0112, 2), put(3, 2), put(1, 4);  // Orientation, SHORT, count 1
+  put(static_cast<unsigned>(orientation), 2), put(0, 2);
+  put(0, 4);  // no next IFD
+  const std::string payload = std::string("Exif\0\0", 6) + tiff;
+  const std::size_t len = payload.size() + 2;
+  std::string app1{'\xFF', '\xE1', static_cast<char>(len >> 8), static_cast<char>(len & 0xFF)};
+  return jpeg.substr(0, 2) + app1 + payload + jpeg.substr(2);
+}
+
+// An EXIF-rotated JPEG (the camera's orientation flag) is refused with a message that names EXIF,
+// in either byte order; orientation 1 (as stored) reads as before; stats --check-images finds it too.
+TEST(RunFolderSafety, ExifRotatedImagesAreRefusedNamingExif) {
+  TempDir dir;
+  std::vector<uchar> buf;
+  cv::imencode(".jpg", cv::Mat(48, 64, CV_8UC3, cv::Scalar(10, 200, 90)), buf);
+  const std::string jpeg(buf.begin(), buf.end());
+  for (const bool le : {true, false}) {
+    write_text(dir.file("r.jpg"), jpeg_with_orientation(jpeg, 6, le));
+    const std::string e = error_of([&] { data::read_image_file(dir.file("r.jpg")); });
+    EXPECT_CONTAINS(e, dir.file("r.jpg"));
+    EXPECT_CONTAINS(e, "EXIF orientation 6");
+    EXPECT_TRUE(data::check_image_file(dir.file("r.jpg")).has_value());
+    write_text(dir.file("u.jpg"), jpeg_with_orientation(jpeg, 1, le));
+    const cv::Mat upright = data::read_image_file(dir.file("u.jpg"));
+    EXPECT_EQ(upright.cols, 64);
+    EXPECT_EQ(upright.rows, 48);
+  }
+}
+
 // 6. Truncated or empty images are errors naming the file, or skipped and counted with the key.
 TEST(RunFolderSafety, BrokenImagesAreNamedOrSkippedAndCounted) {
   TempDir dir;
