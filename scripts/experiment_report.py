@@ -381,25 +381,27 @@ def confirm_block(seed_maps, per_class_new, times):
         word, why = decision(lo, hi)
         body.append(f"Rare-class AP, linear soft gamma minus cross-entropy: {interval_text(n, m, lo, hi)}. "
                     f"**{word}**: {why}.\n")
-    body.append("Beside it, not part of the decision:\n")
+    beside = []
     n, m, lo, hi = paired(seed_maps, "soft_gamma_linear", "ce", NEW_SEEDS)
     if lo is not None:
-        body.append(f"- mAP on the new seeds: {interval_text(n, m, lo, hi)} ({sign_of(lo, hi, 'higher', 'lower')}).")
+        beside.append(f"- mAP on the new seeds: {interval_text(n, m, lo, hi)} ({sign_of(lo, hi, 'higher', 'lower')}).")
     n, m, lo, hi = paired(seed_maps, "soft_gamma_linear" + RARE, "ce" + RARE)
     nm, mm, lom, him = paired(seed_maps, "soft_gamma_linear", "ce")
     if lo is not None and len(old) == len(OLD_SEEDS):
-        body.append(f"- All seeds (1-15, seeds 1-5 from their reruns; biased towards the lead, which seeds 1-5 "
+        beside.append(f"- All seeds (1-15, seeds 1-5 from their reruns; biased towards the lead, which seeds 1-5 "
                     f"suggested): rare-class AP {interval_text(n, m, lo, hi)} ({sign_of(lo, hi, 'higher', 'lower')}); "
                     f"mAP {interval_text(nm, mm, lom, him)} ({sign_of(lom, him, 'higher', 'lower')}).")
     elif old:
-        body.append(f"- All seeds: read when the 5 reruns have finished ({len(old)} so far).")
+        beside.append(f"- All seeds: read when the 5 reruns have finished ({len(old)} so far).")
     for k in old:
         same = [name for name in ("ce", "soft_gamma_linear")
                 if k in committed.get(name, {}) and f"{seed_maps[name][k]:.4f}" == f"{committed[name][k]:.4f}"]
-        body.append(f"- Rerun of seed {k[4:]}: CE {map_b[k]:.4f} (table above: {committed.get('ce', {}).get(k, float('nan')):.4f}), "
+        beside.append(f"- Rerun of seed {k[4:]}: CE {map_b[k]:.4f} (table above: {committed.get('ce', {}).get(k, float('nan')):.4f}), "
                     f"soft gamma {map_a[k]:.4f} (above: {committed.get('soft_gamma_linear', {}).get(k, float('nan')):.4f}): "
                     + ("reproduced to 4 decimals." if len(same) == 2 else "not reproduced bit for bit (another build and "
                        "processor can round differently)."))
+    if beside:
+        body += ["Beside it, not part of the decision:\n"] + beside
     body.append("")
     if per_class_new:
         body += per_class_lines(*per_class_new, over="the new seeds 6-15")
