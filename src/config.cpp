@@ -6,10 +6,13 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <optional>
@@ -838,8 +841,18 @@ void apply_tree(Config& c, const YAML::Node& node, const std::string& prefix, co
 YAML::Node load_yaml_file(const std::string& path) {
   if (!std::filesystem::exists(path)) throw Error(path + ": config file not found");
   if (std::filesystem::is_directory(path)) throw Error(path + ": is a folder, not a config file");
+  std::ifstream probe(path);
+  if (!probe) throw Error(path + ": cannot read the config file: " + std::strerror(errno));
   try {
-    return YAML::LoadFile(path);
+    // Every document of the file: a second one (after `---`) would otherwise be ignored silently.
+    const std::vector<YAML::Node> docs = YAML::LoadAllFromFile(path);
+    const auto second = std::find_if(docs.begin() + (docs.empty() ? 0 : 1), docs.end(),
+                                     [](const YAML::Node& d) { return !d.IsNull(); });
+    if (second != docs.end())
+      throw Error(path + ":" + std::to_string(second->Mark().line + 1) +
+                  ": a second YAML document (after '---'): a config is one document; merge them, or use 'base:' to "
+                  "build on another file");
+    return docs.empty() ? YAML::Node() : docs.front();
   } catch (const YAML::Exception& e) {
     throw Error(path + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
   }

@@ -9,8 +9,11 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "test_util.hpp"
 #include "yolo2/data/synth.hpp"
@@ -76,6 +79,30 @@ TEST(Cli, UnknownOptionAfterTheVerbIsStillAnError) {
   const CliResult r = run_yolo2(dir, "config --no-such-flag");
   EXPECT_NE(r.status, 0) << r.output;
   EXPECT_CONTAINS(r.output, "--no-such-flag");
+}
+
+// Flag values out of their range are errors naming the flag, before any work: a threshold that is
+// NaN or negative (--conf), an IoU above 1 (--nms), a negative --stop-after or synth --seed, an info
+// --size that is no input side.
+TEST(Cli, OutOfRangeFlagValuesAreErrorsNamingTheFlag) {
+  TempDir dir;
+  yolo2::testing::write_text(dir.file("x.ckpt"), "not a checkpoint");
+  yolo2::testing::write_text(dir.file("c.yaml"), "train:\n  lr: 0.1\n");
+  const std::string detect = "detect --checkpoint " + dir.file("x.ckpt") + " -i " + dir.str();
+  for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
+           {detect + " --conf nan", "--conf"},
+           {detect + " --conf -1", "--conf"},
+           {detect + " --nms 5", "--nms"},
+           {"train --config " + dir.file("c.yaml") + " --stop-after -1", "--stop-after"},
+           {"synth --out " + dir.file("s") + " --seed -1", "--seed"},
+           {"info --size 0", "--size"},
+           {"info --size 100", "--size"}}) {
+    const CliResult r = run_yolo2(dir, args);
+    EXPECT_NE(r.status, 0) << args << "\n" << r.output;
+    EXPECT_CONTAINS(r.output, flag);
+    EXPECT_EQ(r.output.find("Segmentation"), std::string::npos) << args;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("s"))) << "synth wrote nothing";
 }
 
 namespace yolo2 {

@@ -335,6 +335,18 @@ TEST(ConfigFile, ShippedConfigsLoad) {
 }
 #endif
 
+// A config file is one YAML document: a second one after '---' is an error naming its line, not
+// silently ignored (a leading '---' and an empty trailing one are fine).
+TEST(ConfigFile, SecondYamlDocumentIsAnErrorNamingItsLine) {
+  TempDir dir("yolo2-config");
+  write_text(dir.file("two.yaml"), "train:\n  lr: 0.1\n---\ntrain:\n  lr: 0.2\n");
+  const std::string e = error_of([&] { yolo2::load_config(dir.file("two.yaml")); });
+  EXPECT_CONTAINS(e, dir.file("two.yaml") + ":4");
+  EXPECT_CONTAINS(e, "second YAML document");
+  write_text(dir.file("one.yaml"), "---\ntrain:\n  lr: 0.1\n---\n");
+  EXPECT_DOUBLE_EQ(yolo2::load_config(dir.file("one.yaml")).train.lr, 0.1);
+}
+
 TEST(ConfigValidate, ValidationErrorNamesTheFile) {
   TempDir dir("yolo2-config");
   const std::string path = dir.file("v.yaml");

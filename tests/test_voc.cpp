@@ -294,6 +294,14 @@ TEST(VocXml, MissingFieldsNameFileAndElement) {
 
   const std::string no_root = msg_for("<root/>\n");
   EXPECT_CONTAINS(no_root, "annotation");
+
+  // A size that is no pixel count is reported as written, never as a wrapped int.
+  std::string huge = annotation_xml("");
+  huge.replace(huge.find("<width>100</width>"), 18, "<width>1e30</width>");
+  const std::string too_big = msg_for(huge);
+  EXPECT_CONTAINS(too_big, path);
+  EXPECT_CONTAINS(too_big, "1e+30x80");
+  EXPECT_EQ(too_big.find("-2147483648"), std::string::npos) << too_big;
 }
 
 // ---- datasets --------------------------------------------------------------------------
@@ -332,6 +340,20 @@ TEST(VocDataset, LoadsImagesInSplitOrderWithPaths) {
   EXPECT_EQ(ds.class_names, kClasses);
   ASSERT_EQ(ds.sources.size(), 1u);
   EXPECT_CONTAINS(ds.sources[0], "trainval.txt");
+}
+
+// A split file saved with a UTF-8 byte-order mark (Windows editors) reads its first id without it.
+TEST(VocDataset, ByteOrderMarkInASplitFileIsNotPartOfTheFirstId) {
+  TempDir dir("yolo2-voc");
+  const VocWriter w{dir.file("VOC2007")};
+  w.image("000001", object_xml("cat", "2", "2", "20", "20"));
+  w.image("000002", object_xml("dog", "1", "1", "10", "10"));
+  w.split("trainval",
+          "\xEF\xBB\xBF"
+          "000001\n000002\n");
+  const auto ds = yolo2::data::load_voc({{w.root, "trainval"}}, options());
+  ASSERT_EQ(ds.images.size(), 2u);
+  EXPECT_EQ(ds.images[0].id, "000001");
 }
 
 TEST(VocDataset, TwoSplitsConcatenateInOrder) {

@@ -160,8 +160,8 @@ void add_detect(CLI::App& app) {
   cmd->add_option("--checkpoint", f->checkpoint, "yolo2 checkpoint")->required()->check(CLI::ExistingFile);
   cmd->add_option("-i,--input", f->input, "An image or a folder of images")->required();
   cmd->add_option("-o,--output", f->output, "Folder for the drawn images (default: none written)");
-  cmd->add_option("--conf", f->conf, "Score threshold (default eval.detect_thresh, 0.25)");
-  cmd->add_option("--nms", f->nms, "Per-class NMS IoU threshold (default eval.nms, 0.45)");
+  cmd->add_option("--conf", f->conf, "Score threshold (default eval.detect_thresh, 0.25)")->check(number_in(0, 1));
+  cmd->add_option("--nms", f->nms, "Per-class NMS IoU threshold (default eval.nms, 0.45)")->check(number_in(0, 1));
   cmd->add_option("--json", f->json, "Write the detections as JSON to this file");
   cmd->add_option("--set", f->overrides, "Override a key of the checkpoint's config (e.g. data.input_size=608)");
   cmd->callback([f] { run_detect(*f); });

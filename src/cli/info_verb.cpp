@@ -12,7 +12,7 @@ void add_info(CLI::App& app) {
   auto flags = std::make_shared<ConfigFlags>();
   flags->add(cmd, false);
   auto size = std::make_shared<int>(0);
-  cmd->add_option("--size", *size, "Input size (default: data.input_size)");
+  cmd->add_option("--size", *size, "Input size (default: data.input_size)")->check(input_side());
   cmd->callback([=] {
     const Config config = flags->load();
     const int s = *size > 0 ? *size : config.data.input_size;

@@ -4,6 +4,7 @@
 #include <torch/version.h>
 
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "verbs.hpp"
@@ -15,6 +16,31 @@ namespace {
 int g_exit_status = 0;
 }  // namespace
 void set_exit_status(int status) { g_exit_status = status; }
+
+CLI::Validator number_in(double lo, double hi) {
+  std::ostringstream os;
+  os << "[" << lo << ", " << hi << "]";
+  const std::string range = os.str();
+  return CLI::Validator(
+      [lo, hi, range](std::string& text) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(text, v)) return "'" + text + "' is not a number";
+        if (!(v >= lo && v <= hi)) return "'" + text + "' is not in " + range;
+        return {};
+      },
+      "NUMBER in " + range);
+}
+
+CLI::Validator input_side() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        long v = 0;
+        if (!CLI::detail::lexical_cast(text, v) || v < 32 || v > 8192 || v % 32 != 0)
+          return "'" + text + "' is not an input size (a multiple of 32, 32 to 8192)";
+        return {};
+      },
+      "SIDE (multiple of 32)");
+}
 int exit_status() { return g_exit_status; }
 }  // namespace yolo2::cli
 

@@ -39,6 +39,7 @@ std::vector<std::string> classes_for_root(const std::string& root, const std::st
     int number = 0;
     for (std::string line; std::getline(in, line);) {
       ++number;
+      if (number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
       // Windows line ends and stray blanks are not part of a name.
       const auto first = line.find_first_not_of(" \t\r"), last = line.find_last_not_of(" \t\r");
       if (first == std::string::npos) continue;

@@ -134,7 +134,8 @@ void add_training_verb(CLI::App& app, bool pretrain) {
   cmd->add_flag("--overwrite", f->options.overwrite, "Start afresh in a run folder that already holds a run");
   cmd->add_flag("--no-eval", f->no_eval, "Skip periodic and final evaluation");
   cmd->add_option("--stop-after", f->options.stop_after,
-                  "Save and stop after N iterations of this process (resume later)");
+                  "Save and stop after N iterations of this process (resume later)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--nproc", f->nproc,
                   "Train with N processes on this machine (c10d/Gloo data parallel; each gets runtime.threads / N "
                   "threads)")

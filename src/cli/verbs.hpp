@@ -23,6 +23,11 @@ void add_eval(CLI::App& app);
 void add_detect(CLI::App& app);
 void add_version(CLI::App& app);
 
+// A number in [lo, hi] (CLI::Range lets NaN through; this does not): for thresholds such as --conf.
+CLI::Validator number_in(double lo, double hi);
+// A network input side: a positive multiple of 32 (the detector's stride).
+CLI::Validator input_side();
+
 // The exit status of the program when the verb returns normally (default 0): training stopped by
 // SIGINT / SIGTERM sets 130 / 143 after saving.
 void set_exit_status(int status);

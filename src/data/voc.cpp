@@ -94,11 +94,16 @@ std::string read_annotation_text(const std::string& path) {
 void read_size(const XmlContext& ctx, const pugi::xml_node& root, ImageRecord& rec) {
   const pugi::xml_node size = root.child("size");
   if (!size) throw Error(ctx.at(root) + ": <annotation> has no <size>");
-  rec.width = static_cast<int>(number(ctx, size, "width"));
-  rec.height = static_cast<int>(number(ctx, size, "height"));
-  if (rec.width <= 0 || rec.height <= 0)
-    throw Error(ctx.at(size) + ": image size must be positive, got " + std::to_string(rec.width) + "x" +
-                std::to_string(rec.height));
+  // Checked as numbers first: 1e30 must not become a wrapped int.
+  const double w = number(ctx, size, "width"), h = number(ctx, size, "height");
+  const auto pixels = [](double v) { return v >= 1 && v <= 1e6 && v == std::floor(v); };
+  if (!pixels(w) || !pixels(h)) {
+    std::ostringstream os;
+    os << ctx.at(size) << ": image size must be a whole number of pixels from 1 to 1000000, got " << w << "x" << h;
+    throw Error(os.str());
+  }
+  rec.width = static_cast<int>(w);
+  rec.height = static_cast<int>(h);
 }
 
 using Note = std::function<void(ParseIssue::Kind, const std::string&)>;
@@ -195,6 +200,8 @@ std::vector<std::string> read_split_ids(const std::string& split_file) {
   int line_no = 0;
   while (std::getline(in, line)) {
     ++line_no;
+    // A UTF-8 byte-order mark (editors on Windows add one) is not part of the first id.
+    if (line_no == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
     const std::string id = trimmed(line);
     if (id.empty()) continue;
     // Per-class set files have "id flag"; the main ones only "id". Take the first field.
