@@ -230,6 +230,9 @@ TEST(Distributed, RanksEvaluateAndSaveWithRankZerosBatchNorm) {
   c.train.max_batches = 120;
   c.train.steps = {100};
   c.eval.every = 0;  // the evaluation at the end
+  // Saves by time as well, due within milliseconds: each save is a collective, so the ranks must agree
+  // on every one of them (a rank saving alone would leave the other waiting until the timeout).
+  c.train.checkpoint_minutes = 1e-4;
   c.runtime.threads = 2;
   c.distributed.timeout = 60;
   write_text(dir.file("two.yaml"), to_yaml(c));

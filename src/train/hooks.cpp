@@ -125,8 +125,17 @@ class CheckpointHook : public Hook {
   void after_step(Trainer& t) override {
     const TrainState& st = t.state();
     const double minutes = t.config().train.checkpoint_minutes;
-    const bool due = st.iteration % t.config().train.checkpoint_every == 0 ||
-                     (minutes > 0 && t.seconds_since_save() >= 60 * minutes);
+    bool due = st.iteration % t.config().train.checkpoint_every == 0;
+    if (!due && minutes > 0) {
+      due = t.seconds_since_save() >= 60 * minutes;
+      // A save is a collective (rank 0's batch-norm statistics go to every rank): the ranks' clocks
+      // must agree on it, so a save is due when it is due on any rank.
+      if (Distributed* dist = t.parts().dist.get()) {
+        at::Tensor flag = at::full({1}, due ? 1.0 : 0.0, at::kDouble);
+        dist->all_reduce_sum({flag}, "agreeing on a timed save");
+        due = flag.item<double>() > 0;
+      }
+    }
     if (due || t.stopping() || t.at_end()) t.save_last();
     if (!t.stopping()) return;
     t.wait_for_saves();  // on disk before the message says so (the process exits next)
