@@ -210,6 +210,8 @@ TEST(RunFolderSafety, ResumeBranchesAndNeverWritesIntoAForeignFolder) {
   EXPECT_EQ(s.iterations, 4);
   EXPECT_EQ(train::load_checkpoint(dir.file("branch/last.ckpt")).state->iteration, 4);
   EXPECT_EQ(read_text(dir.file("mine/metrics.csv")), "user,numbers\n1,2\n");
+  EXPECT_EQ(read_text(dir.file("branch/metrics.csv")).find("user"), std::string::npos)
+      << "no history from a user's folder";
   // A branch of the real run: the run folder is left exactly as it was; the branch's log continues it.
   const std::string before = read_text(dir.file("run/last.ckpt")), log = read_text(dir.file("run/metrics.csv"));
   r.resume = dir.file("run/last.ckpt");

@@ -130,6 +130,10 @@ void prepare_run_folder(const RunFolder& folder, const Config& config, bool resu
 }
 
 void copy_run_history(const RunFolder& from, const RunFolder& to) {
+  if (!is_run_folder(from.dir)) {  // a checkpoint kept elsewhere: files there are not this run's logs
+    spdlog::info("branch: the run continues in {}; {} is not a run folder, so no history is copied", to.dir, from.dir);
+    return;
+  }
   std::vector<std::string> copied;
   for (const char* f : {"metrics.csv", "eval.csv", "best.ckpt"}) {
     if (!fs::is_regular_file(from.file(f))) continue;

@@ -55,7 +55,8 @@ std::unique_ptr<RunLock> claim_run_folder(const RunFolder& folder, bool resuming
 void prepare_run_folder(const RunFolder& folder, const Config& config, bool resuming);
 
 // A branch (resume into a new folder): the logs and the best checkpoint of the run so far, copied
-// from the resumed checkpoint's folder (each atomically; what is missing there is skipped).
+// from the resumed checkpoint's folder when that is a yolo2 run folder (each atomically; what is
+// missing there is skipped; nothing from a folder that is not a run folder).
 void copy_run_history(const RunFolder& from, const RunFolder& to);
 
 }  // namespace yolo2::train
