@@ -707,12 +707,8 @@ constexpr const char* kFilesLine = "files (the only ones --overwrite deletes):";
 // The marker, written before the first image (a folder it marks is synth's, even if the run is cut
 // short) and again at the end with the list of every file the run wrote, relative to the root.
 void write_marker(const fs::path& root, const std::vector<std::string>& files, bool finished) {
-  std::vector<std::string> lines{kMarkerHead};
-  if (!finished) lines.emplace_back("incomplete: this synth run has not finished");
-  if (finished) {
-    lines.emplace_back(kFilesLine);
-    lines.insert(lines.end(), files.begin(), files.end());
-  }
+  std::vector<std::string> lines{kMarkerHead, finished ? kFilesLine : "incomplete: this synth run has not finished"};
+  if (finished) lines.insert(lines.end(), files.begin(), files.end());
   write_lines(root / kMarker, lines);
 }
 
