@@ -18,6 +18,7 @@ PACKAGES=(
   libgloo-dev            # c10d Gloo process groups (distributed training); the torch wheel has no gloo headers
   libdnnl-dev            # oneDNN's C++ API: the compiled CPU inference plan
   zlib1g-dev             # CRC-32 checks of checkpoints
+  libjpeg-dev            # libjpeg-turbo's API: JPEG decoding with its damaged-data warnings as errors
   clang-format           # scripts/format.sh (the code style)
   python3                # scripts/experiment_report.py and its test, scripts/gpu-check.sh's reference
 )

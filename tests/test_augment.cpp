@@ -682,3 +682,54 @@ TEST(AugmentHsv, TensorOpsEqualTheHostLoopBitForBit) {
           differ += out[i][y][x][c].item<uint8_t>() != expected[static_cast<std::size_t>(i)].at<cv::Vec3b>(y, x)[2 - c];
   EXPECT_EQ(differ, 0) << "of " << n * h * w * 3 << " channel values";
 }
+
+// AlexeyAB's colour arithmetic as tensor ops against OpenCV's own 8-bit cvtColor path (distort_hsv):
+// the hue shift saturating at both ends, S and V saturating at 255, every byte of every channel, and
+// the identity draw (the image unchanged, not an 8-bit HSV round trip). OpenCV truncates its vector
+// loop's results and rounds the pixels it leaves over, so the two agree within one level, exactly
+// on almost every value; on OpenCV's vector-loop pixels alone (a row long enough, compared in its
+// first 64 pixels: one AVX-512 block), exactly.
+TEST(AugmentHsv, AlexeyabTensorOpsEqualOpenCvWithinOneLevel) {
+  Rng rng(23);
+  const int n = 10, h = 7, w = 200;
+  at::Tensor rgb = at::empty({n, h, w, 3}, at::kByte), draws = at::empty({n, 3}, at::kDouble);
+  std::vector<cv::Mat> expected, inputs;
+  for (int i = 0; i < n; ++i) {
+    cv::Mat base(h, w, CV_8UC3);
+    cv::randu(base, cv::Scalar::all(0), cv::Scalar::all(256));
+    for (int k = 0; k < 256; ++k)
+      base.at<cv::Vec3b>(k % h, (k * 7) % w) =
+          cv::Vec3b(static_cast<uchar>(k), static_cast<uchar>(255 - k), static_cast<uchar>((k * 3) % 256));
+    base.at<cv::Vec3b>(0, 0) = cv::Vec3b(0, 0, 0);
+    base.at<cv::Vec3b>(0, 1) = cv::Vec3b(255, 255, 255);
+    base.at<cv::Vec3b>(0, 2) = cv::Vec3b(0, 0, 255);
+    const double dhue = i == 0 ? 0 : i == 1 ? -0.5 : i == 2 ? 0.5 : rng.uniform(-0.5, 0.5);
+    const double dsat = i == 0 ? 1 : rng.uniform(0.2, 4.0), dexp = i == 0 ? 1 : rng.uniform(0.2, 4.0);
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
+        for (int c = 0; c < 3; ++c) rgb[i][y][x][c] = base.at<cv::Vec3b>(y, x)[2 - c];
+    draws[i][0] = dhue, draws[i][1] = dsat, draws[i][2] = dexp;
+    cv::Mat host = base.clone();
+    yolo2::data::distort_hsv(host, dhue, dsat, dexp, HsvMode::AlexeyAB);
+    expected.push_back(host);
+  }
+  const at::Tensor out = yolo2::data::distort_hsv_batch(rgb, draws, HsvMode::AlexeyAB).contiguous();
+  ASSERT_EQ(out.sizes(), rgb.sizes());
+  int differ = 0, worst = 0, differ_head = 0;
+  const uint8_t* o = out.data_ptr<uint8_t>();
+  for (int i = 0; i < n; ++i)
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
+        for (int c = 0; c < 3; ++c) {
+          const int got = o[((i * h + y) * w + x) * 3 + c];
+          const int want = expected[static_cast<std::size_t>(i)].at<cv::Vec3b>(y, x)[2 - c];
+          differ += got != want;
+          differ_head += got != want && y * w + x < 64;
+          worst = std::max(worst, std::abs(got - want));
+        }
+  EXPECT_LE(worst, 1);
+  EXPECT_EQ(differ_head, 0);
+  EXPECT_LT(differ, n * h * w * 3 / 100) << "of " << n * h * w * 3 << " channel values";
+  EXPECT_TRUE(at::equal(out[0], rgb[0]));   // the identity draw
+  EXPECT_FALSE(at::equal(out[1], rgb[1]));  // the others change the images
+}

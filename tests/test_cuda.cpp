@@ -301,15 +301,20 @@ TEST(Cuda, MixedPrecisionRunsLearn) {
   }
 }
 
+// A generated VOC set of `images` 96-px images, loaded.
+static std::shared_ptr<const data::VocDataset> shapes_dataset(const TempDir& dir, int images, uint64_t seed) {
+  data::ParseOptions po;
+  po.class_names = kClasses;
+  return std::make_shared<const data::VocDataset>(
+      data::load_voc({{make_dataset(dir, images, 96, seed), "trainval"}}, po));
+}
+
 // pin_memory (training on CUDA): the images and a classification batch's labels are pinned, for
 // their asynchronous copy; a detection batch's boxes, labels and counts stay pageable (host-only).
 TEST(Cuda, LoaderPinsWhatGoesToTheGpu) {
   YOLO2_REQUIRE_GPU();
   TempDir dir;
-  const std::string root = make_dataset(dir, 4, 96, 3);
-  data::ParseOptions po;
-  po.class_names = kClasses;
-  auto ds = std::make_shared<const data::VocDataset>(data::load_voc({{root, "trainval"}}, po));
+  const auto ds = shapes_dataset(dir, 4, 3);
   data::LoaderOptions o;
   o.batch_size = 2;
   o.workers = 1;
@@ -336,6 +341,42 @@ TEST(Cuda, LoaderPinsWhatGoesToTheGpu) {
   ASSERT_TRUE(cb.has_value());
   EXPECT_TRUE(cb->images.is_pinned());
   EXPECT_TRUE(cb->labels.is_pinned());
+}
+
+// DeviceFeed on CUDA: device_side training batches (both colour modes) copied one batch ahead on a
+// side stream give, after the wait, the network input that the same batches give on the CPU (the
+// HSV ops on the GPU against the CPU's; darknet's bit for bit), every batch, in order.
+TEST(Cuda, DeviceFeedCopiesOnASideStreamAndEqualsTheCpu) {
+  YOLO2_REQUIRE_GPU();
+  TempDir dir;
+  const auto ds = shapes_dataset(dir, 8, 5);
+  for (const HsvMode mode : {HsvMode::Darknet, HsvMode::AlexeyAB}) {
+    data::LoaderOptions o;
+    o.batch_size = 4;
+    o.workers = 2;
+    o.input_size = 96;
+    o.num_batches = 6;
+    o.device_side = true;
+    o.augment.hsv = mode;
+    o.augment.hue = 0.3, o.augment.saturation = 3, o.augment.exposure = 3;
+    data::Loader host(ds, o);
+    o.pin_memory = true;
+    data::DeviceFeed feed(std::make_unique<data::Loader>(ds, o), c10::Device("cuda"));
+    for (int k = 0; k < 6; ++k) {
+      const std::optional<data::Batch> h = host.next();
+      const std::optional<data::Batch> d = feed.next();
+      ASSERT_TRUE(h && d) << k;
+      EXPECT_EQ(d->index, h->index);
+      EXPECT_TRUE(d->images.is_cuda());
+      const at::Tensor x = data::network_input(*d, c10::Device("cuda"), at::MemoryFormat::ChannelsLast).cpu();
+      const at::Tensor ref = data::network_input(*h, at::kCPU, at::MemoryFormat::Contiguous);
+      if (mode == HsvMode::Darknet)
+        EXPECT_TRUE(at::equal(x, ref)) << "batch " << k;
+      else
+        EXPECT_LE((x - ref).abs().max().item<float>(), 1.0f / 255.0f + 1e-6f) << "batch " << k;
+    }
+    EXPECT_FALSE(feed.next().has_value());
+  }
 }
 
 // yolo2 bench on a GPU (runtime.device=cuda) in each precision: the GPU's figures (peak GPU memory,

@@ -529,6 +529,54 @@ TEST(RunFolderSafety, StatsCheckImagesListsBadImages) {
   EXPECT_CONTAINS(read_text(dir.file("log")), "000004.jpg: empty file");
 }
 
+// yolo2 decodes JPEGs with libjpeg itself (to hear its warnings): the pixels are OpenCV's imdecode's,
+// bit for bit, for baseline at two qualities, progressive, restart markers, grayscale (expanded to
+// BGR) and odd sizes.
+TEST(RunFolderSafety, JpegDecodeEqualsOpenCv) {
+  TempDir dir;
+  cv::Mat colour(37, 53, CV_8UC3), grey(29, 31, CV_8UC1);
+  cv::randu(colour, cv::Scalar::all(0), cv::Scalar::all(256));
+  cv::GaussianBlur(colour, colour, cv::Size(5, 5), 0);  // JPEG-like content, not only noise
+  cv::randu(grey, cv::Scalar::all(0), cv::Scalar::all(256));
+  const std::vector<std::pair<cv::Mat, std::vector<int>>> cases{
+      {colour, {cv::IMWRITE_JPEG_QUALITY, 90}},
+      {colour, {cv::IMWRITE_JPEG_QUALITY, 100}},
+      {colour, {cv::IMWRITE_JPEG_QUALITY, 75, cv::IMWRITE_JPEG_PROGRESSIVE, 1}},
+      {colour, {cv::IMWRITE_JPEG_QUALITY, 85, cv::IMWRITE_JPEG_RST_INTERVAL, 2}},
+      {grey, {cv::IMWRITE_JPEG_QUALITY, 90}},
+  };
+  for (std::size_t k = 0; k < cases.size(); ++k) {
+    std::vector<uchar> buf;
+    ASSERT_TRUE(cv::imencode(".jpg", cases[k].first, buf, cases[k].second));
+    const std::string path = dir.file("c" + std::to_string(k) + ".jpg");
+    write_text(path, std::string(buf.begin(), buf.end()));
+    const cv::Mat ours = data::read_image_file(path), theirs = cv::imdecode(buf, cv::IMREAD_COLOR);
+    ASSERT_EQ(ours.type(), CV_8UC3) << k;
+    ASSERT_EQ(ours.size(), theirs.size()) << k;
+    EXPECT_EQ(cv::norm(ours, theirs, cv::NORM_INF), 0.0) << "case " << k;
+  }
+}
+
+// 7. A JPEG damaged in the middle (bytes overwritten in its compressed data: libjpeg decodes on, with
+// grey or smeared blocks, and only warns) is an error naming the file and libjpeg's complaint, in
+// training's reader and in `stats --check-images`.
+TEST(RunFolderSafety, CorruptJpegDataIsAnErrorNamingTheFile) {
+  TempDir dir;
+  const std::string root = make_dataset(dir, 6, 96, 15);
+  const std::string jpg = root + "/JPEGImages/000003.jpg";
+  std::string bytes = read_text(jpg);
+  ASSERT_NO_THROW(data::read_image_file(jpg));
+  for (std::size_t i = bytes.size() / 2; i < bytes.size() / 2 + 24; ++i) bytes[i] = static_cast<char>(0x5A ^ i);
+  write_text(jpg, bytes);
+  EXPECT_FALSE(cv::imread(jpg).empty());  // OpenCV alone would take it
+  const std::string e = error_of([&] { data::read_image_file(jpg); });
+  EXPECT_CONTAINS(e, jpg + ": corrupt JPEG data (libjpeg: ");
+  const std::string cmd = std::string(YOLO2_EXE) + " stats --data " + root + " --split trainval --check-images > " +
+                          dir.file("log") + " 2>&1";
+  EXPECT_EQ(run_status(cmd), 1) << read_text(dir.file("log"));
+  EXPECT_CONTAINS(read_text(dir.file("log")), "000003.jpg: corrupt JPEG data");
+}
+
 // 11. A classes.txt with Windows line ends reads as the same classes; the summary of a --no-eval run
 // lists only the files it wrote.
 TEST(RunFolderSafety, CrlfClassesAndNoEvalSummary) {

@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <set>
+#include <sstream>
 
 #include "test_util.hpp"
 #include "train_fixtures.hpp"
@@ -349,6 +351,75 @@ TEST_P(DeadRank, EndsTheJobWithAMessage) {
 
 INSTANTIATE_TEST_SUITE_P(Distributed, DeadRank, ::testing::Values(false, true),
                          [](const auto& param_info) { return param_info.param ? "Hangs" : "Dies"; });
+
+// Deferred scalars under several processes (a GPU job's default, forced here with --scalars): the
+// ranks exchange the steps' scalars once per read, and metrics.csv holds the global values that the
+// per-micro-batch exchange gives (to its 8 digits; the sums run in another order), with the same
+// weights. A loss that turns non-finite stops every rank at the same read (no rank left waiting
+// in a collective), before any of the steps since is saved.
+TEST(Distributed, DeferredScalarsAreGlobalAndStopEveryRank) {
+  TempDir dir;
+  const std::string root = make_dataset(dir, 12, 96, 29);
+  Config c = equivalence_config(root, dir.file("every"));
+  c.train.max_batches = 6;
+  c.train.subdivisions = 2;
+  c.train.log_every = 3;
+  c.distributed.timeout = 60;
+  c.runtime.threads = 2;
+  write_text(dir.file("every.yaml"), to_yaml(c));
+  c.train.output = dir.file("deferred");
+  write_text(dir.file("deferred.yaml"), to_yaml(c));
+  for (const std::string run : {"every", "deferred"}) {
+    const std::string mode = run == "every" ? "every-step" : "deferred";
+    ASSERT_EQ(run_yolo2("train --config " + dir.file(run + ".yaml") + " --no-eval --nproc 2 --scalars " + mode,
+                        dir.file(run + ".log")),
+              0)
+        << read_text(dir.file(run + ".log"));
+  }
+  const std::string header = read_text(dir.file("every/metrics.csv")).substr(0, 200);
+  const auto a = csv_rows(dir.file("every/metrics.csv")), b = csv_rows(dir.file("deferred/metrics.csv"));
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 6u);
+  std::vector<std::string> names;
+  {
+    std::stringstream line(header.substr(0, header.find('\n')));
+    for (std::string cell; std::getline(line, cell, ',');) names.push_back(cell);
+  }
+  for (std::size_t r = 0; r < a.size(); ++r) {
+    ASSERT_EQ(a[r].size(), names.size());
+    ASSERT_EQ(b[r].size(), names.size());
+    for (std::size_t k = 0; k < names.size(); ++k) {
+      if (names[k] == "images_per_s") continue;
+      EXPECT_NEAR(a[r][k], b[r][k], 1e-6 * std::max(1.0, std::abs(a[r][k]))) << "row " << r << " " << names[k];
+    }
+  }
+  EXPECT_EQ(compare_runs(dir.file("every/last.ckpt"), dir.file("deferred/last.ckpt")), 0.0);
+
+  // lr 0.005, then x 1000 at each step from iteration 5 on: the loss leaves the finite numbers after
+  // the save at iteration 4, and the read at 8 finds it.
+  c.train.output = dir.file("bad");
+  c.train.max_batches = 12;
+  c.train.log_every = 4;
+  c.train.checkpoint_every = 4;
+  c.train.steps = {5, 6, 7, 8};
+  c.train.scales = {1000, 1000, 1000, 1000};
+  write_text(dir.file("bad.yaml"), to_yaml(c));
+  const auto t0 = std::chrono::steady_clock::now();
+  const int rc = run_yolo2("train --config " + dir.file("bad.yaml") + " --no-eval --nproc 2 --scalars deferred",
+                           dir.file("bad.log"));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::string out = read_text(dir.file("bad.log"));
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_LT(seconds, c.distributed.timeout) << out;  // nobody waited for a peer that had stopped
+  // Each rank found it at its own read (not through a peer's exit).
+  const auto first = out.find("is not finite");
+  ASSERT_NE(first, std::string::npos) << out;
+  EXPECT_NE(out.find("is not finite", first + 1), std::string::npos) << out;
+  EXPECT_EQ(out.find("did not answer"), std::string::npos) << out;
+  ASSERT_TRUE(std::filesystem::exists(dir.file("bad/last.ckpt"))) << out;
+  const auto ck = train::load_checkpoint(dir.file("bad/last.ckpt"));
+  for (const auto& t : ck.model->parameters()) EXPECT_TRUE(t.isfinite().all().item<bool>());
+}
 
 // --nproc: a rank that fails ends the whole job, and the launcher says which one.
 TEST(Distributed, LauncherReportsAFailingRank) {

@@ -115,6 +115,10 @@ TEST(Model, ReorgMatchesDarknetIndexFormula) {
   for (std::size_t i = 0; i < expect.size(); ++i) ASSERT_EQ(y.data_ptr<float>()[i], expect[i]) << i;
   // And it is not a clean space-to-depth (the quirk matters for darknet-trained weights).
   EXPECT_FALSE(at::equal(y, at::pixel_unshuffle(x, 2)));
+  // A channels-last input (the training network's layout) gives the same values, in channels-last.
+  const at::Tensor y_cl = model::reorg_darknet(x.contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(y_cl.is_contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(at::equal(y_cl, y));
 }
 
 TEST(Model, FusedInferenceEqualsEvalForward) {

@@ -21,6 +21,7 @@
 #include "yolo2/data/synth.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/train/checkpoint.hpp"
+#include "yolo2/train/optimizer.hpp"
 #include "yolo2/train/schedule.hpp"
 #include "yolo2/train/trainer.hpp"
 #include "yolo2/util/signals.hpp"
@@ -235,6 +236,63 @@ TEST(Checkpoint, SigintSavesAndExits130) {
   EXPECT_GE(ck.state->iteration, 1);
 }
 #endif
+
+// The multi-tensor SGD update equals torch::optim::SGD's per-parameter one bit for bit on the CPU,
+// over several steps (the momentum buffers' first step and later ones), with and without weight
+// decay, dampening and Nesterov, with a parameter that has no gradient; its state saves and loads
+// into torch's SGD and the two go on equal.
+TEST(Optimizer, ForeachSgdEqualsTorchSgd) {
+  using torch::optim::SGDOptions;
+  for (const bool nesterov : {false, true}) {
+    torch::manual_seed(3);
+    std::vector<at::Tensor> a, b;
+    for (const auto& shape : std::vector<std::vector<int64_t>>{{8, 3, 3, 3}, {8}, {5, 7}, {4}}) {
+      a.push_back(torch::randn(shape).set_requires_grad(true));
+      b.push_back(a.back().detach().clone().set_requires_grad(true));
+    }
+    auto options = [&](double decay) {
+      return std::make_unique<SGDOptions>(
+          SGDOptions(0.1).momentum(0.9).weight_decay(decay).dampening(nesterov ? 0.0 : 0.25).nesterov(nesterov));
+    };
+    auto groups = [&](const std::vector<at::Tensor>& p) {
+      std::vector<torch::optim::OptimizerParamGroup> g;
+      g.emplace_back(std::vector<at::Tensor>{p[0], p[1]}, options(5e-4));
+      g.emplace_back(std::vector<at::Tensor>{p[2], p[3]}, options(0));
+      return g;
+    };
+    train::ForeachSGD fa(groups(a), SGDOptions(0.1));
+    torch::optim::SGD fb(groups(b), SGDOptions(0.1));
+    auto step = [&](int k, torch::optim::Optimizer& oa, torch::optim::Optimizer& ob) {
+      const at::Tensor g = torch::randn({8, 3, 3, 3}) * (k + 1);
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        if (i == 3 && k < 2) continue;  // no gradient yet: no update, no momentum buffer
+        const at::Tensor grad = g.flatten().narrow(0, 0, a[i].numel()).view(a[i].sizes()) + static_cast<double>(i);
+        a[i].mutable_grad() = grad.clone();
+        b[i].mutable_grad() = grad.clone();
+      }
+      oa.step();
+      ob.step();
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        ASSERT_TRUE(at::equal(a[i], b[i])) << "nesterov " << nesterov << " step " << k << " tensor " << i;
+        a[i].mutable_grad() = at::Tensor();
+        b[i].mutable_grad() = at::Tensor();
+      }
+    };
+    for (int k = 0; k < 4; ++k) step(k, fa, fb);
+    EXPECT_FALSE(at::equal(a[0], b[0].detach().clone().zero_()));  // the weights moved
+    // ForeachSGD's state into torch's SGD (a fresh one on a's parameters), and on.
+    torch::serialize::OutputArchive out;
+    fa.save(out);
+    std::ostringstream bytes;
+    out.save_to(bytes);
+    torch::optim::SGD fc(groups(a), SGDOptions(0.1));
+    torch::serialize::InputArchive in;
+    std::istringstream read(bytes.str());
+    in.load_from(read);
+    fc.load(in);
+    for (int k = 4; k < 6; ++k) step(k, fc, fb);
+  }
+}
 
 // The scalars a GPU run reads only every train.log_every steps and before each save (deferred, here
 // forced on the CPU) are those read after every step: the same metrics.csv (but its images_per_s,

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "yolo2/data/augment.hpp"
+#include "yolo2/data/image_io.hpp"
 #include "yolo2/data/loader.hpp"
 #include "yolo2/data/voc.hpp"
 #include "yolo2/error.hpp"
@@ -215,9 +216,7 @@ LoaderStages loader_stages(const Config& config) {
       };
       const std::string bytes = util::read_file(rec.image_path);
       lap(0);
-      const cv::Mat image = cv::imdecode(
-          cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())), cv::IMREAD_COLOR);
-      if (image.empty()) throw Error(rec.image_path + ": cannot decode");
+      const cv::Mat image = data::decode_image(rec.image_path, bytes);  // the loader's decode, checks included
       lap(1);
       util::Rng rng(static_cast<uint64_t>(i + 1000 * pass));
       const data::AugmentDraw d = data::draw_augment(image.cols, image.rows, s, config.data.augment, rng);

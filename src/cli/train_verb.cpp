@@ -26,6 +26,7 @@ struct TrainFlags {
   bool no_eval = false;
   int nproc = 1;
   train::DistOptions dist;
+  std::string scalars;  // --scalars: every-step | deferred (unset: by device)
 };
 
 // torchrun's environment, then the flags on top.
@@ -92,6 +93,7 @@ void run(const TrainFlags& f, const CLI::App* cmd) {
   o.dist = dist_options(f, cmd);
   if (f.nproc > 1 && std::getenv("RANK") == nullptr && cmd->count("--rank") == 0) return launch_ranks(f, cmd);
   o.evaluate = !f.no_eval;
+  if (!f.scalars.empty()) o.deferred_scalars = f.scalars == "deferred";
   Config config;
   if (o.resume.empty()) {
     if (f.config.path.empty()) throw Error(f.verb() + ": give --config FILE (or --resume CKPT)");
@@ -140,6 +142,11 @@ void add_training_verb(CLI::App& app, bool pretrain) {
                   "Train with N processes on this machine (c10d/Gloo data parallel; each gets runtime.threads / N "
                   "threads)")
       ->check(CLI::Range(1, 1024));
+  cmd->add_option("--scalars", f->scalars,
+                  "When the loss terms reach the host: every-step (checked before each backward pass; the CPU's "
+                  "default) or deferred (every train.log_every steps and before saves and evaluations; a GPU's "
+                  "default, so that it never waits for the host)")
+      ->check(CLI::IsMember({"every-step", "deferred"}));
   cmd->add_option("--rank", f->dist.rank, "This process's rank (else $RANK; torchrun sets it)");
   cmd->add_option("--world-size", f->dist.world_size, "Number of processes in the job (else $WORLD_SIZE)");
   cmd->add_option("--local-rank", f->dist.local_rank, "Rank on this machine, picks cuda:N (else $LOCAL_RANK)");

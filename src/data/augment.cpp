@@ -171,11 +171,65 @@ void distort_hsv(cv::Mat& bgr, double dhue, double dsat, double dexp, HsvMode mo
   }
 }
 
-at::Tensor distort_hsv_batch(const at::Tensor& rgb, const at::Tensor& draws) {
+namespace {
+
+// OpenCV's 8-bit RGB2HSV_b tables (hsv_shift 12, H range 180): sdiv[i] = round(255 * 4096 / i),
+// hdiv[i] = round(180 * 4096 / (6 i)), 0 at 0; rounded as saturate_cast<int>(double) (to nearest, ties to even).
+at::Tensor opencv_hsv_table(bool hue, const c10::Device& device) {
+  std::vector<int> t(256, 0);
+  for (int i = 1; i < 256; ++i)
+    t[static_cast<std::size_t>(i)] =
+        static_cast<int>(std::nearbyint(hue ? (180 << 12) / (6.0 * i) : (255 << 12) / (1.0 * i)));
+  return at::tensor(t, at::kInt).to(device);
+}
+
+// AlexeyAB's image_data_augmentation colour step on a batch (see distort_hsv_batch).
+at::Tensor distort_hsv_batch_alexeyab(const at::Tensor& rgb, const at::Tensor& draws) {
+  // cvtColor(BGR2HSV), 8 bits: integer arithmetic with the division tables.
+  const at::Tensor x = rgb.to(at::kInt);
+  const at::Tensor r = x.select(3, 0), g = x.select(3, 1), b = x.select(3, 2);
+  const at::Tensor v = at::maximum(b, at::maximum(g, r)), diff = v - at::minimum(b, at::minimum(g, r));
+  const auto descale = [](const at::Tensor& t) {
+    return at::div(t + (1 << 11), 1 << 12, "floor");
+  };  // (t + 2048) >> 12
+  const at::Tensor s = descale(diff * opencv_hsv_table(false, rgb.device()).index({v.to(at::kLong)}));
+  at::Tensor h = at::where(v == r, g - b, at::where(v == g, b - r + 2 * diff, r - g + 4 * diff));
+  h = descale(h * opencv_hsv_table(true, rgb.device()).index({diff.to(at::kLong)}));
+  h = at::where(h < 0, h + 180, h);
+  // c[1] *= dsat, c[2] *= dexp (convertTo: float product, rounded to nearest even, saturated);
+  // c[0] += 179 * dhue (the scalar rounded to an integer first, then added and saturated).
+  const at::Tensor d = draws.to(rgb.device(), at::kDouble).view({-1, 1, 1, 3});
+  const at::Tensor dsat = d.select(3, 1).to(at::kFloat), dexp = d.select(3, 2).to(at::kFloat);
+  const at::Tensor shift = at::round(d.select(3, 0) * 179).to(at::kInt);
+  const at::Tensor h8 = (h + shift).clamp(0, 255).to(at::kFloat);
+  const at::Tensor s8 = at::round(s.to(at::kFloat) * dsat).clamp(0, 255);
+  const at::Tensor v8 = at::round(v.to(at::kFloat) * dexp).clamp(0, 255);
+  // cvtColor(HSV2BGR), 8 bits, as its vector loop: float, sector by truncation, result truncated.
+  const double inv255 = static_cast<double>(1.0f / 255.0f), hscale = static_cast<double>(6.0f / 180.0f),
+               sixth = static_cast<double>(1.0f / 6.0f);
+  const at::Tensor sf = s8 * inv255, vf = v8 * inv255, hh = h8 * hscale;
+  const at::Tensor pre = at::trunc(hh), f = hh - pre;
+  const at::Tensor tab0 = vf, tab1 = vf * (1 - sf), tab2 = vf * (1 - sf * f), tab3 = vf * (1 - sf * (1 - f));
+  const at::Tensor sector = pre - at::trunc(pre * sixth) * 6;
+  const auto is = [&](double k) { return sector == k; };
+  const at::Tensor bo = at::where(sector < 2, tab1, at::where(is(2), tab3, at::where(sector <= 4, tab0, tab2)));
+  const at::Tensor go = at::where(sector < 1, tab3, at::where(sector <= 2, tab0, at::where(is(3), tab2, tab1)));
+  const at::Tensor ro =
+      at::where(sector < 1, tab0, at::where(is(1), tab2, at::where(sector <= 3, tab1, at::where(is(4), tab3, tab0))));
+  const auto to_byte = [](const at::Tensor& c) { return at::trunc(c * 255).clamp(0, 255).to(at::kByte); };
+  // The identity draw leaves the image as it is (distort_hsv returns early: the 8-bit round trip is lossy).
+  const at::Tensor identity = ((d.select(3, 0) == 0) & (d.select(3, 1) == 1) & (d.select(3, 2) == 1)).unsqueeze(3);
+  return at::where(identity, rgb, at::stack({to_byte(ro), to_byte(go), to_byte(bo)}, 3));
+}
+
+}  // namespace
+
+at::Tensor distort_hsv_batch(const at::Tensor& rgb, const at::Tensor& draws, HsvMode mode) {
   TORCH_CHECK(rgb.dim() == 4 && rgb.size(3) == 3 && rgb.scalar_type() == at::kByte,
               "distort_hsv_batch: images must be [B, H, W, 3] uint8");
   TORCH_CHECK(draws.dim() == 2 && draws.size(0) == rgb.size(0) && draws.size(1) == 3,
               "distort_hsv_batch: draws must be [B, 3]");
+  if (mode == HsvMode::AlexeyAB) return distort_hsv_batch_alexeyab(rgb, draws);
   // darknet_distort_pixel, element for element (float throughout, as the host loop).
   const at::Tensor d = draws.to(rgb.device(), at::kFloat).view({-1, 1, 1, 3});
   const at::Tensor dhue = d.select(3, 0), dsat = d.select(3, 1), dexp = d.select(3, 2);

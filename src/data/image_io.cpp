@@ -3,8 +3,16 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <algorithm>
+#include <csetjmp>
+#include <cstdio>
 #include <string>
 #include <vector>
+
+// libjpeg's C API (libjpeg-turbo on Debian); jpeglib.h needs stdio's FILE and size_t first.
+extern "C" {
+#include <jerror.h>
+#include <jpeglib.h>
+}
 
 #include "yolo2/error.hpp"
 #include "yolo2/util/atomic_file.hpp"
@@ -12,10 +20,9 @@
 namespace yolo2::data {
 namespace {
 
-std::optional<std::string> read_all(const std::string& path, std::vector<char>& bytes) {
+std::optional<std::string> read_all(const std::string& path, std::string& bytes) {
   try {
-    const std::string content = util::read_file(path);
-    bytes.assign(content.begin(), content.end());
+    bytes = util::read_file(path);
   } catch (const Error& e) {
     return std::string(e.what());
   }
@@ -25,7 +32,7 @@ std::optional<std::string> read_all(const std::string& path, std::vector<char>& 
 // The EXIF Orientation of a JPEG (tag 0x0112 of IFD0 in its APP1 "Exif" segment), or 1 (as stored)
 // when it has none. Only the markers before the image data are read; a malformed segment ends the
 // search (the decoder judges the rest).
-int jpeg_exif_orientation(const std::vector<char>& b) {
+int jpeg_exif_orientation(const std::string& b) {
   const auto u = [&](std::size_t i) { return static_cast<unsigned>(static_cast<unsigned char>(b[i])); };
   std::size_t pos = 2;
   while (pos + 4 <= b.size() && u(pos) == 0xFF) {
@@ -58,11 +65,15 @@ int jpeg_exif_orientation(const std::vector<char>& b) {
   return 1;
 }
 
+bool is_jpeg(const std::string& b) {
+  return b.size() >= 2 && static_cast<unsigned char>(b[0]) == 0xFF && static_cast<unsigned char>(b[1]) == 0xD8;
+}
+
 // What is wrong with an image's bytes, judged by its signature.
-std::optional<std::string> check_bytes(const std::string& path, const std::vector<char>& b) {
+std::optional<std::string> check_bytes(const std::string& path, const std::string& b) {
   if (b.empty()) return path + ": empty file (0 bytes)";
   const auto u = [&](std::size_t i) { return static_cast<unsigned char>(b[i]); };
-  if (b.size() >= 2 && u(0) == 0xFF && u(1) == 0xD8) {
+  if (is_jpeg(b)) {
     // A camera's rotation flag: darknet's OpenCV loader (and a plain imread) turns the pixels, while
     // the annotation tools and the XML's <size> may follow either frame; refused rather than guessed.
     if (const int o = jpeg_exif_orientation(b); o > 1 && o <= 8)
@@ -86,22 +97,106 @@ std::optional<std::string> check_bytes(const std::string& path, const std::vecto
   return std::nullopt;
 }
 
+// libjpeg's error manager, extended: a fatal error jumps back to decode_jpeg; a warning (libjpeg goes
+// on decoding, with the damaged blocks grey or smeared) is kept with its text instead of printed.
+struct JpegErrors {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  char fatal[JMSG_LENGTH_MAX];
+  char damage[JMSG_LENGTH_MAX];  // the first warning that means damaged pixels
+  int damaged = 0;
+};
+
+extern "C" void jpeg_fatal(j_common_ptr c) {
+  auto* e = reinterpret_cast<JpegErrors*>(c->err);
+  (*c->err->format_message)(c, e->fatal);
+  std::longjmp(e->jump, 1);
+}
+
+extern "C" void jpeg_message(j_common_ptr c, int level) {
+  if (level >= 0) return;  // trace messages
+  // Metadata oddities that leave the pixels intact; every other warning is damaged image data
+  // ("Corrupt JPEG data: ...", "Premature end of JPEG file", a bad Huffman code, ...).
+  const int code = c->err->msg_code;
+  if (code == JWRN_ADOBE_XFORM || code == JWRN_JFIF_MAJOR || code == JWRN_NOT_SEQUENTIAL || code == JWRN_BOGUS_ICC)
+    return;
+  auto* e = reinterpret_cast<JpegErrors*>(c->err);
+  if (e->damaged++ == 0) (*c->err->format_message)(c, e->damage);
+}
+
+// The decode proper: only plain C objects live in this frame (libjpeg's errors longjmp out of it).
+// `out` is the caller's. Returns false (fatal error) with errors.fatal set.
+bool decode_jpeg_into(const unsigned char* data, std::size_t size, JpegErrors& errors, cv::Mat& out, bool& cmyk) {
+  jpeg_decompress_struct info;
+  info.err = jpeg_std_error(&errors.mgr);
+  errors.mgr.error_exit = jpeg_fatal;
+  errors.mgr.emit_message = jpeg_message;
+  if (setjmp(errors.jump)) {
+    jpeg_destroy_decompress(&info);
+    return false;
+  }
+  jpeg_create_decompress(&info);
+  jpeg_mem_src(&info, data, static_cast<unsigned long>(size));
+  jpeg_read_header(&info, TRUE);
+  // OpenCV's JPEG reader for IMREAD_COLOR: BGR straight from the decoder (grayscale expanded); CMYK
+  // and YCCK decoded as CMYK here (the pixels checked), converted by OpenCV's own reader after.
+  cmyk = info.num_components == 4;
+#ifdef JCS_EXTENSIONS
+  info.out_color_space = cmyk ? JCS_CMYK : JCS_EXT_BGR;
+#else
+  info.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+#endif
+  jpeg_start_decompress(&info);
+  out.create(static_cast<int>(info.output_height), static_cast<int>(info.output_width), CV_8UC(info.output_components));
+  while (info.output_scanline < info.output_height) {
+    JSAMPROW row = out.ptr<unsigned char>(static_cast<int>(info.output_scanline));
+    jpeg_read_scanlines(&info, &row, 1);
+  }
+  jpeg_finish_decompress(&info);
+  jpeg_destroy_decompress(&info);
+  return true;
+}
+
+// A JPEG as 8-bit BGR, every decoder warning about damaged data an error naming the file.
+cv::Mat decode_jpeg(const std::string& path, const std::string& bytes) {
+  JpegErrors errors{};
+  cv::Mat out;
+  bool cmyk = false;
+  if (!decode_jpeg_into(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), errors, out, cmyk))
+    throw Error(path + ": cannot decode JPEG (libjpeg: " + errors.fatal + ")");
+  if (errors.damaged > 0)
+    throw Error(path + ": corrupt JPEG data (libjpeg: " + errors.damage + (errors.damaged > 1 ? ", and more" : "") +
+                "): parts of the image would decode as grey or smeared blocks");
+  if (cmyk)
+    return cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
+                        cv::IMREAD_COLOR);
+#ifndef JCS_EXTENSIONS
+  cv::cvtColor(out, out, cv::COLOR_RGB2BGR);
+#endif
+  return out;
+}
+
 }  // namespace
 
 std::optional<std::string> check_image_file(const std::string& path) {
-  std::vector<char> bytes;
+  std::string bytes;
   if (auto problem = read_all(path, bytes)) return problem;
   return check_bytes(path, bytes);
 }
 
-cv::Mat read_image_file(const std::string& path) {
-  std::vector<char> bytes;
-  std::optional<std::string> problem = read_all(path, bytes);
-  if (!problem) problem = check_bytes(path, bytes);
-  if (problem) throw Error(*problem);
-  cv::Mat image = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, bytes.data()), cv::IMREAD_COLOR);
+cv::Mat decode_image(const std::string& path, const std::string& bytes) {
+  if (std::optional<std::string> problem = check_bytes(path, bytes)) throw Error(*problem);
+  if (is_jpeg(bytes)) return decode_jpeg(path, bytes);
+  cv::Mat image = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
+                               cv::IMREAD_COLOR);
   if (image.empty()) throw Error(path + ": cannot decode image (not a JPEG, PNG or BMP OpenCV can read)");
   return image;
+}
+
+cv::Mat read_image_file(const std::string& path) {
+  std::string bytes;
+  if (std::optional<std::string> problem = read_all(path, bytes)) throw Error(*problem);
+  return decode_image(path, bytes);
 }
 
 }  // namespace yolo2::data

@@ -1,6 +1,9 @@
 #include "yolo2/data/loader.hpp"
 
 #include <ATen/ATen.h>
+#include <c10/core/Event.h>
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <opencv2/imgcodecs.hpp>
 
 #include <algorithm>
@@ -40,7 +43,15 @@ std::vector<int> epoch_order(int n, uint64_t seed, int64_t epoch, bool train, Sa
 namespace {
 
 cv::Mat read_image(const ImageRecord& rec) {
-  cv::Mat image = read_image_file(rec.image_path);
+  cv::Mat image;
+  try {
+    image = read_image_file(rec.image_path);
+  } catch (const Error& e) {
+    // Found at decode time (damaged data inside the file); the load's checks (and
+    // data.skip_bad_images) see only empty and truncated files.
+    throw Error(std::string(e.what()) +
+                " (`yolo2 stats --check-images` decodes every image of a split and lists all such files)");
+  }
   if (image.cols != rec.width || image.rows != rec.height)
     throw Error(rec.image_path + ": image is " + std::to_string(image.cols) + "x" + std::to_string(image.rows) +
                 " but its annotation " + rec.xml_path + " says " + std::to_string(rec.width) + "x" +
@@ -93,7 +104,8 @@ at::Tensor network_input(const Batch& batch, const c10::Device& device, at::Memo
   // Pinned batches (CUDA) copy asynchronously, behind the work already queued on the device.
   at::Tensor x = batch.images.to(device, /*non_blocking=*/true);
   if (x.scalar_type() == at::kFloat) return x.contiguous(format);
-  if (batch.colour.defined()) x = distort_hsv_batch(x, batch.colour.to(device, /*non_blocking=*/true));
+  if (batch.colour.defined())
+    x = distort_hsv_batch(x, batch.colour.to(device, /*non_blocking=*/true), batch.colour_mode);
   // pack_image's arithmetic: byte x (1 / 255 in float). NHWC permuted to NCHW is channels-last already.
   return x.permute({0, 3, 1, 2}).to(at::kFloat).mul_(static_cast<double>(1.0f / 255.0f)).contiguous(format);
 }
@@ -138,11 +150,12 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
   const int s = batch.size, m = opt.max_boxes;
 
   const bool bytes = opt.device_side;
-  // Darknet's colour distortion on the device for a device_side batch; AlexeyAB's stays here.
-  const bool colour_later = bytes && opt.train && opt.augment.hsv == HsvMode::Darknet;
+  // The colour distortion (either mode) on the device for a device_side batch.
+  const bool colour_later = bytes && opt.train;
+  batch.colour_mode = opt.augment.hsv;
   batch.images = bytes ? at::empty({count, s, s, 3}, at::TensorOptions(at::kByte).pinned_memory(opt.pin_memory))
                        : at::empty({count, 3, s, s}, at::kFloat);
-  if (colour_later) batch.colour = at::empty({count, 3}, at::TensorOptions(at::kFloat).pinned_memory(opt.pin_memory));
+  if (colour_later) batch.colour = at::empty({count, 3}, at::TensorOptions(at::kDouble).pinned_memory(opt.pin_memory));
   batch.boxes = at::zeros({count, m, 4}, at::kFloat);
   batch.labels = at::full({count, m}, -1, at::kLong);
   batch.counts = at::zeros({count}, at::kLong);
@@ -172,9 +185,8 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
       out = std::move(a.boxes);
       batch.transforms.push_back(a.draw.affine);
       if (colour_later) {
-        float* c = batch.colour.data_ptr<float>() + 3 * j;
-        c[0] = static_cast<float>(a.draw.dhue), c[1] = static_cast<float>(a.draw.dsat);
-        c[2] = static_cast<float>(a.draw.dexp);
+        double* c = batch.colour.data_ptr<double>() + 3 * j;
+        c[0] = a.draw.dhue, c[1] = a.draw.dsat, c[2] = a.draw.dexp;
       }
     } else {
       const Affine affine = eval_affine(image.cols, image.rows, s, opt.eval_transform);
@@ -302,6 +314,54 @@ std::optional<Batch> Loader::next() {
   ++next_out_;
   lock.unlock();
   cv_work_.notify_all();
+  return b;
+}
+
+struct DeviceFeed::Copy {
+  // Device-generic stream and event API (c10): the same code in LibTorch 1.13 and 2.x, no CUDA headers.
+  c10::impl::VirtualGuardImpl guard;
+  c10::Device device;  // with its index ("cuda" alone: the current one)
+  c10::Stream side;
+  c10::Event ready;
+  explicit Copy(const c10::Device& d)
+      : guard(d.type()),
+        device(d.has_index() ? d : guard.getDevice()),
+        side(guard.getStreamFromGlobalPool(device, /*isHighPriority=*/false)),
+        ready(d.type()) {}
+};
+
+DeviceFeed::DeviceFeed(std::unique_ptr<Loader> loader, const c10::Device& device)
+    : loader_(std::move(loader)), device_(device) {
+  if (device_.is_cuda()) copy_ = std::make_unique<Copy>(device_);
+}
+
+DeviceFeed::~DeviceFeed() = default;
+
+void DeviceFeed::start() {
+  ahead_ = loader_->next();
+  if (!ahead_ || !copy_) return;
+  const c10::StreamGuard on_side(copy_->side);
+  Batch& b = *ahead_;
+  b.images = b.images.to(copy_->device, /*non_blocking=*/true);
+  if (b.colour.defined()) b.colour = b.colour.to(copy_->device, /*non_blocking=*/true);
+  if (b.labels.defined() && b.labels.dim() == 1) b.labels = b.labels.to(copy_->device, /*non_blocking=*/true);
+  copy_->ready.record(copy_->side);
+}
+
+std::optional<Batch> DeviceFeed::next() {
+  if (!started_) {
+    started_ = true;
+    start();
+  }
+  std::optional<Batch> b = std::move(ahead_);
+  ahead_.reset();
+  if (b && copy_) {
+    const c10::Stream current = copy_->guard.getStream(copy_->device);
+    copy_->ready.block(current);
+    for (const at::Tensor* t : {&b->images, &b->colour, &b->labels})
+      if (t->defined() && t->is_cuda()) copy_->guard.recordDataPtrOnStream(t->storage().data_ptr(), current);
+  }
+  if (b) start();  // the next copy goes while this batch is computed on
   return b;
 }
 

@@ -36,7 +36,7 @@ EvalRun evaluate_model(const model::FusedYoloV2& fused, const data::VocDataset& 
   data::LoaderOptions lo = options.loader;
   lo.pin_memory = device.is_cuda();   // asynchronous copies to the GPU
   lo.device_side = device.is_cuda();  // of bytes, made float there
-  data::Loader loader(shared, lo);
+  data::DeviceFeed loader(std::make_unique<data::Loader>(shared, lo), device);
   EvalRun run;
   int64_t done = 0;
   const int64_t total = static_cast<int64_t>(ds.images.size());

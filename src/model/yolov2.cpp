@@ -195,7 +195,11 @@ at::Tensor reorg_darknet(const at::Tensor& x) {
   // offset-major space-to-depth to (C, H, W) and reads that memory as (4C, H/2, W/2).
   const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   TORCH_CHECK(c % 4 == 0 && h % 2 == 0 && w % 2 == 0, "reorg needs C % 4 == 0 and even H, W; got ", x.sizes());
-  return x.reshape({b, c / 4, h, 2, w, 2}).permute({0, 3, 5, 1, 2, 4}).reshape({b, 4 * c, h / 2, w / 2});
+  const at::Tensor y = x.reshape({b, c / 4, h, 2, w, 2}).permute({0, 3, 5, 1, 2, 4}).reshape({b, 4 * c, h / 2, w / 2});
+  // In a channels-last network the result goes back to channels-last, so that the route's cat and the
+  // convolution after it keep that layout (a mixed cat returns NCHW, and each convolution would
+  // convert its input, forward and backward).
+  return x.suggest_memory_format() == at::MemoryFormat::ChannelsLast ? y.contiguous(at::MemoryFormat::ChannelsLast) : y;
 }
 
 YoloV2Impl::YoloV2Impl(NetworkSpec spec) : spec_(std::move(spec)) {

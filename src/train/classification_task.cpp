@@ -26,14 +26,16 @@ class ClassificationTask : public StreamTask {
   }
   int64_t train_images() const override { return static_cast<int64_t>(train_set_->size()); }
   bool uses_gamma() const override { return false; }
-  void open(const Trainer&) override {
+  void open(const Trainer& t) override {
     auto ds = train_set_;
     const data::LoaderOptions o = loader_options_;
     const data::CropOptions crop = crop_, ft = finetune_crop_;
     const int64_t from = finetune_from_;
-    loader_ = std::make_unique<data::Loader>(
-        [ds, o, crop, ft, from](int64_t k) { return data::make_classify_batch(*ds, o, k < from ? crop : ft, k); },
-        static_cast<int64_t>(ds->size()), o);
+    open_stream(
+        std::make_unique<data::Loader>(
+            [ds, o, crop, ft, from](int64_t k) { return data::make_classify_batch(*ds, o, k < from ? crop : ft, k); },
+            static_cast<int64_t>(ds->size()), o),
+        t);
   }
 
   MicroResult micro_step(Trainer& t, int, double) override {

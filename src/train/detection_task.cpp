@@ -7,8 +7,12 @@
 
 namespace yolo2::train {
 
+void StreamTask::open_stream(std::unique_ptr<data::Loader> loader, const Trainer& t) {
+  feed_ = std::make_unique<data::DeviceFeed>(std::move(loader), t.parts().device);
+}
+
 data::Batch StreamTask::next_batch() {
-  std::optional<data::Batch> batch = loader_->next();
+  std::optional<data::Batch> batch = feed_->next();
   if (!batch) throw Error("the data loader ended early (internal error)");
   return std::move(*batch);
 }
@@ -43,7 +47,7 @@ class DetectionTask : public StreamTask {
   }
   int64_t train_images() const override { return static_cast<int64_t>(train_set_->images.size()); }
   bool uses_gamma() const override { return true; }
-  void open(const Trainer&) override { loader_ = std::make_unique<data::Loader>(train_set_, loader_options_); }
+  void open(const Trainer& t) override { open_stream(std::make_unique<data::Loader>(train_set_, loader_options_), t); }
 
   MicroResult micro_step(Trainer& t, int s, double gamma) override {
     const data::Batch batch = next_batch();

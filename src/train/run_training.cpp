@@ -156,8 +156,10 @@ TrainSummary run_recipe(Config config, const TrainOptions& options, const TaskRe
   p.dist = join_job(options, config, p.device);  // a rank takes its own GPU (cuda:LOCAL_RANK)
   p.precision = setup_precision(config.runtime.precision, p.device);
   // Scalars read every train.log_every steps (no wait for the GPU in between) where nothing needs
-  // them at every micro-batch: one process (the ranks exchange them), no batch skipping.
-  p.deferred_scalars = options.deferred_scalars.value_or(p.device.is_cuda()) && !p.dist && !config.train.skip_nonfinite;
+  // them at every micro-batch: no batch skipping (the ranks exchange them at each read).
+  p.deferred_scalars = options.deferred_scalars.value_or(p.device.is_cuda()) && !config.train.skip_nonfinite;
+  if (options.deferred_scalars.value_or(false) && config.train.skip_nonfinite)
+    spdlog::warn("train.skip_nonfinite checks the loss before each backward pass: the scalars are read every step");
   if (!options.branch.empty()) {
     if (!resumed) throw Error("a branch (--output with --resume) needs --resume CKPT");
     config.train.output = options.branch;  // the run now lives there (its config.yaml says so)

@@ -13,16 +13,17 @@
 
 namespace yolo2::train {
 
-// What both tasks share: the training stream (a Loader opened by the task) and the network's
-// forward pass on a batch in the run's memory format.
+// What both tasks share: the training stream (a Loader opened by the task, fed to the run's device
+// one batch ahead) and the network's forward pass on a batch in the run's memory format.
 class StreamTask : public TrainTask {
  public:
-  void skip_micro_batch() override { loader_->next(); }
+  void skip_micro_batch() override { feed_->next(); }
 
  protected:
+  void open_stream(std::unique_ptr<data::Loader> loader, const Trainer& t);
   data::Batch next_batch();
   static at::Tensor forward(TrainerParts& p, const data::Batch& batch);
-  std::unique_ptr<data::Loader> loader_;
+  std::unique_ptr<data::DeviceFeed> feed_;
 };
 
 // The detector: region loss on VOC batches (multi-scale, darknet augmentation).

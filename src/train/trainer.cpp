@@ -230,9 +230,12 @@ void Trainer::read_scalars() {
   done.swap(pending_);
   std::vector<at::Tensor> values;
   for (const Pending& d : done) values.push_back(d.values);
-  const at::Tensor host = at::stack(values).to(at::kCPU, at::kDouble).contiguous();  // one transfer
+  at::Tensor rows = at::stack(values);
   const auto n = static_cast<int64_t>(specs.size());
-  TORCH_CHECK(host.size(1) == n + 1, "the task gave ", host.size(1) - 1, " values for ", n, " scalars");
+  TORCH_CHECK(rows.size(1) == n + 1, "the task gave ", rows.size(1) - 1, " values for ", n, " scalars");
+  // Deferred under several processes: the ranks' rows made global here, in one all-reduce per read.
+  if (deferred_ && p_.dist) rows = global_rows(rows, done, specs);
+  const at::Tensor host = rows.to(at::kCPU, at::kDouble).contiguous();  // one transfer
   // The steps' own time: since the last read, less what the hooks took meanwhile (saves, evaluations).
   const auto now = std::chrono::steady_clock::now();
   const double window = std::max(std::chrono::duration<double>(now - t_read_).count() - hook_seconds_, 0.0);
@@ -252,6 +255,27 @@ void Trainer::read_scalars() {
   }
   for (const Pending& d : done)
     for (auto& h : hooks_) h->after_scalars(*this, d.record);
+}
+
+// The rows of the steps read together, on every rank the global ones (exchange_values' rule, with
+// the counts of each step): count-weighted sums and counts summed over the ranks, the other values
+// (terms, loss) averaged. A non-finite value on one rank is non-finite in the sum, so every rank
+// stops at the same step. The rows stay where they are (a GPU's for NCCL).
+at::Tensor Trainer::global_rows(const at::Tensor& rows, std::vector<Pending>& done,
+                                const std::vector<ScalarSpec>& specs) {
+  std::vector<double> counts;
+  for (const Pending& d : done) counts.push_back(static_cast<double>(d.record.count));
+  at::Tensor all = at::cat({rows.to(at::kDouble), at::tensor(counts, at::kDouble).to(rows.device()).unsqueeze(1)}, 1);
+  p_.dist->all_reduce_sum({all}, "exchanging the loss");  // throws the named rank failure
+  const auto n = static_cast<int64_t>(specs.size());
+  const at::Tensor total = all.select(1, n + 1).to(at::kCPU).contiguous();
+  for (std::size_t k = 0; k < done.size(); ++k)
+    done[k].record.count = static_cast<int64_t>(total.data_ptr<double>()[k]);
+  std::vector<double> scale;
+  for (const auto& spec : specs)
+    scale.push_back(spec.kind == ScalarKind::CountMean ? 1.0 : 1.0 / p_.dist->world_size());
+  scale.push_back(1.0 / p_.dist->world_size());  // the loss
+  return all.narrow(1, 0, n + 1) * at::tensor(scale, at::kDouble).to(rows.device());
 }
 
 // The optimizer step; with fp16's loss scaling, the gradients are unscaled first and a step whose

@@ -56,11 +56,15 @@ cv::Mat warp_image(const cv::Mat& image, const Affine& affine, int out, bool rep
 // wrapped, RGB clamped at the end), rounded back to 8 bits. AlexeyAB: its OpenCV 8-bit HSV path.
 void distort_hsv(cv::Mat& bgr, double dhue, double dsat, double dexp, HsvMode mode = HsvMode::Darknet);
 
-// distort_hsv's Darknet mode on a batch, as tensor ops on the batch's device (a GPU's, in training):
-// rgb [B, H, W, 3] uint8 RGB, draws [B, 3] float (dhue, dsat, dexp per image, on the same device) ->
-// [B, H, W, 3] uint8. The same float operations in the same order as the host's per-pixel loop, and
-// the same rounding back to 8 bits: equal to distort_hsv image by image, bit for bit.
-at::Tensor distort_hsv_batch(const at::Tensor& rgb, const at::Tensor& draws);
+// distort_hsv on a batch, as tensor ops on the batch's device (a GPU's, in training): rgb
+// [B, H, W, 3] uint8 RGB, draws [B, 3] (dhue, dsat, dexp per image; float or double) -> [B, H, W, 3]
+// uint8. Darknet: the same float operations in the same order as the host's per-pixel loop, and
+// the same rounding back to 8 bits: equal to distort_hsv image by image, bit for bit. AlexeyAB:
+// OpenCV's 8-bit BGR->HSV (its integer tables, exact), the channel scaling and hue shift with
+// OpenCV's rounding and saturation (exact), and its vectorised HSV->BGR (float, truncated back to 8
+// bits); OpenCV rounds instead of truncating for the pixels its vector loop leaves over (a row's
+// last few), so there the two can differ by one level.
+at::Tensor distort_hsv_batch(const at::Tensor& rgb, const at::Tensor& draws, HsvMode mode = HsvMode::Darknet);
 
 // Maps boxes through `affine`, clips them to [0, out], and drops those narrower or lower than
 // min_size * out (darknet: 0.001) without disturbing the others' order. stop_at_dropped: a dropped

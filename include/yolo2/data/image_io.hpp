@@ -14,8 +14,12 @@ namespace yolo2::data {
 // what is wrong ("<path>: ..."), or nothing.
 std::optional<std::string> check_image_file(const std::string& path);
 
-// The image as 8-bit BGR after check_image_file and a full decode. Throws yolo2::Error naming the
+// The image as 8-bit BGR after check_image_file and a full decode (JPEGs by libjpeg, whose warnings
+// about damaged data are errors; the pixels are OpenCV's imdecode's). Throws yolo2::Error naming the
 // file and the problem.
 cv::Mat read_image_file(const std::string& path);
+
+// read_image_file on bytes already read from `path` (the name is for messages).
+cv::Mat decode_image(const std::string& path, const std::string& bytes);
 
 }  // namespace yolo2::data

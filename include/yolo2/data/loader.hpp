@@ -33,12 +33,13 @@ struct Batch {
   // RGB, which network_input() turns into the former on the batch's device. Either way, pass the
   // batch through network_input().
   at::Tensor images;
-  at::Tensor colour;               // device_side training batches: [B, 3] float dhue, dsat, dexp (undefined: none)
-  at::Tensor boxes;                // [B, M, 4] float32 x1, y1, x2, y2 normalised to [0, 1]; zero padding
-  at::Tensor labels;               // [B, M] int64; -1 padding (classification batches: [B], the class)
-  at::Tensor counts;               // [B] int64: valid boxes per image
-  std::vector<int> image_indices;  // into the dataset
-  std::vector<Affine> transforms;  // original image -> network input (pixels), per image
+  at::Tensor colour;  // device_side training batches: [B, 3] double dhue, dsat, dexp (undefined: none)
+  HsvMode colour_mode = HsvMode::Darknet;  // whose arithmetic network_input applies `colour` with
+  at::Tensor boxes;                        // [B, M, 4] float32 x1, y1, x2, y2 normalised to [0, 1]; zero padding
+  at::Tensor labels;                       // [B, M] int64; -1 padding (classification batches: [B], the class)
+  at::Tensor counts;                       // [B] int64: valid boxes per image
+  std::vector<int> image_indices;          // into the dataset
+  std::vector<Affine> transforms;          // original image -> network input (pixels), per image
 };
 
 // Decoded images kept in memory (data.cache: ram), one slot per dataset image, filled the first time
@@ -80,8 +81,8 @@ struct LoaderOptions {
   // the step before it. A detection batch's boxes, labels and counts stay pageable (host-only).
   bool pin_memory = false;
   // Batches for a GPU: the images as 8-bit RGB NHWC (a quarter of the bytes), made straight into pinned
-  // memory when pin_memory; the conversion to float, the layout and darknet's colour distortion
-  // (data.augment.hsv: darknet; AlexeyAB's stays on the host) run on the device (network_input).
+  // memory when pin_memory; the conversion to float, the layout and the colour distortion
+  // (data.augment.hsv, either mode) run on the device (network_input).
   bool device_side = false;
   // data.cache: ram. Set by the loader for the dataset it is given when cache_images is true and no
   // cache is given; pass one to keep the decoded images across loaders (evaluations of one run).
@@ -91,7 +92,8 @@ struct LoaderOptions {
 
 // The network's input from a batch, on `device` in `format`: float RGB NCHW in [0, 1]. A device_side
 // batch is copied as bytes (asynchronously when pinned), distorted in colour and converted there;
-// the result equals the host-made batch's images bit for bit.
+// the result equals the host-made batch's images bit for bit (AlexeyAB's colour arithmetic: within
+// one level on the pixels OpenCV's vector loop leaves over, distort_hsv_batch).
 at::Tensor network_input(const Batch& batch, const c10::Device& device, at::MemoryFormat format);
 
 // The images of training epoch `epoch` in order, deterministic in (seed, epoch): a permutation of
@@ -153,6 +155,32 @@ class Loader {
   std::mutex mutex_;
   std::condition_variable cv_work_, cv_ready_;
   std::vector<std::thread> workers_;
+};
+
+// A loader's batches for a device, one batch ahead: the batch after the one handed out is taken from
+// the loader at once and its images (a device_side batch's bytes and colour draws, a classification
+// batch's labels) start their copy to the device. On CUDA that copy runs on a side stream, so that
+// batch k+1 crosses while step k computes; the caller's stream waits for it (an event) when the
+// batch is handed out, and the caching allocator is told that the caller's stream uses its memory.
+// Elsewhere the batch is handed out as the loader made it (network_input copies it). Either way
+// the batches, and their order, are the loader's.
+class DeviceFeed {
+ public:
+  DeviceFeed(std::unique_ptr<Loader> loader, const c10::Device& device);
+  ~DeviceFeed();
+  DeviceFeed(const DeviceFeed&) = delete;
+  DeviceFeed& operator=(const DeviceFeed&) = delete;
+  // The next batch (its copy waited for), or nothing at the end; starts the copy of the one after.
+  std::optional<Batch> next();
+
+ private:
+  void start();  // the loader's next batch into ahead_, its copy started
+  struct Copy;
+  std::unique_ptr<Loader> loader_;
+  c10::Device device_;
+  bool started_ = false;
+  std::optional<Batch> ahead_;
+  std::unique_ptr<Copy> copy_;  // CUDA: the side stream and the event of ahead_'s copy
 };
 
 }  // namespace yolo2::data

@@ -40,7 +40,7 @@ struct TrainOptions {
   DistOptions dist;
   // Read the step's scalars (the loss terms, metrics.csv's columns) only every train.log_every steps
   // and before each save or evaluation, instead of after every step (see Trainer). Unset: on for a
-  // GPU. Off whatever it says with several processes or train.skip_nonfinite. Tests set it on the CPU.
+  // GPU. Off whatever it says with train.skip_nonfinite. Tests (and `train --scalars`) set it on the CPU.
   std::optional<bool> deferred_scalars;
 };
 
@@ -159,11 +159,12 @@ struct TrainerParts {
 
 // The step's scalars (loss terms and diagnostics: metrics.csv, the progress line) are read on the
 // host after every step, and checked before the backward pass: a non-finite loss stops the run or
-// (train.skip_nonfinite) skips the batch. With deferred scalars (one process on a GPU) they stay on
-// the device and are read every train.log_every steps (the default 1 reads every step), before each
-// save or evaluation and at the end, in one transfer, so that the GPU does not wait for the host in
-// between; a non-finite loss is then found at that read and stops the run before any weights of the
-// steps since are saved (last.ckpt or best.ckpt).
+// (train.skip_nonfinite) skips the batch. With deferred scalars (a GPU) they stay on the device and
+// are read every train.log_every steps (the default 1 reads every step), before each save or
+// evaluation and at the end, in one transfer (and under several processes one all-reduce), so that
+// the GPU does not wait for the host in between; a non-finite loss is then found at that read and
+// stops the run (every rank at the same step) before any weights of the steps since are saved
+// (last.ckpt or best.ckpt).
 class Trainer {
  public:
   explicit Trainer(TrainerParts parts);
@@ -173,6 +174,7 @@ class Trainer {
 
   // For hooks.
   TrainerParts& parts() { return p_; }
+  const TrainerParts& parts() const { return p_; }
   const Config& config() const { return p_.config; }
   TrainState& state() { return p_.state; }
   bool main_rank() const { return !p_.dist || p_.dist->is_main(); }
@@ -213,6 +215,10 @@ class Trainer {
   [[noreturn]] void throw_non_finite(const std::string& bad_term, int64_t iteration, bool later_steps) const;
   // Adds a micro-batch's values, weighted (terms and means by w, the others by their count).
   void accumulate(const MicroResult& r, double w);
+  struct Pending;
+  // Deferred scalars under several processes: `rows` (one per pending step) made global, and each
+  // step's count the global one.
+  at::Tensor global_rows(const at::Tensor& rows, std::vector<Pending>& done, const std::vector<ScalarSpec>& specs);
 
   TrainerParts p_;
   std::vector<std::unique_ptr<Hook>> hooks_;
