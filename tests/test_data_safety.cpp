@@ -434,6 +434,49 @@ TEST(RunFolderSafety, ConfigAndWeightsErrorsNameTheirCause) {
   write_text(dir.file("m.weights"), w);
   EXPECT_CONTAINS(error_of([&] { model::load_darknet_weights(*net, dir.file("m.weights"), false); }),
                   "m.weights: float ");
+  // A header whose version words say 0.1 (a 4-byte `seen`) over an 8-byte one: named as the header.
+  model::export_darknet(*net, c, dir.file("v"), 0);
+  std::string v = read_text(dir.file("v.weights"));
+  const int32_t minor = 1;
+  std::memcpy(&v[4], &minor, 4);
+  write_text(dir.file("v.weights"), v);
+  EXPECT_CONTAINS(error_of([&] { model::load_darknet_weights(*net, dir.file("v.weights"), false); }),
+                  "the header says version 0.1");
+}
+
+// Smaller faults of issue 29, each message naming its cause: an image id listed twice in a split
+// file (file, line, first line); --weights given a folder; synth's --size beyond what fits memory;
+// the images data.skip_bad_images leaves out, named.
+TEST(RunFolderSafety, SplitListsWeightsFoldersAndSkippedImagesAreNamed) {
+  TempDir dir;
+  const std::string root = make_dataset(dir, 6, 96, 16);
+  const std::string split = root + "/ImageSets/Main/trainval.txt";
+  const std::string ids = read_text(split);
+  write_text(split, ids + ids.substr(0, ids.find('\n') + 1));  // the first id again, at the end
+  Config c = tiny_config(root, dir.file("run"));
+  c.train.max_batches = 2;
+  c.model.width = 0.125;
+  const std::string dup = error_of([&] { data::load_voc(c.data.train, parse_options(c, true)); });
+  EXPECT_CONTAINS(dup, split + ":7: image id '");
+  EXPECT_CONTAINS(dup, "(first at line 1)");
+  write_text(split, ids);
+
+  c.train.init_weights = root;  // a folder
+  const std::string folder = error_of([&] { train::run_training(c, no_eval()); });
+  EXPECT_CONTAINS(folder, root + ": train.init_weights is a folder");
+  EXPECT_FALSE(fs::exists(dir.file("run/config.yaml")));  // the run folder holds only its lock
+
+  data::SynthOptions so;
+  so.out_dir = dir.file("big");
+  so.size = 100000;
+  EXPECT_CONTAINS(error_of([&] { data::write_synth(so); }), "size: 100000 (need 32..8192)");
+
+  write_text(root + "/JPEGImages/000002.jpg", "");
+  c.data.skip_bad_images = true;
+  const data::VocDataset ds = data::load_voc(c.data.train, parse_options(c, true));
+  const std::string skipped = data::skipped_images_summary(ds);
+  EXPECT_CONTAINS(skipped, "1 image(s) skipped (data.skip_bad_images): ");
+  EXPECT_CONTAINS(skipped, "000002.jpg: empty file");
 }
 
 #ifdef YOLO2_EXE
@@ -575,6 +618,28 @@ TEST(RunFolderSafety, CorruptJpegDataIsAnErrorNamingTheFile) {
                           dir.file("log") + " 2>&1";
   EXPECT_EQ(run_status(cmd), 1) << read_text(dir.file("log"));
   EXPECT_CONTAINS(read_text(dir.file("log")), "000003.jpg: corrupt JPEG data");
+}
+
+// eval checks where --json and -o will write before it evaluates (not after the whole evaluation);
+// a missing results file names the folder --detections expects.
+TEST(RunFolderSafety, EvalChecksItsOutputsFirstAndNamesTheResultsFolder) {
+  TempDir dir;
+  Config c = short_run(dir, dir.file("run"));
+  train::run_training(c, no_eval());
+  const std::string root = c.data.train.front().root, exe = YOLO2_EXE;
+  write_text(dir.file("file"), "x");
+  const std::string base =
+      exe + " eval --checkpoint " + dir.file("run/last.ckpt") + " --data " + root + " --split trainval ";
+  EXPECT_EQ(run_status(base + "--json " + dir.file("file/m.json") + " > " + dir.file("log") + " 2>&1"), 1);
+  const std::string log = read_text(dir.file("log"));
+  EXPECT_CONTAINS(log, dir.file("file"));
+  EXPECT_EQ(log.find("eval: 8 images"), std::string::npos) << log;  // refused before evaluating
+  EXPECT_EQ(run_status(base + "-o " + dir.file("out") + " > " + dir.file("log2") + " 2>&1"), 0)
+      << read_text(dir.file("log2"));
+  EXPECT_NE(run_status(exe + " eval --detections " + dir.file("out") + " --data " + root + " --split trainval > " +
+                       dir.file("log3") + " 2>&1"),
+            0);
+  EXPECT_CONTAINS(read_text(dir.file("log3")), "writes them to OUT/results");
 }
 
 // 11. A classes.txt with Windows line ends reads as the same classes; the summary of a --no-eval run

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -236,6 +237,42 @@ TEST(Checkpoint, SigintSavesAndExits130) {
   EXPECT_GE(ck.state->iteration, 1);
 }
 #endif
+
+// A stop decided at an evaluation iteration (the stop hook runs before the evaluation) leaves that
+// iteration unevaluated; the resumed run evaluates it first, so eval.csv ends as an uninterrupted
+// run's (the same rows, the same scores).
+TEST(Training, StopAtAnEvaluationIterationEvaluatesOnResume) {
+  yolo2::testing::TempDir dir;
+  const std::string root = make_dataset(dir, 8, 96, 7);
+  auto config = [&](const std::string& run) {
+    Config c = tiny_config(root, dir.file(run));
+    c.data.input_size = 96;
+    c.train.max_batches = 4;
+    c.train.burn_in = 0;
+    c.train.checkpoint_every = 100;
+    c.eval.every = 2;
+    return c;
+  };
+  train::TrainOptions o;
+  train::run_training(config("whole"), o);
+  train::TrainOptions stop = o;
+  stop.stop_after = 2;
+  EXPECT_TRUE(train::run_training(config("split"), stop).interrupted);
+  const auto before = fs::exists(dir.file("split/eval.csv")) ? csv_rows(dir.file("split/eval.csv"))
+                                                             : std::vector<std::vector<double>>{};
+  EXPECT_TRUE(before.empty());  // the stop came first: iteration 2 was not evaluated
+  train::TrainOptions resume = o;
+  resume.resume = dir.file("split/last.ckpt");
+  EXPECT_EQ(train::run_training(Config{}, resume).iterations, 4);
+  const auto a = csv_rows(dir.file("whole/eval.csv")), b = csv_rows(dir.file("split/eval.csv"));
+  ASSERT_EQ(a.size(), 2u);
+  ASSERT_EQ(b.size(), a.size());
+  for (std::size_t r = 0; r < a.size(); ++r) {
+    ASSERT_EQ(a[r].size(), b[r].size());
+    for (std::size_t k = 0; k < a[r].size(); ++k)  // NaN: a class without objects, in both
+      EXPECT_TRUE(a[r][k] == b[r][k] || (std::isnan(a[r][k]) && std::isnan(b[r][k]))) << "row " << r << " col " << k;
+  }
+}
 
 // The multi-tensor SGD update equals torch::optim::SGD's per-parameter one bit for bit on the CPU,
 // over several steps (the momentum buffers' first step and later ones), with and without weight

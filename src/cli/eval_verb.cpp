@@ -14,6 +14,7 @@
 #include "yolo2/options.hpp"
 #include "yolo2/train/inference.hpp"
 #include "yolo2/train/precision.hpp"
+#include "yolo2/util/atomic_file.hpp"
 #include "yolo2/util/runtime.hpp"
 
 namespace yolo2::cli {
@@ -70,7 +71,11 @@ void evaluate_network(const EvalFlags& f) {
   train::setup_precision(train::Precision::Fp32, device);
   model::YoloV2& net = im.model;
   net->to(device);
+  if (!f.json.empty()) util::check_writable(f.json);  // before the evaluation, not after it
+  if (!f.output.empty()) util::check_writable((std::filesystem::path(f.output) / "map.json").string());
   const data::VocDataset ds = data::load_voc(splits, parse_options(config, false));
+  if (const std::string skipped = data::skipped_images_summary(ds); !skipped.empty())
+    spdlog::warn("eval: {} (left out of the evaluation: neither their objects nor detections count)", skipped);
   spdlog::info("eval: {} images at {} px ({}), metric {}, device {}", ds.images.size(), config.data.input_size,
                config.data.eval_transform == EvalTransform::Letterbox ? "letterbox" : "resize", config.eval.metric,
                device.str());

@@ -33,24 +33,7 @@ std::vector<std::string> classes_for_root(const std::string& root, const std::st
                                           const Config& config) {
   if (!classes_flag.empty()) return split_list(classes_flag);
   const auto file = std::filesystem::path(root) / "classes.txt";
-  if (std::filesystem::exists(file)) {
-    std::ifstream in(file);
-    std::vector<std::string> names;
-    int number = 0;
-    for (std::string line; std::getline(in, line);) {
-      ++number;
-      if (number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
-      // Windows line ends and stray blanks are not part of a name.
-      const auto first = line.find_first_not_of(" \t\r"), last = line.find_last_not_of(" \t\r");
-      if (first == std::string::npos) continue;
-      const std::string name = line.substr(first, last - first + 1);
-      if (std::find(names.begin(), names.end(), name) != names.end())
-        throw Error(file.string() + ":" + std::to_string(number) + ": class '" + name + "' is listed twice");
-      names.push_back(name);
-    }
-    if (names.empty()) throw Error(file.string() + ": lists no class");
-    return names;
-  }
+  if (std::filesystem::exists(file)) return data::read_class_names(file.string());
   return config.data.classes;
 }
 

@@ -569,7 +569,9 @@ void validate(const SynthOptions& o) {
   if (o.out_dir.empty()) fail("out_dir: empty");
   if (o.train < 1) fail("train: " + std::to_string(o.train) + " (need >= 1)");
   if (o.test < 0) fail("test: " + std::to_string(o.test) + " (need >= 0)");
-  if (o.size < 32) fail("size: " + std::to_string(o.size) + " (need >= 32)");
+  // 8192: a 64-megapixel image, far beyond any detector's input (VOC's are 500 px); one image of
+  // 100,000 px would need 30 GB.
+  if (o.size < 32 || o.size > 8192) fail("size: " + std::to_string(o.size) + " (need 32..8192)");
   if (!(o.clutter >= 0 && o.clutter <= 2)) fail("clutter: " + std::to_string(o.clutter) + " (need 0..2)");
   const int most = o.classification ? kAllShapes : kDetectionShapes;
   if (o.num_classes < 6 || o.num_classes > most)

@@ -12,6 +12,8 @@
 #include <numeric>
 #include <optional>
 #include <sstream>
+#include <string>
+#include <unordered_map>
 
 #include "yolo2/data/image_io.hpp"
 #include "yolo2/error.hpp"
@@ -196,6 +198,7 @@ std::vector<std::string> read_split_ids(const std::string& split_file) {
   std::ifstream in(split_file);
   if (!in) throw Error(split_file + ": cannot open image-set file (is the VOC root right?)");
   std::vector<std::string> ids;
+  std::unordered_map<std::string, int> first_line;  // id -> the line that listed it first
   std::string line;
   int line_no = 0;
   while (std::getline(in, line)) {
@@ -207,6 +210,12 @@ std::vector<std::string> read_split_ids(const std::string& split_file) {
     // Per-class set files have "id flag"; the main ones only "id". Take the first field.
     const auto space = id.find_first_of(" \t");
     ids.push_back(space == std::string::npos ? id : id.substr(0, space));
+    // An image listed twice would be trained on twice per epoch and scored twice (its results-file
+    // lines could no longer be told apart): a mistake in the list, named rather than guessed at.
+    if (const auto [at, fresh] = first_line.emplace(ids.back(), line_no); !fresh)
+      throw Error(split_file + ":" + std::to_string(line_no) + ": image id '" + ids.back() +
+                  "' is listed again (first at line " + std::to_string(at->second) +
+                  "); each image once per split file");
   }
   return ids;
 }
@@ -326,6 +335,38 @@ std::string format_stats(const VocDataset& ds, const DatasetStats& st, int max_i
     if (shown > max_issues) os << "    ... (more not shown)\n";
   }
   return os.str();
+}
+
+std::vector<std::string> read_class_names(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open the class list");
+  std::vector<std::string> names;
+  int number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++number;
+    if (number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
+    // Windows line ends and stray blanks are not part of a name.
+    const auto first = line.find_first_not_of(" \t\r"), last = line.find_last_not_of(" \t\r");
+    if (first == std::string::npos) continue;
+    const std::string name = line.substr(first, last - first + 1);
+    if (std::find(names.begin(), names.end(), name) != names.end())
+      throw Error(path + ":" + std::to_string(number) + ": class '" + name + "' is listed twice");
+    names.push_back(name);
+  }
+  if (names.empty()) throw Error(path + ": lists no class");
+  return names;
+}
+
+std::string skipped_images_summary(const VocDataset& dataset, int max_names) {
+  std::vector<const ParseIssue*> bad;
+  for (const auto& i : dataset.issues)
+    if (i.kind == ParseIssue::Kind::BadImage) bad.push_back(&i);
+  if (bad.empty()) return {};
+  std::string out = std::to_string(bad.size()) + " image(s) skipped (data.skip_bad_images): ";
+  for (std::size_t k = 0; k < bad.size() && k < static_cast<std::size_t>(max_names); ++k)
+    out += (k ? "; " : "") + bad[k]->message;
+  if (bad.size() > static_cast<std::size_t>(max_names)) out += "; ... (`yolo2 stats` lists them all)";
+  return out;
 }
 
 }  // namespace yolo2::data

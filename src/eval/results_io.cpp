@@ -134,7 +134,8 @@ std::vector<Detection> read_voc_results(const std::string& dir, const std::strin
     if (!fs::exists(file, ec)) {
       if (!options.allow_missing_files) {
         throw Error("missing VOC results file " + file + " (class '" + class_names[c] +
-                    "'); allow missing files to treat it as no detections");
+                    "'): --detections takes the folder that holds comp4_det_<split>_<class>.txt for every class "
+                    "(`yolo2 eval -o OUT` writes them to OUT/results; a class without detections has an empty file)");
       }
       if (missing_files) missing_files->push_back(file);
       continue;

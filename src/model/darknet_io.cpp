@@ -139,10 +139,20 @@ WeightsLoad load_darknet_weights(YoloV2Impl& model, const std::string& path, boo
     plan.push_back({i, offset});
     offset += need;
   }
-  if (offset != available)
+  if (offset != available) {
+    // One float too many is what a header whose version claims a 32-bit `seen` (before 0.2) gives
+    // when the writer stored 64 bits (or the version words are damaged): the header, not the network.
+    const std::string version = std::to_string(r.header.major) + "." + std::to_string(r.header.minor);
+    const std::string hint =
+        available - offset == 1 && header == 16
+            ? "; one 4-byte word too many: the header says version " + version +
+                  " (a 4-byte `seen`), but the file may have been written with an 8-byte one (versions 0.2 and "
+                  "later): check the header's first two words"
+            : "";
     throw Error(path + ": the file has " + std::to_string(available) + " floats but the network holds only " +
                 std::to_string(expected_total) + " (" + std::to_string(available - offset) +
-                " left over): is this the weights file of another network or class count?");
+                " left over): is this the weights file of another network or class count?" + hint);
+  }
 
   const float* data = reinterpret_cast<const float*>(bytes.data() + header);
   // Diverged or damaged weights would only show as an mAP of 0: refused, naming the first bad float.

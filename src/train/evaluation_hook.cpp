@@ -146,6 +146,21 @@ class EvaluationHook : public Hook {
     for (const auto& n : eval_->columns(t.config())) table_.header.push_back(n);
     if (t.state().iteration > 0) table_.load(t.parts().folder.file("eval.csv"), t.state().iteration);
     if (!table_.rows.empty()) last_evaluated_ = static_cast<int64_t>(table_.rows.back()[0]);
+    // A run stopped at an evaluation iteration before its evaluation ran (the stop is decided in the
+    // same step, before this hook) evaluates first when resumed, so that eval.csv holds every row an
+    // uninterrupted run holds. Rank 0's eval.csv decides for every rank (the others may not see it).
+    const int every = t.config().eval.every;
+    const int64_t it = t.state().iteration;
+    bool missed = t.main_rank() && it > 0 && every > 0 && it % every == 0 && !t.at_end() && last_evaluated_ != it;
+    if (Distributed* dist = t.parts().dist.get()) {
+      at::Tensor flag = at::full({1}, missed ? 1.0 : 0.0, at::kDouble);
+      dist->all_reduce_sum({flag}, "agreeing on a missed evaluation");
+      missed = flag.item<double>() > 0;
+    }
+    if (!missed) return;
+    spdlog::info("resume: iteration {} was stopped before its evaluation; evaluating now", it);
+    evaluate(t);
+    t.save_last();
   }
   void after_step(Trainer& t) override {
     const int every = t.config().eval.every;

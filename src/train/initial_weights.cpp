@@ -36,6 +36,10 @@ void copy_from_checkpoint(model::YoloV2Impl& m, const std::string& path) {
 void load_initial_weights(model::YoloV2Impl& m, const std::string& path) {
   if (path.empty()) return;
   if (!std::filesystem::exists(path)) throw Error(path + ": train.init_weights file not found");
+  if (std::filesystem::is_directory(path))
+    throw Error(path +
+                ": train.init_weights is a folder; give a darknet .weights file (a full model or a prefix such "
+                "as darknet19_448.conv.23) or a yolo2 checkpoint");
   // A yolo2 checkpoint is a zip archive ("PK"); anything else is read as darknet weights.
   std::ifstream in(path, std::ios::binary);
   char magic[2] = {0, 0};

@@ -97,6 +97,10 @@ struct Detection {
     const Config& c = p.config;
     train_set = std::make_shared<const data::VocDataset>(data::load_voc(c.data.train, parse_options(c, true)));
     if (evaluate) test_set = data::load_voc(c.data.test, parse_options(c, false));
+    const std::string skipped_train = data::skipped_images_summary(*train_set),
+                      skipped_test = test_set ? data::skipped_images_summary(*test_set) : std::string();
+    if (!skipped_train.empty()) spdlog::warn("data (training): {}", skipped_train);
+    if (!skipped_test.empty()) spdlog::warn("data (test): {}", skipped_test);
     spdlog::info("data: {} training images ({} objects), {} test images", train_set->images.size(),
                  data::dataset_stats(*train_set).objects, test_set ? test_set->images.size() : 0);
     p.max_batches = total_iterations(c.train, static_cast<int64_t>(train_set->images.size()));

@@ -74,6 +74,13 @@ void write_file_atomic(const std::string& path, const std::function<void(const B
   commit(write_temporary(path, produce), path);
 }
 
+void check_writable(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a folder, not a file name");
+  // An empty temporary, created and removed: the folder (made as the write would make it) takes files.
+  std::remove(write_temporary(path, [](const ByteSink&) {}).c_str());
+}
+
 void write_files_atomic(const std::vector<PendingWrite>& files) {
   std::vector<std::string> temporaries;
   try {

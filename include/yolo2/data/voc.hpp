@@ -93,4 +93,13 @@ DatasetStats dataset_stats(const VocDataset& dataset);
 // (up to max_issues lines, then a count).
 std::string format_stats(const VocDataset& dataset, const DatasetStats& stats, int max_issues = 50);
 
+// A classes.txt (one class name per line, as `yolo2 synth` writes it beside a VOC root): blank lines
+// skipped, surrounding blanks and Windows line ends trimmed, a UTF-8 byte-order mark dropped. Throws
+// yolo2::Error naming the file (and line) when it cannot be read, lists a name twice or lists none.
+std::vector<std::string> read_class_names(const std::string& path);
+
+// The images data.skip_bad_images left out of `dataset`, for a warning: "N image(s) skipped
+// (data.skip_bad_images): <file: problem>; ..." with at most `max_names` named; empty when none.
+std::string skipped_images_summary(const VocDataset& dataset, int max_names = 10);
+
 }  // namespace yolo2::data

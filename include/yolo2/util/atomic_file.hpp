@@ -14,6 +14,10 @@ namespace yolo2::util {
 using ByteSink = std::function<void(const void* data, std::size_t size)>;
 void write_file_atomic(const std::string& path, const std::function<void(const ByteSink&)>& produce);
 void write_file_atomic(const std::string& path, const std::string& content);
+// Throws now the error a later write_file_atomic(path) would meet for the place (a folder that
+// cannot be made or takes no files, a path that is a folder), so that long work is not done for
+// nothing; leaves no file (its folder is made, as the write would make it).
+void check_writable(const std::string& path);
 
 // Files that belong together (darknet's .cfg and .weights): every one is written to its temporary
 // first; only when all are complete are they renamed into place. A failure (a full disk) leaves
