@@ -4,10 +4,13 @@
 #   scripts/setup.sh                 Debian packages, LibTorch 1.13.1 from Debian (CPU)
 #   scripts/setup.sh --torch pypi    Debian packages, LibTorch 2.x from PyPI's torch wheel (with CUDA)
 #                                    into .torch-pypi/ (about 2.7 GB to download, 4.6 GB on disk)
+#   scripts/setup.sh --fuzz          also clang and its libFuzzer / sanitizer runtimes (scripts/fuzz.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/torch-choice.sh
 torch_choice "$@"
+FUZZ=0
+for a in "${ARGS[@]+"${ARGS[@]}"}"; do [ "$a" = --fuzz ] && FUZZ=1; done
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
@@ -26,6 +29,7 @@ case "$YOLO2_TORCH" in
   debian) PACKAGES+=(libtorch-dev) ;;                 # LibTorch 1.13.1 (CPU), the C++ frontend
   pypi) PACKAGES+=(python3-pip) ;;                    # to install the wheel
 esac
+if [ "$FUZZ" = 1 ]; then PACKAGES+=(clang libclang-rt-14-dev); fi  # libFuzzer, ASan and UBSan (clang 14)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -819,6 +819,13 @@ std::string suggestion(const std::string& path) {
 void apply_tree(Config& c, const YAML::Node& node, const std::string& prefix, const std::string& origin) {
   std::set<std::string> seen;  // yaml-cpp keeps duplicate keys (the first wins a lookup): refused here
   for (const auto& kv : node) {
+    // A YAML complex key ("? [a, b]" or a map) is not a name (found by fuzzing: it escaped as
+    // yaml-cpp's conversion error).
+    if (!kv.first.IsScalar())
+      throw Error(where(kv.first, origin) + ": a config key must be a plain name, not a " +
+                  (kv.first.IsSequence() ? "list"
+                   : kv.first.IsMap()    ? "map"
+                                         : "null"));
     const std::string key = kv.first.as<std::string>();
     if (!seen.insert(key).second)
       throw Error(where(kv.first, origin) + ": config key '" + (prefix.empty() ? key : prefix + "." + key) +

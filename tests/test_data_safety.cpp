@@ -600,6 +600,32 @@ TEST(RunFolderSafety, JpegDecodeEqualsOpenCv) {
   }
 }
 
+// A header claiming a huge image (a few damaged bytes, or a hostile file) is refused before anything
+// is allocated: JPEG (its frame header), PNG (IHDR); a format yolo2 does not read is named.
+TEST(RunFolderSafety, HugeImageHeadersAreRefusedBeforeDecoding) {
+  TempDir dir;
+  const cv::Mat img(16, 24, CV_8UC3, cv::Scalar(40, 80, 120));
+  std::vector<uchar> jpg, png;
+  cv::imencode(".jpg", img, jpg);
+  cv::imencode(".png", img, png);
+  std::string j(jpg.begin(), jpg.end()), p(png.begin(), png.end());
+  const auto sof = j.find("\xFF\xC0");
+  ASSERT_NE(sof, std::string::npos);
+  j[sof + 5] = j[sof + 7] = '\xFD', j[sof + 6] = j[sof + 8] = '\xE8';          // 65000 x 65000
+  p[16] = p[20] = 0, p[17] = p[21] = 1, p[18] = p[22] = 0, p[19] = p[23] = 0;  // 65536 x 65536
+  write_text(dir.file("big.jpg"), j);
+  write_text(dir.file("big.png"), p);
+  EXPECT_CONTAINS(error_of([&] { data::read_image_file(dir.file("big.jpg")); }),
+                  dir.file("big.jpg") + ": the image header says 65000 x 65000 pixels");
+  EXPECT_CONTAINS(error_of([&] { data::read_image_file(dir.file("big.png")); }),
+                  dir.file("big.png") + ": the image header says 65536 x 65536 pixels");
+  EXPECT_TRUE(data::check_image_file(dir.file("big.png")).has_value());  // found at load time too
+  write_text(dir.file("x.jpg"), "GIF89a and more bytes");
+  EXPECT_CONTAINS(error_of([&] { data::read_image_file(dir.file("x.jpg")); }), "not a JPEG, PNG or BMP image");
+  cv::imwrite(dir.file("ok.png"), img);
+  EXPECT_EQ(data::read_image_file(dir.file("ok.png")).cols, 24);
+}
+
 // 7. A JPEG damaged in the middle (bytes overwritten in its compressed data: libjpeg decodes on, with
 // grey or smeared blocks, and only warns) is an error naming the file and libjpeg's complaint, in
 // training's reader and in `stats --check-images`.

@@ -69,6 +69,18 @@ bool is_jpeg(const std::string& b) {
   return b.size() >= 2 && static_cast<unsigned char>(b[0]) == 0xFF && static_cast<unsigned char>(b[1]) == 0xD8;
 }
 
+// Decoded images are limited in size so that a damaged or hostile header (a few bytes claiming
+// 60,000 x 60,000 pixels) cannot make yolo2 allocate gigabytes: 100 megapixels (300 MB decoded) is
+// beyond any camera photo a detector trains on.
+constexpr uint64_t kMaxPixels = 100'000'000;
+
+std::optional<std::string> check_pixels(const std::string& path, uint64_t width, uint64_t height) {
+  if (width == 0 || height == 0 || width * height > kMaxPixels)
+    return path + ": the image header says " + std::to_string(width) + " x " + std::to_string(height) +
+           " pixels (yolo2 reads images of 1 to " + std::to_string(kMaxPixels / 1'000'000) + " megapixels)";
+  return std::nullopt;
+}
+
 // What is wrong with an image's bytes, judged by its signature.
 std::optional<std::string> check_bytes(const std::string& path, const std::string& b) {
   if (b.empty()) return path + ": empty file (0 bytes)";
@@ -88,13 +100,22 @@ std::optional<std::string> check_bytes(const std::string& path, const std::strin
       if (u(i - 2) == 0xFF && u(i - 1) == 0xD9) return std::nullopt;
     return path + ": truncated JPEG (no end-of-image marker; the file was cut short)";
   }
+  const auto be32 = [&](std::size_t i) { return (u(i) << 24) | (u(i + 1) << 16) | (u(i + 2) << 8) | u(i + 3); };
+  const auto le32 = [&](std::size_t i) { return (u(i + 3) << 24) | (u(i + 2) << 16) | (u(i + 1) << 8) | u(i); };
   const unsigned char png[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
   if (b.size() >= 8 &&
       std::equal(png, png + 8, b.begin(), [](unsigned char p, char c) { return p == static_cast<unsigned char>(c); })) {
     const std::string tail(b.end() - static_cast<long>(std::min<std::size_t>(b.size(), 12)), b.end());
     if (tail.find("IEND") == std::string::npos) return path + ": truncated PNG (no IEND chunk; the file was cut short)";
+    if (b.size() < 24) return path + ": truncated PNG (no header chunk)";
+    return check_pixels(path, be32(16), be32(20));  // IHDR: width, height
   }
-  return std::nullopt;
+  if (b.size() >= 26 && u(0) == 'B' && u(1) == 'M') {
+    // BITMAPINFOHEADER: width, then height (negative: stored top-down).
+    const auto h = static_cast<int32_t>(le32(22));
+    return check_pixels(path, le32(18), static_cast<uint32_t>(h < 0 ? -static_cast<int64_t>(h) : h));
+  }
+  return path + ": not a JPEG, PNG or BMP image (by its first bytes)";
 }
 
 // libjpeg's error manager, extended: a fatal error jumps back to decode_jpeg; a warning (libjpeg goes
@@ -105,6 +126,7 @@ struct JpegErrors {
   char fatal[JMSG_LENGTH_MAX];
   char damage[JMSG_LENGTH_MAX];  // the first warning that means damaged pixels
   int damaged = 0;
+  uint64_t width = 0, height = 0;  // from the header
 };
 
 extern "C" void jpeg_fatal(j_common_ptr c) {
@@ -138,6 +160,12 @@ bool decode_jpeg_into(const unsigned char* data, std::size_t size, JpegErrors& e
   jpeg_create_decompress(&info);
   jpeg_mem_src(&info, data, static_cast<unsigned long>(size));
   jpeg_read_header(&info, TRUE);
+  errors.width = info.image_width;
+  errors.height = info.image_height;
+  if (static_cast<uint64_t>(info.image_width) * info.image_height > kMaxPixels) {  // decode_jpeg names it
+    jpeg_destroy_decompress(&info);
+    return false;
+  }
   // OpenCV's JPEG reader for IMREAD_COLOR: BGR straight from the decoder (grayscale expanded); CMYK
   // and YCCK decoded as CMYK here (the pixels checked), converted by OpenCV's own reader after.
   cmyk = info.num_components == 4;
@@ -163,7 +191,8 @@ cv::Mat decode_jpeg(const std::string& path, const std::string& bytes) {
   cv::Mat out;
   bool cmyk = false;
   if (!decode_jpeg_into(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), errors, out, cmyk))
-    throw Error(path + ": cannot decode JPEG (libjpeg: " + errors.fatal + ")");
+    throw Error(errors.fatal[0] != 0 ? path + ": cannot decode JPEG (libjpeg: " + errors.fatal + ")"
+                                     : check_pixels(path, errors.width, errors.height).value_or(path));
   if (errors.damaged > 0)
     throw Error(path + ": corrupt JPEG data (libjpeg: " + errors.damage + (errors.damaged > 1 ? ", and more" : "") +
                 "): parts of the image would decode as grey or smeared blocks");

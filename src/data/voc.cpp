@@ -210,6 +210,16 @@ std::vector<std::string> read_split_ids(const std::string& split_file) {
     // Per-class set files have "id flag"; the main ones only "id". Take the first field.
     const auto space = id.find_first_of(" \t");
     ids.push_back(space == std::string::npos ? id : id.substr(0, space));
+    // An id names files (Annotations/<id>.xml): a damaged or binary list is named here, not met as a
+    // file-system error (found by fuzzing: an over-long id escaped as std::filesystem's exception).
+    const std::string& last = ids.back();
+    const bool control =
+        std::any_of(last.begin(), last.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20; });
+    if (last.size() > 200 || control || last.find('/') != std::string::npos)
+      throw Error(
+          split_file + ":" + std::to_string(line_no) + ": '" +
+          (control ? std::string("(control characters)") : last.substr(0, 60)) +
+          "' is not an image id (a file name without folder: at most 200 bytes, no '/', no control characters)");
     // An image listed twice would be trained on twice per epoch and scored twice (its results-file
     // lines could no longer be told apart): a mistake in the list, named rather than guessed at.
     if (const auto [at, fresh] = first_line.emplace(ids.back(), line_no); !fresh)
@@ -223,7 +233,8 @@ std::vector<std::string> read_split_ids(const std::string& split_file) {
 std::string find_image(const std::filesystem::path& root, const std::string& id) {
   for (const char* ext : {".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG"}) {
     const auto p = root / "JPEGImages" / (id + ext);
-    if (std::filesystem::exists(p)) return p.string();
+    std::error_code ec;
+    if (std::filesystem::exists(p, ec)) return p.string();
   }
   return {};
 }
@@ -241,7 +252,8 @@ VocDataset load_voc(const std::vector<DatasetSplit>& splits, const ParseOptions&
     if (ids.empty()) throw Error(split_file + ": the split lists no images");
     for (const auto& id : ids) {
       const std::string xml = (root / "Annotations" / (id + ".xml")).string();
-      if (!std::filesystem::exists(xml))
+      std::error_code ec;
+      if (!std::filesystem::exists(xml, ec))
         throw Error(xml + ": annotation of image '" + id + "' (listed in " + split_file + ") does not exist");
       ImageRecord rec = parse_voc_xml(xml, options, &ds.issues);
       rec.id = id;

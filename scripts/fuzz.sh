@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Fuzzes every parser a user feeds yolo2 (tests/fuzz/targets.cpp) with libFuzzer under clang's
+# address and undefined-behaviour sanitizers, SECONDS per target (default 60), one target after the
+# other on one core each (JOBS in parallel, default 1):
+#   scripts/fuzz.sh [SECONDS]          all targets
+#   TARGETS="image config" scripts/fuzz.sh 600
+# Each target starts from the committed seed corpus (tests/fuzz/corpus/<target>) and keeps what it
+# finds in build-fuzz/corpus/<target> (kept between runs); an input over 1 s, over 1 GB of memory or
+# that crashes is written to build-fuzz/crashes/<target>/ and the script exits 1. Keep such an
+# input, once fixed, in tests/fuzz/regressions/<target>/: ctest replays the corpus and the
+# regressions (Fuzz.ReplayCorpusAndRegressions). Prints execs/s and coverage per target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER=${1:-60}
+bash scripts/setup.sh --fuzz >/dev/null
+cmake -S tests/fuzz -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+cmake --build build-fuzz -j"${BUILD_JOBS:-2}" >/dev/null
+ALL=$(ls tests/fuzz/corpus)
+TARGETS=${TARGETS:-$ALL}
+JOBS=${JOBS:-1}
+status=0
+printf '%-16s %10s %10s %8s %8s %s\n' target seconds execs execs/s cov result
+run_target() {
+  local t=$1 log=build-fuzz/logs/$1.log
+  mkdir -p "build-fuzz/corpus/$t" "build-fuzz/crashes/$t" build-fuzz/logs
+  local rc=0
+  YOLO2_FUZZ_TARGET=$t build-fuzz/yolo2_fuzz -max_total_time="$SECONDS_PER" -timeout=1 -rss_limit_mb=1024 \
+    -max_len=1048576 -print_final_stats=1 -artifact_prefix="build-fuzz/crashes/$t/" \
+    "build-fuzz/corpus/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
+  local execs cov rate
+  execs=$(grep -oP 'stat::number_of_executed_units:\s*\K[0-9]+' "$log" | tail -1 || true)
+  cov=$(grep -oP '\bcov: \K[0-9]+' "$log" | tail -1 || true)
+  rate=$(( ${execs:-0} / (SECONDS_PER > 0 ? SECONDS_PER : 1) ))
+  printf '%-16s %10s %10s %8s %8s %s\n' "$t" "$SECONDS_PER" "${execs:-?}" "$rate" "${cov:-?}" \
+    "$([ $rc = 0 ] && echo ok || echo "FAILED (rc $rc, see $log and build-fuzz/crashes/$t/)")"
+  return $rc
+}
+export -f run_target
+export SECONDS_PER
+if [ "$JOBS" -gt 1 ]; then
+  printf '%s\n' $TARGETS | xargs -P "$JOBS" -I{} bash -c 'run_target {}' || status=1
+else
+  for t in $TARGETS; do run_target "$t" || status=1; done
+fi
+exit $status
