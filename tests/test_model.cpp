@@ -65,7 +65,7 @@ TEST(Model, ConvolutionsStartFromDarknetsUniformInitialisation) {
 
 TEST(Model, LayerTableMatchesDarknetFlops) {
   auto m = make_model(1.0);
-  const auto rows = model::layer_table(m->spec(), 416, 416);
+  const auto rows = model::infer_shapes(m->spec(), 416, 416);
   ASSERT_EQ(rows.size(), 31u);
   double total = 0;
   for (const auto& r : rows) total += r.bflops;
@@ -75,7 +75,7 @@ TEST(Model, LayerTableMatchesDarknetFlops) {
   EXPECT_EQ(rows[27].out_c, 256);
   EXPECT_EQ(rows[30].out_c, 125);
   EXPECT_EQ(rows[30].out_h, 13);
-  const auto r608 = model::layer_table(m->spec(), 608, 608);
+  const auto r608 = model::infer_shapes(m->spec(), 608, 608);
   total = 0;
   for (const auto& r : r608) total += r.bflops;
   EXPECT_NEAR(total, 62.72, 0.005);

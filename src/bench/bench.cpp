@@ -229,7 +229,7 @@ BenchReport run_bench(const Config& config, const BenchOptions& options) {
   report.precision = yolo2::config_word(config.runtime.precision);
   {
     model::YoloV2 probe(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
-    for (const auto& l : model::layer_table(probe->spec(), report.input_size, report.input_size))
+    for (const auto& l : model::infer_shapes(probe->spec(), report.input_size, report.input_size))
       report.gflop_per_image += l.bflops;
   }
   Run r{config, options, report, target, reference_conv(options.repeats, false, target)};

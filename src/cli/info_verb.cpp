@@ -17,7 +17,7 @@ void add_info(CLI::App& app) {
     const Config config = flags->load();
     const int s = *size > 0 ? *size : config.data.input_size;
     model::YoloV2 net(model::network_spec(config.model, static_cast<int>(config.data.classes.size())));
-    std::cout << model::format_layer_table(model::layer_table(net->spec(), s, s));
+    std::cout << model::format_layer_table(model::infer_shapes(net->spec(), s, s));
     std::cout << "parameters: " << model::parameter_count(*net)
               << " trainable; darknet .weights body: " << model::darknet_weight_floats(net->spec()) << " floats; input "
               << s << "x" << s << ", " << config.data.classes.size() << " classes, " << net->spec().num_anchors()

@@ -30,29 +30,10 @@ int64_t conv_floats(const LayerSpec& l, int in_channels) {
   return n * (l.batch_normalize ? 4 : 1) + n * in_channels * l.size * l.size;
 }
 
-// Input channels of every layer.
+// Input channels of every layer (the shape pass's).
 std::vector<int> in_channels(const NetworkSpec& spec) {
-  std::vector<int> in, out;
-  int c = spec.channels;
-  for (const auto& l : spec.layers) {
-    in.push_back(c);
-    switch (l.type) {
-      case LayerSpec::Type::Conv:
-        c = l.filters;
-        break;
-      case LayerSpec::Type::MaxPool:
-      case LayerSpec::Type::AvgPool:
-        break;
-      case LayerSpec::Type::Reorg:
-        c *= 4;
-        break;
-      case LayerSpec::Type::Route:
-        c = 0;
-        for (int j : l.inputs) c += out[static_cast<std::size_t>(j)];
-        break;
-    }
-    out.push_back(c);
-  }
+  std::vector<int> in;
+  for (const LayerInfo& r : infer_shapes(spec, 0, 0)) in.push_back(r.in_c);
   return in;
 }
 

@@ -112,7 +112,7 @@ NetworkSpec network_spec(const ModelConfig& model, int num_classes) {
                                         : yolov2_spec(model, num_classes);
 }
 
-std::vector<LayerInfo> layer_table(const NetworkSpec& spec, int height, int width) {
+std::vector<LayerInfo> infer_shapes(const NetworkSpec& spec, int height, int width) {
   std::vector<LayerInfo> rows;
   int c = spec.channels, h = height, w = width;
   for (std::size_t i = 0; i < spec.layers.size(); ++i) {
@@ -144,6 +144,10 @@ std::vector<LayerInfo> layer_table(const NetworkSpec& spec, int height, int widt
       case LayerSpec::Type::Route: {
         r.type = "route";
         r.inputs = l.inputs;
+        for (int j : l.inputs)
+          if (j < 0 || j >= static_cast<int>(i))
+            throw Error("route layer " + std::to_string(i) + " refers to layer " + std::to_string(j));
+        if (l.inputs.empty()) throw Error("route layer " + std::to_string(i) + " has no input");
         const LayerInfo& first = rows.at(static_cast<std::size_t>(l.inputs.front()));
         r.out_c = 0, r.out_h = first.out_h, r.out_w = first.out_w;
         for (int j : l.inputs) r.out_c += rows.at(static_cast<std::size_t>(j)).out_c;
@@ -203,49 +207,25 @@ at::Tensor reorg_darknet(const at::Tensor& x) {
 }
 
 YoloV2Impl::YoloV2Impl(NetworkSpec spec) : spec_(std::move(spec)) {
-  int c = spec_.channels;
-  std::vector<int> channels;  // output channels per layer
+  const std::vector<LayerInfo> shapes = infer_shapes(spec_, 0, 0);  // the channels
   for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
     const LayerSpec& l = spec_.layers[i];
-    int out = c;
     conv_of_layer_.push_back(-1);
-    switch (l.type) {
-      case LayerSpec::Type::Conv: {
-        auto opts = torch::nn::Conv2dOptions(c, l.filters, l.size)
-                        .stride(l.stride)
-                        .padding(l.size / 2)
-                        .bias(!l.batch_normalize);
-        const std::string name = "conv" + std::to_string(i);
-        conv_of_layer_.back() = static_cast<int>(convs_.size());
-        convs_.push_back(register_module(name, torch::nn::Conv2d(opts)));
-        if (l.batch_normalize) {
-          // darknet: rolling = .99 rolling + .01 batch (momentum 0.01); eps 1e-5 (its GPU path).
-          norms_.push_back(register_module(
-              "bn" + std::to_string(i),
-              torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(l.filters).momentum(spec_.bn_momentum).eps(1e-5))));
-        } else {
-          norms_.push_back(torch::nn::BatchNorm2d(nullptr));
-        }
-        out = l.filters;
-        break;
-      }
-      case LayerSpec::Type::MaxPool:
-      case LayerSpec::Type::AvgPool:
-        break;
-      case LayerSpec::Type::Reorg:
-        out = c * 4;
-        break;
-      case LayerSpec::Type::Route:
-        out = 0;
-        for (int j : l.inputs) {
-          if (j < 0 || j >= static_cast<int>(i))
-            throw Error("route layer " + std::to_string(i) + " refers to layer " + std::to_string(j));
-          out += channels[static_cast<std::size_t>(j)];
-        }
-        break;
+    if (l.type != LayerSpec::Type::Conv) continue;  // no weights
+    auto opts = torch::nn::Conv2dOptions(shapes[i].in_c, l.filters, l.size)
+                    .stride(l.stride)
+                    .padding(l.size / 2)
+                    .bias(!l.batch_normalize);
+    conv_of_layer_.back() = static_cast<int>(convs_.size());
+    convs_.push_back(register_module("conv" + std::to_string(i), torch::nn::Conv2d(opts)));
+    if (l.batch_normalize) {
+      // darknet: rolling = .99 rolling + .01 batch (momentum 0.01); eps 1e-5 (its GPU path).
+      norms_.push_back(register_module(
+          "bn" + std::to_string(i),
+          torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(l.filters).momentum(spec_.bn_momentum).eps(1e-5))));
+    } else {
+      norms_.push_back(torch::nn::BatchNorm2d(nullptr));
     }
-    channels.push_back(out);
-    c = out;
   }
   reset_darknet();
 }

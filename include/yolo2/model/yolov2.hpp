@@ -60,7 +60,11 @@ NetworkSpec network_spec(const ModelConfig& model, int num_classes);
 // Channels of a scaled layer: round(filters * width), at least 8.
 int scaled_channels(int filters, double width);
 
-// Per-layer shapes and FLOPs at an input size, darknet-style (`yolo2 info`).
+// The network's one shape pass (darknet's parser works out each layer's out_c/h/w once, so does
+// this): per layer its input and output shapes and FLOPs at an input size, darknet-style. The
+// module, darknet weights I/O and `yolo2 info` / the bench's FLOPs all read their channels here, so
+// a new layer type states its shape rule in this one function. A height and width of 0 give the
+// channels alone. Throws yolo2::Error for a route that refers to itself or a later layer.
 struct LayerInfo {
   int index = 0;
   std::string type;  // conv, max, route, reorg
@@ -69,7 +73,7 @@ struct LayerInfo {
   double bflops = 0;  // darknet's 2 * n * k^2 * c * out_h * out_w / 1e9 (convolutions only)
   std::vector<int> inputs;
 };
-std::vector<LayerInfo> layer_table(const NetworkSpec& spec, int height, int width);
+std::vector<LayerInfo> infer_shapes(const NetworkSpec& spec, int height, int width);
 std::string format_layer_table(const std::vector<LayerInfo>& rows);
 
 // darknet's reorg (forward = 0, called with the input sizes): not a clean space-to-depth, see
