@@ -486,8 +486,9 @@ void add_data_keys(std::vector<Field>& f) {
           YOLO2_KEY(bool, data.skip_unknown_classes,
                     "Skip (and count) objects whose class is not in data.classes instead of failing."),
           YOLO2_KEY(bool, data.skip_bad_images,
-                    "Skip (and count, by name) empty or truncated images instead of failing (yolo2 stats "
-                    "--check-images decodes every image)."),
+                    "Skip (and name) unusable images instead of failing: empty, truncated, impossible sizes and, "
+                    "since with this on every image is decoded once when the data is loaded, damaged JPEG data "
+                    "(yolo2 stats --check-images lists them all)."),
           YOLO2_KEY(int, data.input_size, "Network input size in pixels (multiple of 32).", in_range<int>(32, 4096)),
           YOLO2_KEY(std::vector<int>, data.multiscale_sizes,
                     "Multi-scale training sizes (multiples of 32); empty: train at data.input_size.",

@@ -644,6 +644,13 @@ TEST(RunFolderSafety, CorruptJpegDataIsAnErrorNamingTheFile) {
                           dir.file("log") + " 2>&1";
   EXPECT_EQ(run_status(cmd), 1) << read_text(dir.file("log"));
   EXPECT_CONTAINS(read_text(dir.file("log")), "000003.jpg: corrupt JPEG data");
+  // data.skip_bad_images decodes every image at load: the damaged one is left out and named.
+  Config c = tiny_config(root, dir.file("run"));
+  EXPECT_EQ(data::load_voc(c.data.train, parse_options(c, true)).images.size(), 6u);  // found only when decoded
+  c.data.skip_bad_images = true;
+  const data::VocDataset ds = data::load_voc(c.data.train, parse_options(c, true));
+  EXPECT_EQ(ds.images.size(), 5u);
+  EXPECT_CONTAINS(data::skipped_images_summary(ds), "000003.jpg: corrupt JPEG data");
 }
 
 // eval checks where --json and -o will write before it evaluates (not after the whole evaluation);

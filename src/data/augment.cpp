@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <mutex>
+#include <utility>
 
 namespace yolo2::data {
 
@@ -175,12 +178,21 @@ namespace {
 
 // OpenCV's 8-bit RGB2HSV_b tables (hsv_shift 12, H range 180): sdiv[i] = round(255 * 4096 / i),
 // hdiv[i] = round(180 * 4096 / (6 i)), 0 at 0; rounded as saturate_cast<int>(double) (to nearest, ties to even).
+// Made once per device and kept: a copy from pageable host memory would make every batch wait for
+// the GPU's queue.
 at::Tensor opencv_hsv_table(bool hue, const c10::Device& device) {
-  std::vector<int> t(256, 0);
-  for (int i = 1; i < 256; ++i)
-    t[static_cast<std::size_t>(i)] =
-        static_cast<int>(std::nearbyint(hue ? (180 << 12) / (6.0 * i) : (255 << 12) / (1.0 * i)));
-  return at::tensor(t, at::kInt).to(device);
+  static std::mutex mutex;
+  static std::map<std::pair<std::string, bool>, at::Tensor> tables;
+  const std::lock_guard<std::mutex> lock(mutex);
+  at::Tensor& t = tables[{device.str(), hue}];
+  if (!t.defined()) {
+    std::vector<int> v(256, 0);
+    for (int i = 1; i < 256; ++i)
+      v[static_cast<std::size_t>(i)] =
+          static_cast<int>(std::nearbyint(hue ? (180 << 12) / (6.0 * i) : (255 << 12) / (1.0 * i)));
+    t = at::tensor(v, at::kInt).to(device);
+  }
+  return t;
 }
 
 // AlexeyAB's image_data_augmentation colour step on a batch (see distort_hsv_batch).

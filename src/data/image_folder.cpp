@@ -19,10 +19,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The images yolo2 reads (data::read_image_file: JPEG, PNG, BMP); other files are not samples. An
+// image in a format it does not read is an error naming it, rather than a file silently left out.
 bool is_image_file(const fs::path& p) {
   std::string ext = p.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  static const std::set<std::string> kExt{".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"};
+  static const std::set<std::string> kExt{".jpg", ".jpeg", ".png", ".bmp"};
+  static const std::set<std::string> kOther{".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp", ".gif"};
+  if (kOther.count(ext) > 0)
+    throw Error(p.string() + ": yolo2 reads JPEG, PNG or BMP images; convert this one (or move it out of the folder)");
   return kExt.count(ext) > 0;
 }
 

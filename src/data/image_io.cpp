@@ -100,8 +100,9 @@ std::optional<std::string> check_bytes(const std::string& path, const std::strin
       if (u(i - 2) == 0xFF && u(i - 1) == 0xD9) return std::nullopt;
     return path + ": truncated JPEG (no end-of-image marker; the file was cut short)";
   }
-  const auto be32 = [&](std::size_t i) { return (u(i) << 24) | (u(i + 1) << 16) | (u(i + 2) << 8) | u(i + 3); };
-  const auto le32 = [&](std::size_t i) { return (u(i + 3) << 24) | (u(i + 2) << 16) | (u(i + 1) << 8) | u(i); };
+  const auto w = [&](std::size_t i) { return static_cast<uint32_t>(u(i)); };  // unsigned shifts, no sign
+  const auto be32 = [&](std::size_t i) { return (w(i) << 24) | (w(i + 1) << 16) | (w(i + 2) << 8) | w(i + 3); };
+  const auto le32 = [&](std::size_t i) { return (w(i + 3) << 24) | (w(i + 2) << 16) | (w(i + 1) << 8) | w(i); };
   const unsigned char png[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
   if (b.size() >= 8 &&
       std::equal(png, png + 8, b.begin(), [](unsigned char p, char c) { return p == static_cast<unsigned char>(c); })) {

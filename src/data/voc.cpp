@@ -261,7 +261,17 @@ VocDataset load_voc(const std::vector<DatasetSplit>& splits, const ParseOptions&
       if (rec.image_path.empty())
         throw Error((root / "JPEGImages" / (id + ".jpg")).string() + ": image of '" + id + "' (listed in " +
                     split_file + ") does not exist");
-      if (const auto bad = check_image_file(rec.image_path)) {
+      // The cheap checks always; with skip_bad_images, a full decode too (damaged data inside a JPEG
+      // shows only there), so that training never meets an image it cannot use.
+      std::optional<std::string> bad = check_image_file(rec.image_path);
+      if (!bad && options.skip_bad_images) {
+        try {
+          read_image_file(rec.image_path);
+        } catch (const Error& e) {
+          bad = e.what();
+        }
+      }
+      if (bad) {
         if (!options.skip_bad_images) throw Error(*bad + " (data.skip_bad_images: true skips such images)");
         ds.issues.push_back({ParseIssue::Kind::BadImage, rec.image_path, *bad});
         continue;

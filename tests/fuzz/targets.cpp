@@ -34,16 +34,22 @@ namespace fs = std::filesystem;
 
 // A private folder for the parsers that read files; removed at exit.
 const fs::path& scratch() {
-  static const fs::path dir = [] {
+  // Never destroyed: a static path's destructor would run before an atexit handler registered while
+  // the path was being made, and the handler would read a destroyed path.
+  static const fs::path* dir = [] {
     std::string pattern = (fs::temp_directory_path() / "yolo2-fuzz-XXXXXX").string();
     if (!::mkdtemp(pattern.data())) std::abort();
+    return new fs::path(pattern);
+  }();
+  static const bool cleanup = [] {
     std::atexit([] {
       std::error_code ec;
-      fs::remove_all(scratch(), ec);
+      fs::remove_all(*dir, ec);
     });
-    return fs::path(pattern);
+    return true;
   }();
-  return dir;
+  (void)cleanup;
+  return *dir;
 }
 
 std::string put(const std::string& name, const uint8_t* data, std::size_t size) {
