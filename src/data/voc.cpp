@@ -194,19 +194,26 @@ ImageRecord parse_voc_xml(const std::string& xml_path, const ParseOptions& optio
 
 namespace {
 
+// The non-blank lines of a list file (split lists, classes.txt), trimmed (Windows line ends and
+// stray blanks are not part of an entry), with their 1-based numbers; a UTF-8 byte-order mark, which
+// editors on Windows add, is dropped from the first.
+std::vector<std::pair<int, std::string>> list_lines(std::istream& in) {
+  std::vector<std::pair<int, std::string>> lines;
+  int number = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (++number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
+    std::string entry = trimmed(line);
+    if (!entry.empty()) lines.emplace_back(number, std::move(entry));
+  }
+  return lines;
+}
+
 std::vector<std::string> read_split_ids(const std::string& split_file) {
   std::ifstream in(split_file);
   if (!in) throw Error(split_file + ": cannot open image-set file (is the VOC root right?)");
   std::vector<std::string> ids;
   std::unordered_map<std::string, int> first_line;  // id -> the line that listed it first
-  std::string line;
-  int line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    // A UTF-8 byte-order mark (editors on Windows add one) is not part of the first id.
-    if (line_no == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
-    const std::string id = trimmed(line);
-    if (id.empty()) continue;
+  for (const auto& [line_no, id] : list_lines(in)) {
     // Per-class set files have "id flag"; the main ones only "id". Take the first field.
     const auto space = id.find_first_of(" \t");
     ids.push_back(space == std::string::npos ? id : id.substr(0, space));
@@ -363,14 +370,7 @@ std::vector<std::string> read_class_names(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw Error(path + ": cannot open the class list");
   std::vector<std::string> names;
-  int number = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++number;
-    if (number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
-    // Windows line ends and stray blanks are not part of a name.
-    const auto first = line.find_first_not_of(" \t\r"), last = line.find_last_not_of(" \t\r");
-    if (first == std::string::npos) continue;
-    const std::string name = line.substr(first, last - first + 1);
+  for (const auto& [number, name] : list_lines(in)) {
     if (std::find(names.begin(), names.end(), name) != names.end())
       throw Error(path + ":" + std::to_string(number) + ": class '" + name + "' is listed twice");
     names.push_back(name);
