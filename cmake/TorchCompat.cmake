@@ -55,6 +55,16 @@ if(YOLO2_TORCH_CUDA)
   endif()
 endif()
 
+# TorchConfig.cmake finds c10 with find_library(... PATHS <prefix>/lib), which searches the system
+# folders first: with Debian's libtorch-dev installed beside a wheel, TORCH_LIBRARIES names Debian's
+# libc10 (1.13) as well as the wheel's. An executable whose own code uses no c10 symbol then records
+# Debian's under the linker's --as-needed and aborts at start (both register the same dispatch keys;
+# the fuzz replay did). The prefix's own libc10, already in the list through the c10 target, stays.
+if(c10_LIBRARY AND NOT c10_LIBRARY MATCHES "^${YOLO2_TORCH_PREFIX}/" AND EXISTS "${YOLO2_TORCH_PREFIX}/lib/libc10.so")
+  list(REMOVE_ITEM TORCH_LIBRARIES "${c10_LIBRARY}")
+  message(STATUS "LibTorch: dropped ${c10_LIBRARY} (another LibTorch's c10) from its libraries")
+endif()
+
 message(STATUS "LibTorch ${YOLO2_TORCH_VERSION} at ${YOLO2_TORCH_PREFIX} (CUDA: ${YOLO2_TORCH_CUDA})")
 
 # LibTorch 2.x wheels (manylinux, built with a newer GCC) export ~180 symbols of that GCC's
