@@ -896,6 +896,7 @@ void finish(Config& c, const std::vector<std::string>& overrides) {
 }  // namespace
 
 const char* config_word(train::Precision value) { return word_of(value); }
+const char* config_word(model::Head value) { return word_of(value); }
 
 const std::vector<ConfigKeyInfo>& config_keys() {
   static const std::vector<ConfigKeyInfo> keys = [] {

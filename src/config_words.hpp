@@ -2,10 +2,12 @@
 // the config codec and by messages elsewhere).
 #pragma once
 
+#include "yolo2/model/choices.hpp"
 #include "yolo2/train/choices.hpp"
 
 namespace yolo2 {
 
 const char* config_word(train::Precision value);  // "fp32", "tf32", "bf16" or "fp16"
+const char* config_word(model::Head value);       // "region" or "classifier"
 
 }  // namespace yolo2

@@ -79,7 +79,7 @@ inline Config tiny_config(const std::string& root, const std::string& run_dir) {
        "  batch: 8\n"
        "runtime:\n"
        "  device: cpu\n"  // CPU tests stay on the CPU on a GPU machine too (test_cuda.cpp sets cuda)
-       "  threads: 2\n"
+       "  threads: 1\n"   // ctest runs two tests at a time (scripts/test.sh): one core each
        "  seed: 5\n";
   return parse_config(y.str(), "tiny");
 }
@@ -110,7 +110,7 @@ inline Config classifier_config(const std::string& root, const std::string& run_
           "classify: {min_crop: 64, max_crop: 72}\n"
           "train:\n  optimizer: adam\n  batch: 16\n  subdivisions: 2\n  lr: 0.002\n  burn_in: 10\n  policy: poly\n"
           "  power: 1\n  max_batches: 120\n  checkpoint_every: 40\n  log_every: 40\n  output: " +
-          run_dir + "\neval:\n  every: 0\n  batch: 16\nruntime:\n  device: cpu\n  threads: 2\n  seed: 3\n",
+          run_dir + "\neval:\n  every: 0\n  batch: 16\nruntime:\n  device: cpu\n  threads: 1\n  seed: 3\n",
       "pretrain-test");
 }
 

@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <sys/resource.h>
 #include <torch/cuda.h>
-#include <torch/optim/sgd.h>
 #include <opencv2/imgcodecs.hpp>
 
 #include <fstream>
@@ -18,7 +17,9 @@
 #include "yolo2/loss/region_loss.hpp"
 #include "yolo2/model/yolov2.hpp"
 #include "yolo2/options.hpp"
-#include "yolo2/train/schedule.hpp"
+#include "yolo2/train/optimizer.hpp"
+#include "yolo2/train/tasks.hpp"
+#include "yolo2/train/trainer.hpp"
 #include "yolo2/util/atomic_file.hpp"
 #include "yolo2/util/cuda_memory.hpp"
 #include "yolo2/util/rng.hpp"
@@ -101,74 +102,78 @@ double median_without_warmup(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// The step's parts as run_task builds them, on a stream that gives one fixed batch of random pixels
+// and boxes (on the host as the loader gives them: float NCHW on the CPU, bytes NHWC for a GPU),
+// past burn-in and the warm-up term, one micro-batch per step.
+train::TrainerParts step_parts(const Config& config, int steps, bool channels_last, const Target& target) {
+  train::TrainerParts p;
+  p.config = config;
+  const int b = config.train.batch / config.train.subdivisions, s = config.data.input_size;
+  const int classes = static_cast<int>(config.data.classes.size());
+  p.config.train.batch = b, p.config.train.subdivisions = 1;
+  p.config.runtime.channels_last = channels_last;
+  p.state.iteration = config.train.burn_in;
+  p.state.images_seen = config.loss.warmup_images;
+  p.config.train.epochs = 0, p.config.train.max_batches = p.state.iteration + steps + 1;
+  p.device = target.device;
+  p.precision = target.plan;
+  p.net = model::YoloV2(model::yolov2_spec(config.model, classes));
+  p.net->to(target.device);
+  model::set_weight_memory_format(*p.net,
+                                  channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+  p.net->train();
+  p.optimizer = train::make_optimizer(*p.net, p.config.train);
+  const Targets t = random_targets(b, 6, classes);
+  data::Batch batch;
+  batch.size = s;
+  batch.images = target.cuda() ? at::randint(0, 256, {b, s, s, 3}, at::kByte) : at::rand({b, 3, s, s});
+  batch.boxes = t.boxes, batch.labels = t.labels, batch.counts = t.counts;
+  p.task = train::detection_task_on(
+      [batch](int64_t k) {
+        data::Batch x = batch;
+        x.index = k;
+        return x;
+      },
+      b);
+  p.task->load(p.config, false);
+  p.task->prepare(p);
+  return p;
+}
+
 }  // namespace
 
 TrainStep train_step(const Config& config, int repeats, bool channels_last, const Target& target) {
-  model::YoloV2 net(model::yolov2_spec(config.model, static_cast<int>(config.data.classes.size())));
-  net->to(target.device);
-  net->train();
-  const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  model::set_weight_memory_format(*net, fmt);
-  torch::optim::SGD sgd(
-      net->parameters(),
-      torch::optim::SGDOptions(1e-4).momentum(config.train.momentum).weight_decay(config.train.decay));
-  std::vector<at::Tensor> params = net->parameters();
-  const int b = config.train.batch / config.train.subdivisions, s = config.data.input_size;
-  const at::Tensor x = at::rand({b, 3, s, s}, at::TensorOptions().device(target.device)).contiguous(fmt);
-  // On the host, as the loader gives them (the region loss builds its targets there).
-  const Targets t = random_targets(b, 6, static_cast<int>(config.data.classes.size()));
-  loss::RegionLossOptions lopt = region_loss_options(config);
-  lopt.host_scalars = false;  // as the trainer runs it: the figures stay on the device
-  if (lopt.alpha.defined()) lopt.alpha = lopt.alpha.to(target.device);  // as the trainer puts it
-  const double gamma = train::focal_gamma(config.loss.focal, 0.0);
-  train::LossScale ls;  // fp16: the trainer's dynamic loss scale, updated as it would be
+  // The warm-up step, `repeats` timed back to back (GPU), and `repeats` timed phase by phase.
+  train::Trainer trainer(step_parts(config, 2 * repeats + 1, channels_last, target));
+  trainer.parts().task->open(trainer);
+  const int b = trainer.config().train.batch;
   std::vector<double> phase[4];
-  auto ms_since = [](Clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  };
-  // One iteration; with `phases`, timed phase by phase (synchronised after each phase).
-  const auto iteration = [&](bool phases) {
-    const auto mark = [&](int k, Clock::time_point& t0) {
-      if (!phases) return;
-      target.sync();
-      phase[k].push_back(ms_since(t0));
-      t0 = Clock::now();
-    };
-    auto t0 = Clock::now();
-    sgd.zero_grad();
-    at::Tensor raw;
-    {
-      train::AutocastScope autocast(target.plan, target.device.type());
-      raw = net->forward(x).to(at::kFloat);
-    }
-    mark(0, t0);
-    const at::Tensor loss = loss::region_loss(raw, t.boxes, t.labels, t.counts, 1 << 30, gamma, lopt).total;
-    mark(1, t0);
-    (target.plan.loss_scaling ? loss * ls.scale : loss).backward();
-    mark(2, t0);
-    if (!target.plan.loss_scaling) {
-      sgd.step();
-    } else {  // the trainer's unscaling and overflow check (one read of a flag), then the step
-      const bool finite = train::unscale_gradients(params, ls.scale);
-      if (finite) sgd.step();
-      train::update_loss_scale(ls, finite);
-    }
+  bool phases = false;
+  Clock::time_point t0;
+  trainer.set_phase_probe([&](train::Trainer::Phase ph) {
     if (!phases) return;
     target.sync();
-    phase[3].push_back(ms_since(t0));
+    const auto now = Clock::now();
+    phase[static_cast<int>(ph)].push_back(std::chrono::duration<double, std::milli>(now - t0).count());
+    t0 = now;
+  });
+  const auto step = [&](bool timed) {
+    phases = timed;
+    t0 = Clock::now();
+    trainer.run_step();
   };
   TrainStep r;
-  iteration(true);  // warm-up (cuDNN's algorithm searches); its phases are left out of the medians
+  step(true);  // warm-up (cuDNN's algorithm searches); its phases are left out of the medians
   if (target.cuda()) util::reset_cuda_peak_memory(target.device.index());
   double secs = 0;
-  if (!target.cuda()) {  // the CPU runs the phases synchronously: the same iterations give both figures
-    secs = median_seconds(0, repeats, [&] { iteration(true); });
+  if (!target.cuda()) {  // the CPU runs the phases synchronously: the same steps give both figures
+    secs = median_seconds(0, repeats, [&] { step(true); });
   } else {  // back to back with one wait at the end, as a training loop runs them; then phase by phase
-    const auto t0 = Clock::now();
-    for (int i = 0; i < repeats; ++i) iteration(false);
+    const auto start = Clock::now();
+    for (int i = 0; i < repeats; ++i) step(false);
     target.sync();
-    secs = std::chrono::duration<double>(Clock::now() - t0).count() / repeats;
-    for (int i = 0; i < repeats; ++i) iteration(true);
+    secs = std::chrono::duration<double>(Clock::now() - start).count() / repeats;
+    for (int i = 0; i < repeats; ++i) step(true);
   }
   r.images_per_s = b / secs;
   r.forward_ms = median_without_warmup(phase[0]), r.loss_ms = median_without_warmup(phase[1]);

@@ -45,13 +45,15 @@ struct ConvReference {
 };
 ConvReference reference_conv(int repeats, bool channels_last, const Target& target);
 
-// One training iteration as the trainer runs it (forward in training mode under the precision's
-// autocast, region loss in fp32 against synthetic targets, backward of the loss, scaled for fp16,
-// unscaling and SGD step with momentum and decay) at the configured mini-batch, in the given memory
-// format, on the target, after one warm-up iteration: images/s (CPU: the median iteration; GPU:
-// `repeats` iterations back to back, one wait at the end), the median of each phase (on a GPU from
-// other iterations, synchronised after each phase), and the peak GPU memory LibTorch's allocator
-// held after the warm-up (-1 on the CPU).
+// One training step, the trainer's own (Trainer::run_step on the detector's task, through the task
+// interface: the stream's batch to the device, forward in training mode under the precision's
+// autocast, region loss in fp32, backward, scaled for fp16, the configured optimizer's step with
+// fp16's unscaling) at the configured mini-batch (one micro-batch per step), in the given memory
+// format, on a stream that repeats one batch of random pixels and boxes, past burn-in and the
+// warm-up term, after one warm-up step: images/s (CPU: the median step; GPU: `repeats` steps back to
+// back, one wait at the end), the median of each phase (forward; loss; backward, with the host's
+// read of the loss terms on the CPU; optimizer step; on a GPU from other steps, synchronised after
+// each phase), and the peak GPU memory LibTorch's allocator held after the warm-up (-1 on the CPU).
 struct TrainStep {
   double images_per_s = 0;
   double forward_ms = 0, loss_ms = 0, backward_ms = 0, step_ms = 0;

@@ -63,8 +63,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "yolo2 " YOLO2_VERSION);
   yolo2::cli::add_config(app);
   yolo2::cli::add_synth(app);
-  yolo2::cli::add_train(app);
-  yolo2::cli::add_pretrain(app);
+  yolo2::cli::add_training_verbs(app);  // train, pretrain (train/tasks.hpp)
   yolo2::cli::add_eval(app);
   yolo2::cli::add_detect(app);
   yolo2::cli::add_stats(app);

@@ -1,5 +1,6 @@
-// `yolo2 train`: train a detector (from scratch, darknet weights or a checkpoint), or resume a run.
-// `yolo2 pretrain`: the same for the Darknet19 classifier on an ImageFolder dataset (same flags).
+// One verb per training task (tasks.hpp): `yolo2 train` trains a detector (from scratch, darknet
+// weights or a checkpoint) or resumes a run; `yolo2 pretrain` the same for the Darknet19 classifier
+// on an ImageFolder dataset (same flags).
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -10,7 +11,8 @@
 #include "verbs.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/train/launch.hpp"
-#include "yolo2/train/trainer.hpp"
+#include "yolo2/train/run.hpp"
+#include "yolo2/train/tasks.hpp"
 #include "yolo2/util/signals.hpp"
 
 namespace yolo2::cli {
@@ -18,8 +20,8 @@ namespace yolo2::cli {
 namespace {
 
 struct TrainFlags {
-  bool pretrain = false;  // `yolo2 pretrain`: the classifier
-  std::string verb() const { return pretrain ? "pretrain" : "train"; }
+  train::TaskInfo task;  // the verb's task
+  const std::string& verb() const { return task.verb; }
   ConfigFlags config;
   train::TrainOptions options;
   std::string output, weights;
@@ -71,21 +73,19 @@ void launch_ranks(const TrainFlags& f, const CLI::App* cmd) {
     throw Error(f.verb() + ": the " + std::to_string(f.nproc) + "-process job failed (see the rank messages above)");
 }
 
-void print_summary(const train::TrainSummary& s, bool evaluated, bool pretrain) {
+void print_summary(const train::TrainSummary& s, bool evaluated, const train::TaskInfo& task) {
   std::cout << "\n"
             << (s.interrupted ? "interrupted" : "finished") << ": " << s.iterations << " iterations, " << s.images_seen
             << " images in " << std::fixed << std::setprecision(1) << s.seconds << " s (" << s.images_per_second
             << " images/s)\n";
-  const char* metric = pretrain ? "top-1" : "mAP";
   if (s.best_map >= 0)
-    std::cout << "best " << metric << " " << std::setprecision(4) << s.best_map << " at iteration " << s.best_iteration
-              << " (" << s.run_dir << "/best.ckpt); last " << metric << " " << s.final_map << "\n";
+    std::cout << "best " << task.metric << " " << std::setprecision(4) << s.best_map << " at iteration "
+              << s.best_iteration << " (" << s.run_dir << "/best.ckpt); last " << task.metric << " " << s.final_map
+              << "\n";
   std::cout << "run folder: " << s.run_dir << " (metrics.csv, loss.png, last.ckpt"
-            << (evaluated ? (pretrain ? ", eval.csv, accuracy.png, best.ckpt" : ", eval.csv, map.png, best.ckpt") : "")
-            << (pretrain && !s.interrupted ? ", classifier.cfg, classifier.weights, backbone.conv.N" : "") << ")\n";
-  if (s.interrupted)
-    std::cout << "resume with: yolo2 " << (pretrain ? "pretrain" : "train") << " --resume " << s.run_dir
-              << "/last.ckpt\n";
+            << (evaluated ? ", " + task.eval_files : "")
+            << (!s.interrupted && !task.final_files.empty() ? ", " + task.final_files : "") << ")\n";
+  if (s.interrupted) std::cout << "resume with: yolo2 " << task.verb << " --resume " << s.run_dir << "/last.ckpt\n";
 }
 
 void run(const TrainFlags& f, const CLI::App* cmd) {
@@ -111,20 +111,17 @@ void run(const TrainFlags& f, const CLI::App* cmd) {
     o.branch = f.output;  // --output with --resume: the run continues in that new folder
   }
   util::install_stop_handler();
-  const train::TrainSummary s = f.pretrain ? train::run_pretraining(config, o) : train::run_training(config, o);
+  const train::TrainSummary s = train::run_task(train::make_task(f.verb()), config, o);
   // Stopped by a signal: saved and resumable, but not finished (130 / 143, as the shell reports it).
   if (s.interrupted && util::stop_signal() != 0) set_exit_status(128 + util::stop_signal());
   if (o.dist.enabled() && o.dist.rank != 0) return;  // rank 0 reports
-  print_summary(s, o.evaluate, f.pretrain);
+  print_summary(s, o.evaluate, f.task);
 }
 
-void add_training_verb(CLI::App& app, bool pretrain) {
-  auto* cmd = pretrain ? app.add_subcommand("pretrain",
-                                            "Train the Darknet19 classifier on an ImageFolder dataset (model.head: "
-                                            "classifier), for the detector's train.init_weights")
-                       : app.add_subcommand("train", "Train a YOLOv2 detector (Ctrl-C saves a resumable checkpoint)");
+void add_training_verb(CLI::App& app, const train::TaskInfo& task) {
+  auto* cmd = app.add_subcommand(task.verb, task.description);
   auto f = std::make_shared<TrainFlags>();
-  f->pretrain = pretrain;
+  f->task = task;
   f->config.add(cmd, false);
   cmd->add_option("--resume", f->options.resume,
                   "Continue a run from its last.ckpt (its stored config is used; --set applies on top)")
@@ -158,7 +155,8 @@ void add_training_verb(CLI::App& app, bool pretrain) {
 
 }  // namespace
 
-void add_train(CLI::App& app) { add_training_verb(app, false); }
-void add_pretrain(CLI::App& app) { add_training_verb(app, true); }
+void add_training_verbs(CLI::App& app) {
+  for (train::TaskFactory make : train::registered_tasks()) add_training_verb(app, make()->info());
+}
 
 }  // namespace yolo2::cli

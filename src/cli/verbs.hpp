@@ -17,8 +17,7 @@ void add_stats(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_info(CLI::App& app);
 void add_export(CLI::App& app);
-void add_train(CLI::App& app);
-void add_pretrain(CLI::App& app);
+void add_training_verbs(CLI::App& app);  // one per training task (train, pretrain)
 void add_eval(CLI::App& app);
 void add_detect(CLI::App& app);
 void add_version(CLI::App& app);

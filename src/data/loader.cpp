@@ -7,6 +7,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <algorithm>
+#include <array>
 #include <limits>
 #include <numeric>
 
@@ -140,6 +141,75 @@ BatchPlan plan_batch(int n, const LoaderOptions& opt, int64_t index) {
   return plan;
 }
 
+namespace {
+
+// One image of a batch, at the network's input size, with its boxes in input pixels: darknet's
+// training augmentation (the colour left to the device when `colour_later`) or the evaluation
+// transform.
+struct Sized {
+  cv::Mat image;
+  std::vector<LabeledBox> boxes;
+  Affine affine;
+  std::array<double, 3> colour{};  // dhue, dsat, dexp (training)
+};
+
+Sized size_image(const cv::Mat& image, std::vector<LabeledBox> in, const LoaderOptions& opt, int s, uint64_t seed,
+                 bool colour_later) {
+  Sized r;
+  if (!opt.train) {
+    r.affine = eval_affine(image.cols, image.rows, s, opt.eval_transform);
+    r.image = warp_image(image, r.affine, s, false);
+    r.boxes = transform_boxes(in, r.affine, s, 0.0);
+    return r;
+  }
+  util::Rng rng(seed);
+  // darknet shuffles the boxes before truncating to max_boxes (randomize_boxes).
+  for (std::size_t i = in.size(); i > 1; --i)
+    std::swap(in[i - 1], in[static_cast<std::size_t>(rng.uniform_int(0, static_cast<int64_t>(i) - 1))]);
+  Augmented a = augment_train(image, in, s, opt.augment, rng, !colour_later);
+  r.image = std::move(a.image);
+  r.boxes = std::move(a.boxes);
+  r.affine = a.draw.affine;
+  r.colour = {a.draw.dhue, a.draw.dsat, a.draw.dexp};
+  return r;
+}
+
+// The batch's tensors, empty: images (bytes NHWC for the device, else float NCHW), the colour draws
+// a device applies, and the zero-padded boxes, labels and counts.
+void allocate(Batch& batch, int64_t count, const LoaderOptions& opt, bool colour_later) {
+  const int s = batch.size, m = opt.max_boxes;
+  batch.colour_mode = opt.augment.hsv;
+  batch.images = opt.device_side
+                     ? at::empty({count, s, s, 3}, at::TensorOptions(at::kByte).pinned_memory(opt.pin_memory))
+                     : at::empty({count, 3, s, s}, at::kFloat);
+  if (colour_later) batch.colour = at::empty({count, 3}, at::TensorOptions(at::kDouble).pinned_memory(opt.pin_memory));
+  batch.boxes = at::zeros({count, m, 4}, at::kFloat);
+  batch.labels = at::full({count, m}, -1, at::kLong);
+  batch.counts = at::zeros({count}, at::kLong);
+}
+
+// Image j's pixels and (up to max_boxes) boxes, normalised to the input, into the batch.
+void put_image(Batch& batch, int64_t j, const Sized& sized, const LoaderOptions& opt) {
+  const int s = batch.size, m = opt.max_boxes;
+  if (opt.device_side)
+    pack_image_bytes(sized.image, batch.images.data_ptr<uint8_t>() + j * s * s * 3);
+  else
+    pack_image(sized.image, batch.images.data_ptr<float>() + j * 3 * s * s);
+  const int kept = std::min<int>(m, static_cast<int>(sized.boxes.size()));
+  batch.counts.data_ptr<int64_t>()[j] = kept;
+  for (int b = 0; b < kept; ++b) {
+    const LabeledBox& box = sized.boxes[static_cast<std::size_t>(b)];
+    float* dst = batch.boxes.data_ptr<float>() + (j * m + b) * 4;
+    dst[0] = box.x1 / static_cast<float>(s);
+    dst[1] = box.y1 / static_cast<float>(s);
+    dst[2] = box.x2 / static_cast<float>(s);
+    dst[3] = box.y2 / static_cast<float>(s);
+    batch.labels.data_ptr<int64_t>()[j * m + b] = box.label;
+  }
+}
+
+}  // namespace
+
 Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) {
   const BatchPlan plan = plan_batch(static_cast<int>(ds.images.size()), opt, index);
   Batch batch;
@@ -147,22 +217,9 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
   batch.epoch = plan.epoch;
   batch.size = plan.size;
   const auto count = static_cast<int64_t>(plan.images.size());
-  const int s = batch.size, m = opt.max_boxes;
-
-  const bool bytes = opt.device_side;
   // The colour distortion (either mode) on the device for a device_side batch.
-  const bool colour_later = bytes && opt.train;
-  batch.colour_mode = opt.augment.hsv;
-  batch.images = bytes ? at::empty({count, s, s, 3}, at::TensorOptions(at::kByte).pinned_memory(opt.pin_memory))
-                       : at::empty({count, 3, s, s}, at::kFloat);
-  if (colour_later) batch.colour = at::empty({count, 3}, at::TensorOptions(at::kDouble).pinned_memory(opt.pin_memory));
-  batch.boxes = at::zeros({count, m, 4}, at::kFloat);
-  batch.labels = at::full({count, m}, -1, at::kLong);
-  batch.counts = at::zeros({count}, at::kLong);
-  float* boxes = batch.boxes.data_ptr<float>();
-  int64_t* labels = batch.labels.data_ptr<int64_t>();
-  int64_t* counts = batch.counts.data_ptr<int64_t>();
-
+  const bool colour_later = opt.device_side && opt.train;
+  allocate(batch, count, opt, colour_later);
   for (int64_t j = 0; j < count; ++j) {
     const int idx = plan.images[static_cast<std::size_t>(j)];
     const ImageRecord& rec = ds.images[static_cast<std::size_t>(idx)];
@@ -172,42 +229,11 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
     std::vector<LabeledBox> in;
     in.reserve(rec.objects.size());
     for (const auto& o : rec.objects) in.push_back({o.x1, o.y1, o.x2, o.y2, o.label});
-
-    cv::Mat sized;
-    std::vector<LabeledBox> out;
-    if (opt.train) {
-      util::Rng rng(plan.seeds[static_cast<std::size_t>(j)]);
-      // darknet shuffles the boxes before truncating to max_boxes (randomize_boxes).
-      for (std::size_t i = in.size(); i > 1; --i)
-        std::swap(in[i - 1], in[static_cast<std::size_t>(rng.uniform_int(0, static_cast<int64_t>(i) - 1))]);
-      Augmented a = augment_train(image, in, s, opt.augment, rng, !colour_later);
-      sized = std::move(a.image);
-      out = std::move(a.boxes);
-      batch.transforms.push_back(a.draw.affine);
-      if (colour_later) {
-        double* c = batch.colour.data_ptr<double>() + 3 * j;
-        c[0] = a.draw.dhue, c[1] = a.draw.dsat, c[2] = a.draw.dexp;
-      }
-    } else {
-      const Affine affine = eval_affine(image.cols, image.rows, s, opt.eval_transform);
-      sized = warp_image(image, affine, s, false);
-      out = transform_boxes(in, affine, s, 0.0);
-      batch.transforms.push_back(affine);
-    }
-    if (bytes)
-      pack_image_bytes(sized, batch.images.data_ptr<uint8_t>() + j * s * s * 3);
-    else
-      pack_image(sized, batch.images.data_ptr<float>() + j * 3 * s * s);
-    const int kept = std::min<int>(m, static_cast<int>(out.size()));
-    counts[j] = kept;
-    for (int b = 0; b < kept; ++b) {
-      float* dst = boxes + (j * m + b) * 4;
-      dst[0] = out[static_cast<std::size_t>(b)].x1 / static_cast<float>(s);
-      dst[1] = out[static_cast<std::size_t>(b)].y1 / static_cast<float>(s);
-      dst[2] = out[static_cast<std::size_t>(b)].x2 / static_cast<float>(s);
-      dst[3] = out[static_cast<std::size_t>(b)].y2 / static_cast<float>(s);
-      labels[j * m + b] = out[static_cast<std::size_t>(b)].label;
-    }
+    const Sized sized = size_image(image, std::move(in), opt, batch.size,
+                                   opt.train ? plan.seeds[static_cast<std::size_t>(j)] : 0, colour_later);
+    batch.transforms.push_back(sized.affine);
+    if (colour_later) std::copy(sized.colour.begin(), sized.colour.end(), batch.colour.data_ptr<double>() + 3 * j);
+    put_image(batch, j, sized, opt);
   }
   return batch;
 }

@@ -90,13 +90,39 @@ std::vector<Detection> detect_image_on_device(const RegionDecoded& d, int64_t b,
   return detect_batch(d, {{b, tr, image_w, image_h, image_index}}, input_w, input_h, o).front();
 }
 
-std::vector<std::vector<Detection>> detect_batch(const RegionDecoded& d, const std::vector<BatchImage>& images,
-                                                 int input_w, int input_h, const DetectOptions& o) {
-  std::vector<std::vector<Detection>> out(images.size());
-  if (images.empty()) return out;
-  const c10::Device device = d.boxes.device();
+namespace {
+
+// Per image on the host: detect_image's NMS on the same candidates in the same order. `packed`: one
+// row per candidate (image, class, score, x1, y1, x2, y2), images in order.
+void nms_per_image(const at::Tensor& packed, const std::vector<BatchImage>& images, const DetectOptions& o,
+                   std::vector<std::vector<Detection>>& out) {
+  const double* row = packed.data_ptr<double>();
+  const int64_t total = packed.size(0);
+  std::vector<float> boxes, cand;
+  std::vector<int64_t> labels;
+  for (int64_t first = 0; first < total;) {
+    const auto image = static_cast<int64_t>(row[7 * first]);
+    int64_t last = first;
+    boxes.clear(), cand.clear(), labels.clear();
+    for (; last < total && static_cast<int64_t>(row[7 * last]) == image; ++last) {
+      const double* r = row + 7 * last;
+      labels.push_back(static_cast<int64_t>(r[1]));
+      cand.push_back(static_cast<float>(r[2]));
+      for (int q = 3; q < 7; ++q) boxes.push_back(static_cast<float>(r[q]));
+    }
+    const std::vector<int64_t> keep =
+        ops::batched_nms(boxes.data(), cand.data(), labels.data(), static_cast<int64_t>(cand.size()), o.nms_threshold);
+    out[static_cast<std::size_t>(image)] =
+        to_detections(keep, boxes.data(), cand.data(), labels.data(),
+                      images[static_cast<std::size_t>(image)].image_index, o.max_detections);
+    first = last;
+  }
+}
+
+// The images' rows of the batch, and what maps each back to its pixels (ax, bx, ay, by, image_w - 1,
+// image_h - 1): one small copy to the device.
+std::pair<at::Tensor, at::Tensor> image_rows(const std::vector<BatchImage>& images, const c10::Device& device) {
   const auto n_img = static_cast<int64_t>(images.size());
-  // The images' rows of the batch, and what maps each back to its pixels: one small copy.
   at::Tensor rows = at::empty({n_img}, at::kLong), meta = at::empty({n_img, 6}, at::kDouble);
   for (int64_t j = 0; j < n_img; ++j) {
     const BatchImage& im = images[static_cast<std::size_t>(j)];
@@ -105,8 +131,18 @@ std::vector<std::vector<Detection>> detect_batch(const RegionDecoded& d, const s
     m[0] = im.transform.ax, m[1] = im.transform.bx, m[2] = im.transform.ay, m[3] = im.transform.by;
     m[4] = im.image_w - 1.0, m[5] = im.image_h - 1.0;
   }
-  rows = rows.to(device);
-  meta = meta.to(device);
+  return {rows.to(device), meta.to(device)};
+}
+
+}  // namespace
+
+std::vector<std::vector<Detection>> detect_batch(const RegionDecoded& d, const std::vector<BatchImage>& images,
+                                                 int input_w, int input_h, const DetectOptions& o) {
+  std::vector<std::vector<Detection>> out(images.size());
+  if (images.empty()) return out;
+  const c10::Device device = d.boxes.device();
+  const auto n_img = static_cast<int64_t>(images.size());
+  const auto [rows, meta] = image_rows(images, device);
   const at::Tensor scores = d.objectness.index_select(0, rows).unsqueeze(2) * d.class_probs.index_select(0, rows);
   const int64_t n = scores.size(1), c = scores.size(2);
   // Candidates in detect_image's order, image by image (prediction, then class): nonzero is row-major.
@@ -139,28 +175,7 @@ std::vector<std::vector<Detection>> detect_batch(const RegionDecoded& d, const s
                 1)
           .to(at::kCPU)
           .contiguous();
-  // Per image on the host: detect_image's NMS on the same candidates in the same order.
-  const double* row = packed.data_ptr<double>();
-  const int64_t total = packed.size(0);
-  std::vector<float> boxes, cand;
-  std::vector<int64_t> labels;
-  for (int64_t first = 0; first < total;) {
-    const auto image = static_cast<int64_t>(row[7 * first]);
-    int64_t last = first;
-    boxes.clear(), cand.clear(), labels.clear();
-    for (; last < total && static_cast<int64_t>(row[7 * last]) == image; ++last) {
-      const double* r = row + 7 * last;
-      labels.push_back(static_cast<int64_t>(r[1]));
-      cand.push_back(static_cast<float>(r[2]));
-      for (int q = 3; q < 7; ++q) boxes.push_back(static_cast<float>(r[q]));
-    }
-    const std::vector<int64_t> keep =
-        ops::batched_nms(boxes.data(), cand.data(), labels.data(), static_cast<int64_t>(cand.size()), o.nms_threshold);
-    out[static_cast<std::size_t>(image)] =
-        to_detections(keep, boxes.data(), cand.data(), labels.data(),
-                      images[static_cast<std::size_t>(image)].image_index, o.max_detections);
-    first = last;
-  }
+  nms_per_image(packed, images, o, out);
   return out;
 }
 

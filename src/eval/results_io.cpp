@@ -114,69 +114,73 @@ std::vector<std::string> write_voc_results(const std::string& dir, const std::st
   return written;
 }
 
+namespace {
+
+// One results file's lines (image_id score xmin ymin xmax ymax, 1-based pixels) as class `label`'s
+// detections; errors name the file and line.
+void read_results_file(const std::string& file, int label, const std::string& split,
+                       const std::unordered_map<std::string_view, int>& index_of, std::vector<Detection>& detections) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw Error("cannot open VOC results file " + file);
+  std::size_t line_number = 0;
+  for (std::string text; std::getline(in, text);) {
+    ++line_number;
+    std::string_view fields[kFieldsPerLine];
+    int count = 0;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      while (pos < text.size() && is_space(text[pos])) ++pos;
+      if (pos == text.size()) break;
+      const std::size_t start = pos;
+      while (pos < text.size() && !is_space(text[pos])) ++pos;
+      if (count < kFieldsPerLine) fields[count] = std::string_view(text).substr(start, pos - start);
+      ++count;
+    }
+    if (count == 0) continue;
+    if (count != kFieldsPerLine)
+      throw Error(where(file, line_number) + "expected " + std::to_string(kFieldsPerLine) +
+                  " fields (image_id score xmin ymin xmax ymax), found " + std::to_string(count));
+    const auto found = index_of.find(fields[0]);
+    if (found == index_of.end())
+      throw Error(where(file, line_number) + "unknown image id '" + std::string(fields[0]) + "' (not in the " + split +
+                  " image list)");
+    Detection d;
+    d.image = found->second;
+    d.label = label;
+    d.score = static_cast<float>(parse_number(fields[1], file, line_number, "score"));
+    d.box.x1 = static_cast<float>(parse_number(fields[2], file, line_number, "xmin") - 1.0);
+    d.box.y1 = static_cast<float>(parse_number(fields[3], file, line_number, "ymin") - 1.0);
+    d.box.x2 = static_cast<float>(parse_number(fields[4], file, line_number, "xmax") - 1.0);
+    d.box.y2 = static_cast<float>(parse_number(fields[5], file, line_number, "ymax") - 1.0);
+    detections.push_back(d);
+  }
+  if (in.bad()) throw Error("error reading VOC results file " + file);
+}
+
+}  // namespace
+
 std::vector<Detection> read_voc_results(const std::string& dir, const std::string& split,
                                         const std::vector<std::string>& class_names,
                                         const std::vector<std::string>& image_ids, const ReadResultsOptions& options,
                                         std::vector<std::string>* missing_files) {
   std::unordered_map<std::string_view, int> index_of;
   index_of.reserve(image_ids.size());
-  for (std::size_t i = 0; i < image_ids.size(); ++i) {
-    if (!index_of.emplace(image_ids[i], static_cast<int>(i)).second) {
+  for (std::size_t i = 0; i < image_ids.size(); ++i)
+    if (!index_of.emplace(image_ids[i], static_cast<int>(i)).second)
       throw Error("VOC results: image id '" + image_ids[i] + "' appears twice in the image list");
-    }
-  }
-
   std::vector<Detection> detections;
-  std::string text;
   for (std::size_t c = 0; c < class_names.size(); ++c) {
     const std::string file = (fs::path(dir) / results_file_name(split, class_names[c], options.comp_id)).string();
     std::error_code ec;
-    if (!fs::exists(file, ec)) {
-      if (!options.allow_missing_files) {
-        throw Error("missing VOC results file " + file + " (class '" + class_names[c] +
-                    "'): --detections takes the folder that holds comp4_det_<split>_<class>.txt for every class "
-                    "(`yolo2 eval -o OUT` writes them to OUT/results; a class without detections has an empty file)");
-      }
-      if (missing_files) missing_files->push_back(file);
+    if (fs::exists(file, ec)) {
+      read_results_file(file, static_cast<int>(c), split, index_of, detections);
       continue;
     }
-    std::ifstream in(file, std::ios::binary);
-    if (!in) throw Error("cannot open VOC results file " + file);
-    std::size_t line_number = 0;
-    while (std::getline(in, text)) {
-      ++line_number;
-      std::string_view fields[kFieldsPerLine];
-      int count = 0;
-      std::size_t pos = 0;
-      while (pos < text.size()) {
-        while (pos < text.size() && is_space(text[pos])) ++pos;
-        if (pos == text.size()) break;
-        const std::size_t start = pos;
-        while (pos < text.size() && !is_space(text[pos])) ++pos;
-        if (count < kFieldsPerLine) fields[count] = std::string_view(text).substr(start, pos - start);
-        ++count;
-      }
-      if (count == 0) continue;
-      if (count != kFieldsPerLine) {
-        throw Error(where(file, line_number) + "expected " + std::to_string(kFieldsPerLine) +
-                    " fields (image_id score xmin ymin xmax ymax), found " + std::to_string(count));
-      }
-      const auto found = index_of.find(fields[0]);
-      if (found == index_of.end()) {
-        throw Error(where(file, line_number) + "unknown image id '" + std::string(fields[0]) + "' (not in the " +
-                    split + " image list)");
-      }
-      Detection d;
-      d.image = found->second;
-      d.label = static_cast<int>(c);
-      d.score = static_cast<float>(parse_number(fields[1], file, line_number, "score"));
-      d.box.x1 = static_cast<float>(parse_number(fields[2], file, line_number, "xmin") - 1.0);
-      d.box.y1 = static_cast<float>(parse_number(fields[3], file, line_number, "ymin") - 1.0);
-      d.box.x2 = static_cast<float>(parse_number(fields[4], file, line_number, "xmax") - 1.0);
-      d.box.y2 = static_cast<float>(parse_number(fields[5], file, line_number, "ymax") - 1.0);
-      detections.push_back(d);
-    }
-    if (in.bad()) throw Error("error reading VOC results file " + file);
+    if (!options.allow_missing_files)
+      throw Error("missing VOC results file " + file + " (class '" + class_names[c] +
+                  "'): --detections takes the folder that holds comp4_det_<split>_<class>.txt for every class "
+                  "(`yolo2 eval -o OUT` writes them to OUT/results; a class without detections has an empty file)");
+    if (missing_files) missing_files->push_back(file);
   }
   return detections;
 }

@@ -129,22 +129,43 @@ void diagnostics(const ops::RegionParts& p, const at::Tensor& pred, const at::Te
                            (giou > 0.5).to(at::kFloat).mean(), (giou > 0.75).to(at::kFloat).mean()})
                     .to(at::kDouble);
   }
-  // coord, object, noobject, cls, warmup | avg_iou, avg_class, avg_obj | avg_noobj | recall50, recall75
-  res.scalars = at::cat({sums, per_truth.narrow(0, 0, 3), avg_noobj, per_truth.narrow(0, 3, 2)});
+  res.scalars = named_scalars(region_loss_scalars(), {{"coord", sums[0]},
+                                                      {"object", sums[1]},
+                                                      {"noobject", sums[2]},
+                                                      {"class", sums[3]},
+                                                      {"warmup", sums[4]},
+                                                      {"avg_iou", per_truth[0]},
+                                                      {"avg_class", per_truth[1]},
+                                                      {"avg_obj", per_truth[2]},
+                                                      {"avg_noobj", avg_noobj},
+                                                      {"recall50", per_truth[3]},
+                                                      {"recall75", per_truth[4]}});
   if (!host) {
     const double nan = std::numeric_limits<double>::quiet_NaN();
     res.coord = res.object = res.noobject = res.cls = res.warmup = nan;
     res.avg_iou = res.avg_class = res.avg_obj = res.avg_noobj = res.recall50 = res.recall75 = nan;
     return;
   }
-  const at::Tensor h = res.scalars.to(at::kCPU).contiguous();
-  const double* v = h.data_ptr<double>();
-  res.coord = v[0], res.object = v[1], res.noobject = v[2], res.cls = v[3], res.warmup = v[4];
-  res.avg_iou = v[5], res.avg_class = v[6], res.avg_obj = v[7], res.avg_noobj = v[8];
-  res.recall50 = v[9], res.recall75 = v[10];
+  const at::Tensor h = res.scalars.values.to(at::kCPU).contiguous();
+  const ScalarSpecs& specs = region_loss_scalars();
+  const auto v = [&](const char* name) { return h.data_ptr<double>()[scalar_index(specs, name)]; };
+  res.coord = v("coord"), res.object = v("object"), res.noobject = v("noobject"), res.cls = v("class");
+  res.warmup = v("warmup");
+  res.avg_iou = v("avg_iou"), res.avg_class = v("avg_class"), res.avg_obj = v("avg_obj");
+  res.avg_noobj = v("avg_noobj"), res.recall50 = v("recall50"), res.recall75 = v("recall75");
 }
 
 }  // namespace
+
+const ScalarSpecs& region_loss_scalars() {
+  using R = ScalarKind;
+  static const ScalarSpecs specs{
+      {"coord", R::Term},         {"object", R::Term},        {"noobject", R::Term},       {"class", R::Term},
+      {"warmup", R::Term, false}, {"avg_iou", R::CountMean},  {"avg_class", R::CountMean}, {"avg_obj", R::CountMean},
+      {"avg_noobj", R::Mean},     {"recall50", R::CountMean}, {"recall75", R::CountMean},
+  };
+  return specs;
+}
 
 RegionLossResult region_loss(const torch::Tensor& raw, const torch::Tensor& boxes, const torch::Tensor& labels,
                              const torch::Tensor& counts, int64_t seen, double gamma, const RegionLossOptions& o) {

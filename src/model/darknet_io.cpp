@@ -82,26 +82,20 @@ int64_t darknet_weight_floats(const NetworkSpec& spec, int upto) {
   return total;
 }
 
-WeightsLoad load_darknet_weights(YoloV2Impl& model, const std::string& path, bool allow_prefix) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open darknet weights file");
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  WeightsLoad r;
-  const std::size_t header = read_header(bytes, path, r.header);
-  const std::size_t body = bytes.size() - header;
-  if (body % 4 != 0)
-    throw Error(path + ": the body is " + std::to_string(body) + " bytes, not a whole number of floats");
-  const int64_t available = static_cast<int64_t>(body / 4);
+namespace {
 
-  // Plan the whole load first: nothing is written unless the file fits the network.
-  const NetworkSpec& spec = model.spec();
+// Where each convolution's floats start in the body (planned before anything is written: nothing is
+// loaded unless the file fits the network); throws naming the layer where the floats run out, or
+// what is left over.
+struct LoadStep {
+  std::size_t layer;
+  int64_t offset;
+};
+std::vector<LoadStep> plan_load(const NetworkSpec& spec, const std::string& path, int64_t available, bool allow_prefix,
+                                WeightsLoad& r) {
   const std::vector<int> in_c = in_channels(spec);
   const int64_t expected_total = darknet_weight_floats(spec);
-  struct Step {
-    std::size_t layer;
-    int64_t offset;
-  };
-  std::vector<Step> plan;
+  std::vector<LoadStep> plan;
   int64_t offset = 0;
   for (std::size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& l = spec.layers[i];
@@ -120,40 +114,50 @@ WeightsLoad load_darknet_weights(YoloV2Impl& model, const std::string& path, boo
     plan.push_back({i, offset});
     offset += need;
   }
-  if (offset != available) {
-    // One float too many is what a header whose version claims a 32-bit `seen` (before 0.2) gives
-    // when the writer stored 64 bits (or the version words are damaged): the header, not the network.
-    const std::string version = std::to_string(r.header.major) + "." + std::to_string(r.header.minor);
-    const std::string hint =
-        available - offset == 1 && header == 16
-            ? "; one 4-byte word too many: the header says version " + version +
-                  " (a 4-byte `seen`), but the file may have been written with an 8-byte one (versions 0.2 and "
-                  "later): check the header's first two words"
-            : "";
-    throw Error(path + ": the file has " + std::to_string(available) + " floats but the network holds only " +
-                std::to_string(expected_total) + " (" + std::to_string(available - offset) +
-                " left over): is this the weights file of another network or class count?" + hint);
-  }
+  r.floats_read = offset;
+  if (offset == available) return plan;
+  // One float too many is what a header whose version claims a 32-bit `seen` (before 0.2) gives
+  // when the writer stored 64 bits (or the version words are damaged): the header, not the network.
+  const std::string version = std::to_string(r.header.major) + "." + std::to_string(r.header.minor);
+  const std::string hint =
+      available - offset == 1 && r.header.header_bytes() == 16
+          ? "; one 4-byte word too many: the header says version " + version +
+                " (a 4-byte `seen`), but the file may have been written with an 8-byte one (versions 0.2 and "
+                "later): check the header's first two words"
+          : "";
+  throw Error(path + ": the file has " + std::to_string(available) + " floats but the network holds only " +
+              std::to_string(expected_total) + " (" + std::to_string(available - offset) +
+              " left over): is this the weights file of another network or class count?" + hint);
+}
 
+}  // namespace
+
+WeightsLoad load_darknet_weights(YoloV2Impl& model, const std::string& path, bool allow_prefix) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open darknet weights file");
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  WeightsLoad r;
+  const std::size_t header = read_header(bytes, path, r.header);
+  const std::size_t body = bytes.size() - header;
+  if (body % 4 != 0)
+    throw Error(path + ": the body is " + std::to_string(body) + " bytes, not a whole number of floats");
+  const std::vector<LoadStep> plan = plan_load(model.spec(), path, static_cast<int64_t>(body / 4), allow_prefix, r);
   const float* data = reinterpret_cast<const float*>(bytes.data() + header);
   // Diverged or damaged weights would only show as an mAP of 0: refused, naming the first bad float.
-  for (int64_t k = 0; k < offset; ++k)
+  for (int64_t k = 0; k < r.floats_read; ++k)
     if (!std::isfinite(data[k]))
       throw Error(path + ": float " + std::to_string(k) + " of the body is " + std::to_string(data[k]) +
                   " (the weights are damaged or come from a diverged run)");
   torch::NoGradGuard no_grad;
-  for (const Step& s : plan) {
+  for (const LoadStep& s : plan) {
     const auto k = static_cast<std::size_t>(model.conv_of_layer()[s.layer]);
     int64_t pos = s.offset;
     for (at::Tensor t : conv_tensors(model, k)) {
-      const int64_t n = t.numel();
-      at::Tensor src = at::from_blob(const_cast<float*>(data + pos), t.sizes(), at::kFloat);
-      t.copy_(src);
-      pos += n;
+      t.copy_(at::from_blob(const_cast<float*>(data + pos), t.sizes(), at::kFloat));
+      pos += t.numel();
     }
     ++r.conv_layers_loaded;
   }
-  r.floats_read = offset;
   return r;
 }
 
@@ -185,8 +189,10 @@ void save_darknet_weights(YoloV2Impl& model, const std::string& path, uint64_t s
   util::write_file_atomic(path, weights_content(model, seen, upto));
 }
 
-std::string darknet_cfg(const NetworkSpec& spec, const Config& config) {
-  std::ostringstream os;
+namespace {
+
+// [net]: the input and darknet's training recipe.
+void write_net_section(std::ostream& os, const NetworkSpec& spec, const Config& config) {
   const auto& t = config.train;
   const auto& a = config.data.augment;
   const bool classifier = spec.head == Head::Classifier;
@@ -214,44 +220,57 @@ std::string darknet_cfg(const NetworkSpec& spec, const Config& config) {
     for (std::size_t i = 0; i < t.scales.size(); ++i) os << (i ? "," : "") << t.scales[i];
   }
   os << "\n";
-  for (std::size_t i = 0; i < spec.layers.size(); ++i) {
-    const LayerSpec& l = spec.layers[i];
-    switch (l.type) {
-      case LayerSpec::Type::Conv:
-        os << "\n[convolutional]\n";
-        if (l.batch_normalize) os << "batch_normalize=1\n";
-        os << "filters=" << l.filters << "\nsize=" << l.size << "\nstride=" << l.stride
-           << "\npad=1\nactivation=" << (l.leaky ? "leaky" : "linear") << "\n";
-        break;
-      case LayerSpec::Type::MaxPool:
-        os << "\n[maxpool]\nsize=" << l.size << "\nstride=" << l.stride << "\n";
-        break;
-      case LayerSpec::Type::Reorg:
-        os << "\n[reorg]\nstride=" << l.stride << "\n";
-        break;
-      case LayerSpec::Type::AvgPool:
-        os << "\n[avgpool]\n";
-        break;
-      case LayerSpec::Type::Route:
-        os << "\n[route]\nlayers=";
-        for (std::size_t j = 0; j < l.inputs.size(); ++j)
-          os << (j ? "," : "") << (l.inputs[j] - static_cast<int>(i));  // relative, as darknet writes it
-        os << "\n";
-        break;
-    }
+}
+
+// Layer i's section.
+void write_layer(std::ostream& os, const LayerSpec& l, std::size_t i) {
+  switch (l.type) {
+    case LayerSpec::Type::Conv:
+      os << "\n[convolutional]\n";
+      if (l.batch_normalize) os << "batch_normalize=1\n";
+      os << "filters=" << l.filters << "\nsize=" << l.size << "\nstride=" << l.stride
+         << "\npad=1\nactivation=" << (l.leaky ? "leaky" : "linear") << "\n";
+      break;
+    case LayerSpec::Type::MaxPool:
+      os << "\n[maxpool]\nsize=" << l.size << "\nstride=" << l.stride << "\n";
+      break;
+    case LayerSpec::Type::Reorg:
+      os << "\n[reorg]\nstride=" << l.stride << "\n";
+      break;
+    case LayerSpec::Type::AvgPool:
+      os << "\n[avgpool]\n";
+      break;
+    case LayerSpec::Type::Route:
+      os << "\n[route]\nlayers=";
+      for (std::size_t j = 0; j < l.inputs.size(); ++j)
+        os << (j ? "," : "") << (l.inputs[j] - static_cast<int>(i));  // relative, as darknet writes it
+      os << "\n";
+      break;
   }
-  if (spec.head == Head::Classifier) {
-    os << "\n[softmax]\ngroups=1\n";  // darknet19.cfg ends so (its [cost] layer is not needed to predict)
-    return os.str();
-  }
+}
+
+// [region]: the anchors and darknet's loss settings.
+void write_region_section(std::ostream& os, const NetworkSpec& spec, const Config& config) {
   const auto& L = config.loss;
   os << "\n[region]\nanchors=";
   for (std::size_t i = 0; i < spec.anchors.size(); ++i) os << (i ? ", " : "") << spec.anchors[i];
   os << "\nbias_match=1\nclasses=" << spec.num_classes << "\ncoords=4\nnum=" << spec.num_anchors()
-     << "\nsoftmax=1\njitter=" << a.jitter << "\nrescore=" << (L.rescore ? 1 : 0)
+     << "\nsoftmax=1\njitter=" << config.data.augment.jitter << "\nrescore=" << (L.rescore ? 1 : 0)
      << "\n\nobject_scale=" << L.object_scale << "\nnoobject_scale=" << L.noobject_scale
      << "\nclass_scale=" << L.class_scale << "\ncoord_scale=" << L.coord_scale << "\n\nabsolute=1\nthresh=" << L.thresh
      << "\nrandom=" << (config.data.multiscale_sizes.empty() ? 0 : 1) << "\n";
+}
+
+}  // namespace
+
+std::string darknet_cfg(const NetworkSpec& spec, const Config& config) {
+  std::ostringstream os;
+  write_net_section(os, spec, config);
+  for (std::size_t i = 0; i < spec.layers.size(); ++i) write_layer(os, spec.layers[i], i);
+  if (spec.head == Head::Classifier)
+    os << "\n[softmax]\ngroups=1\n";  // darknet19.cfg ends so (its [cost] layer is not needed to predict)
+  else
+    write_region_section(os, spec, config);
   return os.str();
 }
 

@@ -25,20 +25,20 @@ std::string fmt_duration(double seconds) {
 class MetricsHook : public Hook {
  public:
   void before_train(Trainer& t) override {
-    // iteration, epoch, images_seen, lr, gamma, size, loss, the task's scalars, count, images_per_s,
-    // loss_scale (fp16's; 1 without) and overflow_skips (fp16 steps skipped so far)
+    // iteration, epoch, images_seen, lr, the task's settings (gamma), size, loss, the task's scalars,
+    // count, images_per_s, loss_scale (fp16's; 1 without) and overflow_skips (fp16 steps skipped so far)
+    for (const auto& name : t.parts().task->settings()) table_.header.push_back(name);
+    table_.header.insert(table_.header.end(), {"size", "loss"});
     for (const auto& sc : t.parts().task->scalars()) table_.header.push_back(sc.name);
     table_.header.insert(table_.header.end(), {"count", "images_per_s", "loss_scale", "overflow_skips"});
     if (t.state().iteration > 0) table_.load(t.parts().folder.file("metrics.csv"), t.state().iteration);
   }
   void after_scalars(Trainer& t, const StepRecord& s) override {
-    std::vector<double> row{static_cast<double>(s.iteration),
-                            t.epoch(s.images_seen),
-                            static_cast<double>(s.images_seen),
-                            s.lr,
-                            s.gamma,
-                            static_cast<double>(s.size),
-                            s.loss};
+    std::vector<double> row{static_cast<double>(s.iteration), t.epoch(s.images_seen),
+                            static_cast<double>(s.images_seen), s.lr};
+    row.insert(row.end(), s.settings.begin(), s.settings.end());
+    row.push_back(static_cast<double>(s.size));
+    row.push_back(s.loss);
     row.insert(row.end(), s.values.begin(), s.values.end());
     row.push_back(static_cast<double>(s.count));
     row.push_back(t.config().train.batch / s.seconds);
@@ -60,7 +60,7 @@ class MetricsHook : public Hook {
     if (it.empty()) return;
     std::vector<util::Series> s{{"loss", it, table_.column("loss"), {}, 2}};
     for (const auto& sc : t.parts().task->scalars())
-      if (sc.kind == ScalarKind::Term && sc.name != "warmup") s.push_back({sc.name, it, table_.column(sc.name), {}, 2});
+      if (sc.kind == ScalarKind::Term && sc.drawn) s.push_back({sc.name, it, table_.column(sc.name), {}, 2});
     util::PlotOptions po;
     po.title = "training loss (per image)";
     po.x_label = "iteration";
@@ -69,7 +69,7 @@ class MetricsHook : public Hook {
     util::save_line_plot(t.parts().folder.file("loss.png"), s, po);
   }
 
-  CsvTable table_{{"iteration", "epoch", "images_seen", "lr", "gamma", "size", "loss"}, {}};
+  CsvTable table_{{"iteration", "epoch", "images_seen", "lr"}, {}};
 };
 
 class ProgressHook : public Hook {
@@ -88,13 +88,16 @@ class ProgressHook : public Hook {
       std::ostringstream& os = specs[i].kind == ScalarKind::Term ? terms : diag;
       os << (os.tellp() > 0 ? " " : "") << specs[i].name << " " << std::fixed << std::setprecision(3) << s.values[i];
     }
-    const std::string gamma = t.parts().task->uses_gamma() ? fmt::format(" gamma {:.2f}", s.gamma) : "";
+    std::string settings;  // " gamma 0.07"
+    const auto& names = t.parts().task->settings();
+    for (std::size_t i = 0; i < names.size() && i < s.settings.size(); ++i)
+      settings += fmt::format(" {} {:.2f}", names[i], s.settings[i]);
     const std::string scale = t.parts().precision.loss_scaling
                                   ? fmt::format(" | loss scale {:g} ({} skipped)", s.loss_scale, s.overflow_skips)
                                   : "";
     spdlog::info(
         "it {}/{} ep {:.2f} | loss {:.3f} avg {:.3f} ({}) | {} n {} | lr {:.2e}{} | {}px{} | {:.1f} img/s | eta {}", it,
-        max, t.epoch(s.images_seen), s.loss, ema_loss_, terms.str(), diag.str(), s.count, s.lr, gamma, s.size, scale,
+        max, t.epoch(s.images_seen), s.loss, ema_loss_, terms.str(), diag.str(), s.count, s.lr, settings, s.size, scale,
         ips, fmt_duration(eta));
   }
 
@@ -142,7 +145,7 @@ class CheckpointHook : public Hook {
     t.summary().interrupted = true;
     const std::string last = t.parts().folder.last();
     spdlog::warn("stopped at iteration {}: state saved to {}; resume with: yolo2 {} --resume {}", st.iteration, last,
-                 t.config().model.head == Head::Classifier ? "pretrain" : "train", last);
+                 t.parts().task->info().verb, last);
   }
 };
 

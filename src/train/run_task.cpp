@@ -1,13 +1,12 @@
-// run_training: builds a Trainer from the config (resume, device and ranks, run folder, data,
-// model, optimizer, loss and stream) and adds the hooks. run_recipe is shared with pretraining.
+// run_task: builds a Trainer for a task from the config (resume, device and ranks, run folder, the
+// task's data, model, optimizer, the task's loss and stream) and adds the hooks; the registry of
+// tasks (tasks.hpp).
 #include <spdlog/spdlog.h>
 #include <torch/utils.h>
 
 #include <filesystem>
-#include <iomanip>
-#include <sstream>
 
-#include "tasks.hpp"
+#include "../config_words.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/options.hpp"
 #include "yolo2/train/hooks.hpp"
@@ -15,6 +14,7 @@
 #include "yolo2/train/optimizer.hpp"
 #include "yolo2/train/rng_state.hpp"
 #include "yolo2/train/schedule.hpp"
+#include "yolo2/train/tasks.hpp"
 #include "yolo2/train/trainer.hpp"
 #include "yolo2/util/cuda_memory.hpp"
 #include "yolo2/util/runtime.hpp"
@@ -88,72 +88,32 @@ void build_optimizer(TrainerParts& p, std::optional<Checkpoint>& resumed, const 
   spdlog::info("resume: {} at iteration {} ({} images seen)", resume_path, p.state.iteration, p.state.images_seen);
 }
 
-// The detector's data, loss and stream (multi-scale sizes by step, this rank's shard).
-struct Detection {
-  std::shared_ptr<const data::VocDataset> train_set;
-  std::optional<data::VocDataset> test_set;
+// The task of a config's model.head, for the message that names the verb to use.
+std::string head_message(const Config& config, const TaskInfo& running) {
+  std::string other;
+  for (TaskFactory make : registered_tasks())
+    if (const TaskInfo& i = make()->info(); i.head == config.model.head) other = i.verb;
+  return (config.source.empty() ? std::string("the config") : config.source) + ": model.head is " +
+         config_word(config.model.head) + (other.empty() ? "" : ": train it with yolo2 " + other) + " (this is yolo2 " +
+         running.verb + ")";
+}
 
-  void load(TrainerParts& p, bool evaluate) {
-    const Config& c = p.config;
-    train_set = std::make_shared<const data::VocDataset>(data::load_voc(c.data.train, parse_options(c, true)));
-    if (evaluate) test_set = data::load_voc(c.data.test, parse_options(c, false));
-    const std::string skipped_train = data::skipped_images_summary(*train_set),
-                      skipped_test = test_set ? data::skipped_images_summary(*test_set) : std::string();
-    if (!skipped_train.empty()) spdlog::warn("data (training): {}", skipped_train);
-    if (!skipped_test.empty()) spdlog::warn("data (test): {}", skipped_test);
-    spdlog::info("data: {} training images ({} objects), {} test images", train_set->images.size(),
-                 data::dataset_stats(*train_set).objects, test_set ? test_set->images.size() : 0);
-    p.max_batches = total_iterations(c.train, static_cast<int64_t>(train_set->images.size()));
-  }
-
-  loss::RegionLossOptions loss(const TrainerParts& p) const {
-    loss::RegionLossOptions o = region_loss_options(p.config);
-    if (p.config.loss.focal.alpha.kind == AlphaSpec::Kind::Auto) {
-      const auto a = loss::inverse_frequency_alpha(data::dataset_stats(*train_set).objects_per_class);
-      o.alpha = at::tensor(a, at::kFloat);
-      std::ostringstream os;
-      for (std::size_t c = 0; c < a.size(); ++c)
-        os << (c ? ", " : "") << p.config.data.classes[c] << " " << std::setprecision(3) << a[c];
-      spdlog::info("focal alpha (auto, inverse class frequency, mean 1): {}", os.str());
-    }
-    if (o.alpha.defined()) o.alpha = o.alpha.to(p.device);
-    return o;
-  }
-
-  std::unique_ptr<Hook> make_task(TrainerParts& p) {
-    p.task = detection_task(train_set, stream_options(p, loader_options(p.config, true)), loss(p));
-    return evaluation_hook(std::move(test_set));
-  }
-};
+// Everything a first step needs is checked before the folder is touched (an --overwrite deletes the
+// earlier run's files): here, that the training set holds a (micro-)batch.
+void check_batch(const TrainerParts& p) {
+  const int micro = p.config.train.batch / p.config.train.subdivisions;
+  if (p.task->train_images() < micro)
+    throw Error("the training set has " + std::to_string(p.task->train_images()) + " images, fewer than one batch of " +
+                std::to_string(micro) + " (train.batch / train.subdivisions); nothing in " + p.folder.dir +
+                " was changed");
+}
 
 }  // namespace
 
-data::LoaderOptions stream_options(const TrainerParts& p, data::LoaderOptions o) {
-  const int sub = p.config.train.subdivisions;
-  const int64_t max_batches = p.max_batches;
-  if (p.dist) o.shard_rank = p.dist->rank(), o.shard_count = p.dist->world_size();
-  o.pin_memory = p.device.is_cuda();
-  o.device_side = p.device.is_cuda();  // bytes to the GPU; float, layout and colour there
-  const DataConfig data_cfg = p.config.data;
-  const uint64_t seed = p.config.runtime.seed;
-  if (!o.size_for_batch)
-    o.size_for_batch = [data_cfg, max_batches, sub, seed](int64_t b) {
-      return multiscale_size(data_cfg, b / sub, max_batches, seed);
-    };
-  o.start_batch = p.state.iteration * sub;
-  o.num_batches = std::max<int64_t>(0, (max_batches - p.state.iteration) * sub);
-  return o;
-}
-
-TrainSummary run_recipe(Config config, const TrainOptions& options, const TaskRecipe& recipe) {
+TrainSummary run_task(std::unique_ptr<Task> task, Config config, const TrainOptions& options) {
   const auto t_start = std::chrono::steady_clock::now();
-  const char* verb = recipe.head == Head::Classifier ? "yolo2 pretrain" : "yolo2 train";
   std::optional<Checkpoint> resumed = open_resume(options, config);
-  if (config.model.head != recipe.head)
-    throw Error((config.source.empty() ? std::string("the config") : config.source) + ": model.head is " +
-                (config.model.head == Head::Classifier ? "classifier: train it with yolo2 pretrain"
-                                                       : "region (a detector): train it with yolo2 train") +
-                " (this is " + verb + ")");
+  if (config.model.head != task->info().head) throw Error(head_message(config, task->info()));
   util::setup_runtime(config.runtime);
   TrainerParts p;
   p.device = util::resolve_device(config.runtime.device);
@@ -169,6 +129,7 @@ TrainSummary run_recipe(Config config, const TrainOptions& options, const TaskRe
     config.train.output = options.branch;  // the run now lives there (its config.yaml says so)
   }
   p.config = config;
+  p.task = std::move(task);
   p.folder = locate_run_folder(config, options.resume, options.branch);
   const bool main_rank = !p.dist || p.dist->is_main();
   // Claimed (locked, refused if not ours or busy) before anything is loaded; written only once the
@@ -176,7 +137,7 @@ TrainSummary run_recipe(Config config, const TrainOptions& options, const TaskRe
   std::unique_ptr<RunLock> lock;
   const bool continues_in_place = resumed.has_value() && options.branch.empty();
   if (main_rank) lock = claim_run_folder(p.folder, continues_in_place, options.overwrite);
-  recipe.load_data(p, options.evaluate);
+  p.task->load(p.config, options.evaluate);
   build_model(p, resumed, options.resume);
   if (p.dist) {
     p.dist->sync_model(*p.net);  // every rank starts from rank 0's weights (fresh or resumed)
@@ -184,14 +145,9 @@ TrainSummary run_recipe(Config config, const TrainOptions& options, const TaskRe
     p.dist->attach_reducer(*p.net);
   }
   build_optimizer(p, resumed, options.resume);
-  std::unique_ptr<Hook> evaluation = recipe.make_task(p);
-  // Everything a first step needs is checked before the folder is touched (an --overwrite deletes the
-  // earlier run's files): here, that the training set holds a (micro-)batch.
-  const int micro = p.config.train.batch / p.config.train.subdivisions;
-  if (p.task->train_images() < micro)
-    throw Error("the training set has " + std::to_string(p.task->train_images()) + " images, fewer than one batch of " +
-                std::to_string(micro) + " (train.batch / train.subdivisions); nothing in " + p.folder.dir +
-                " was changed");
+  p.task->prepare(p);
+  std::unique_ptr<Hook> evaluation = evaluation_hook(p.task->evaluation());
+  check_batch(p);
   if (main_rank) prepare_run_folder(p.folder, p.config, continues_in_place);
   if (main_rank && !options.branch.empty())
     copy_run_history(RunFolder{std::filesystem::path(options.resume).parent_path().string()}, p.folder);
@@ -202,18 +158,17 @@ TrainSummary run_recipe(Config config, const TrainOptions& options, const TaskRe
   trainer.add_hook(checkpoint_hook());
   trainer.add_hook(std::move(evaluation));
   TrainSummary summary = trainer.train();
-  if (recipe.finish && !summary.interrupted && trainer.at_end()) recipe.finish(trainer, summary);
+  if (!summary.interrupted && trainer.at_end()) trainer.parts().task->finish(trainer);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return summary;
 }
 
 TrainSummary run_training(Config config, const TrainOptions& options) {
-  auto d = std::make_shared<Detection>();
-  TaskRecipe recipe;
-  recipe.head = Head::Region;
-  recipe.load_data = [d](TrainerParts& p, bool evaluate) { d->load(p, evaluate); };
-  recipe.make_task = [d](TrainerParts& p) { return d->make_task(p); };
-  return run_recipe(std::move(config), options, recipe);
+  return run_task(detection_task(), std::move(config), options);
+}
+
+TrainSummary run_pretraining(Config config, const TrainOptions& options) {
+  return run_task(classification_task(), std::move(config), options);
 }
 
 }  // namespace yolo2::train

@@ -10,7 +10,6 @@
 #include "yolo2/error.hpp"
 #include "yolo2/train/optimizer.hpp"
 #include "yolo2/train/rng_state.hpp"
-#include "yolo2/train/schedule.hpp"
 
 namespace yolo2::train {
 
@@ -19,8 +18,8 @@ namespace {
 // One small all-reduce per micro-batch: every rank learns whether any rank's loss is non-finite
 // (all skip or stop together: a rank that skipped its backward pass alone would leave the others
 // waiting in the gradient all-reduce) and `values` and `count` become the global ones.
-void exchange_values(Distributed& dist, const std::vector<ScalarSpec>& specs, std::vector<double>& values,
-                     int64_t& count, bool& finite, std::string& bad_term) {
+void exchange_values(Distributed& dist, const ScalarSpecs& specs, std::vector<double>& values, int64_t& count,
+                     bool& finite, std::string& bad_term) {
   const auto n = static_cast<double>(count);
   std::vector<double> v{finite ? 0.0 : 1.0};
   for (std::size_t i = 0; i < specs.size(); ++i)
@@ -43,14 +42,14 @@ std::vector<double> to_host(const at::Tensor& t) {
 }
 
 // The count-weighted sums turned into means.
-void finish(StepRecord& step, const std::vector<ScalarSpec>& specs) {
+void finish(StepRecord& step, const ScalarSpecs& specs) {
   if (step.count == 0) return;
   const auto n = static_cast<double>(step.count);
   for (std::size_t i = 0; i < specs.size() && i < step.values.size(); ++i)
     if (specs[i].kind == ScalarKind::CountMean) step.values[i] /= n;
 }
 
-std::optional<std::string> non_finite_term(const std::vector<ScalarSpec>& specs, const std::vector<double>& values) {
+std::optional<std::string> non_finite_term(const ScalarSpecs& specs, const std::vector<double>& values) {
   for (std::size_t i = 0; i < specs.size() && i < values.size(); ++i)
     if (specs[i].kind == ScalarKind::Term && !std::isfinite(values[i])) return specs[i].name;
   return std::nullopt;
@@ -101,8 +100,8 @@ void Trainer::notify_eval() {
 
 TrainSummary Trainer::train() {
   const TrainConfig& tc = p_.config.train;
-  spdlog::info("train: {} iterations of {} images ({} x {}), {} -> {}, device {}, run folder {}", p_.max_batches,
-               tc.batch, tc.subdivisions, tc.batch / tc.subdivisions, p_.state.iteration, p_.max_batches,
+  spdlog::info("train: {} iterations of {} images ({} x {}), {} -> {}, device {}, run folder {}", max_batches(),
+               tc.batch, tc.subdivisions, tc.batch / tc.subdivisions, p_.state.iteration, max_batches(),
                p_.device.str(), p_.folder.dir);
   summary_.run_dir = p_.folder.dir;
   for (auto& h : hooks_) h->before_train(*this);
@@ -114,7 +113,7 @@ TrainSummary Trainer::train() {
   if (deferred_)
     spdlog::info("train: the loss terms are read every {} steps (train.log_every) and before saves and evaluations",
                  p_.config.train.log_every);
-  while (p_.state.iteration < p_.max_batches && !stopping_) {
+  while (p_.state.iteration < max_batches() && !stopping_) {
     if (!run_step()) continue;
     const auto t_hooks = std::chrono::steady_clock::now();
     for (auto& h : hooks_) h->after_step(*this);
@@ -131,8 +130,17 @@ TrainSummary Trainer::train() {
   return summary_;
 }
 
+void Trainer::check_names(const loss::NamedScalars& values) {
+  const ScalarSpecs& task = p_.task->scalars();
+  bool same = values.specs != nullptr && values.specs->size() == task.size();
+  for (std::size_t i = 0; same && i < task.size(); ++i)
+    same = (*values.specs)[i].name == task[i].name && (*values.specs)[i].kind == task[i].kind;
+  if (!same) throw Error("internal error: the task's loss gave other scalars than the task declares");
+  names_checked_ = true;
+}
+
 void Trainer::accumulate(const MicroResult& r, double w) {
-  const at::Tensor& v = r.values;
+  const at::Tensor& v = r.values.values;
   if (!count_mask_.defined() || count_mask_.device() != v.device()) {  // once per run
     std::vector<double> count_mask, other_mask;
     for (const auto& spec : p_.task->scalars()) {
@@ -147,7 +155,7 @@ void Trainer::accumulate(const MicroResult& r, double w) {
   step_values_ = step_values_.defined() ? step_values_ + weighted : weighted;
   // The loss: the micro-batch's terms summed in order, times w (the same additions as on the host).
   at::Tensor terms;
-  const std::vector<ScalarSpec>& specs = p_.task->scalars();
+  const ScalarSpecs& specs = p_.task->scalars();
   for (std::size_t i = 0; i < specs.size(); ++i)
     if (specs[i].kind == ScalarKind::Term) {
       const at::Tensor x = v.narrow(0, static_cast<int64_t>(i), 1);
@@ -157,54 +165,74 @@ void Trainer::accumulate(const MicroResult& r, double w) {
   current_.count += r.count;
 }
 
+// Read now: a non-finite loss is skipped or stops the run before its backward pass, and the ranks
+// agree on it (and exchange their values) in one small all-reduce. Unset: the micro-batch is fine
+// (its values the global ones); set: the term that is not finite.
+std::optional<std::string> Trainer::check_now(MicroResult& r) {
+  const ScalarSpecs& specs = p_.task->scalars();
+  std::vector<double> v = to_host(r.values.values);
+  std::optional<std::string> bad = non_finite_term(specs, v);
+  bool finite = !bad;
+  std::string bad_term = bad.value_or("");
+  if (p_.dist) exchange_values(*p_.dist, specs, v, r.count, finite, bad_term);
+  if (!finite) return bad_term;
+  if (p_.dist) r.values.values = at::tensor(v, at::kDouble);  // the global values
+  return std::nullopt;
+}
+
+// The micro-batch's share of the step's gradient. The last micro-batch of a step averages the
+// gradients over the ranks (bucketed all-reduce during its backward pass); the others accumulate
+// locally, as DDP's no_sync().
+void Trainer::backward(const MicroResult& r, bool last, int sub) {
+  if (p_.dist && last) p_.dist->prepare_backward(r.total);
+  try {
+    // fp16: the loss scaled by a power of two, so small gradients survive in half precision.
+    (p_.precision.loss_scaling ? r.total * (p_.state.loss_scale.scale / sub) : r.total / sub).backward();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // c10::Error, or Gloo's IoException from the reducer's all-reduce
+    if (p_.dist) throw Error(p_.dist->failure_message("the backward pass (gradient all-reduce)", e.what()));
+    throw;
+  }
+}
+
 bool Trainer::run_step() {
   const auto t0 = std::chrono::steady_clock::now();
   const int sub = p_.config.train.subdivisions;
   TrainState& st = p_.state;
   current_ = StepRecord{};
   step_values_ = step_loss_ = at::Tensor();
-  TrainTask& task = *p_.task;
-  const std::vector<ScalarSpec>& specs = task.scalars();
+  Task& task = *p_.task;
   // darknet counts the update being made from 1 (schedule.hpp).
-  current_.lr =
-      p_.lr_at ? p_.lr_at(st.iteration + 1) : learning_rate(p_.config.train, st.iteration + 1, p_.max_batches);
-  if (task.uses_gamma())
-    current_.gamma =
-        focal_gamma(p_.config.loss.focal, static_cast<double>(st.iteration) / static_cast<double>(p_.max_batches));
+  current_.lr = task.learning_rate(st.iteration + 1);
+  current_.settings = task.begin_step(*this);
   set_lr(*p_.optimizer, current_.lr);
   p_.optimizer->zero_grad();
   for (int s = 0; s < sub; ++s) {
-    MicroResult r = task.micro_step(*this, s, current_.gamma);
+    MicroResult r = task.micro_step(*this, s);
+    phase(Phase::Loss);
+    if (!names_checked_) check_names(r.values);
     current_.size = r.size;
-    if (!deferred_) {
-      // Read now: a non-finite loss is skipped or stops the run before its backward pass, and the
-      // ranks agree on it (and exchange their values) in one small all-reduce.
-      std::vector<double> v = to_host(r.values);
-      std::optional<std::string> bad = non_finite_term(specs, v);
-      bool finite = !bad;
-      std::string bad_term = bad.value_or("");
-      if (p_.dist) exchange_values(*p_.dist, specs, v, r.count, finite, bad_term);
-      if (!finite) {
+    if (!deferred_)
+      if (std::optional<std::string> bad = check_now(r)) {
         for (int rest = s + 1; rest < sub; ++rest) task.skip_micro_batch();  // keep the stream aligned with iterations
-        return skip_or_throw(bad_term);
+        return skip_or_throw(*bad);
       }
-      if (p_.dist) r.values = at::tensor(v, at::kDouble);  // the global values
-    }
-    // The last micro-batch of a step averages the gradients over the ranks (bucketed all-reduce
-    // during its backward pass); the others accumulate locally, as DDP's no_sync().
-    if (p_.dist && s == sub - 1) p_.dist->prepare_backward(r.total);
-    try {
-      // fp16: the loss scaled by a power of two, so small gradients survive in half precision.
-      (p_.precision.loss_scaling ? r.total * (st.loss_scale.scale / sub) : r.total / sub).backward();
-    } catch (const Error&) {
-      throw;
-    } catch (const std::exception& e) {  // c10::Error, or Gloo's IoException from the reducer's all-reduce
-      if (p_.dist) throw Error(p_.dist->failure_message("the backward pass (gradient all-reduce)", e.what()));
-      throw;
-    }
+    backward(r, s == sub - 1, sub);
+    phase(Phase::Backward);
     accumulate(r, 1.0 / sub);
   }
   optimizer_step();
+  phase(Phase::Step);
+  end_step(t0);
+  return true;
+}
+
+// The state advanced, the step's record queued with its values (then its loss: one row), and a read
+// every train.log_every steps (and at most kMaxPending steps apart: the rows are small, but
+// log_every may be large).
+void Trainer::end_step(std::chrono::steady_clock::time_point t0) {
+  TrainState& st = p_.state;
   st.iteration += 1;
   st.images_seen += p_.config.train.batch;
   images_this_run_ += p_.config.train.batch;
@@ -212,20 +240,16 @@ bool Trainer::run_step() {
   current_.images_seen = st.images_seen;
   current_.overflow_skips = st.loss_scale.skipped;
   current_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  // The step's values, then its loss: one row.
   pending_.push_back({current_, step_loss_.defined() ? at::cat({step_values_, step_loss_})
                                                      : at::cat({step_values_, step_values_.new_zeros({1})})});
-  // A read every train.log_every steps (and at most kMaxPending steps apart: the rows are small, but
-  // log_every may be large).
   constexpr std::size_t kMaxPending = 1000;
   if (!deferred_ || st.iteration % p_.config.train.log_every == 0 || at_end() || pending_.size() >= kMaxPending)
     read_scalars();
-  return true;
 }
 
 void Trainer::read_scalars() {
   if (pending_.empty()) return;
-  const std::vector<ScalarSpec>& specs = p_.task->scalars();
+  const ScalarSpecs& specs = p_.task->scalars();
   std::vector<Pending> done;
   done.swap(pending_);
   std::vector<at::Tensor> values;
@@ -261,8 +285,7 @@ void Trainer::read_scalars() {
 // the counts of each step): count-weighted sums and counts summed over the ranks, the other values
 // (terms, loss) averaged. A non-finite value on one rank is non-finite in the sum, so every rank
 // stops at the same step. The rows stay where they are (a GPU's for NCCL).
-at::Tensor Trainer::global_rows(const at::Tensor& rows, std::vector<Pending>& done,
-                                const std::vector<ScalarSpec>& specs) {
+at::Tensor Trainer::global_rows(const at::Tensor& rows, std::vector<Pending>& done, const ScalarSpecs& specs) {
   std::vector<double> counts;
   for (const Pending& d : done) counts.push_back(static_cast<double>(d.record.count));
   at::Tensor all = at::cat({rows.to(at::kDouble), at::tensor(counts, at::kDouble).to(rows.device()).unsqueeze(1)}, 1);

@@ -22,6 +22,7 @@
 
 #include "yolo2/config.hpp"
 #include "yolo2/loss/region_targets.hpp"
+#include "yolo2/loss/scalars.hpp"
 
 namespace yolo2::loss {
 
@@ -65,11 +66,15 @@ struct RegionLossResult {
   // the update); NaN-free: 0 when count is 0.
   double avg_iou = 0, avg_class = 0, avg_obj = 0, avg_noobj = 0, recall50 = 0, recall75 = 0;
   int64_t count = 0;  // ground truths (always: the targets are built on the host)
-  // The same eleven figures as one float64 tensor on the loss's device, no gradient, in the order
-  // above: coord, object, noobject, cls, warmup, avg_iou, avg_class, avg_obj, avg_noobj, recall50,
-  // recall75.
-  torch::Tensor scalars;
+  // The same eleven figures as named values on the loss's device (region_loss_scalars(): the terms
+  // coord, object, noobject, class, warmup; the diagnostics avg_iou, avg_class, avg_obj, avg_noobj,
+  // recall50, recall75).
+  NamedScalars scalars;
 };
+
+// The names of RegionLossResult::scalars and how they combine over micro-batches and ranks
+// (metrics.csv's columns for a detector). warmup is not drawn in loss.png (zero after warmup_images).
+const ScalarSpecs& region_loss_scalars();
 
 // raw [B, A*(5+C), H, W]; boxes [B, M, 4] x1, y1, x2, y2 normalised to the input; labels [B, M]
 // int64; counts [B] int64 (valid boxes per image) — the loader's Batch tensors (on any device).

@@ -1,9 +1,10 @@
-// `yolo2 train` and `yolo2 pretrain`: a Trainer owns the loop and the step (darknet's optimiser
-// semantics: subdivisions x (batch, forward, loss, backward), then one optimizer step) and calls
-// hooks at fixed points (detectron2's pattern): checkpoints and the stop save, periodic evaluation
-// with the best checkpoint, the CSV logs and plots, progress, and the stop agreement between ranks
-// (train/hooks.hpp). What it trains is a TrainTask: the detector (region loss, run_training) or the
-// Darknet19 classifier (softmax cross-entropy, run_pretraining). The run folder is run_folder.hpp's.
+// The training engine: a Trainer owns the loop and the step (darknet's optimiser semantics:
+// subdivisions x (batch, forward, loss, backward), then one optimizer step) and calls hooks at fixed
+// points (detectron2's pattern): checkpoints and the stop save, periodic evaluation with the best
+// checkpoint, the CSV logs and plots, progress, and the stop agreement between ranks
+// (train/hooks.hpp). What it trains is a Task (task.hpp), which it knows only through that
+// interface: scalars by name, settings by name, no loss and no head. run.hpp builds a Trainer from
+// a config; the run folder is run_folder.hpp's.
 #pragma once
 
 #include <torch/optim/optimizer.h>
@@ -19,102 +20,25 @@
 #include "yolo2/model/yolov2.hpp"
 #include "yolo2/train/checkpoint.hpp"
 #include "yolo2/train/distributed.hpp"
+#include "yolo2/train/run.hpp"
 #include "yolo2/train/run_folder.hpp"
+#include "yolo2/train/task.hpp"
 #include "yolo2/util/background_writer.hpp"
 
 namespace yolo2::train {
 
-struct TrainOptions {
-  std::string resume;                         // a last.ckpt to continue from (its stored config is used)
-  std::vector<std::string> resume_overrides;  // `key=value` applied to the stored config on resume
-  // With resume: continue the run in this new folder instead of the checkpoint's (a branch: the
-  // earlier folder is left as it is; its metrics.csv, eval.csv and best.ckpt are copied over).
-  std::string branch;
-  bool overwrite = false;  // start afresh in a run folder that already holds a run
-  bool evaluate = true;    // periodic and final evaluation on data.test
-  // Stop (save last.ckpt, resumable) after this many iterations of this process; -1: never.
-  // For jobs with a wall-time limit, and for tests of resume.
-  int64_t stop_after = -1;
-  // This process's place in a multi-process job (default: alone). With world_size > 1, every rank
-  // runs run_training with the same config; rank 0 writes the run folder.
-  DistOptions dist;
-  // Read the step's scalars (the loss terms, metrics.csv's columns) only every train.log_every steps
-  // and before each save or evaluation, instead of after every step (see Trainer). Unset: on for a
-  // GPU. Off whatever it says with train.skip_nonfinite. Tests (and `train --scalars`) set it on the CPU.
-  std::optional<bool> deferred_scalars;
-};
-
-struct TrainSummary {
-  std::string run_dir;
-  int64_t iterations = 0;  // optimizer steps done in total
-  int64_t images_seen = 0;
-  bool interrupted = false;  // stopped by a signal; resumable from last.ckpt
-  double final_map = -1;     // at the last evaluation (-1: none)
-  double best_map = -1;
-  int64_t best_iteration = -1;
-  double seconds = 0;
-  double images_per_second = 0;
-};
-
-// Runs training until train.max_batches (or train.epochs) or a stop request. Throws yolo2::Error
-// on bad input and on a non-finite loss (unless train.skip_nonfinite), after which last.ckpt still
-// holds the last good state.
-TrainSummary run_training(Config config, const TrainOptions& options);
-
-// `yolo2 pretrain`: the same for a classifier config (model.head: classifier) on ImageFolder data,
-// with top-1 / top-5 on data.test; at the end it writes RUN/backbone.conv.<classify.prefix_layers>
-// (final_map and best_map hold top-1).
-TrainSummary run_pretraining(Config config, const TrainOptions& options);
-
 // Training mode, with batch norm kept in evaluation mode when `freeze_bn` (train.freeze_bn).
 void set_train_mode(model::YoloV2Impl& net, bool freeze_bn);
-
-// Iterations a config trains for on a training set of `train_images` images.
-int64_t total_iterations(const TrainConfig& train, int64_t train_images);
-
-// How a task's per-micro-batch scalars combine into a step's (over micro-batches and ranks).
-enum class ScalarKind {
-  Term,       // a loss term per image: averaged, and summed into the step's loss
-  Mean,       // a diagnostic averaged like a term, not part of the loss
-  CountMean,  // a diagnostic averaged over the items it was measured on (`count`: ground truths, images)
-};
-struct ScalarSpec {
-  std::string name;  // metrics.csv column
-  ScalarKind kind;
-};
-
-// One micro-batch's forward pass and loss.
-struct MicroResult {
-  at::Tensor total;   // the loss to back-propagate
-  at::Tensor values;  // [scalars().size()] float64, no gradient, on the loss's device
-  int64_t count = 0;  // items behind the CountMean values (known on the host)
-  int size = 0;       // input side of the batch
-};
-
-class Trainer;
-
-// What the loop trains: owns the training stream and the loss.
-class TrainTask {
- public:
-  virtual ~TrainTask() = default;
-  virtual const std::vector<ScalarSpec>& scalars() const = 0;
-  virtual int64_t train_images() const = 0;
-  virtual bool uses_gamma() const = 0;  // the focal gamma schedule applies (metrics and progress show it)
-  // Opens the stream at the state's position (called once the hooks' before_train have run).
-  virtual void open(const Trainer& trainer) = 0;
-  // The next micro-batch (the s-th of its step): forward and loss.
-  virtual MicroResult micro_step(Trainer& trainer, int s, double gamma) = 0;
-  virtual void skip_micro_batch() = 0;  // keeps the stream aligned when a step is abandoned
-};
 
 // One optimizer step as the hooks see it.
 struct StepRecord {
   int64_t iteration = 0;    // the state after the step
   int64_t images_seen = 0;  // likewise
-  double lr = 0, gamma = 0;
-  int size = 0;                // input side of the step's batches
-  double loss = 0;             // the total loss per image
-  std::vector<double> values;  // the task's scalars (all ranks)
+  double lr = 0;
+  std::vector<double> settings;  // the task's settings() at the step (the focal gamma)
+  int size = 0;                  // input side of the step's batches
+  double loss = 0;               // the total loss per image
+  std::vector<double> values;    // the task's scalars (all ranks)
   int64_t count = 0;
   // Wall time of the step; with deferred scalars, the mean over the steps read together, the hooks'
   // time left out (a GPU step's end is only known at a synchronisation).
@@ -140,7 +64,7 @@ class Hook {
   virtual void after_train(Trainer&) {}  // the loop ended, finished or stopped
 };
 
-// What a Trainer works on; run_training and run_pretraining build it from the config.
+// What a Trainer works on; run_task builds it from the config (the bench by hand).
 struct TrainerParts {
   Config config;
   c10::Device device{c10::kCPU};
@@ -150,10 +74,7 @@ struct TrainerParts {
   model::YoloV2 net{nullptr};
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   TrainState state;  // where the run stands (a resumed one continues from it)
-  std::unique_ptr<TrainTask> task;
-  int64_t max_batches = 0;
-  // The learning rate of an update (counted from 1); unset: learning_rate(config.train, ., max_batches).
-  std::function<double(int64_t)> lr_at;
+  std::unique_ptr<Task> task;
   bool deferred_scalars = false;  // TrainOptions::deferred_scalars, resolved
 };
 
@@ -178,8 +99,8 @@ class Trainer {
   const Config& config() const { return p_.config; }
   TrainState& state() { return p_.state; }
   bool main_rank() const { return !p_.dist || p_.dist->is_main(); }
-  int64_t max_batches() const { return p_.max_batches; }
-  bool at_end() const { return p_.state.iteration == p_.max_batches; }
+  int64_t max_batches() const { return p_.task->max_batches(); }
+  bool at_end() const { return p_.state.iteration == max_batches(); }
   double epoch(int64_t images_seen) const;                      // images_seen / training images
   double epoch() const { return epoch(p_.state.images_seen); }  // where the loop is now
   int64_t first_iteration() const { return first_iteration_; }  // where this process started
@@ -206,11 +127,24 @@ class Trainer {
   void read_scalars();
   bool deferred_scalars() const { return deferred_; }
 
- private:
-  // subdivisions x (batch, forward, loss, backward), then the optimizer step; false when the batch
-  // was skipped for a non-finite loss (train.skip_nonfinite).
+  // One step as train() makes it, without the hooks: subdivisions x (batch, forward, loss,
+  // backward), then the optimizer step; false when the batch was skipped for a non-finite loss
+  // (train.skip_nonfinite). train() calls it; the bench times it (task opened first).
   bool run_step();
+  // The bench's view inside a step: called (when set) after the task's forward pass (the task calls
+  // phase(Forward)), after each micro-batch's loss, after each backward pass and after the optimizer
+  // step.
+  enum class Phase { Forward, Loss, Backward, Step };
+  void set_phase_probe(std::function<void(Phase)> probe) { probe_ = std::move(probe); }
+  void phase(Phase ph) const {
+    if (probe_) probe_(ph);
+  }
+
+ private:
+  std::optional<std::string> check_now(MicroResult& r);
+  void backward(const MicroResult& r, bool last, int sub);
   void optimizer_step();
+  void end_step(std::chrono::steady_clock::time_point t0);
   bool skip_or_throw(const std::string& bad_term);
   [[noreturn]] void throw_non_finite(const std::string& bad_term, int64_t iteration, bool later_steps) const;
   // Adds a micro-batch's values, weighted (terms and means by w, the others by their count).
@@ -218,7 +152,9 @@ class Trainer {
   struct Pending;
   // Deferred scalars under several processes: `rows` (one per pending step) made global, and each
   // step's count the global one.
-  at::Tensor global_rows(const at::Tensor& rows, std::vector<Pending>& done, const std::vector<ScalarSpec>& specs);
+  at::Tensor global_rows(const at::Tensor& rows, std::vector<Pending>& done, const ScalarSpecs& specs);
+  // The first micro-batch's names checked against the task's scalars() (a task built wrongly).
+  void check_names(const loss::NamedScalars& values);
 
   TrainerParts p_;
   std::vector<std::unique_ptr<Hook>> hooks_;
@@ -235,6 +171,8 @@ class Trainer {
   at::Tensor count_mask_, other_mask_;            // 1 at the CountMean scalars / at the others (float64)
   std::chrono::steady_clock::time_point t_read_;  // when the scalars were last read
   double hook_seconds_ = 0;                       // spent in after_step hooks since then
+  bool names_checked_ = false;
+  std::function<void(Phase)> probe_;
   TrainSummary summary_;
   int64_t first_iteration_ = 0;
   int64_t images_this_run_ = 0;
