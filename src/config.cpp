@@ -895,7 +895,7 @@ void finish(Config& c, const std::vector<std::string>& overrides) {
 
 }  // namespace
 
-const char* config_word(train::Precision value) { return word_of(value); }
+const char* config_word(runtime::Precision value) { return word_of(value); }
 const char* config_word(model::Head value) { return word_of(value); }
 
 const std::vector<ConfigKeyInfo>& config_keys() {
@@ -1075,11 +1075,6 @@ std::string to_yaml(const Config& c) {
   YAML::Emitter e;
   e << root;
   return std::string(e.c_str()) + "\n";
-}
-
-int resolved_threads(const RuntimeConfig& runtime) {
-  if (runtime.threads > 0) return runtime.threads;
-  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 }  // namespace yolo2

@@ -2,7 +2,7 @@
 
 #include <ATen/ATen.h>
 
-#include "yolo2/util/runtime.hpp"
+#include "yolo2/runtime/setup.hpp"
 
 namespace yolo2 {
 
@@ -18,7 +18,7 @@ data::ParseOptions parse_options(const Config& c, bool train, std::vector<std::s
 data::LoaderOptions loader_options(const Config& c, bool train) {
   data::LoaderOptions o;
   o.batch_size = train ? c.train.batch / c.train.subdivisions : c.eval.batch;
-  o.workers = util::resolved_workers(c.data.workers);
+  o.workers = runtime::resolved_workers(c.data.workers);
   o.prefetch = c.data.prefetch;
   o.seed = c.runtime.seed;
   o.train = train;

@@ -15,8 +15,8 @@
 #include "train_fixtures.hpp"
 #include "yolo2/config.hpp"
 #include "yolo2/error.hpp"
+#include "yolo2/io/checkpoint.hpp"
 #include "yolo2/model/yolov2.hpp"
-#include "yolo2/train/checkpoint.hpp"
 
 using namespace yolo2;
 using namespace yolo2::testing;
@@ -26,18 +26,18 @@ TEST(Checkpoint, HoldsWeightsAndConfig) {
   Config c = parse_config("model: {width: 0.125}\ndata: {classes: [a, b, c]}\n");
   auto m = model::YoloV2(model::yolov2_spec(c.model, 3));
   randomize_batchnorm(*m);
-  train::save_checkpoint(dir.file("m.ckpt"), *m, c);
-  auto ck = train::load_checkpoint(dir.file("m.ckpt"));
+  io::save_checkpoint(dir.file("m.ckpt"), *m, c);
+  auto ck = io::load_checkpoint(dir.file("m.ckpt"));
   EXPECT_EQ(ck.config.data.classes, c.data.classes);
   EXPECT_EQ(to_yaml(ck.config), to_yaml(c));
   EXPECT_TRUE(bit_identical(*m, *ck.model));
   EXPECT_FALSE(ck.state.has_value());
   // Foreign and truncated files are clear errors.
   yolo2::testing::write_text(dir.file("foreign.ckpt"), "not a checkpoint");
-  EXPECT_THROW(train::load_checkpoint(dir.file("foreign.ckpt")), Error);
+  EXPECT_THROW(io::load_checkpoint(dir.file("foreign.ckpt")), Error);
   const std::string bytes = yolo2::testing::read_text(dir.file("m.ckpt"));
   yolo2::testing::write_text(dir.file("cut.ckpt"), bytes.substr(0, bytes.size() / 2));
-  EXPECT_THROW(train::load_checkpoint(dir.file("cut.ckpt")), Error);
+  EXPECT_THROW(io::load_checkpoint(dir.file("cut.ckpt")), Error);
 }
 
 #ifdef YOLO2_EXE
@@ -64,7 +64,7 @@ TEST(Checkpoint, KillDuringTrainingLeavesALoadableCheckpoint) {
     int status = 0;
     waitpid(pid, &status, 0);
     ASSERT_TRUE(WIFSIGNALED(status)) << yolo2::testing::read_text(dir.file("log"));
-    const auto ck = train::load_checkpoint(dir.file("run/last.ckpt"));
+    const auto ck = io::load_checkpoint(dir.file("run/last.ckpt"));
     ASSERT_TRUE(ck.state.has_value());
     EXPECT_GE(ck.state->iteration, 1);
   }

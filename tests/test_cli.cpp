@@ -20,7 +20,7 @@
 #include "yolo2/data/voc.hpp"
 #include "yolo2/eval/evaluator.hpp"
 #include "yolo2/eval/results_io.hpp"
-#include "yolo2/util/build_info.hpp"
+#include "yolo2/runtime/build_info.hpp"
 
 #ifdef YOLO2_EXE
 
@@ -115,11 +115,11 @@ TEST(Version, ReportsTheLibTorchItWasBuiltWith) {
   ASSERT_EQ(std::system((std::string(YOLO2_EXE) + " version --json > " + out).c_str()), 0);
   const std::string text = read_text(out);
   EXPECT_CONTAINS(text, std::string("\"libtorch\": \"") + TORCH_VERSION + "\"");
-  EXPECT_CONTAINS(text, std::string("\"cuda_compiled\": ") + (util::cuda_compiled() ? "true" : "false"));
+  EXPECT_CONTAINS(text, std::string("\"cuda_compiled\": ") + (runtime::cuda_compiled() ? "true" : "false"));
   EXPECT_CONTAINS(text, "\"opencv\": \"" CV_VERSION "\"");
-  const util::BuildInfo info = util::build_info();
+  const runtime::BuildInfo info = runtime::build_info();
   EXPECT_EQ(info.gpus.size(), torch::cuda::is_available() ? torch::cuda::device_count() : 0u);
-  if (util::cuda_compiled()) {
+  if (runtime::cuda_compiled()) {
     EXPECT_FALSE(info.cuda_runtime.empty());
     EXPECT_FALSE(info.cudnn.empty());
   }

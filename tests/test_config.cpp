@@ -329,7 +329,7 @@ TEST(ConfigFile, ShippedConfigsLoad) {
   const Config gpu = yolo2::load_config(std::string(YOLO2_SOURCE_DIR) + "/configs/voc_gpu.yaml");
   EXPECT_EQ(gpu.train.subdivisions, 1);
   EXPECT_EQ(gpu.train.batch, 64);
-  EXPECT_EQ(gpu.runtime.precision, yolo2::train::Precision::Bf16);
+  EXPECT_EQ(gpu.runtime.precision, yolo2::runtime::Precision::Bf16);
   EXPECT_GT(gpu.train.checkpoint_minutes, 0);
   EXPECT_EQ(gpu.data.workers, -1);
 }

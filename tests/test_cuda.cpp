@@ -20,15 +20,15 @@
 #include "yolo2/data/voc.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/eval/decode.hpp"
+#include "yolo2/io/checkpoint.hpp"
 #include "yolo2/loss/region_loss.hpp"
 #include "yolo2/model/yolov2.hpp"
 #include "yolo2/ops/boxes.hpp"
-#include "yolo2/train/checkpoint.hpp"
-#include "yolo2/train/distributed.hpp"
-#include "yolo2/train/precision.hpp"
+#include "yolo2/runtime/build_info.hpp"
+#include "yolo2/runtime/distributed.hpp"
+#include "yolo2/runtime/precision.hpp"
+#include "yolo2/runtime/setup.hpp"
 #include "yolo2/train/trainer.hpp"
-#include "yolo2/util/build_info.hpp"
-#include "yolo2/util/runtime.hpp"
 
 using namespace yolo2;
 using namespace yolo2::testing;
@@ -36,11 +36,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-#define YOLO2_REQUIRE_GPU()                                                                                     \
-  do {                                                                                                          \
-    if (!torch::cuda::is_available())                                                                           \
-      GTEST_SKIP() << "no GPU visible (" << (util::cuda_compiled() ? "LibTorch has CUDA" : "CPU-only LibTorch") \
-                   << "): this test runs on a CUDA machine";                                                    \
+#define YOLO2_REQUIRE_GPU()                                                                                        \
+  do {                                                                                                             \
+    if (!torch::cuda::is_available())                                                                              \
+      GTEST_SKIP() << "no GPU visible (" << (runtime::cuda_compiled() ? "LibTorch has CUDA" : "CPU-only LibTorch") \
+                   << "): this test runs on a CUDA machine";                                                       \
   } while (0)
 
 // fp32 everywhere on the GPU: TF32 would round matmuls and convolutions to 10-bit mantissas.
@@ -102,17 +102,17 @@ loss::RegionLossOptions loss_options(ClassLoss classification) {
 
 TEST(CudaDevice, AskingForCudaWithoutOneNamesTheKeyAndTheReason) {
   if (torch::cuda::is_available()) GTEST_SKIP() << "a GPU is visible: runtime.device=cuda resolves";
-  const std::string e = error_of([] { util::resolve_device("cuda"); });
+  const std::string e = error_of([] { runtime::resolve_device("cuda"); });
   EXPECT_CONTAINS(e, "runtime.device");
-  EXPECT_CONTAINS(e, util::cuda_compiled() ? "no GPU is visible" : "LibTorch without CUDA");
-  EXPECT_EQ(util::resolve_device("auto"), c10::Device(c10::kCPU));
+  EXPECT_CONTAINS(e, runtime::cuda_compiled() ? "no GPU is visible" : "LibTorch without CUDA");
+  EXPECT_EQ(runtime::resolve_device("auto"), c10::Device(c10::kCPU));
 }
 
 TEST(CudaDevice, NcclOnTheCpuNamesTheKey) {
   DistributedConfig dc;
   dc.backend = "nccl";
   const std::string e = error_of([&] {
-    train::Distributed(train::DistOptions{0, 2, 0, "127.0.0.1", 1}, dc, c10::kCPU);
+    runtime::Distributed(runtime::DistOptions{0, 2, 0, "127.0.0.1", 1}, dc, c10::kCPU);
   });
   EXPECT_CONTAINS(e, "distributed.backend: nccl");
   // Without NCCL in LibTorch: "built without NCCL"; with it: NCCL cannot reduce CPU tensors.
@@ -218,14 +218,14 @@ TEST(Cuda, FusedUnscaleEqualsTheCpu) {
     cpu.push_back(p);
     gpu.push_back(q);
   }
-  EXPECT_TRUE(train::unscale_gradients(cpu, 1024.0));
-  EXPECT_TRUE(train::unscale_gradients(gpu, 1024.0));
+  EXPECT_TRUE(runtime::unscale_gradients(cpu, 1024.0));
+  EXPECT_TRUE(runtime::unscale_gradients(gpu, 1024.0));
   for (std::size_t k = 0; k < cpu.size(); ++k) EXPECT_TRUE(at::equal(gpu[k].grad().cpu(), cpu[k].grad())) << k;
   gpu[2].grad().view(-1)[1] = std::numeric_limits<float>::infinity();
-  EXPECT_FALSE(train::unscale_gradients(gpu, 1.0));
+  EXPECT_FALSE(runtime::unscale_gradients(gpu, 1.0));
   gpu[2].grad().view(-1)[1] = 0.0f;
   gpu[4].grad().view(-1)[0] = std::nanf("");
-  EXPECT_FALSE(train::unscale_gradients(gpu, 1.0));
+  EXPECT_FALSE(runtime::unscale_gradients(gpu, 1.0));
 }
 
 TEST(Cuda, CheckpointSavedOnCudaLoadsOnTheCpu) {
@@ -235,8 +235,8 @@ TEST(Cuda, CheckpointSavedOnCudaLoadsOnTheCpu) {
   Config c = tiny_config(root, dir.file("run"));
   auto net = tiny_model(5);
   net->to(at::kCUDA);
-  train::save_checkpoint(dir.file("cuda.ckpt"), *net, c);
-  auto back = train::load_checkpoint(dir.file("cuda.ckpt"));
+  io::save_checkpoint(dir.file("cuda.ckpt"), *net, c);
+  auto back = io::load_checkpoint(dir.file("cuda.ckpt"));
   EXPECT_EQ(back.model->parameters().front().device(), c10::Device(c10::kCPU));
   net->to(at::kCPU);
   EXPECT_EQ(max_abs_diff(*back.model, *net), 0.0);
@@ -251,7 +251,7 @@ TEST(Cuda, ShortTrainingRunOnCudaLearns) {
   const train::TrainSummary s = train::run_training(c, {});
   EXPECT_EQ(s.iterations, 300);
   EXPECT_GE(s.final_map, 0.9);
-  auto back = train::load_checkpoint(dir.file("run/last.ckpt"));  // evaluates on the CPU
+  auto back = io::load_checkpoint(dir.file("run/last.ckpt"));  // evaluates on the CPU
   EXPECT_EQ(back.model->parameters().front().device(), c10::Device(c10::kCPU));
 }
 
@@ -261,31 +261,31 @@ TEST(Cuda, ShortTrainingRunOnCudaLearns) {
 TEST(Cuda, MixedPrecisionRunsLearn) {
   YOLO2_REQUIRE_GPU();
   const c10::Device gpu(c10::kCUDA, 0);
-  train::setup_precision(train::Precision::Tf32, gpu);
+  runtime::setup_precision(runtime::Precision::Tf32, gpu);
   EXPECT_TRUE(at::globalContext().allowTF32CuBLAS());
   EXPECT_TRUE(at::globalContext().allowTF32CuDNN());
-  train::setup_precision(train::Precision::Fp32, gpu);
+  runtime::setup_precision(runtime::Precision::Fp32, gpu);
   EXPECT_FALSE(at::globalContext().allowTF32CuBLAS());
   EXPECT_FALSE(at::globalContext().allowTF32CuDNN());
   TempDir dir;
   const std::string root = make_dataset(dir, 8, 128, 21);
-  for (const auto precision : {train::Precision::Fp16, train::Precision::Bf16}) {
-    const bool fp16 = precision == train::Precision::Fp16;
+  for (const auto precision : {runtime::Precision::Fp16, runtime::Precision::Bf16}) {
+    const bool fp16 = precision == runtime::Precision::Fp16;
     const std::string name = fp16 ? "fp16" : "bf16";
     Config c = tiny_config(root, dir.file(name));
     c.runtime.device = "cuda";
     c.runtime.precision = precision;
     {  // the forward pass under the run's autocast really runs in the lower precision
-      const train::PrecisionPlan plan = train::setup_precision(precision, gpu);
+      const runtime::PrecisionPlan plan = runtime::setup_precision(precision, gpu);
       model::YoloV2 net(model::yolov2_spec(c.model, static_cast<int>(c.data.classes.size())));
       net->to(gpu);
-      const train::AutocastScope autocast(plan, c10::kCUDA);
+      const runtime::AutocastScope autocast(plan, c10::kCUDA);
       EXPECT_EQ(net->forward(at::rand({2, 3, 64, 64}, at::TensorOptions().device(gpu))).scalar_type(), plan.dtype)
           << name;
     }
     const train::TrainSummary s = train::run_training(c, {});
     EXPECT_GE(s.final_map, 0.85) << name;
-    auto back = train::load_checkpoint(dir.file(name + "/last.ckpt"));
+    auto back = io::load_checkpoint(dir.file(name + "/last.ckpt"));
     for (const auto& t : back.model->parameters()) EXPECT_EQ(t.scalar_type(), at::kFloat) << name;
     const auto rows = csv_rows(dir.file(name + "/metrics.csv"));
     ASSERT_EQ(rows.size(), 300u) << name;
@@ -388,7 +388,7 @@ TEST(Cuda, BenchMeasuresOnTheGpu) {
   TempDir dir;
   const std::string root = make_dataset(dir, 8, 96, 4);
   for (const auto precision :
-       {train::Precision::Fp32, train::Precision::Tf32, train::Precision::Bf16, train::Precision::Fp16}) {
+       {runtime::Precision::Fp32, runtime::Precision::Tf32, runtime::Precision::Bf16, runtime::Precision::Fp16}) {
     Config c = tiny_config(root, dir.file("run"));
     c.runtime.device = "cuda";
     c.runtime.precision = precision;
@@ -401,7 +401,7 @@ TEST(Cuda, BenchMeasuresOnTheGpu) {
     try {
       r = bench::run_bench(c, o);
     } catch (const Error& e) {  // bf16 below compute capability 8.0: the error names the key
-      if (precision != train::Precision::Bf16) throw;
+      if (precision != runtime::Precision::Bf16) throw;
       std::cout << "bf16 not measured: " << e.what() << "\n";
       continue;
     }

@@ -22,9 +22,9 @@
 #include "yolo2/data/voc.hpp"
 #include "yolo2/eval/results_io.hpp"
 #include "yolo2/eval/voc_ap.hpp"
-#include "yolo2/model/darknet_io.hpp"
+#include "yolo2/io/checkpoint.hpp"
+#include "yolo2/io/darknet.hpp"
 #include "yolo2/options.hpp"
-#include "yolo2/train/checkpoint.hpp"
 #include "yolo2/train/run_folder.hpp"
 #include "yolo2/train/trainer.hpp"
 #include "yolo2/util/background_writer.hpp"
@@ -114,9 +114,9 @@ TEST(RunFolderSafety, WriteFailureIsAnErrorAndKeepsThePreviousCheckpoint) {
   model::YoloV2 net = small_detector();
   const Config c = default_config();
   const std::string path = dir.file("last.ckpt");
-  train::save_checkpoint(path, *net, c);
+  io::save_checkpoint(path, *net, c);
   const std::string before = read_text(path);
-  const std::string e = error_on_a_full_disk([&] { train::save_checkpoint(path, *net, c); });
+  const std::string e = error_on_a_full_disk([&] { io::save_checkpoint(path, *net, c); });
   EXPECT_CONTAINS(e, path);
   EXPECT_CONTAINS(e, "File too large");
   EXPECT_EQ(read_text(path), before);
@@ -133,11 +133,11 @@ TEST(RunFolderSafety, BackgroundWriteFailureSurfacesAndKeepsThePreviousCheckpoin
   const Config c = default_config();
   const std::string path = dir.file("last.ckpt");
   util::BackgroundWriter writer;
-  writer.write(path, train::checkpoint_bytes(*net, c));
+  writer.write(path, io::checkpoint_bytes(*net, c));
   writer.wait();
   const std::string before = read_text(path);
   const std::string e = error_on_a_full_disk([&] {
-    writer.write(path, train::checkpoint_bytes(*net, c));
+    writer.write(path, io::checkpoint_bytes(*net, c));
     writer.wait();
   });
   EXPECT_CONTAINS(e, path);
@@ -181,7 +181,7 @@ TEST(RunFolderSafety, ResumeRefusesNetworkOverridesAndBadDataLeavesTheRunAlone) 
   EXPECT_THROW(train::run_training(c, ow), Error);
   EXPECT_EQ(read_text(dir.file("run/config.yaml")), config_before);
   EXPECT_TRUE(fs::exists(dir.file("run/metrics.csv")));
-  EXPECT_NO_THROW(train::load_checkpoint(dir.file("run/last.ckpt")));
+  EXPECT_NO_THROW(io::load_checkpoint(dir.file("run/last.ckpt")));
 }
 
 // Issue 29's serious cases, on the library: a resume never writes into a folder yolo2 did not make
@@ -208,7 +208,7 @@ TEST(RunFolderSafety, ResumeBranchesAndNeverWritesIntoAForeignFolder) {
   r.branch = dir.file("branch");
   const train::TrainSummary s = train::run_training(c, r);
   EXPECT_EQ(s.iterations, 4);
-  EXPECT_EQ(train::load_checkpoint(dir.file("branch/last.ckpt")).state->iteration, 4);
+  EXPECT_EQ(io::load_checkpoint(dir.file("branch/last.ckpt")).state->iteration, 4);
   EXPECT_EQ(read_text(dir.file("mine/metrics.csv")), "user,numbers\n1,2\n");
   EXPECT_EQ(read_text(dir.file("branch/metrics.csv")).find("user"), std::string::npos)
       << "no history from a user's folder";
@@ -239,13 +239,13 @@ TEST(RunFolderSafety, ExportWritesItsPairOrNothing) {
   TempDir dir;
   model::YoloV2 net = small_detector();
   const Config c = default_config();
-  model::export_darknet(*net, c, dir.file("m"), 7);
+  io::export_darknet(*net, c, dir.file("m"), 7);
   const std::string cfg = read_text(dir.file("m.cfg")), weights = read_text(dir.file("m.weights"));
   ASSERT_GT(weights.size(), 64u * 1024) << "the limit must fall inside the .weights file";
   Config wider = c;
   wider.model.width = 0.5;
   model::YoloV2 big(model::yolov2_spec(wider.model, 20));
-  const std::string e = error_on_a_full_disk([&] { model::export_darknet(*big, wider, dir.file("m"), 9); });
+  const std::string e = error_on_a_full_disk([&] { io::export_darknet(*big, wider, dir.file("m"), 9); });
   EXPECT_CONTAINS(e, "m.weights");
   EXPECT_EQ(read_text(dir.file("m.cfg")), cfg) << "the .cfg of the failed export was not put in place";
   EXPECT_EQ(read_text(dir.file("m.weights")), weights);
@@ -363,11 +363,11 @@ TEST(RunFolderSafety, AFlippedByteInACheckpointIsDetected) {
   mc.width = 0.25;
   model::YoloV2 net(model::yolov2_spec(mc, 20));
   const std::string path = dir.file("c.ckpt");
-  train::save_checkpoint(path, *net, default_config());
+  io::save_checkpoint(path, *net, default_config());
   std::string bytes = read_text(path);
   bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x40);
   write_text(path, bytes);
-  const std::string e = error_of([&] { train::load_checkpoint(path); });
+  const std::string e = error_of([&] { io::load_checkpoint(path); });
   EXPECT_CONTAINS(e, path);
   EXPECT_CONTAINS(e, "checksum");
 }
@@ -403,7 +403,7 @@ TEST(RunFolderSafety, LetterboxModelsExportLetterBox) {
   model::YoloV2 net(model::yolov2_spec(c.model, 20));
   for (const auto t : {EvalTransform::Letterbox, EvalTransform::Resize}) {
     c.data.eval_transform = t;
-    model::export_darknet(*net, c, dir.file("m"), 0);
+    io::export_darknet(*net, c, dir.file("m"), 0);
     EXPECT_EQ(read_text(dir.file("m.cfg")).find("letter_box=1") != std::string::npos, t == EvalTransform::Letterbox);
     EXPECT_NO_THROW(cv::dnn::readNetFromDarknet(dir.file("m.cfg"), dir.file("m.weights")));
   }
@@ -427,20 +427,19 @@ TEST(RunFolderSafety, ConfigAndWeightsErrorsNameTheirCause) {
   Config c = default_config();
   c.model.width = 0.125;
   model::YoloV2 net(model::yolov2_spec(c.model, 20));
-  model::export_darknet(*net, c, dir.file("m"), 0);
+  io::export_darknet(*net, c, dir.file("m"), 0);
   std::string w = read_text(dir.file("m.weights"));
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::memcpy(&w[w.size() - 4], &nan, 4);
   write_text(dir.file("m.weights"), w);
-  EXPECT_CONTAINS(error_of([&] { model::load_darknet_weights(*net, dir.file("m.weights"), false); }),
-                  "m.weights: float ");
+  EXPECT_CONTAINS(error_of([&] { io::load_darknet_weights(*net, dir.file("m.weights"), false); }), "m.weights: float ");
   // A header whose version words say 0.1 (a 4-byte `seen`) over an 8-byte one: named as the header.
-  model::export_darknet(*net, c, dir.file("v"), 0);
+  io::export_darknet(*net, c, dir.file("v"), 0);
   std::string v = read_text(dir.file("v.weights"));
   const int32_t minor = 1;
   std::memcpy(&v[4], &minor, 4);
   write_text(dir.file("v.weights"), v);
-  EXPECT_CONTAINS(error_of([&] { model::load_darknet_weights(*net, dir.file("v.weights"), false); }),
+  EXPECT_CONTAINS(error_of([&] { io::load_darknet_weights(*net, dir.file("v.weights"), false); }),
                   "the header says version 0.1");
 }
 

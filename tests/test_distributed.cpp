@@ -16,10 +16,10 @@
 #include "yolo2/data/loader.hpp"
 #include "yolo2/data/voc.hpp"
 #include "yolo2/error.hpp"
+#include "yolo2/io/checkpoint.hpp"
 #include "yolo2/options.hpp"
-#include "yolo2/train/checkpoint.hpp"
-#include "yolo2/train/distributed.hpp"
-#include "yolo2/train/launch.hpp"
+#include "yolo2/runtime/distributed.hpp"
+#include "yolo2/runtime/launch.hpp"
 
 using namespace yolo2;
 using namespace yolo2::testing;
@@ -79,19 +79,19 @@ TEST(Distributed, ShardsCoverTheEpochOnceAndRebuildTheGlobalBatch) {
   data::LoaderOptions bad = one;
   bad.shard_count = 3;  // 8 images do not split over 3 ranks
   EXPECT_CONTAINS(error_of([&] { data::make_batch(ds, bad, 0); }), "cannot split a batch of 8");
-  EXPECT_CONTAINS(error_of([] { train::local_batch_size(8, 3); }), "multiple of the number of processes");
+  EXPECT_CONTAINS(error_of([] { runtime::local_batch_size(8, 3); }), "multiple of the number of processes");
 }
 
 TEST(Distributed, TorchrunEnvironment) {
   {
-    const auto d = train::dist_options_from_env();
+    const auto d = runtime::dist_options_from_env();
     EXPECT_EQ(d.world_size, 1);
     EXPECT_FALSE(d.enabled());
   }
   {
     Env e{
         {"RANK", "1"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "10.0.0.2"}, {"MASTER_PORT", "29611"}};
-    const auto d = train::dist_options_from_env();
+    const auto d = runtime::dist_options_from_env();
     EXPECT_EQ(d.rank, 1);
     EXPECT_EQ(d.world_size, 4);
     EXPECT_EQ(d.local_rank, 1);
@@ -100,15 +100,15 @@ TEST(Distributed, TorchrunEnvironment) {
   }
   {
     Env e{{"RANK", "0"}};
-    EXPECT_CONTAINS(error_of([] { train::dist_options_from_env(); }), "WORLD_SIZE");
+    EXPECT_CONTAINS(error_of([] { runtime::dist_options_from_env(); }), "WORLD_SIZE");
   }
   {
     Env e{{"RANK", "4"}, {"WORLD_SIZE", "4"}};
-    EXPECT_CONTAINS(error_of([] { train::dist_options_from_env(); }), "RANK='4'");
+    EXPECT_CONTAINS(error_of([] { runtime::dist_options_from_env(); }), "RANK='4'");
   }
   {
     Env e{{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "http"}};
-    EXPECT_CONTAINS(error_of([] { train::dist_options_from_env(); }), "MASTER_PORT='http'");
+    EXPECT_CONTAINS(error_of([] { runtime::dist_options_from_env(); }), "MASTER_PORT='http'");
   }
 }
 
@@ -140,7 +140,7 @@ Config equivalence_config(const std::string& root, const std::string& run) {
 }
 
 double compare_runs(const std::string& a, const std::string& b) {
-  auto ca = train::load_checkpoint(a), cb = train::load_checkpoint(b);
+  auto ca = io::load_checkpoint(a), cb = io::load_checkpoint(b);
   EXPECT_EQ(ca.state->iteration, cb.state->iteration);
   return max_abs_diff(*ca.model, *cb.model);
 }
@@ -187,7 +187,7 @@ TEST_P(DistributedEquivalence, TwoRanksOfFourEqualOneRankOfEight) {
   const double diff = compare_runs(dir.file("one/last.ckpt"), dir.file("two/last.ckpt"));
   EXPECT_LE(diff, 1e-5) << "max abs weight difference " << diff;
   // The weights did move: equality is not trivial.
-  auto ck = train::load_checkpoint(dir.file("two/last.ckpt"));
+  auto ck = io::load_checkpoint(dir.file("two/last.ckpt"));
   torch::manual_seed(c1.runtime.seed);
   model::YoloV2 fresh(model::yolov2_spec(c1.model, static_cast<int>(c1.data.classes.size())));
   EXPECT_GT(max_abs_diff(*fresh, *ck.model), 1e-3);
@@ -212,7 +212,7 @@ TEST(Distributed, ResumeOnAnotherNumberOfProcesses) {
   ASSERT_EQ(
       run_yolo2("train --config " + dir.file("two.yaml") + " --no-eval --nproc 2 --stop-after 2", dir.file("a.log")), 0)
       << read_text(dir.file("a.log"));
-  EXPECT_EQ(train::load_checkpoint(dir.file("two/last.ckpt")).state->iteration, 2);
+  EXPECT_EQ(io::load_checkpoint(dir.file("two/last.ckpt")).state->iteration, 2);
   ASSERT_EQ(run_yolo2("train --resume " + dir.file("two/last.ckpt") + " --no-eval --set runtime.threads=1",
                       dir.file("b.log")),
             0)
@@ -287,7 +287,7 @@ TEST(Distributed, PretrainTwoRanksEqualOne) {
   EXPECT_CONTAINS(read_text(dir.file("two.log")), "rank 0 of 2");
   const double diff = compare_runs(dir.file("one/last.ckpt"), dir.file("two/last.ckpt"));
   EXPECT_LE(diff, 1e-5) << "max abs weight difference " << diff;
-  auto ck = train::load_checkpoint(dir.file("two/last.ckpt"));
+  auto ck = io::load_checkpoint(dir.file("two/last.ckpt"));
   torch::manual_seed(c.runtime.seed);
   model::YoloV2 fresh(model::network_spec(c.model, 6));
   EXPECT_GT(max_abs_diff(*fresh, *ck.model), 1e-3) << "the weights moved";
@@ -308,7 +308,7 @@ TEST_P(DeadRank, EndsTheJobWithAMessage) {
   c.train.checkpoint_every = 2;
   c.distributed.timeout = hang ? 6 : 20;
   write_text(dir.file("c.yaml"), to_yaml(c));
-  const std::string port = std::to_string(train::free_local_port());
+  const std::string port = std::to_string(runtime::free_local_port());
   std::vector<pid_t> pids;
   for (int r = 0; r < 2; ++r) {
     Env e{{"RANK", r ? "1" : "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", port.c_str()}};
@@ -344,7 +344,7 @@ TEST_P(DeadRank, EndsTheJobWithAMessage) {
   EXPECT_CONTAINS(out, "distributed: rank 0 of 2: ");
   EXPECT_CONTAINS(out, "Another rank has exited or did not answer within distributed.timeout (" +
                            std::to_string(static_cast<int>(c.distributed.timeout)) + " s)");
-  const auto ck = train::load_checkpoint(dir.file("run/last.ckpt"));
+  const auto ck = io::load_checkpoint(dir.file("run/last.ckpt"));
   ASSERT_TRUE(ck.state.has_value());
   EXPECT_GE(ck.state->iteration, 2);
 }
@@ -417,7 +417,7 @@ TEST(Distributed, DeferredScalarsAreGlobalAndStopEveryRank) {
   EXPECT_NE(out.find("is not finite", first + 1), std::string::npos) << out;
   EXPECT_EQ(out.find("did not answer"), std::string::npos) << out;
   ASSERT_TRUE(std::filesystem::exists(dir.file("bad/last.ckpt"))) << out;
-  const auto ck = train::load_checkpoint(dir.file("bad/last.ckpt"));
+  const auto ck = io::load_checkpoint(dir.file("bad/last.ckpt"));
   for (const auto& t : ck.model->parameters()) EXPECT_TRUE(t.isfinite().all().item<bool>());
 }
 

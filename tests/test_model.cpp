@@ -14,7 +14,7 @@
 #include "yolo2/config.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/eval/decode.hpp"
-#include "yolo2/model/darknet_io.hpp"
+#include "yolo2/io/darknet.hpp"
 #include "yolo2/model/yolov2.hpp"
 
 using namespace yolo2;
@@ -38,8 +38,8 @@ TEST(Model, FullWidthHasDarknetParameterCount) {
   auto m = make_model(1.0);
   // yolov2-reference.md §1.4: conv weights + BN beta/gamma + final bias.
   EXPECT_EQ(model::parameter_count(*m), 50655389);
-  EXPECT_EQ(model::darknet_weight_floats(m->spec()), 50676061);
-  EXPECT_EQ(model::darknet_weight_floats(m->spec(), 23), 19831776);  // darknet19_448.conv.23
+  EXPECT_EQ(io::darknet_weight_floats(m->spec()), 50676061);
+  EXPECT_EQ(io::darknet_weight_floats(m->spec(), 23), 19831776);  // darknet19_448.conv.23
 }
 
 TEST(Model, ConvolutionsStartFromDarknetsUniformInitialisation) {
@@ -203,16 +203,16 @@ TEST(DarknetWeights, RoundTripIsBitIdentical) {
   torch::manual_seed(1);
   auto a = make_model(0.25, 6);
   randomize_batchnorm(*a);
-  model::save_darknet_weights(*a, dir.file("a.weights"), 123456789012ULL);
+  io::save_darknet_weights(*a, dir.file("a.weights"), 123456789012ULL);
   auto b = make_model(0.25, 6);
-  const auto r = model::load_darknet_weights(*b, dir.file("a.weights"), false);
+  const auto r = io::load_darknet_weights(*b, dir.file("a.weights"), false);
   EXPECT_EQ(r.header.minor, 2);
   EXPECT_EQ(r.header.seen, 123456789012ULL);
   EXPECT_EQ(r.conv_layers_loaded, 23);
   EXPECT_TRUE(bit_identical(*a, *b));
   // v0.2 header: 20 bytes then the floats.
   EXPECT_EQ(std::filesystem::file_size(dir.file("a.weights")),
-            20u + 4u * static_cast<std::uint64_t>(model::darknet_weight_floats(a->spec())));
+            20u + 4u * static_cast<std::uint64_t>(io::darknet_weight_floats(a->spec())));
 }
 
 TEST(DarknetWeights, ReadsVersion01HeaderWith32BitSeen) {
@@ -220,7 +220,7 @@ TEST(DarknetWeights, ReadsVersion01HeaderWith32BitSeen) {
   torch::manual_seed(2);
   auto a = make_model(0.125, 3);
   randomize_batchnorm(*a);
-  model::save_darknet_weights(*a, dir.file("v2.weights"), 77);
+  io::save_darknet_weights(*a, dir.file("v2.weights"), 77);
   // Rewrite as v0.1: minor 1, 4-byte seen.
   const std::string v2 = read_bytes(dir.file("v2.weights"));
   std::string v1 = v2.substr(0, 12);
@@ -230,7 +230,7 @@ TEST(DarknetWeights, ReadsVersion01HeaderWith32BitSeen) {
   v1.append(v2.substr(20));
   yolo2::testing::write_text(dir.file("v1.weights"), v1);
   auto b = make_model(0.125, 3);
-  const auto r = model::load_darknet_weights(*b, dir.file("v1.weights"), false);
+  const auto r = io::load_darknet_weights(*b, dir.file("v1.weights"), false);
   EXPECT_EQ(r.header.minor, 1);
   EXPECT_EQ(r.header.header_bytes(), 16);
   EXPECT_EQ(r.header.seen, 640u);
@@ -240,9 +240,9 @@ TEST(DarknetWeights, ReadsVersion01HeaderWith32BitSeen) {
 TEST(DarknetWeights, TruncatedAndOversizedFilesAreErrorsAndLoadNothing) {
   yolo2::testing::TempDir dir;
   auto a = make_model(0.125, 3);
-  model::save_darknet_weights(*a, dir.file("full.weights"), 0);
+  io::save_darknet_weights(*a, dir.file("full.weights"), 0);
   const std::string full = read_bytes(dir.file("full.weights"));
-  const int64_t expected = model::darknet_weight_floats(a->spec());
+  const int64_t expected = io::darknet_weight_floats(a->spec());
 
   yolo2::testing::write_text(dir.file("short.weights"), full.substr(0, full.size() - 4 * 100));
   auto b = make_model(0.125, 3);
@@ -252,7 +252,7 @@ TEST(DarknetWeights, TruncatedAndOversizedFilesAreErrorsAndLoadNothing) {
     for (auto& kv : before->named_parameters()) kv.value().copy_(b->named_parameters()[kv.key()]);
   }
   try {
-    model::load_darknet_weights(*b, dir.file("short.weights"), false);
+    io::load_darknet_weights(*b, dir.file("short.weights"), false);
     FAIL() << "expected an error";
   } catch (const Error& e) {
     const std::string msg = e.what();
@@ -265,13 +265,13 @@ TEST(DarknetWeights, TruncatedAndOversizedFilesAreErrorsAndLoadNothing) {
 
   yolo2::testing::write_text(dir.file("long.weights"), full + std::string(8, '\0'));
   try {
-    model::load_darknet_weights(*b, dir.file("long.weights"), false);
+    io::load_darknet_weights(*b, dir.file("long.weights"), false);
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("2 left over"), std::string::npos) << e.what();
   }
   // A prefix must end at a layer boundary, even when prefixes are allowed.
-  EXPECT_THROW(model::load_darknet_weights(*b, dir.file("short.weights"), true), Error);
+  EXPECT_THROW(io::load_darknet_weights(*b, dir.file("short.weights"), true), Error);
 }
 
 TEST(DarknetWeights, PrefixFileInitialisesTheBackboneOnly) {
@@ -279,18 +279,18 @@ TEST(DarknetWeights, PrefixFileInitialisesTheBackboneOnly) {
   torch::manual_seed(4);
   auto a = make_model(0.125, 3);
   randomize_batchnorm(*a);
-  model::save_darknet_weights(*a, dir.file("conv.23"), 0, 23);
+  io::save_darknet_weights(*a, dir.file("conv.23"), 0, 23);
   EXPECT_EQ(std::filesystem::file_size(dir.file("conv.23")),
-            20u + 4u * static_cast<std::uint64_t>(model::darknet_weight_floats(a->spec(), 23)));
+            20u + 4u * static_cast<std::uint64_t>(io::darknet_weight_floats(a->spec(), 23)));
   torch::manual_seed(5);
   auto b = make_model(0.125, 3);
   const at::Tensor head_before = b->convs()[20]->weight.clone();
-  const auto r = model::load_darknet_weights(*b, dir.file("conv.23"), true);
+  const auto r = io::load_darknet_weights(*b, dir.file("conv.23"), true);
   EXPECT_EQ(r.conv_layers_loaded, 18);
   for (std::size_t k = 0; k < 18; ++k) EXPECT_TRUE(at::equal(a->convs()[k]->weight, b->convs()[k]->weight)) << k;
   EXPECT_TRUE(at::equal(b->convs()[20]->weight, head_before));
   // Without allow_prefix, a prefix file is too short for the network.
-  EXPECT_THROW(model::load_darknet_weights(*b, dir.file("conv.23"), false), Error);
+  EXPECT_THROW(io::load_darknet_weights(*b, dir.file("conv.23"), false), Error);
 }
 
 // OpenCV's darknet importer is an independent implementation of the cfg/weights format, the
@@ -315,7 +315,7 @@ TEST_P(OpenCvParity, DecodedRegionOutputsAgree) {
   m->eval();
   // OpenCV's region layer zeroes class scores below `thresh`; keep them all.
   c.loss.thresh = 0.0;
-  model::export_darknet(*m, c, dir.file("net"), 0);
+  io::export_darknet(*m, c, dir.file("net"), 0);
   cv::dnn::Net net = cv::dnn::readNetFromDarknet(dir.file("net.cfg"), dir.file("net.weights"));
   net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
 

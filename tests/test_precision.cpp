@@ -11,9 +11,9 @@
 
 #include "test_util.hpp"
 #include "train_fixtures.hpp"
+#include "yolo2/io/checkpoint.hpp"
 #include "yolo2/loss/region_loss.hpp"
-#include "yolo2/train/checkpoint.hpp"
-#include "yolo2/train/precision.hpp"
+#include "yolo2/runtime/precision.hpp"
 #include "yolo2/train/trainer.hpp"
 
 using namespace yolo2;
@@ -38,23 +38,23 @@ double relative_difference(const at::Tensor& a, const at::Tensor& b) {
 
 TEST(Precision, RefusedWhereTheDeviceCannotRunIt) {
   const c10::Device cpu(c10::kCPU);
-  const std::string tf32 = error_of([&] { train::setup_precision(train::Precision::Tf32, cpu); });
+  const std::string tf32 = error_of([&] { runtime::setup_precision(runtime::Precision::Tf32, cpu); });
   EXPECT_CONTAINS(tf32, "runtime.precision is tf32 but runtime.device is cpu");
-  const std::string fp16 = error_of([&] { train::setup_precision(train::Precision::Fp16, cpu); });
+  const std::string fp16 = error_of([&] { runtime::setup_precision(runtime::Precision::Fp16, cpu); });
   EXPECT_CONTAINS(fp16, "runtime.precision is fp16 but runtime.device is cpu");
   EXPECT_CONTAINS(fp16, "bf16");
   // fp32 means no TF32 anywhere (LibTorch's default leaves it on in cuDNN).
   at::globalContext().setAllowTF32CuDNN(true);
-  const auto fp32 = train::setup_precision(train::Precision::Fp32, cpu);
+  const auto fp32 = runtime::setup_precision(runtime::Precision::Fp32, cpu);
   EXPECT_FALSE(fp32.autocast);
   EXPECT_FALSE(at::globalContext().allowTF32CuDNN());
   EXPECT_FALSE(at::globalContext().allowTF32CuBLAS());
-  const auto bf16 = train::setup_precision(train::Precision::Bf16, cpu);
+  const auto bf16 = runtime::setup_precision(runtime::Precision::Bf16, cpu);
   EXPECT_TRUE(bf16.autocast);
   EXPECT_EQ(bf16.dtype, at::kBFloat16);
   EXPECT_FALSE(bf16.loss_scaling);
   // The config key takes the four words and names the others.
-  EXPECT_EQ(parse_config("runtime: {precision: bf16}", "t").runtime.precision, train::Precision::Bf16);
+  EXPECT_EQ(parse_config("runtime: {precision: bf16}", "t").runtime.precision, runtime::Precision::Bf16);
   EXPECT_CONTAINS(error_of([] { parse_config("runtime: {precision: half}", "t"); }), "runtime.precision");
 }
 
@@ -65,10 +65,10 @@ TEST(Precision, AutocastScopeRunsTheNetworkInBf16AndRestores) {
   torch::NoGradGuard no_grad;
   const at::Tensor fp32 = net->forward(x);
   ASSERT_EQ(fp32.scalar_type(), at::kFloat);
-  train::PrecisionPlan plan = train::setup_precision(train::Precision::Bf16, c10::Device(c10::kCPU));
+  runtime::PrecisionPlan plan = runtime::setup_precision(runtime::Precision::Bf16, c10::Device(c10::kCPU));
   at::Tensor bf16;
   {
-    train::AutocastScope scope(plan, c10::kCPU);
+    runtime::AutocastScope scope(plan, c10::kCPU);
     bf16 = net->forward(x);
   }
   EXPECT_EQ(bf16.scalar_type(), at::kBFloat16) << "the convolutions ran under autocast";
@@ -81,7 +81,7 @@ TEST(Precision, AutocastScopeRunsTheNetworkInBf16AndRestores) {
   EXPECT_EQ(again.scalar_type(), at::kFloat);
   EXPECT_TRUE(at::equal(again, fp32));
   // An fp32 plan is no scope at all.
-  train::AutocastScope none(train::PrecisionPlan{}, c10::kCPU);
+  runtime::AutocastScope none(runtime::PrecisionPlan{}, c10::kCPU);
   EXPECT_EQ(net->forward(x).scalar_type(), at::kFloat);
 }
 
@@ -92,27 +92,27 @@ TEST(Precision, LossScalingIsExactAndSkipsOverflow) {
   const at::Tensor x = at::rand({2, 3, 64, 64}, at::detail::createCPUGenerator(5));
   auto plain = small_model(6), scaled = small_model(6);
   plain->forward(x).square().mean().backward();
-  train::LossScale ls;
+  runtime::LossScale ls;
   (scaled->forward(x).square().mean() * ls.scale).backward();
   std::vector<at::Tensor> params = scaled->parameters();
-  EXPECT_TRUE(train::unscale_gradients(params, ls.scale));
+  EXPECT_TRUE(runtime::unscale_gradients(params, ls.scale));
   auto pp = plain->named_parameters();
   for (const auto& kv : scaled->named_parameters()) {
     ASSERT_TRUE(kv.value().grad().defined()) << kv.key();
     EXPECT_TRUE(at::equal(kv.value().grad(), pp[kv.key()].grad())) << kv.key();
   }
   params[3].grad().view(-1)[0] = std::numeric_limits<float>::infinity();
-  EXPECT_FALSE(train::unscale_gradients(params, 1.0));
+  EXPECT_FALSE(runtime::unscale_gradients(params, 1.0));
   params[3].grad().view(-1)[0] = std::nanf("");
-  EXPECT_FALSE(train::unscale_gradients(params, 1.0));
+  EXPECT_FALSE(runtime::unscale_gradients(params, 1.0));
 
-  train::LossScale s;
-  train::update_loss_scale(s, false);
+  runtime::LossScale s;
+  runtime::update_loss_scale(s, false);
   EXPECT_EQ(s.scale, 32768.0);
   EXPECT_EQ(s.skipped, 1);
-  for (int i = 0; i < 1999; ++i) train::update_loss_scale(s, true);
+  for (int i = 0; i < 1999; ++i) runtime::update_loss_scale(s, true);
   EXPECT_EQ(s.scale, 32768.0);
-  train::update_loss_scale(s, true);
+  runtime::update_loss_scale(s, true);
   EXPECT_EQ(s.scale, 65536.0);
   EXPECT_EQ(s.good_steps, 0);
   EXPECT_EQ(s.skipped, 1);
@@ -123,7 +123,7 @@ TEST(Precision, LossScalingIsExactAndSkipsOverflow) {
 TEST(Precision, Bf16TrainingOnTheCpuKeepsFp32Weights) {
   TempDir dir;
   const std::string root = make_dataset(dir, 4, 64, 8);
-  auto run = [&](const std::string& name, train::Precision precision) {
+  auto run = [&](const std::string& name, runtime::Precision precision) {
     Config c = tiny_config(root, dir.file(name));
     c.data.input_size = 64;
     c.train.batch = 4;
@@ -135,7 +135,7 @@ TEST(Precision, Bf16TrainingOnTheCpuKeepsFp32Weights) {
     train::run_training(c, o);
     return csv_rows(dir.file(name + "/metrics.csv"));
   };
-  const auto fp32 = run("fp32", train::Precision::Fp32), bf16 = run("bf16", train::Precision::Bf16);
+  const auto fp32 = run("fp32", runtime::Precision::Fp32), bf16 = run("bf16", runtime::Precision::Bf16);
   ASSERT_EQ(bf16.size(), 3u);
   const std::string header = read_text(dir.file("bf16/metrics.csv")).substr(0, 400);
   EXPECT_CONTAINS(header, "count,images_per_s,loss_scale,overflow_skips\n");
@@ -143,9 +143,9 @@ TEST(Precision, Bf16TrainingOnTheCpuKeepsFp32Weights) {
   EXPECT_EQ(bf16[0].back(), 0.0);
   EXPECT_NEAR(bf16[0][6], fp32[0][6], 0.05 * fp32[0][6]) << "the first loss, bf16 against fp32";
   EXPECT_NE(bf16[0][6], fp32[0][6]);
-  auto ck = train::load_checkpoint(dir.file("bf16/last.ckpt"));
+  auto ck = io::load_checkpoint(dir.file("bf16/last.ckpt"));
   for (const auto& p : ck.model->parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);
-  EXPECT_EQ(ck.config.runtime.precision, train::Precision::Bf16);
+  EXPECT_EQ(ck.config.runtime.precision, runtime::Precision::Bf16);
 }
 
 // metrics.csv written by an older yolo2 (no loss_scale / overflow_skips columns) keeps its rows

@@ -16,9 +16,9 @@
 #include "yolo2/data/image_folder.hpp"
 #include "yolo2/data/synth.hpp"
 #include "yolo2/eval/classify.hpp"
-#include "yolo2/model/darknet_io.hpp"
-#include "yolo2/train/checkpoint.hpp"
-#include "yolo2/train/inference.hpp"
+#include "yolo2/io/checkpoint.hpp"
+#include "yolo2/io/darknet.hpp"
+#include "yolo2/io/inference.hpp"
 #include "yolo2/train/schedule.hpp"
 #include "yolo2/train/trainer.hpp"
 
@@ -119,7 +119,7 @@ TEST(Classifier, DarknetExportPredictsTheSameInOpenCv) {
   }
   net->eval();
   c.data.classes.assign(14, "x");
-  model::export_darknet(*net, c, dir.file("d19"), 0);
+  io::export_darknet(*net, c, dir.file("d19"), 0);
   const std::string cfg = read_text(dir.file("d19.cfg"));
   EXPECT_CONTAINS(cfg, "[avgpool]\n\n[softmax]\ngroups=1");
   EXPECT_EQ(cfg.find("[region]"), std::string::npos);
@@ -155,13 +155,13 @@ TEST(Classifier, PrefixSeedsTheDetectorBackbone) {
   torch::manual_seed(1);
   model::YoloV2 cls(model::network_spec(mc, 14));
   randomize_batchnorm(*cls);
-  model::save_darknet_weights(*cls, dir.file("d19.conv.23"), 0, 23);
+  io::save_darknet_weights(*cls, dir.file("d19.conv.23"), 0, 23);
   mc.head = Head::Region;
   mc.anchors = voc_anchors();
   model::YoloV2 det(model::network_spec(mc, 8));
-  const auto r = model::load_darknet_weights(*det, dir.file("d19.conv.23"), true);
+  const auto r = io::load_darknet_weights(*det, dir.file("d19.conv.23"), true);
   EXPECT_EQ(r.conv_layers_loaded, 18);
-  EXPECT_EQ(r.floats_read, model::darknet_weight_floats(cls->spec(), 23));
+  EXPECT_EQ(r.floats_read, io::darknet_weight_floats(cls->spec(), 23));
   for (int k = 0; k < 18; ++k) {
     EXPECT_TRUE(det->convs()[k]->weight.equal(cls->convs()[k]->weight)) << k;
     EXPECT_TRUE(det->norms()[k]->running_var.equal(cls->norms()[k]->running_var)) << k;
@@ -184,11 +184,11 @@ TEST(Pretrain, LearnsAndWritesItsFiles) {
       read_text(dir.file("run/metrics.csv")).substr(0, 60).find("iteration,epoch,images_seen,lr,size,loss,class,top1"),
       0u);
   // eval and detect refuse a classifier checkpoint; export takes it.
-  train::InferenceSource src;
+  io::InferenceSource src;
   src.checkpoint = dir.file("run/last.ckpt");
-  EXPECT_CONTAINS(error_of([&] { train::load_for_inference(src); }), "is a Darknet19 classifier");
+  EXPECT_CONTAINS(error_of([&] { io::load_for_inference(src); }), "is a Darknet19 classifier");
   src.detector = false;
-  EXPECT_EQ(train::load_for_inference(src).model->spec().head, Head::Classifier);
+  EXPECT_EQ(io::load_for_inference(src).model->spec().head, Head::Classifier);
   // A classifier config is refused by `train`, naming the key.
   EXPECT_CONTAINS(error_of([&] { train::run_training(classifier_config(root, dir.file("run3")), o); }),
                   "model.head is classifier: train it with yolo2 pretrain");
@@ -240,7 +240,7 @@ TEST(Pretrain, FineTuneStageFollowsDarknet19_448) {
   EXPECT_FALSE(resumed.interrupted);
   EXPECT_GE(whole.final_map, 0.0);
   EXPECT_DOUBLE_EQ(whole.final_map, resumed.final_map);
-  auto a = train::load_checkpoint(dir.file("run/last.ckpt")), b = train::load_checkpoint(dir.file("run2/last.ckpt"));
+  auto a = io::load_checkpoint(dir.file("run/last.ckpt")), b = io::load_checkpoint(dir.file("run2/last.ckpt"));
   EXPECT_EQ(b.state->iteration, 20);
   EXPECT_TRUE(bit_identical(*a.model, *b.model));
   EXPECT_EQ(csv_rows(dir.file("run2/metrics.csv")).size(), 20u);

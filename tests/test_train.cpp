@@ -21,7 +21,7 @@
 #include "yolo2/config.hpp"
 #include "yolo2/data/synth.hpp"
 #include "yolo2/error.hpp"
-#include "yolo2/train/checkpoint.hpp"
+#include "yolo2/io/checkpoint.hpp"
 #include "yolo2/train/optimizer.hpp"
 #include "yolo2/train/schedule.hpp"
 #include "yolo2/train/trainer.hpp"
@@ -89,8 +89,8 @@ TEST(Resume, StoppedAndResumedRunEqualsUninterruptedRun) {
   const train::TrainSummary s = train::run_training(Config{}, resume);
   EXPECT_EQ(s.iterations, 8);
 
-  auto a = train::load_checkpoint(dir.file("straight/last.ckpt"));
-  auto b = train::load_checkpoint(dir.file("stopped/last.ckpt"));
+  auto a = io::load_checkpoint(dir.file("straight/last.ckpt"));
+  auto b = io::load_checkpoint(dir.file("stopped/last.ckpt"));
   EXPECT_EQ(a.state->iteration, 8);
   EXPECT_EQ(b.state->iteration, 8);
   EXPECT_EQ(a.state->images_seen, b.state->images_seen);
@@ -133,7 +133,7 @@ TEST(Training, ChannelsLastTrainsLikeNchw) {
     train::TrainOptions o;
     o.evaluate = false;
     train::run_training(c, o);
-    return train::load_checkpoint(dir.file(name + "/last.ckpt"));
+    return io::load_checkpoint(dir.file(name + "/last.ckpt"));
   };
   auto nchw = run("nchw", false), nhwc = run("nhwc", true);
   // The run did train in NHWC (the checkpoint keeps its parameters' layout).
@@ -159,7 +159,7 @@ TEST(Resume, StopRequestSavesAResumableCheckpoint) {
   util::clear_stop();
   EXPECT_TRUE(s.interrupted);
   EXPECT_EQ(s.iterations, 1);
-  const auto ck = train::load_checkpoint(dir.file("run/last.ckpt"));
+  const auto ck = io::load_checkpoint(dir.file("run/last.ckpt"));
   ASSERT_TRUE(ck.state.has_value());
   EXPECT_EQ(ck.state->iteration, 1);
   EXPECT_TRUE(ck.optimizer.has_value());
@@ -235,7 +235,7 @@ TEST(Checkpoint, SigintSavesAndExits130) {
   ASSERT_TRUE(WIFEXITED(status)) << out;
   EXPECT_EQ(WEXITSTATUS(status), 130) << out;  // interrupted, as a shell reports SIGINT (issue 15 item 7)
   EXPECT_NE(out.find("yolo2 train --resume"), std::string::npos) << out;
-  const auto ck = train::load_checkpoint(dir.file("run/last.ckpt"));
+  const auto ck = io::load_checkpoint(dir.file("run/last.ckpt"));
   ASSERT_TRUE(ck.state.has_value());
   EXPECT_GE(ck.state->iteration, 1);
 }

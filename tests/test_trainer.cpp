@@ -14,7 +14,7 @@
 #include "test_util.hpp"
 #include "train_fixtures.hpp"
 #include "yolo2/error.hpp"
-#include "yolo2/train/checkpoint.hpp"
+#include "yolo2/io/checkpoint.hpp"
 #include "yolo2/train/optimizer.hpp"
 #include "yolo2/train/run.hpp"
 #include "yolo2/train/schedule.hpp"
@@ -353,7 +353,7 @@ TEST(Trainer, StoppedAndResumedRunEqualsUninterruptedRun) {
   const train::TrainSummary resumed = run_fake(Config{}, rest);
   EXPECT_FALSE(resumed.interrupted);
   EXPECT_EQ(resumed.iterations, 12);
-  auto a = train::load_checkpoint(dir.file("whole/last.ckpt")), b = train::load_checkpoint(dir.file("parts/last.ckpt"));
+  auto a = io::load_checkpoint(dir.file("whole/last.ckpt")), b = io::load_checkpoint(dir.file("parts/last.ckpt"));
   EXPECT_TRUE(bit_identical(*a.model, *b.model));
   expect_same_metrics(dir.file("whole/metrics.csv"), dir.file("parts/metrics.csv"));
   EXPECT_EQ(read_text(dir.file("whole/eval.csv")), read_text(dir.file("parts/eval.csv")));
@@ -389,8 +389,7 @@ TEST(Trainer, DeferredScalarsEqualScalarsReadEveryStep) {
   EXPECT_EQ(b[0][ips], b[1][ips]);
   EXPECT_EQ(b[1][ips], b[2][ips]);
   EXPECT_NE(a[0][ips], a[1][ips]);
-  auto wa = train::load_checkpoint(dir.file("each/last.ckpt")),
-       wb = train::load_checkpoint(dir.file("deferred/last.ckpt"));
+  auto wa = io::load_checkpoint(dir.file("each/last.ckpt")), wb = io::load_checkpoint(dir.file("deferred/last.ckpt"));
   EXPECT_EQ(max_abs_diff(*wa.model, *wb.model), 0.0);
 }
 
@@ -414,7 +413,7 @@ TEST(Trainer, NonFiniteLossStopsTheRunBeforeItIsSaved) {
     EXPECT_EQ(bad, 7) << run;
     // Every saved state is finite and from before the bad step.
     ASSERT_TRUE(fs::exists(dir.file(run + "/last.ckpt"))) << run;
-    auto ck = train::load_checkpoint(dir.file(run + "/last.ckpt"));
+    auto ck = io::load_checkpoint(dir.file(run + "/last.ckpt"));
     EXPECT_EQ(ck.state->iteration, deferred ? 6 : 6) << run;
     for (const auto& t : ck.model->parameters()) EXPECT_TRUE(t.isfinite().all().item<bool>()) << run;
     if (deferred) {  // found at the read after step 9 (train.log_every 3), two steps later
@@ -432,6 +431,6 @@ TEST(Trainer, NonFiniteLossStopsTheRunBeforeItIsSaved) {
   const train::TrainSummary s = run_fake(c, o, 7);
   EXPECT_EQ(s.iterations, 12);
   EXPECT_EQ(csv_rows(dir.file("skip/metrics.csv")).size(), 6u);
-  auto ck = train::load_checkpoint(dir.file("skip/last.ckpt"));
+  auto ck = io::load_checkpoint(dir.file("skip/last.ckpt"));
   for (const auto& t : ck.model->parameters()) EXPECT_TRUE(t.isfinite().all().item<bool>());
 }

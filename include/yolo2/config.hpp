@@ -11,6 +11,7 @@
 #include "yolo2/data/choices.hpp"
 #include "yolo2/loss/choices.hpp"
 #include "yolo2/model/choices.hpp"
+#include "yolo2/runtime/choices.hpp"
 #include "yolo2/train/choices.hpp"
 
 namespace yolo2 {
@@ -30,10 +31,10 @@ using data::JitterMode;
 using data::SampleMode;
 using loss::ClassLoss;
 using model::Head;
+using runtime::Precision;
 using train::GammaScheduleType;
 using train::LrPolicy;
 using train::OptimizerKind;
-using train::Precision;
 
 // Focal alpha: a number for every class, one number per class, or `auto` (inverse class
 // frequency of the training set, normalised to mean 1).
@@ -220,9 +221,6 @@ void apply_override(Config& config, const std::string& assignment);
 void validate(const Config& config);
 // The resolved config as YAML, reloadable with parse_config.
 std::string to_yaml(const Config& config);
-
-// Resolves `runtime.threads` (0: all cores).
-int resolved_threads(const RuntimeConfig& runtime);
 
 const std::vector<std::string>& voc_class_names();
 const std::vector<double>& voc_anchors();

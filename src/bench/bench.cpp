@@ -12,11 +12,11 @@
 #include "measure.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/eval/decode.hpp"
-#include "yolo2/model/darknet_io.hpp"
+#include "yolo2/io/darknet.hpp"
 #include "yolo2/model/yolov2.hpp"
 #include "yolo2/options.hpp"
-#include "yolo2/train/precision.hpp"
-#include "yolo2/util/runtime.hpp"
+#include "yolo2/runtime/precision.hpp"
+#include "yolo2/runtime/setup.hpp"
 
 namespace yolo2::bench {
 namespace {
@@ -79,7 +79,7 @@ void opencv_section(Run& r, model::YoloV2Impl& net, double t1, double t8, const 
   const int s = r.config.data.input_size;
   const auto dir = std::filesystem::temp_directory_path() / ("yolo2-bench-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  model::export_darknet(net, r.config, (dir / "net").string(), 0);
+  io::export_darknet(net, r.config, (dir / "net").string(), 0);
   cv::dnn::Net cvnet = cv::dnn::readNetFromDarknet((dir / "net.cfg").string(), (dir / "net.weights").string());
   std::filesystem::remove_all(dir);
   cvnet.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
@@ -134,7 +134,7 @@ void add_loader_stages(Run& r, const Config& config, int batches) {
   r.add("loader_host_gpu_path_cached", "loader host cost per image, GPU path, cached", st.warp + st.pack_bytes, "ms",
         projection(st.warp + st.pack_bytes));
   r.add("loader_cached", "loader, full augmentation, data.cache: ram", loader_rate(config, batches, true), "images/s",
-        std::to_string(util::resolved_workers(config.data.workers)) + " worker(s), after one pass");
+        std::to_string(runtime::resolved_workers(config.data.workers)) + " worker(s), after one pass");
 }
 
 // Decode + NMS of one image's output `raw` (on its device: detect_image's GPU path on a GPU).
@@ -194,7 +194,7 @@ void inference_cuda(Run& r) {
   at::Tensor raw;
   const auto forward = [&](const at::Tensor& x) {
     at::NoGradGuard g;
-    train::AutocastScope autocast(t.plan, t.device.type());
+    runtime::AutocastScope autocast(t.plan, t.device.type());
     raw = net->forward(x);
     t.sync();
   };
@@ -221,10 +221,10 @@ BenchReport run_bench(const Config& config, const BenchOptions& options) {
   report.config = config.source;
   report.input_size = config.data.input_size;
   report.width = config.model.width;
-  report.threads = util::setup_runtime(config.runtime);
+  report.threads = runtime::setup_runtime(config.runtime);
   Target target;
-  target.device = util::resolve_device(config.runtime.device);
-  target.plan = train::setup_precision(config.runtime.precision, target.device);
+  target.device = runtime::resolve_device(config.runtime.device);
+  target.plan = runtime::setup_precision(config.runtime.precision, target.device);
   report.device = target.device.str();
   report.precision = yolo2::config_word(config.runtime.precision);
   {
@@ -249,7 +249,7 @@ BenchReport run_bench(const Config& config, const BenchOptions& options) {
     const double lips = loader_rate(config, options.batches);
     std::string note = std::to_string(config.data.input_size) + " px, batch " +
                        std::to_string(config.train.batch / config.train.subdivisions) + ", " +
-                       std::to_string(util::resolved_workers(config.data.workers)) + " worker(s)";
+                       std::to_string(runtime::resolved_workers(config.data.workers)) + " worker(s)";
     if (const Measurement* t = report.find("train_iteration"))
       note += "; " + num(lips / t->value) + "x the training iteration";
     r.add("loader", "loader, full augmentation", lips, "images/s", note);

@@ -33,7 +33,7 @@ void Target::sync() const {
 // On a GPU the convolution runs in the precision's type (autocast), as the network's do; on the CPU
 // in fp32, as the inference plan does.
 ConvReference reference_conv(int repeats, bool channels_last, const Target& target) {
-  const train::PrecisionPlan plan = target.cuda() ? target.plan : train::PrecisionPlan{};
+  const runtime::PrecisionPlan plan = target.cuda() ? target.plan : runtime::PrecisionPlan{};
   const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   const auto on = at::TensorOptions().device(target.device);
   at::Tensor x = at::rand({8, 256, 52, 52}, on).contiguous(fmt).requires_grad_(true);
@@ -42,7 +42,7 @@ ConvReference reference_conv(int repeats, bool channels_last, const Target& targ
   at::Tensor y;
   const double tf = median_seconds(1, repeats, [&] {
     at::NoGradGuard g;
-    train::AutocastScope autocast(plan, target.device.type());
+    runtime::AutocastScope autocast(plan, target.device.type());
     y = at::conv2d(x, w, {}, 1, 1);
     target.sync();
   });
@@ -50,7 +50,7 @@ ConvReference reference_conv(int repeats, bool channels_last, const Target& targ
   const double tb = median_seconds(1, repeats, [&] {
     at::Tensor out;
     {
-      train::AutocastScope autocast(plan, target.device.type());
+      runtime::AutocastScope autocast(plan, target.device.type());
       out = at::conv2d(x, w, {}, 1, 1);
     }
     x.mutable_grad() = at::Tensor();

@@ -8,7 +8,7 @@
 #include <c10/core/Device.h>
 
 #include "yolo2/config.hpp"
-#include "yolo2/train/precision.hpp"
+#include "yolo2/runtime/precision.hpp"
 
 namespace yolo2::bench {
 
@@ -18,7 +18,7 @@ using Clock = std::chrono::steady_clock;
 // On a GPU every timed call ends with a synchronisation, so that it measures the work, not its launch.
 struct Target {
   c10::Device device{c10::kCPU};
-  train::PrecisionPlan plan;
+  runtime::PrecisionPlan plan;
   bool cuda() const { return device.is_cuda(); }
   void sync() const;  // waits for the device's queued work (nothing on the CPU)
 };

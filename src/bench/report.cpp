@@ -4,7 +4,7 @@
 #include <sstream>
 
 #include "yolo2/bench/bench.hpp"
-#include "yolo2/util/build_info.hpp"
+#include "yolo2/runtime/build_info.hpp"
 
 namespace yolo2::bench {
 
@@ -71,7 +71,7 @@ std::string to_json(const BenchReport& r) {
   for (const auto& m : r.results)
     results.push_back({{"id", m.id}, {"label", m.label}, {"value", m.value}, {"unit", m.unit}, {"note", m.note}});
   j["results"] = results;
-  j["build"] = nlohmann::ordered_json::parse(util::to_json(util::build_info()));
+  j["build"] = nlohmann::ordered_json::parse(runtime::to_json(runtime::build_info()));
   return j.dump(2) + "\n";
 }
 

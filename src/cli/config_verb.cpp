@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "verbs.hpp"
-#include "yolo2/util/runtime.hpp"
+#include "yolo2/runtime/setup.hpp"
 
 namespace yolo2::cli {
 

@@ -16,8 +16,8 @@
 #include "yolo2/error.hpp"
 #include "yolo2/eval/detector.hpp"
 #include "yolo2/eval/evaluator.hpp"
+#include "yolo2/io/inference.hpp"
 #include "yolo2/options.hpp"
-#include "yolo2/train/inference.hpp"
 #include "yolo2/util/atomic_file.hpp"
 
 namespace yolo2::cli {
@@ -95,10 +95,10 @@ void print_line(const std::string& file, const std::vector<eval::Detection>& det
 // and the run goes on; the exit status is then 1.
 void run_detect(const DetectFlags& f) {
   check_writable(f.json, f.output, f.input);
-  train::InferenceSource src;
+  io::InferenceSource src;
   src.checkpoint = f.checkpoint;
   src.overrides = f.overrides;
-  train::InferenceModel im = train::load_for_inference(src);
+  io::InferenceModel im = io::load_for_inference(src);
   const std::vector<std::string>& names = im.config.data.classes;
   eval::DetectOptions dopt = detect_options(im.config.eval, false);
   if (f.conf >= 0) dopt.score_threshold = static_cast<float>(f.conf);

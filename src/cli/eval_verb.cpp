@@ -10,12 +10,12 @@
 #include "yolo2/eval/evaluator.hpp"
 #include "yolo2/eval/report.hpp"
 #include "yolo2/eval/results_io.hpp"
-#include "yolo2/model/darknet_io.hpp"
+#include "yolo2/io/darknet.hpp"
+#include "yolo2/io/inference.hpp"
 #include "yolo2/options.hpp"
-#include "yolo2/train/inference.hpp"
-#include "yolo2/train/precision.hpp"
+#include "yolo2/runtime/precision.hpp"
+#include "yolo2/runtime/setup.hpp"
 #include "yolo2/util/atomic_file.hpp"
-#include "yolo2/util/runtime.hpp"
 
 namespace yolo2::cli {
 
@@ -45,7 +45,7 @@ void score_results_files(const EvalFlags& f) {
 }
 
 void evaluate_network(const EvalFlags& f) {
-  train::InferenceSource src;
+  io::InferenceSource src;
   src.checkpoint = f.checkpoint;
   src.darknet_weights = f.weights;
   if (!f.config.path.empty())
@@ -55,7 +55,7 @@ void evaluate_network(const EvalFlags& f) {
   else
     src.overrides = f.config.overrides;
   src.to_device = false;  // after the command line's metric settings
-  train::InferenceModel im = train::load_for_inference(src);
+  io::InferenceModel im = io::load_for_inference(src);
   Config& config = im.config;
   if (!f.metric.empty()) config.eval.metric = f.metric;
   if (f.strict_iou) config.eval.strict_iou = true;
@@ -64,11 +64,11 @@ void evaluate_network(const EvalFlags& f) {
     splits = {{f.data, f.split.empty() ? std::string("test") : f.split}};
   else if (!f.split.empty())
     for (auto& s : splits) s.split = f.split;
-  util::setup_runtime(config.runtime);
-  const c10::Device device = util::resolve_device(config.runtime.device);
+  runtime::setup_runtime(config.runtime);
+  const c10::Device device = runtime::resolve_device(config.runtime.device);
   // fp32 with TF32 off in cuBLAS and cuDNN (LibTorch leaves it on in cuDNN), cudnn.benchmark on a GPU:
   // the figures do not depend on the checkpoint's training precision.
-  train::setup_precision(train::Precision::Fp32, device);
+  runtime::setup_precision(runtime::Precision::Fp32, device);
   model::YoloV2& net = im.model;
   net->to(device);
   if (!f.json.empty()) util::check_writable(f.json);  // before the evaluation, not after it

@@ -8,8 +8,8 @@
 
 #include "verbs.hpp"
 #include "yolo2/error.hpp"
-#include "yolo2/model/darknet_io.hpp"
-#include "yolo2/train/inference.hpp"
+#include "yolo2/io/darknet.hpp"
+#include "yolo2/io/inference.hpp"
 
 namespace yolo2::cli {
 
@@ -40,22 +40,22 @@ void add_export(CLI::App& app) {
         throw Error("export: " + out + " is the input checkpoint " + *ckpt +
                     ": writing it would destroy the checkpoint; pick another --darknet (nothing was written)");
     }
-    train::InferenceSource src;
+    io::InferenceSource src;
     src.checkpoint = *ckpt;
     src.to_device = false;
     src.detector = false;  // a pretrained classifier exports too
-    train::InferenceModel im = train::load_for_inference(src);
+    io::InferenceModel im = io::load_for_inference(src);
     if (*layers > 0) {
       const int total = static_cast<int>(im.model->spec().layers.size());
       if (*layers > total)
         throw Error("export --prefix " + std::to_string(*layers) + ": " + *ckpt + "'s network has only " +
                     std::to_string(total) + " layers");
-      model::save_darknet_weights(*im.model, *prefix, 0, *layers);
+      io::save_darknet_weights(*im.model, *prefix, 0, *layers);
       spdlog::info("export: wrote {} (layers 0-{}, {} floats, seen = 0)", *prefix, *layers - 1,
-                   model::darknet_weight_floats(im.model->spec(), *layers));
+                   io::darknet_weight_floats(im.model->spec(), *layers));
       return;
     }
-    model::export_darknet(*im.model, im.config, *prefix, im.seen);
+    io::export_darknet(*im.model, im.config, *prefix, im.seen);
     spdlog::info("export: wrote {}.cfg and {}.weights (seen = {})", *prefix, *prefix, im.seen);
   });
 }

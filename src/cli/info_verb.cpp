@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "verbs.hpp"
-#include "yolo2/model/darknet_io.hpp"
+#include "yolo2/io/darknet.hpp"
 #include "yolo2/model/yolov2.hpp"
 
 namespace yolo2::cli {
@@ -19,7 +19,7 @@ void add_info(CLI::App& app) {
     model::YoloV2 net(model::network_spec(config.model, static_cast<int>(config.data.classes.size())));
     std::cout << model::format_layer_table(model::infer_shapes(net->spec(), s, s));
     std::cout << "parameters: " << model::parameter_count(*net)
-              << " trainable; darknet .weights body: " << model::darknet_weight_floats(net->spec()) << " floats; input "
+              << " trainable; darknet .weights body: " << io::darknet_weight_floats(net->spec()) << " floats; input "
               << s << "x" << s << ", " << config.data.classes.size() << " classes, " << net->spec().num_anchors()
               << " anchors, width " << config.model.width << "\n";
   });

@@ -9,7 +9,7 @@
 
 #include "verbs.hpp"
 #include "yolo2/error.hpp"
-#include "yolo2/util/runtime.hpp"
+#include "yolo2/runtime/setup.hpp"
 
 namespace yolo2::cli {
 namespace {
@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
   // Runs once every option is parsed and before the verb's callback, so that the verb logs at the
   // requested level.
   app.parse_complete_callback([&] {
-    yolo2::util::setup_logging(verbose);
+    yolo2::runtime::setup_logging(verbose);
     std::string command = "yolo2";
     for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
     spdlog::debug("yolo2 {} (LibTorch {}): {}", YOLO2_VERSION, TORCH_VERSION, command);

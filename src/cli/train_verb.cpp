@@ -10,7 +10,8 @@
 
 #include "verbs.hpp"
 #include "yolo2/error.hpp"
-#include "yolo2/train/launch.hpp"
+#include "yolo2/runtime/launch.hpp"
+#include "yolo2/runtime/setup.hpp"
 #include "yolo2/train/run.hpp"
 #include "yolo2/train/tasks.hpp"
 #include "yolo2/util/signals.hpp"
@@ -27,13 +28,13 @@ struct TrainFlags {
   std::string output, weights;
   bool no_eval = false;
   int nproc = 1;
-  train::DistOptions dist;
+  runtime::DistOptions dist;
   std::string scalars;  // --scalars: every-step | deferred (unset: by device)
 };
 
 // torchrun's environment, then the flags on top.
-train::DistOptions dist_options(const TrainFlags& f, const CLI::App* cmd) {
-  train::DistOptions d = train::dist_options_from_env();
+runtime::DistOptions dist_options(const TrainFlags& f, const CLI::App* cmd) {
+  runtime::DistOptions d = runtime::dist_options_from_env();
   if (cmd->count("--rank")) d.rank = d.local_rank = f.dist.rank;  // the local rank defaults to the rank
   if (cmd->count("--local-rank")) d.local_rank = f.dist.local_rank;
   if (cmd->count("--world-size")) d.world_size = f.dist.world_size;
@@ -47,7 +48,7 @@ train::DistOptions dist_options(const TrainFlags& f, const CLI::App* cmd) {
 
 // --nproc N: the same command line without --nproc, once per rank, each with its share of the threads.
 void launch_ranks(const TrainFlags& f, const CLI::App* cmd) {
-  std::vector<std::string> args = train::own_command_line();
+  std::vector<std::string> args = runtime::own_command_line();
   std::vector<std::string> child;
   for (std::size_t i = 1; i < args.size(); ++i) {
     if (args[i] == "--nproc") {
@@ -57,14 +58,14 @@ void launch_ranks(const TrainFlags& f, const CLI::App* cmd) {
     if (args[i].rfind("--nproc=", 0) == 0) continue;
     child.push_back(args[i]);
   }
-  const int threads =
-      f.options.resume.empty() ? resolved_threads(f.config.load().runtime) : resolved_threads(RuntimeConfig{});
+  const int threads = f.options.resume.empty() ? runtime::resolved_threads(f.config.load().runtime)
+                                               : runtime::resolved_threads(RuntimeConfig{});
   child.push_back("--set");
   child.push_back("runtime.threads=" + std::to_string(std::max(1, threads / f.nproc)));
-  train::LaunchOptions lo;
+  runtime::LaunchOptions lo;
   lo.nproc = f.nproc;
   if (cmd->count("--master-port")) lo.master_port = f.dist.master_port;
-  const int rc = train::launch_local("/proc/self/exe", child, lo);
+  const int rc = runtime::launch_local("/proc/self/exe", child, lo);
   if (rc == 128 + SIGINT || rc == 128 + SIGTERM) {  // the ranks saved and stopped
     spdlog::warn("{}: interrupted; resume with the same command and --resume RUN/last.ckpt", f.verb());
     return set_exit_status(rc);

@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "verbs.hpp"
-#include "yolo2/util/build_info.hpp"
+#include "yolo2/runtime/build_info.hpp"
 
 namespace yolo2::cli {
 
@@ -14,8 +14,8 @@ void add_version(CLI::App& app) {
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "As one JSON object");
   cmd->callback([=] {
-    const util::BuildInfo info = util::build_info();
-    std::cout << (*json ? util::to_json(info) + "\n" : util::to_text(info));
+    const runtime::BuildInfo info = runtime::build_info();
+    std::cout << (*json ? runtime::to_json(info) + "\n" : runtime::to_text(info));
   });
 }
 

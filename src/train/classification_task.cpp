@@ -11,7 +11,7 @@
 #include "stream_task.hpp"
 #include "yolo2/data/image_folder.hpp"
 #include "yolo2/eval/classify.hpp"
-#include "yolo2/model/darknet_io.hpp"
+#include "yolo2/io/darknet.hpp"
 #include "yolo2/options.hpp"
 #include "yolo2/train/run.hpp"
 #include "yolo2/train/schedule.hpp"
@@ -153,10 +153,10 @@ class ClassificationTask : public StreamTask {
     if (!t.main_rank()) return;
     TrainerParts& p = t.parts();
     const std::string base = p.folder.file("classifier");
-    model::export_darknet(*p.net, p.config, base, static_cast<uint64_t>(p.state.images_seen));
+    io::export_darknet(*p.net, p.config, base, static_cast<uint64_t>(p.state.images_seen));
     const int n = p.config.classify.prefix_layers;
     const std::string prefix = p.folder.file("backbone.conv." + std::to_string(n));
-    model::save_darknet_weights(*p.net, prefix, 0, n);
+    io::save_darknet_weights(*p.net, prefix, 0, n);
     spdlog::info("pretrain: wrote {}.cfg, {}.weights and the detector prefix {} (train.init_weights)", base, base,
                  prefix);
   }

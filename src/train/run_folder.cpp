@@ -11,8 +11,8 @@
 #include <fstream>
 
 #include "yolo2/error.hpp"
+#include "yolo2/runtime/build_info.hpp"
 #include "yolo2/util/atomic_file.hpp"
-#include "yolo2/util/build_info.hpp"
 
 namespace yolo2::train {
 
@@ -125,8 +125,9 @@ void prepare_run_folder(const RunFolder& folder, const Config& config, bool resu
     for (const auto& f : earlier) fs::remove(dir / f);
     if (!earlier.empty()) spdlog::info("overwrite: removed {} from {}", join(earlier), folder.dir);
   }
-  util::write_file_atomic(folder.file("config.yaml"), std::string(kConfigHead) + "; built with:\n" +
-                                                          util::to_text(util::build_info(), "#   ") + to_yaml(config));
+  util::write_file_atomic(
+      folder.file("config.yaml"),
+      std::string(kConfigHead) + "; built with:\n" + runtime::to_text(runtime::build_info(), "#   ") + to_yaml(config));
 }
 
 void copy_run_history(const RunFolder& from, const RunFolder& to) {

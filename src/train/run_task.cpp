@@ -8,18 +8,25 @@
 
 #include "../config_words.hpp"
 #include "yolo2/error.hpp"
+#include "yolo2/io/initial_weights.hpp"
 #include "yolo2/options.hpp"
+#include "yolo2/runtime/setup.hpp"
 #include "yolo2/train/hooks.hpp"
-#include "yolo2/train/initial_weights.hpp"
 #include "yolo2/train/optimizer.hpp"
 #include "yolo2/train/rng_state.hpp"
 #include "yolo2/train/schedule.hpp"
 #include "yolo2/train/tasks.hpp"
 #include "yolo2/train/trainer.hpp"
 #include "yolo2/util/cuda_memory.hpp"
-#include "yolo2/util/runtime.hpp"
 
 namespace yolo2::train {
+
+using io::Checkpoint;
+using io::load_checkpoint;
+using io::load_initial_weights;
+using io::reject_overrides;
+using runtime::local_batch_size;
+using runtime::setup_precision;
 
 int64_t total_iterations(const TrainConfig& t, int64_t train_images) {
   if (t.epochs > 0) return t.epochs * ((train_images + t.batch - 1) / t.batch);
@@ -114,9 +121,9 @@ TrainSummary run_task(std::unique_ptr<Task> task, Config config, const TrainOpti
   const auto t_start = std::chrono::steady_clock::now();
   std::optional<Checkpoint> resumed = open_resume(options, config);
   if (config.model.head != task->info().head) throw Error(head_message(config, task->info()));
-  util::setup_runtime(config.runtime);
+  runtime::setup_runtime(config.runtime);
   TrainerParts p;
-  p.device = util::resolve_device(config.runtime.device);
+  p.device = runtime::resolve_device(config.runtime.device);
   p.dist = join_job(options, config, p.device);  // a rank takes its own GPU (cuda:LOCAL_RANK)
   p.precision = setup_precision(config.runtime.precision, p.device);
   // Scalars read every train.log_every steps (no wait for the GPU in between) where nothing needs

@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "yolo2/error.hpp"
-#include "yolo2/train/precision.hpp"
+#include "yolo2/runtime/precision.hpp"
 #include "yolo2/train/schedule.hpp"
 
 namespace yolo2::train {
@@ -24,7 +24,7 @@ at::Tensor StreamTask::forward(Trainer& t, const data::Batch& batch) {
   const at::Tensor x = data::network_input(batch, p.device, format);
   at::Tensor out;
   {
-    AutocastScope autocast(p.precision, p.device.type());
+    runtime::AutocastScope autocast(p.precision, p.device.type());
     out = p.net->forward(x);
   }
   t.phase(Trainer::Phase::Forward);

@@ -313,9 +313,9 @@ void Trainer::optimizer_step() {
   std::vector<at::Tensor> params;
   for (auto& group : p_.optimizer->param_groups())
     for (const auto& t : group.params()) params.push_back(t);
-  const bool finite = unscale_gradients(params, ls.scale);
+  const bool finite = runtime::unscale_gradients(params, ls.scale);
   if (finite) p_.optimizer->step();
-  update_loss_scale(ls, finite);
+  runtime::update_loss_scale(ls, finite);
   if (finite) return;
   current_.overflow = true;
   spdlog::warn(

@@ -1,5 +1,4 @@
-// The trainer's choices (config: train.policy, loss.focal.gamma_schedule.type, train.optimizer,
-// runtime.precision).
+// The trainer's choices (config: train.policy, loss.focal.gamma_schedule.type, train.optimizer).
 #pragma once
 
 namespace yolo2::train {
@@ -7,8 +6,5 @@ namespace yolo2::train {
 enum class LrPolicy { Steps, Cosine, Constant, Poly };
 enum class GammaScheduleType { Constant, Step, Linear, Cosine };
 enum class OptimizerKind { Sgd, Adam };
-// fp32: float throughout (TF32 off); tf32: float with TF32 tensor cores (CUDA); bf16 / fp16: autocast
-// of the network's forward pass (fp16 with dynamic loss scaling), float master weights and loss.
-enum class Precision { Fp32, Tf32, Bf16, Fp16 };
 
 }  // namespace yolo2::train

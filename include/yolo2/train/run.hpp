@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "yolo2/config.hpp"
-#include "yolo2/train/distributed.hpp"
+#include "yolo2/runtime/distributed.hpp"
 
 namespace yolo2::train {
 
@@ -27,7 +27,7 @@ struct TrainOptions {
   int64_t stop_after = -1;
   // This process's place in a multi-process job (default: alone). With world_size > 1, every rank
   // runs the same config; rank 0 writes the run folder.
-  DistOptions dist;
+  runtime::DistOptions dist;
   // Read the step's scalars (the loss terms, metrics.csv's columns) only every train.log_every steps
   // and before each save or evaluation, instead of after every step (see Trainer). Unset: on for a
   // GPU. Off whatever it says with train.skip_nonfinite. Tests (and `train --scalars`) set it on the CPU.

@@ -17,15 +17,21 @@
 #include <vector>
 
 #include "yolo2/config.hpp"
+#include "yolo2/io/checkpoint.hpp"
 #include "yolo2/model/yolov2.hpp"
-#include "yolo2/train/checkpoint.hpp"
-#include "yolo2/train/distributed.hpp"
+#include "yolo2/runtime/distributed.hpp"
 #include "yolo2/train/run.hpp"
 #include "yolo2/train/run_folder.hpp"
 #include "yolo2/train/task.hpp"
 #include "yolo2/util/background_writer.hpp"
 
 namespace yolo2::train {
+
+// The rooms below the engine whose types it holds (io: checkpoints; runtime: precision, ranks).
+using io::TrainState;
+using runtime::Distributed;
+using runtime::LossScale;
+using runtime::PrecisionPlan;
 
 // Training mode, with batch norm kept in evaluation mode when `freeze_bn` (train.freeze_bn).
 void set_train_mode(model::YoloV2Impl& net, bool freeze_bn);

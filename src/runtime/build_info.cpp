@@ -1,4 +1,4 @@
-#include "yolo2/util/build_info.hpp"
+#include "yolo2/runtime/build_info.hpp"
 
 #include <ATen/Context.h>
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -24,7 +24,7 @@
 #endif
 #endif
 
-namespace yolo2::util {
+namespace yolo2::runtime {
 
 namespace {
 
@@ -141,4 +141,4 @@ std::string to_json(const BuildInfo& info, int indent) {
   return j.dump(indent);
 }
 
-}  // namespace yolo2::util
+}  // namespace yolo2::runtime

@@ -19,7 +19,7 @@ namespace yolo2::model {
 class YoloV2Impl;
 }
 
-namespace yolo2::train {
+namespace yolo2::runtime {
 
 // Where this process sits in the job.
 struct DistOptions {
@@ -83,4 +83,4 @@ class Distributed {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace yolo2::train
+}  // namespace yolo2::runtime

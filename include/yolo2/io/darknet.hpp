@@ -8,7 +8,10 @@
 #include "yolo2/config.hpp"
 #include "yolo2/model/yolov2.hpp"
 
-namespace yolo2::model {
+namespace yolo2::io {
+
+using model::NetworkSpec;
+using model::YoloV2Impl;
 
 struct DarknetHeader {
   int32_t major = 0, minor = 2, revision = 0;
@@ -45,4 +48,4 @@ void export_darknet(YoloV2Impl& model, const Config& config, const std::string& 
 // Floats a .weights body holds for the first `upto` layers (all when negative).
 int64_t darknet_weight_floats(const NetworkSpec& spec, int upto = -1);
 
-}  // namespace yolo2::model
+}  // namespace yolo2::io

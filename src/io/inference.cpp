@@ -1,13 +1,13 @@
-#include "yolo2/train/inference.hpp"
+#include "yolo2/io/inference.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include "yolo2/error.hpp"
-#include "yolo2/model/darknet_io.hpp"
-#include "yolo2/train/checkpoint.hpp"
-#include "yolo2/util/runtime.hpp"
+#include "yolo2/io/checkpoint.hpp"
+#include "yolo2/io/darknet.hpp"
+#include "yolo2/runtime/setup.hpp"
 
-namespace yolo2::train {
+namespace yolo2::io {
 namespace {
 
 InferenceModel from_checkpoint(const InferenceSource& s) {
@@ -35,7 +35,7 @@ InferenceModel from_darknet(const InferenceSource& s) {
   InferenceModel m;
   m.config = *s.config;
   m.model = model::YoloV2(model::network_spec(m.config.model, static_cast<int>(m.config.data.classes.size())));
-  const auto r = model::load_darknet_weights(*m.model, s.darknet_weights, false);
+  const auto r = io::load_darknet_weights(*m.model, s.darknet_weights, false);
   m.seen = r.header.seen;
   spdlog::info("darknet weights {} (v{}.{}, seen {})", s.darknet_weights, r.header.major, r.header.minor,
                r.header.seen);
@@ -53,15 +53,15 @@ InferenceModel load_for_inference(const InferenceSource& s) {
                 ": this is a Darknet19 classifier (model.head: classifier), not a detector; its top-1 / top-5 are "
                 "in its run's eval.csv, and `yolo2 export --prefix 23` makes the backbone for train.init_weights");
   if (s.to_device) {
-    util::setup_runtime(m.config.runtime);
-    m.device = util::resolve_device(m.config.runtime.device);
+    runtime::setup_runtime(m.config.runtime);
+    m.device = runtime::resolve_device(m.config.runtime.device);
     // Inference in fp32 with TF32 off (LibTorch's default would leave TF32 on in cuDNN), so that an
     // fp32 run's checkpoint scores in `yolo2 eval` as during its training.
-    setup_precision(Precision::Fp32, m.device);
+    runtime::setup_precision(Precision::Fp32, m.device);
     m.model->to(m.device);
   }
   m.model->eval();
   return m;
 }
 
-}  // namespace yolo2::train
+}  // namespace yolo2::io

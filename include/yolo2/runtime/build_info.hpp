@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace yolo2::util {
+namespace yolo2::runtime {
 
 struct GpuInfo {
   int index = 0;
@@ -42,4 +42,4 @@ std::string to_text(const BuildInfo& info, const std::string& prefix = "");
 // The same facts as a JSON object (stable keys: see build_info.cpp).
 std::string to_json(const BuildInfo& info, int indent = 2);
 
-}  // namespace yolo2::util
+}  // namespace yolo2::runtime

@@ -1,4 +1,4 @@
-#include "yolo2/train/checkpoint.hpp"
+#include "yolo2/io/checkpoint.hpp"
 
 #include <torch/optim/optimizer.h>
 #include <torch/serialize/output-archive.h>
@@ -9,7 +9,7 @@
 #include "yolo2/util/atomic_file.hpp"
 #include "yolo2/util/zip_check.hpp"
 
-namespace yolo2::train {
+namespace yolo2::io {
 
 namespace {
 constexpr const char* kFormatKey = "yolo2_format";
@@ -131,4 +131,4 @@ Checkpoint load_checkpoint(const std::string& path, const c10::Device& device) {
   return ck;
 }
 
-}  // namespace yolo2::train
+}  // namespace yolo2::io

@@ -1,4 +1,6 @@
-// Process-wide runtime set-up from the `runtime` config section: threads, seeds, device.
+// Process-wide runtime set-up from the `runtime` config section: threads, seeds, device. The runtime
+// room (this, precision, distributed, launch, build facts) sits on model/ (ranks sync the network;
+// the build facts name the oneDNN plan's library) and below io/ and train/.
 #pragma once
 
 #include <c10/core/Device.h>
@@ -7,7 +9,7 @@
 
 #include "yolo2/config.hpp"
 
-namespace yolo2::util {
+namespace yolo2::runtime {
 
 // Console logging through spdlog ("info" by default; "debug" with --verbose).
 void setup_logging(bool verbose);
@@ -16,6 +18,9 @@ void setup_logging(bool verbose);
 // to one thread so the two never oversubscribe the cores; seeds LibTorch's generator. Logs what
 // it set. Returns the thread count.
 int setup_runtime(const RuntimeConfig& runtime);
+
+// Resolves `runtime.threads` (0: all cores).
+int resolved_threads(const RuntimeConfig& runtime);
 
 // data.workers resolved: -1 -> one loader worker per core of this process's share of the machine
 // (hardware threads / LOCAL_WORLD_SIZE, which --nproc and torchrun set), less one for the training
@@ -26,4 +31,4 @@ int resolved_workers(int workers);
 // when CUDA is asked for but not available.
 c10::Device resolve_device(const std::string& spec);
 
-}  // namespace yolo2::util
+}  // namespace yolo2::runtime

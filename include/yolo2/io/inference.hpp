@@ -11,7 +11,7 @@
 #include "yolo2/config.hpp"
 #include "yolo2/model/yolov2.hpp"
 
-namespace yolo2::train {
+namespace yolo2::io {
 
 struct InferenceSource {
   std::string checkpoint;       // a yolo2 checkpoint, or
@@ -36,4 +36,4 @@ struct InferenceModel {
 // Throws yolo2::Error naming the file or key on a missing, corrupt or mismatching source.
 InferenceModel load_for_inference(const InferenceSource& source);
 
-}  // namespace yolo2::train
+}  // namespace yolo2::io

@@ -1,4 +1,4 @@
-#include "yolo2/model/darknet_io.hpp"
+#include "yolo2/io/darknet.hpp"
 
 #include <ATen/ATen.h>
 #include <torch/utils.h>
@@ -13,7 +13,12 @@
 #include "yolo2/error.hpp"
 #include "yolo2/util/atomic_file.hpp"
 
-namespace yolo2::model {
+namespace yolo2::io {
+
+using model::Head;
+using model::infer_shapes;
+using model::LayerInfo;
+using model::LayerSpec;
 
 namespace {
 
@@ -281,4 +286,4 @@ void export_darknet(YoloV2Impl& model, const Config& config, const std::string& 
                             {prefix + ".weights", weights_content(model, seen, -1)}});
 }
 
-}  // namespace yolo2::model
+}  // namespace yolo2::io

@@ -1,4 +1,4 @@
-#include "yolo2/util/runtime.hpp"
+#include "yolo2/runtime/setup.hpp"
 
 #include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
@@ -12,13 +12,18 @@
 #include <thread>
 
 #include "yolo2/error.hpp"
-#include "yolo2/util/build_info.hpp"
+#include "yolo2/runtime/build_info.hpp"
 
-namespace yolo2::util {
+namespace yolo2::runtime {
 
 void setup_logging(bool verbose) {
   spdlog::set_pattern("[%H:%M:%S.%e] %^%l%$ %v");
   spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+}
+
+int resolved_threads(const RuntimeConfig& runtime) {
+  if (runtime.threads > 0) return runtime.threads;
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 int setup_runtime(const RuntimeConfig& runtime) {
@@ -45,7 +50,7 @@ c10::Device resolve_device(const std::string& spec) {
   if (spec == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   if (spec == "cpu") return c10::Device(c10::kCPU);
   if (spec.rfind("cuda", 0) == 0) {
-    if (!cuda_compiled())
+    if (!runtime::cuda_compiled())
       throw Error("runtime.device is '" + spec + "' but this yolo2 was built against a LibTorch without CUDA (" +
                   std::string(TORCH_VERSION) +
                   ", CPU only): use runtime.device=cpu, or build with a CUDA LibTorch "
@@ -62,4 +67,4 @@ c10::Device resolve_device(const std::string& spec) {
   throw Error("runtime.device: unknown device '" + spec + "' (auto, cpu, cuda or cuda:N)");
 }
 
-}  // namespace yolo2::util
+}  // namespace yolo2::runtime

@@ -1,6 +1,7 @@
 // yolo2 checkpoints: one file with the model weights, the resolved config and (for training runs)
 // the optimizer and loop state, written atomically. `eval`, `detect` and `export` need only this
-// file.
+// file. The io room (checkpoints, darknet files, initial weights, inference load) sits above
+// runtime/ (shared/design.md lists it below): a training state carries fp16's loss scale.
 #pragma once
 
 #include <torch/serialize/input-archive.h>
@@ -12,13 +13,13 @@
 
 #include "yolo2/config.hpp"
 #include "yolo2/model/yolov2.hpp"
-#include "yolo2/train/precision.hpp"
+#include "yolo2/runtime/precision.hpp"
 
 namespace torch::optim {
 class Optimizer;
 }
 
-namespace yolo2::train {
+namespace yolo2::io {
 
 // Where a training run stands; a resumed run continues from exactly here.
 struct TrainState {
@@ -26,8 +27,8 @@ struct TrainState {
   int64_t images_seen = 0;  // darknet's `seen`
   double best_map = -1;     // best test mAP so far (-1: none yet)
   int64_t best_iteration = -1;
-  std::string rng_state;  // LibTorch CPU generator state (bytes)
-  LossScale loss_scale;   // fp16's dynamic loss scale (runtime.precision)
+  std::string rng_state;          // LibTorch CPU generator state (bytes)
+  runtime::LossScale loss_scale;  // fp16's dynamic loss scale (runtime.precision)
 };
 
 struct Checkpoint {
@@ -57,4 +58,4 @@ void reject_overrides(const std::string& checkpoint, const std::vector<std::stri
 // A missing, truncated or foreign file is a yolo2::Error naming it.
 Checkpoint load_checkpoint(const std::string& path, const c10::Device& device = c10::Device(c10::kCPU));
 
-}  // namespace yolo2::train
+}  // namespace yolo2::io

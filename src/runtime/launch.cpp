@@ -1,4 +1,4 @@
-#include "yolo2/train/launch.hpp"
+#include "yolo2/runtime/launch.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,7 +20,7 @@
 
 #include "yolo2/error.hpp"
 
-namespace yolo2::train {
+namespace yolo2::runtime {
 
 namespace {
 
@@ -222,4 +222,4 @@ int launch_local(const std::string& executable, const std::vector<std::string>& 
   return watch.result();
 }
 
-}  // namespace yolo2::train
+}  // namespace yolo2::runtime

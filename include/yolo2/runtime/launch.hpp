@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-namespace yolo2::train {
+namespace yolo2::runtime {
 
 struct LaunchOptions {
   int nproc = 2;
@@ -28,4 +28,4 @@ int free_local_port();
 // This process's command line (/proc/self/cmdline), argv[0] first.
 std::vector<std::string> own_command_line();
 
-}  // namespace yolo2::train
+}  // namespace yolo2::runtime

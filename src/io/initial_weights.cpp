@@ -1,4 +1,4 @@
-#include "yolo2/train/initial_weights.hpp"
+#include "yolo2/io/initial_weights.hpp"
 
 #include <spdlog/spdlog.h>
 #include <torch/utils.h>
@@ -7,10 +7,10 @@
 #include <fstream>
 
 #include "yolo2/error.hpp"
-#include "yolo2/model/darknet_io.hpp"
-#include "yolo2/train/checkpoint.hpp"
+#include "yolo2/io/checkpoint.hpp"
+#include "yolo2/io/darknet.hpp"
 
-namespace yolo2::train {
+namespace yolo2::io {
 namespace {
 
 void copy_from_checkpoint(model::YoloV2Impl& m, const std::string& path) {
@@ -45,9 +45,9 @@ void load_initial_weights(model::YoloV2Impl& m, const std::string& path) {
   char magic[2] = {0, 0};
   in.read(magic, 2);
   if (magic[0] == 'P' && magic[1] == 'K') return copy_from_checkpoint(m, path);
-  const auto r = model::load_darknet_weights(m, path, /*allow_prefix=*/true);
+  const auto r = io::load_darknet_weights(m, path, /*allow_prefix=*/true);
   spdlog::info("init: darknet weights {} (v{}.{}, seen {}): {} of {} convolutions", path, r.header.major,
                r.header.minor, r.header.seen, r.conv_layers_loaded, r.conv_layers_total);
 }
 
-}  // namespace yolo2::train
+}  // namespace yolo2::io

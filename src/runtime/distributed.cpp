@@ -1,4 +1,4 @@
-#include "yolo2/train/distributed.hpp"
+#include "yolo2/runtime/distributed.hpp"
 
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
@@ -15,7 +15,7 @@
 #include "yolo2/error.hpp"
 #include "yolo2/model/yolov2.hpp"
 
-namespace yolo2::train {
+namespace yolo2::runtime {
 
 namespace {
 
@@ -330,4 +330,4 @@ void Distributed::use_sync_batch_norm(model::YoloV2Impl& model) {
   });
 }
 
-}  // namespace yolo2::train
+}  // namespace yolo2::runtime

@@ -1,4 +1,4 @@
-#include "yolo2/train/precision.hpp"
+#include "yolo2/runtime/precision.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
@@ -9,9 +9,9 @@
 
 #include "../config_words.hpp"
 #include "yolo2/error.hpp"
-#include "yolo2/util/build_info.hpp"
+#include "yolo2/runtime/build_info.hpp"
 
-namespace yolo2::train {
+namespace yolo2::runtime {
 
 namespace {
 
@@ -26,7 +26,7 @@ bool cpu_has_bf16() {
 }
 
 void check_cuda_bf16(const c10::Device& device) {
-  for (const auto& g : util::build_info().gpus) {
+  for (const auto& g : runtime::build_info().gpus) {
     if (g.index != device.index()) continue;
     if (g.capability_major < 8)
       throw Error("runtime.precision is bf16 but GPU " + std::to_string(g.index) + " (" + g.name +
@@ -116,4 +116,4 @@ void update_loss_scale(LossScale& s, bool finite) {
   }
 }
 
-}  // namespace yolo2::train
+}  // namespace yolo2::runtime

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "yolo2/model/autocast_scope.hpp"
-#include "yolo2/train/choices.hpp"
+#include "yolo2/runtime/choices.hpp"
 
-namespace yolo2::train {
+namespace yolo2::runtime {
 
 struct PrecisionPlan {
   Precision precision = Precision::Fp32;
@@ -59,4 +59,4 @@ bool unscale_gradients(const std::vector<at::Tensor>& params, double scale);
 // finite ones in a row double it.
 void update_loss_scale(LossScale& s, bool finite);
 
-}  // namespace yolo2::train
+}  // namespace yolo2::runtime
