@@ -30,10 +30,7 @@ std::vector<std::string> split_list(const std::string& text) {
 // the config's (VOC's 20 by default).
 std::vector<std::string> classes_for_root(const std::string& root, const std::string& classes_flag,
                                           const Config& config) {
-  if (!classes_flag.empty()) return split_list(classes_flag);
-  const auto file = std::filesystem::path(root) / "classes.txt";
-  if (std::filesystem::exists(file)) return data::read_class_names(file.string());
-  return config.data.classes;
+  return data::class_names_for_root(root, split_list(classes_flag), config.data.classes);
 }
 
 namespace {

@@ -48,20 +48,11 @@ runtime::DistOptions dist_options(const TrainFlags& f, const CLI::App* cmd) {
 
 // --nproc N: the same command line without --nproc, once per rank, each with its share of the threads.
 void launch_ranks(const TrainFlags& f, const CLI::App* cmd) {
-  std::vector<std::string> args = runtime::own_command_line();
-  std::vector<std::string> child;
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--nproc") {
-      ++i;
-      continue;
-    }
-    if (args[i].rfind("--nproc=", 0) == 0) continue;
-    child.push_back(args[i]);
-  }
+  const std::vector<std::string> own = runtime::own_command_line();  // argv, the program first
   const int threads = f.options.resume.empty() ? runtime::resolved_threads(f.config.load().runtime)
                                                : runtime::resolved_threads(RuntimeConfig{});
-  child.push_back("--set");
-  child.push_back("runtime.threads=" + std::to_string(std::max(1, threads / f.nproc)));
+  const std::vector<std::string> child =
+      runtime::rank_command_line({own.begin() + (own.empty() ? 0 : 1), own.end()}, threads, f.nproc);
   runtime::LaunchOptions lo;
   lo.nproc = f.nproc;
   if (cmd->count("--master-port")) lo.master_port = f.dist.master_port;

@@ -366,6 +366,14 @@ std::string format_stats(const VocDataset& ds, const DatasetStats& st, int max_i
   return os.str();
 }
 
+std::vector<std::string> class_names_for_root(const std::string& root, const std::vector<std::string>& listed,
+                                              const std::vector<std::string>& fallback) {
+  if (!listed.empty()) return listed;
+  const auto file = std::filesystem::path(root) / "classes.txt";
+  if (std::filesystem::exists(file)) return read_class_names(file.string());
+  return fallback;
+}
+
 std::vector<std::string> read_class_names(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw Error(path + ": cannot open the class list");

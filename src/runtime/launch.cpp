@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -220,6 +221,21 @@ int launch_local(const std::string& executable, const std::vector<std::string>& 
         "checkpoint",
         watch.first_failed());
   return watch.result();
+}
+
+std::vector<std::string> rank_command_line(const std::vector<std::string>& args, int threads, int nproc) {
+  std::vector<std::string> child;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--nproc") {
+      ++i;
+      continue;
+    }
+    if (args[i].rfind("--nproc=", 0) == 0) continue;
+    child.push_back(args[i]);
+  }
+  child.push_back("--set");
+  child.push_back("runtime.threads=" + std::to_string(std::max(1, threads / std::max(1, nproc))));
+  return child;
 }
 
 }  // namespace yolo2::runtime

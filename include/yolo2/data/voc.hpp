@@ -98,6 +98,11 @@ std::string format_stats(const VocDataset& dataset, const DatasetStats& stats, i
 // yolo2::Error naming the file (and line) when it cannot be read, lists a name twice or lists none.
 std::vector<std::string> read_class_names(const std::string& path);
 
+// The class names of a bare VOC root (`eval --data`, `stats --root`): `listed` when not empty, else
+// <root>/classes.txt (as `yolo2 synth` writes it), else `fallback` (the config's).
+std::vector<std::string> class_names_for_root(const std::string& root, const std::vector<std::string>& listed,
+                                              const std::vector<std::string>& fallback);
+
 // The images data.skip_bad_images left out of `dataset`, for a warning: "N image(s) skipped
 // (data.skip_bad_images): <file: problem>; ..." with at most `max_names` named; empty when none.
 std::string skipped_images_summary(const VocDataset& dataset, int max_names = 10);

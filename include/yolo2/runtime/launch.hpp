@@ -28,4 +28,9 @@ int free_local_port();
 // This process's command line (/proc/self/cmdline), argv[0] first.
 std::vector<std::string> own_command_line();
 
+// Each rank's command line for `--nproc N`: `args` (the verb and its flags, without the program)
+// without `--nproc N` / `--nproc=N`, with `--set runtime.threads=T` added, T the job's `threads`
+// shared by the N ranks (at least 1 each).
+std::vector<std::string> rank_command_line(const std::vector<std::string>& args, int threads, int nproc);
+
 }  // namespace yolo2::runtime
