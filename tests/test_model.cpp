@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <set>
 
 #include "test_util.hpp"
 #include "train_fixtures.hpp"
@@ -15,6 +16,7 @@
 #include "yolo2/error.hpp"
 #include "yolo2/eval/decode.hpp"
 #include "yolo2/io/darknet.hpp"
+#include "yolo2/model/layers.hpp"
 #include "yolo2/model/yolov2.hpp"
 
 using namespace yolo2;
@@ -361,3 +363,25 @@ TEST_P(OpenCvParity, DecodedRegionOutputsAgree) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Widths, OpenCvParity, ::testing::Values(1.0, 0.25));
+
+// One row per layer type (model/layers.cpp): distinct names and darknet sections; the oneDNN plan
+// builds the detector's layers, not the classifier's average pool, and the fused network says so.
+TEST(LayerKinds, EveryTypeHasOneRowAndThePlanCoversTheDetector) {
+  using T = model::LayerSpec::Type;
+  std::set<std::string> names, sections;
+  for (T t : {T::Conv, T::MaxPool, T::Route, T::Reorg, T::AvgPool}) {
+    const model::LayerKind& k = model::layer_kind(t);
+    EXPECT_EQ(k.type, t);
+    names.insert(k.name);
+    sections.insert(k.section);
+    EXPECT_EQ(k.run == nullptr, t == T::Conv) << k.name;
+  }
+  EXPECT_EQ(names.size(), 5u);
+  EXPECT_EQ(sections.size(), 5u);
+  ModelConfig mc;
+  mc.width = 0.125;
+  mc.anchors = voc_anchors();
+  EXPECT_TRUE(model::planned_by_onednn(model::network_spec(mc, 4)));
+  mc.head = Head::Classifier;
+  EXPECT_FALSE(model::planned_by_onednn(model::network_spec(mc, 4)));
+}

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "yolo2/error.hpp"
+#include "yolo2/model/layers.hpp"
 #include "yolo2/util/atomic_file.hpp"
 
 namespace yolo2::io {
@@ -227,33 +228,6 @@ void write_net_section(std::ostream& os, const NetworkSpec& spec, const Config& 
   os << "\n";
 }
 
-// Layer i's section.
-void write_layer(std::ostream& os, const LayerSpec& l, std::size_t i) {
-  switch (l.type) {
-    case LayerSpec::Type::Conv:
-      os << "\n[convolutional]\n";
-      if (l.batch_normalize) os << "batch_normalize=1\n";
-      os << "filters=" << l.filters << "\nsize=" << l.size << "\nstride=" << l.stride
-         << "\npad=1\nactivation=" << (l.leaky ? "leaky" : "linear") << "\n";
-      break;
-    case LayerSpec::Type::MaxPool:
-      os << "\n[maxpool]\nsize=" << l.size << "\nstride=" << l.stride << "\n";
-      break;
-    case LayerSpec::Type::Reorg:
-      os << "\n[reorg]\nstride=" << l.stride << "\n";
-      break;
-    case LayerSpec::Type::AvgPool:
-      os << "\n[avgpool]\n";
-      break;
-    case LayerSpec::Type::Route:
-      os << "\n[route]\nlayers=";
-      for (std::size_t j = 0; j < l.inputs.size(); ++j)
-        os << (j ? "," : "") << (l.inputs[j] - static_cast<int>(i));  // relative, as darknet writes it
-      os << "\n";
-      break;
-  }
-}
-
 // [region]: the anchors and darknet's loss settings.
 void write_region_section(std::ostream& os, const NetworkSpec& spec, const Config& config) {
   const auto& L = config.loss;
@@ -271,7 +245,11 @@ void write_region_section(std::ostream& os, const NetworkSpec& spec, const Confi
 std::string darknet_cfg(const NetworkSpec& spec, const Config& config) {
   std::ostringstream os;
   write_net_section(os, spec, config);
-  for (std::size_t i = 0; i < spec.layers.size(); ++i) write_layer(os, spec.layers[i], i);
+  for (std::size_t i = 0; i < spec.layers.size(); ++i) {
+    const model::LayerKind& kind = model::layer_kind(spec.layers[i].type);
+    os << "\n[" << kind.section << "]\n";
+    kind.cfg_keys(os, spec.layers[i], static_cast<int>(i));
+  }
   if (spec.head == Head::Classifier)
     os << "\n[softmax]\ngroups=1\n";  // darknet19.cfg ends so (its [cost] layer is not needed to predict)
   else

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "yolo2/error.hpp"
+#include "yolo2/model/layers.hpp"
 
 namespace yolo2::model {
 
@@ -117,44 +118,12 @@ std::vector<LayerInfo> infer_shapes(const NetworkSpec& spec, int height, int wid
   int c = spec.channels, h = height, w = width;
   for (std::size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& l = spec.layers[i];
+    const LayerKind& kind = layer_kind(l.type);
     LayerInfo r;
     r.index = static_cast<int>(i);
+    r.type = kind.name;
     r.in_c = c, r.in_h = h, r.in_w = w;
-    switch (l.type) {
-      case LayerSpec::Type::Conv:
-        r.type = "conv";
-        r.filters = l.filters, r.size = l.size, r.stride = l.stride;
-        r.out_c = l.filters, r.out_h = h / l.stride, r.out_w = w / l.stride;
-        r.bflops = 2.0 * l.filters * l.size * l.size * c * r.out_h * r.out_w / 1e9;
-        break;
-      case LayerSpec::Type::MaxPool:
-        r.type = "max";
-        r.size = l.size, r.stride = l.stride;
-        r.out_c = c, r.out_h = h / 2, r.out_w = w / 2;
-        break;
-      case LayerSpec::Type::AvgPool:
-        r.type = "avg";
-        r.out_c = c, r.out_h = 1, r.out_w = 1;
-        break;
-      case LayerSpec::Type::Reorg:
-        r.type = "reorg";
-        r.stride = l.stride;
-        r.out_c = c * 4, r.out_h = h / 2, r.out_w = w / 2;
-        break;
-      case LayerSpec::Type::Route: {
-        r.type = "route";
-        r.inputs = l.inputs;
-        for (int j : l.inputs)
-          if (j < 0 || j >= static_cast<int>(i))
-            throw Error("route layer " + std::to_string(i) + " refers to layer " + std::to_string(j));
-        if (l.inputs.empty()) throw Error("route layer " + std::to_string(i) + " has no input");
-        const LayerInfo& first = rows.at(static_cast<std::size_t>(l.inputs.front()));
-        r.out_c = 0, r.out_h = first.out_h, r.out_w = first.out_w;
-        for (int j : l.inputs) r.out_c += rows.at(static_cast<std::size_t>(j)).out_c;
-        r.in_c = r.out_c, r.in_h = r.out_h, r.in_w = r.out_w;
-        break;
-      }
-    }
+    kind.shape(l, rows, r);
     c = r.out_c, h = r.out_h, w = r.out_w;
     rows.push_back(r);
   }
@@ -281,26 +250,8 @@ at::Tensor run_layers(const NetworkSpec& spec, const at::Tensor& input, ConvFn c
   at::Tensor x = input;
   for (std::size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& l = spec.layers[i];
-    switch (l.type) {
-      case LayerSpec::Type::Conv:
-        x = conv_fn(i, x);
-        break;
-      case LayerSpec::Type::MaxPool:
-        x = at::max_pool2d(x, {2, 2}, {2, 2});
-        break;
-      case LayerSpec::Type::Reorg:
-        x = reorg_darknet(x);
-        break;
-      case LayerSpec::Type::AvgPool:
-        x = at::mean(x, {2, 3}, /*keepdim=*/true);
-        break;
-      case LayerSpec::Type::Route: {
-        std::vector<at::Tensor> parts;
-        for (int j : l.inputs) parts.push_back(saved[static_cast<std::size_t>(j)]);
-        x = parts.size() == 1 ? parts[0] : at::cat(parts, 1);
-        break;
-      }
-    }
+    const LayerKind& kind = layer_kind(l.type);
+    x = kind.run ? kind.run(l, x, saved) : conv_fn(i, x);
     if (keep[i]) saved[i] = x;
   }
   return x;
@@ -354,8 +305,9 @@ FusedYoloV2::FusedYoloV2(YoloV2Impl& model)
 }
 
 bool FusedYoloV2::uses_onednn(const at::Tensor& x) const {
-  // The oneDNN plan covers the detector's layer types (not the classifier's average pool).
-  return backend_ == Backend::Auto && format_ == at::MemoryFormat::Contiguous && spec_.head == Head::Region &&
+  // The oneDNN plan covers the layer types model/layers.cpp marks planned (not the classifier's
+  // average pool).
+  return backend_ == Backend::Auto && format_ == at::MemoryFormat::Contiguous && planned_by_onednn(spec_) &&
          onednn_available() && x.device().is_cpu() && x.scalar_type() == at::kFloat && x.layout() == at::kStrided;
 }
 
