@@ -437,7 +437,7 @@ TEST(RegionLoss, FocalClassTermUsesTheCurrentGammaAndAlpha) {
   raw.randomize(11, -2, 2);
   const Targets t = make_targets({{{0.37, 0.61, 0.30, 0.35, 2}}, {{0.80, 0.15, 0.05, 0.08, 0}}});
   L::RegionLossOptions o = voc_options(3);
-  o.classification = yolo2::ClassLoss::Focal;
+  o.classification = yolo2::loss::ClassLoss::Focal;
   o.class_scale = 1.5;
   const std::vector<double> alpha{0.5, 1.0, 2.0};
   o.alpha = at::tensor(alpha, at::kFloat);
@@ -463,7 +463,7 @@ TEST(RegionLoss, SigmoidFocalClassTermMatchesTorchvisionFormula) {
   raw.randomize(12, -2, 2);
   const Targets t = make_targets({{{0.37, 0.61, 0.30, 0.35, 2}}});
   L::RegionLossOptions o = voc_options(3);
-  o.classification = yolo2::ClassLoss::SigmoidFocal;
+  o.classification = yolo2::loss::ClassLoss::SigmoidFocal;
   o.sigmoid_alpha = 0.25;
   const Grad g = region_grad(raw, t, 20000, o, 2.0);
   for (int64_t c = 0; c < 3; ++c) {

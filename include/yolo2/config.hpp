@@ -16,11 +16,7 @@
 
 namespace yolo2 {
 
-// One (VOC root, image set) pair, e.g. {"data/VOCdevkit/VOC2007", "trainval"}.
-struct DatasetSplit {
-  std::string root;
-  std::string split;
-};
+using data::DatasetSplit;  // data/choices.hpp
 
 // Each choice is an enum owned by the component that acts on it (enum-only headers, so that this
 // header stays light); the config names them here.

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "yolo2/data/choices.hpp"
+
 namespace yolo2::data {
 
 // One annotated object. Coordinates: 0-based pixels, x1 <= x2, y1 <= y2 (VOC's inclusive
@@ -60,12 +62,6 @@ const char* to_string(ParseIssue::Kind kind);
 //    <size>/<bndbox> field throws yolo2::Error naming the file and element.
 // `image_path` of the result is left empty: the dataset fills it.
 ImageRecord parse_voc_xml(const std::string& xml_path, const ParseOptions& options, std::vector<ParseIssue>* issues);
-
-}  // namespace yolo2::data
-
-#include "yolo2/config.hpp"
-
-namespace yolo2::data {
 
 // Images of one or more VOC (root, split) pairs, in list order.
 struct VocDataset {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "yolo2/config.hpp"
+#include "yolo2/data/choices.hpp"
 #include "yolo2/eval/decode.hpp"
 #include "yolo2/model/yolov2.hpp"
 

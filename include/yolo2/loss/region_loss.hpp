@@ -20,7 +20,7 @@
 
 #include <vector>
 
-#include "yolo2/config.hpp"
+#include "yolo2/loss/choices.hpp"
 #include "yolo2/loss/region_targets.hpp"
 #include "yolo2/loss/scalars.hpp"
 
