@@ -1,4 +1,4 @@
-// The checkpoint file (train/checkpoint.hpp): model weights and config round-trip bit for bit,
+// The checkpoint file (io/checkpoint.hpp): model weights and config round-trip bit for bit,
 // foreign and truncated files are clear errors, and a write interrupted by SIGKILL never leaves a
 // broken last.ckpt (the rename is atomic).
 #include <ATen/ATen.h>

@@ -154,7 +154,7 @@ struct RuntimeConfig {
   uint64_t seed = 0;
   std::string device = "auto";            // auto | cpu | cuda | cuda:N
   bool channels_last = true;              // train with NHWC activations and weights (oneDNN's faster layout on CPU)
-  Precision precision = Precision::Fp32;  // training arithmetic (train/precision.hpp)
+  Precision precision = Precision::Fp32;  // training arithmetic (runtime/precision.hpp)
 };
 
 // `yolo2 pretrain` (model.head: classifier): darknet's classifier augmentation and the fine-tune

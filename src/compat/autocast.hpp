@@ -4,7 +4,7 @@
 // type as an argument (set_autocast_enabled(device, on), set_autocast_dtype(device, dtype)) and
 // keep the old names as deprecated wrappers.
 //
-// Included by src/train/precision.cpp only.
+// Included by src/runtime/precision.cpp only.
 #pragma once
 
 #include <ATen/autocast_mode.h>

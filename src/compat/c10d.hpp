@@ -8,7 +8,7 @@
 //   limits; 2.11: 12, without them). The forms are told apart by what the constructor accepts, not
 //   by version numbers, so a release in between that has one of them builds too.
 //
-// Included by src/train/distributed.cpp only (the c10d headers are heavy).
+// Included by src/runtime/distributed.cpp only (the c10d headers are heavy).
 #pragma once
 
 #include <cstdlib>
