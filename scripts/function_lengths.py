@@ -69,7 +69,7 @@ def functions(path):
             in_scope = all(kind == "scope" for kind, _, _ in stack)
             if not in_scope:
                 stack.append(("block", i, ""))
-            elif SCOPES.search(head) and "(" not in head.split("{")[0].split(SCOPES.search(head).group(0))[0]:
+            elif (m := SCOPES.search(head)) and "(" not in head[:m.start()]:  # not `f(enum class ...)`
                 stack.append(("scope", i, ""))
             elif "(" in head and not re.search(r"=\s*$", head) and not re.search(r"\)\s*=", head):
                 name = re.findall(r"([~\w:<>]+)\s*\(", head)

@@ -100,7 +100,6 @@ struct LoadStep {
 std::vector<LoadStep> plan_load(const NetworkSpec& spec, const std::string& path, int64_t available, bool allow_prefix,
                                 WeightsLoad& r) {
   const std::vector<int> in_c = in_channels(spec);
-  const int64_t expected_total = darknet_weight_floats(spec);
   std::vector<LoadStep> plan;
   int64_t offset = 0;
   for (std::size_t i = 0; i < spec.layers.size(); ++i) {
@@ -111,9 +110,9 @@ std::vector<LoadStep> plan_load(const NetworkSpec& spec, const std::string& path
     if (offset == available && allow_prefix) continue;  // a prefix file ends here
     if (offset + need > available) {
       std::ostringstream os;
-      os << path << ": expected " << (allow_prefix ? offset + need : expected_total) << " floats, found " << available
-         << ": they ran out at " << describe(l, i, in_c[i]) << ", which needs " << need << " floats from offset "
-         << offset << " but only " << (available - offset) << " are left"
+      os << path << ": expected " << (allow_prefix ? offset + need : darknet_weight_floats(spec)) << " floats, found "
+         << available << ": they ran out at " << describe(l, i, in_c[i]) << ", which needs " << need
+         << " floats from offset " << offset << " but only " << (available - offset) << " are left"
          << (allow_prefix ? " (a prefix file must end at a layer boundary)" : "");
       throw Error(os.str());
     }
@@ -132,7 +131,7 @@ std::vector<LoadStep> plan_load(const NetworkSpec& spec, const std::string& path
                 "later): check the header's first two words"
           : "";
   throw Error(path + ": the file has " + std::to_string(available) + " floats but the network holds only " +
-              std::to_string(expected_total) + " (" + std::to_string(available - offset) +
+              std::to_string(darknet_weight_floats(spec)) + " (" + std::to_string(available - offset) +
               " left over): is this the weights file of another network or class count?" + hint);
 }
 

@@ -14,7 +14,6 @@
 #include "yolo2/train/hooks.hpp"
 #include "yolo2/train/optimizer.hpp"
 #include "yolo2/train/rng_state.hpp"
-#include "yolo2/train/schedule.hpp"
 #include "yolo2/train/tasks.hpp"
 #include "yolo2/train/trainer.hpp"
 #include "yolo2/util/cuda_memory.hpp"
