@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   yolo2::cli::add_eval(app);
   yolo2::cli::add_detect(app);
   yolo2::cli::add_stats(app);
+  yolo2::cli::add_anchors(app);
   yolo2::cli::add_info(app);
   yolo2::cli::add_export(app);
   yolo2::cli::add_bench(app);

@@ -14,6 +14,7 @@ namespace yolo2::cli {
 void add_config(CLI::App& app);
 void add_synth(CLI::App& app);
 void add_stats(CLI::App& app);
+void add_anchors(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_info(CLI::App& app);
 void add_export(CLI::App& app);
