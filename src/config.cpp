@@ -895,8 +895,17 @@ void finish(Config& c, const std::vector<std::string>& overrides) {
 
 }  // namespace
 
-const char* config_word(runtime::Precision value) { return word_of(value); }
+const char* config_word(data::EvalTransform value) { return word_of(value); }
+const char* config_word(data::JitterMode value) { return word_of(value); }
+const char* config_word(data::HsvMode value) { return word_of(value); }
+const char* config_word(data::SampleMode value) { return word_of(value); }
+const char* config_word(data::CacheMode value) { return word_of(value); }
+const char* config_word(loss::ClassLoss value) { return word_of(value); }
 const char* config_word(model::Head value) { return word_of(value); }
+const char* config_word(runtime::Precision value) { return word_of(value); }
+const char* config_word(train::GammaScheduleType value) { return word_of(value); }
+const char* config_word(train::LrPolicy value) { return word_of(value); }
+const char* config_word(train::OptimizerKind value) { return word_of(value); }
 
 const std::vector<ConfigKeyInfo>& config_keys() {
   static const std::vector<ConfigKeyInfo> keys = [] {
@@ -1075,6 +1084,11 @@ std::string to_yaml(const Config& c) {
   YAML::Emitter e;
   e << root;
   return std::string(e.c_str()) + "\n";
+}
+
+int classifier_input_size(const Config& c, int64_t updates_left) {
+  const bool finetune = c.classify.finetune_batches > 0 && updates_left < c.classify.finetune_batches;
+  return finetune ? c.classify.finetune_size : c.data.input_size;
 }
 
 }  // namespace yolo2

@@ -31,6 +31,11 @@ data::LoaderOptions loader_options(const Config& c, bool train) {
   return o;
 }
 
+data::CropOptions crop_options(const ClassifyConfig& c, bool finetune) {
+  if (finetune) return {c.finetune_min_crop, c.finetune_max_crop, c.aspect, c.angle};
+  return {c.min_crop, c.max_crop, c.aspect, c.angle};
+}
+
 loss::RegionLossOptions region_loss_options(const Config& c) {
   loss::RegionLossOptions o;
   o.anchors = c.model.anchors;

@@ -18,12 +18,12 @@
 
 namespace {
 
-using yolo2::AugmentConfig;
-using yolo2::EvalTransform;
-using yolo2::HsvMode;
-using yolo2::JitterMode;
 using yolo2::data::Affine;
 using yolo2::data::Augmented;
+using yolo2::data::AugmentOptions;
+using yolo2::data::EvalTransform;
+using yolo2::data::HsvMode;
+using yolo2::data::JitterMode;
 using yolo2::data::LabeledBox;
 using yolo2::util::Rng;
 
@@ -105,7 +105,7 @@ struct SweepResult {
 // and compare the mask's visible extent with the transformed box of that label.
 // small_object_slack: objects of 8-10 px (scaled down by letterbox_scale) get a size-aware IoU
 // floor, since half a pixel of resampling on each side costs IoU 1.5 / side.
-SweepResult sweep(const AugmentConfig& cfg, int out, int seeds, bool small_object_slack = false) {
+SweepResult sweep(const AugmentOptions& cfg, int out, int seeds, bool small_object_slack = false) {
   const Scene scene;
   SweepResult res;
   const bool replicate = cfg.jitter_mode == JitterMode::Crop;
@@ -182,7 +182,7 @@ SweepResult sweep(const AugmentConfig& cfg, int out, int seeds, bool small_objec
 }
 
 TEST(AugmentTrain, CropJitterKeepsBoxesOnTheirObjects) {
-  const AugmentConfig cfg;  // darknet yolov2-voc: crop jitter .3, flip, HSV
+  const AugmentOptions cfg;  // darknet yolov2-voc: crop jitter .3, flip, HSV
   ASSERT_EQ(cfg.jitter_mode, JitterMode::Crop);
   const SweepResult r = sweep(cfg, 160, 200);
   // Flips happen, and not always.
@@ -194,7 +194,7 @@ TEST(AugmentTrain, CropJitterKeepsBoxesOnTheirObjects) {
 }
 
 TEST(AugmentTrain, LetterboxJitterKeepsBoxesOnTheirObjects) {
-  AugmentConfig cfg;
+  AugmentOptions cfg;
   cfg.jitter_mode = JitterMode::Letterbox;
   cfg.letterbox_scale = {1, 1};  // PJ darknet since August 2018: the image stays on the canvas
   const SweepResult r = sweep(cfg, 160, 200);
@@ -208,7 +208,7 @@ TEST(AugmentTrain, LetterboxJitterKeepsBoxesOnTheirObjects) {
 }
 
 TEST(AugmentTrain, NoFlipWhenDisabled) {
-  AugmentConfig cfg;
+  AugmentOptions cfg;
   cfg.flip = false;
   const SweepResult r = sweep(cfg, 96, 40);
   EXPECT_EQ(r.flipped, 0);
@@ -219,7 +219,7 @@ TEST(AugmentTrain, ImageIsWarpedWithTheDrawnAffine) {
   // draw.affine: the box transform and the pixels use the same numbers.
   const Scene scene;
   for (JitterMode mode : {JitterMode::Crop, JitterMode::Letterbox}) {
-    AugmentConfig cfg;
+    AugmentOptions cfg;
     cfg.jitter_mode = mode;
     cfg.hue = 0;
     cfg.saturation = 1;
@@ -243,7 +243,7 @@ TEST(AugmentTrain, ImageIsWarpedWithTheDrawnAffine) {
 
 TEST(AugmentTrain, SameSeedSameResult) {
   const Scene scene;
-  const AugmentConfig cfg;
+  const AugmentOptions cfg;
   Rng r1(42), r2(42), r3(43);
   const Augmented a = yolo2::data::augment_train(scene.image, scene.boxes, 96, cfg, r1);
   const Augmented b = yolo2::data::augment_train(scene.image, scene.boxes, 96, cfg, r2);
@@ -257,7 +257,7 @@ TEST(AugmentTrain, SameSeedSameResult) {
 // ---- the drawn parameters --------------------------------------------------------------
 
 TEST(AugmentDraw, HsvDistortionRanges) {
-  const AugmentConfig cfg;  // hue .1, saturation 1.5, exposure 1.5
+  const AugmentOptions cfg;  // hue .1, saturation 1.5, exposure 1.5
   Rng rng(5);
   int sat_lo = 0, sat_hi = 0, exp_lo = 0, exp_hi = 0, hue_neg = 0, hue_pos = 0;
   double hue_min = 1, hue_max = -1;
@@ -300,7 +300,7 @@ TEST(AugmentDraw, RandScaleIsInvertedHalfTheTime) {
 }
 
 TEST(AugmentDraw, CropJitterMovesEachSideWithinJitter) {
-  AugmentConfig cfg;
+  AugmentOptions cfg;
   cfg.flip = false;
   Rng rng(3);
   const int ow = 300, oh = 200, out = 416;
@@ -322,7 +322,7 @@ TEST(AugmentDraw, CropJitterMovesEachSideWithinJitter) {
 }
 
 TEST(AugmentTrain, LetterboxJitterWithRandomScaleKeepsBoxesOnTheirObjects) {
-  AugmentConfig cfg;
+  AugmentOptions cfg;
   cfg.jitter_mode = JitterMode::Letterbox;  // default scale range [0.25, 2]: PJ darknet 2017-18
   const SweepResult r = sweep(cfg, 160, 200, /*small_object_slack=*/true);
   // Scales above 1 push parts of the image off the canvas: some objects are cut away.
@@ -331,7 +331,7 @@ TEST(AugmentTrain, LetterboxJitterWithRandomScaleKeepsBoxesOnTheirObjects) {
 }
 
 TEST(AugmentDraw, LetterboxScaleIsDrawnFromItsRange) {
-  AugmentConfig cfg;
+  AugmentOptions cfg;
   cfg.jitter_mode = JitterMode::Letterbox;
   cfg.flip = false;
   ASSERT_EQ(cfg.letterbox_scale, (std::vector<double>{0.25, 2.0}));
@@ -359,7 +359,7 @@ TEST(AugmentDraw, LetterboxScaleIsDrawnFromItsRange) {
 }
 
 TEST(AugmentDraw, LetterboxJitterFillsOneSideAndStaysOnCanvas) {
-  AugmentConfig cfg;
+  AugmentOptions cfg;
   cfg.jitter_mode = JitterMode::Letterbox;
   cfg.letterbox_scale = {1, 1};
   cfg.flip = false;

@@ -64,7 +64,7 @@ double relative_difference(const at::Tensor& a, const at::Tensor& b) {
 const std::vector<std::string> kClasses{"square", "circle", "triangle", "star", "ring", "cross"};
 
 model::YoloV2 tiny_model(uint64_t seed) {
-  ModelConfig m;
+  ModelOptions m;
   m.width = 0.25;
   m.anchors = {0.4, 0.4, 0.8, 0.8, 1.2, 1.2, 1.7, 1.7, 2.4, 2.4};
   torch::manual_seed(seed);
@@ -109,7 +109,7 @@ TEST(CudaDevice, AskingForCudaWithoutOneNamesTheKeyAndTheReason) {
 }
 
 TEST(CudaDevice, NcclOnTheCpuNamesTheKey) {
-  DistributedConfig dc;
+  GroupOptions dc;
   dc.backend = "nccl";
   const std::string e = error_of([&] {
     runtime::Distributed(runtime::DistOptions{0, 2, 0, "127.0.0.1", 1}, dc, c10::kCPU);

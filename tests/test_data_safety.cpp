@@ -102,7 +102,7 @@ std::string error_on_a_full_disk(Write write) {
 }
 
 model::YoloV2 small_detector() {
-  ModelConfig mc = default_config().model;
+  ModelOptions mc = default_config().model;
   mc.width = 0.25;
   return model::YoloV2(model::yolov2_spec(mc, 20));
 }
@@ -359,7 +359,7 @@ TEST(RunFolderSafety, BrokenImagesAreNamedOrSkippedAndCounted) {
 // 9. A checkpoint damaged after it was written (one flipped byte in its tensors) is an error naming it.
 TEST(RunFolderSafety, AFlippedByteInACheckpointIsDetected) {
   TempDir dir;
-  ModelConfig mc = default_config().model;
+  ModelOptions mc = default_config().model;
   mc.width = 0.25;
   model::YoloV2 net(model::yolov2_spec(mc, 20));
   const std::string path = dir.file("c.ckpt");

@@ -43,7 +43,7 @@ TEST(Decode, HandSetOutputGivesExpectedBoxForResize) {
   const at::Tensor raw = one_prediction(4, 4, 1, 2, 1, 0.5, 0.25, 0.0, std::log(0.5), 0.9, 2);
   const auto d = eval::decode_region(raw, anchors, 3);
   // Original image 256 x 200, plainly resized to 128 x 128.
-  const data::Affine tr = data::eval_affine(256, 200, 128, EvalTransform::Resize);
+  const data::Affine tr = data::eval_affine(256, 200, 128, data::EvalTransform::Resize);
   eval::DetectOptions o;
   o.score_threshold = 0.5;
   const auto dets = eval::detect_image(d, 0, tr, 128, 128, 256, 200, 7, o);
@@ -61,7 +61,7 @@ TEST(Decode, HandSetOutputGivesExpectedBoxForResize) {
 TEST(Decode, HandSetOutputGivesExpectedBoxForLetterboxAndClips) {
   const std::vector<double> anchors{1, 1, 2, 3};
   // A wide image 500 x 250 letterboxed into 128: scale 128/500, new height 64, offset (0, 32).
-  const data::Affine tr = data::eval_affine(500, 250, 128, EvalTransform::Letterbox);
+  const data::Affine tr = data::eval_affine(500, 250, 128, data::EvalTransform::Letterbox);
   ASSERT_NEAR(tr.ay, 64.0 / 250, 1e-12);
   ASSERT_NEAR(tr.by, 32.0, 1e-12);
   // Anchor 0 of cell (1, 1): centre (1.5/4, 1.5/4) * 128 = (48, 48) input px, size 32 x 32 px.

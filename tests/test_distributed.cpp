@@ -48,7 +48,7 @@ TEST(Distributed, ShardsCoverTheEpochOnceAndRebuildTheGlobalBatch) {
   TempDir dir;
   const std::string root = make_dataset(dir, 24, 80, 11);
   Config c = tiny_config(root, dir.file("run"));
-  c.data.augment = AugmentConfig{};  // full darknet augmentation
+  c.data.augment = AugmentOptions{};  // full darknet augmentation
   const auto ds = load(c);
   ASSERT_EQ(ds.images.size(), 24u);
   data::LoaderOptions one = loader_options(c, true);
@@ -125,7 +125,7 @@ int run_yolo2(const std::string& args, const std::string& log) {
 // multi-scale, SGD with momentum and decay, 1 thread per process.
 Config equivalence_config(const std::string& root, const std::string& run) {
   Config c = tiny_config(root, run);
-  c.data.augment = AugmentConfig{};
+  c.data.augment = AugmentOptions{};
   c.data.multiscale_sizes = {64, 96};
   c.data.multiscale_every = 2;
   c.data.multiscale_final = 1;

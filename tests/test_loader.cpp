@@ -176,8 +176,8 @@ TEST(Loader, TrainingEpochIsAPermutation) {
 }
 
 TEST(Loader, RandomSamplingDrawsWithReplacementAsDarknet) {
-  using yolo2::SampleMode;
   using yolo2::data::epoch_order;
+  using yolo2::data::SampleMode;
   const int n = 200;
   const std::vector<int> a = epoch_order(n, 7, 0, true, SampleMode::Random);
   ASSERT_EQ(a.size(), static_cast<std::size_t>(n));
@@ -267,13 +267,13 @@ TEST(Loader, DeviceSideBatchesGiveTheHostInputBitForBit) {
   // instead of truncating (distort_hsv_batch).
   LoaderOptions o = train_options();
   o.num_batches = 2;
-  o.augment.hsv = yolo2::HsvMode::AlexeyAB;
+  o.augment.hsv = yolo2::data::HsvMode::AlexeyAB;
   const auto host = collect(ds, o);
   o.device_side = true;
   const auto dev = collect(ds, o);
   for (std::size_t k = 0; k < host.size(); ++k) {
     EXPECT_TRUE(dev[k].colour.defined());
-    EXPECT_EQ(dev[k].colour_mode, yolo2::HsvMode::AlexeyAB);
+    EXPECT_EQ(dev[k].colour_mode, yolo2::data::HsvMode::AlexeyAB);
     const at::Tensor diff =
         (yolo2::data::network_input(dev[k], at::kCPU, at::MemoryFormat::Contiguous) - host[k].images).abs();
     EXPECT_LE(diff.max().item<float>(), 1.0f / 255.0f + 1e-6f) << "batch " << k;

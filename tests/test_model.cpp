@@ -26,7 +26,7 @@ using yolo2::testing::randomize_batchnorm;
 namespace {
 
 model::YoloV2 make_model(double width, int classes = 20) {
-  ModelConfig mc;
+  ModelOptions mc;
   mc.width = width;
   mc.anchors = voc_anchors();
   return model::YoloV2(model::yolov2_spec(mc, classes));
@@ -378,7 +378,7 @@ TEST(LayerKinds, EveryTypeHasOneRowAndThePlanCoversTheDetector) {
   }
   EXPECT_EQ(names.size(), 5u);
   EXPECT_EQ(sections.size(), 5u);
-  ModelConfig mc;
+  ModelOptions mc;
   mc.width = 0.125;
   mc.anchors = voc_anchors();
   EXPECT_TRUE(model::planned_by_onednn(model::network_spec(mc, 4)));

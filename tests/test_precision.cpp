@@ -22,7 +22,7 @@ using namespace yolo2::testing;
 namespace {
 
 model::YoloV2 small_model(uint64_t seed) {
-  ModelConfig m;
+  ModelOptions m;
   m.width = 0.25;
   m.anchors = {0.4, 0.4, 0.8, 0.8, 1.2, 1.2, 1.7, 1.7, 2.4, 2.4};
   torch::manual_seed(seed);

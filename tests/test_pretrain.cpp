@@ -149,7 +149,7 @@ TEST(Classifier, DarknetExportPredictsTheSameInOpenCv) {
 // the same width takes as train.init_weights exactly as darknet19_448.conv.23.
 TEST(Classifier, PrefixSeedsTheDetectorBackbone) {
   TempDir dir;
-  ModelConfig mc;
+  ModelOptions mc;
   mc.width = 0.25;
   mc.head = Head::Classifier;
   torch::manual_seed(1);

@@ -68,8 +68,8 @@ TEST(Resume, StoppedAndResumedRunEqualsUninterruptedRun) {
     c.data.multiscale_sizes = {96, 128, 160};
     c.data.multiscale_every = 2;
     c.data.multiscale_final = 0;
-    c.data.augment = AugmentConfig{};  // full augmentation
-    c.loss.warmup_images = 40;         // the warm-up ends inside the run
+    c.data.augment = AugmentOptions{};  // full augmentation
+    c.loss.warmup_images = 40;          // the warm-up ends inside the run
     c.loss.classification = ClassLoss::Focal;
     c.loss.focal.gamma_schedule.type = GammaScheduleType::Linear;
     return c;

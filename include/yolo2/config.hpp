@@ -18,8 +18,10 @@ namespace yolo2 {
 
 using data::DatasetSplit;  // data/choices.hpp
 
-// Each choice is an enum owned by the component that acts on it (enum-only headers, so that this
-// header stays light); the config names them here.
+// Each choice is an enum owned by the component that acts on it, and so is each section that is one
+// component's options (augment, model, runtime, distributed): light headers, so that this header
+// stays light and the component includes its own options, not the config. The config names them here.
+using data::AugmentOptions;
 using data::CacheMode;
 using data::EvalTransform;
 using data::HsvMode;
@@ -27,7 +29,10 @@ using data::JitterMode;
 using data::SampleMode;
 using loss::ClassLoss;
 using model::Head;
+using model::ModelOptions;
+using runtime::GroupOptions;
 using runtime::Precision;
+using runtime::RuntimeOptions;
 using train::GammaScheduleType;
 using train::LrPolicy;
 using train::OptimizerKind;
@@ -38,19 +43,6 @@ struct AlphaSpec {
   enum class Kind { Scalar, PerClass, Auto } kind = Kind::Scalar;
   double scalar = 1.0;
   std::vector<double> per_class;
-};
-
-struct AugmentConfig {
-  JitterMode jitter_mode = JitterMode::Crop;
-  double jitter = 0.3;
-  bool flip = true;
-  double hue = 0.1;
-  double saturation = 1.5;
-  double exposure = 1.5;
-  HsvMode hsv = HsvMode::Darknet;  // colour arithmetic: darknet's float HSV, or AlexeyAB's 8-bit OpenCV HSV
-  std::vector<double> letterbox_scale{0.25, 2.0};  // letterbox jitter: placed-image scale drawn from [lo, hi]
-  double min_box_size = 0.001;  // boxes narrower or lower than this (fraction of the input) are dropped
-  bool box_holes = false;       // a dropped box ends the image's ground truths (PJ darknet before 2018-01-16)
 };
 
 struct DataConfig {
@@ -65,20 +57,12 @@ struct DataConfig {
   int multiscale_every = 10;          // iterations between size changes
   int multiscale_final = 200;         // the last N iterations use the largest size (darknet)
   EvalTransform eval_transform = EvalTransform::Resize;
-  AugmentConfig augment;
+  AugmentOptions augment;
   int workers = 2;
   int prefetch = 4;  // batches queued ahead of the consumer
   int max_boxes = 30;
   SampleMode sample = SampleMode::Shuffle;  // each epoch a permutation, or draws with replacement (darknet)
   CacheMode cache = CacheMode::None;        // ram: each image decoded once, kept decoded in memory
-};
-
-struct ModelConfig {
-  Head head = Head::Region;     // region (the detector) or classifier (Darknet19, `yolo2 pretrain`)
-  double width = 1.0;           // channel multiplier (channels scaled, at least 8)
-  std::vector<double> anchors;  // w,h pairs in grid cells
-  double bn_momentum = 0.01;    // darknet: rolling = .99 rolling + .01 batch
-  double objectness_prior = 0;  // > 0: objectness bias starts at -log((1 - p) / p) (RetinaNet §3.3)
 };
 
 struct GammaSchedule {
@@ -149,14 +133,6 @@ struct EvalConfig {
   int batch = 8;
 };
 
-struct RuntimeConfig {
-  int threads = 0;  // 0: all cores
-  uint64_t seed = 0;
-  std::string device = "auto";            // auto | cpu | cuda | cuda:N
-  bool channels_last = true;              // train with NHWC activations and weights (oneDNN's faster layout on CPU)
-  Precision precision = Precision::Fp32;  // training arithmetic (runtime/precision.hpp)
-};
-
 // `yolo2 pretrain` (model.head: classifier): darknet's classifier augmentation and the fine-tune
 // stage at a larger size that follows the main one (darknet19.cfg at 224, then darknet19_448.cfg).
 struct ClassifyConfig {
@@ -172,24 +148,15 @@ struct ClassifyConfig {
   int prefix_layers = 23;        // the detector prefix written at the end (darknet19_448.conv.23)
 };
 
-// Multi-process training (c10d). Ranks and addresses come from the launch (torchrun's environment
-// or `yolo2 train --nproc`), not from here.
-struct DistributedConfig {
-  std::string backend = "auto";  // auto (nccl on CUDA when built with it, else gloo) | gloo | nccl
-  double timeout = 300;          // seconds a collective may wait for a peer before the job ends
-  bool sync_bn = false;          // batch-norm statistics over the global batch (else per rank)
-  double bucket_mb = 25;         // gradient all-reduce bucket size (PyTorch DDP's default)
-};
-
 struct Config {
   DataConfig data;
-  ModelConfig model;
+  ModelOptions model;
   LossConfig loss;
   TrainConfig train;
   EvalConfig eval;
   ClassifyConfig classify;
-  RuntimeConfig runtime;
-  DistributedConfig distributed;
+  RuntimeOptions runtime;
+  GroupOptions distributed;
   std::string source;  // the file it was read from ("" for defaults)
 };
 
@@ -220,5 +187,10 @@ std::string to_yaml(const Config& config);
 
 const std::vector<std::string>& voc_class_names();
 const std::vector<double>& voc_anchors();
+
+// `yolo2 pretrain`'s input size at an update after which `updates_left` updates of the run remain:
+// classify.finetune_size in the fine-tune stage (its last classify.finetune_batches updates), else
+// data.input_size. 0 left: the size the run ends at (the exported network's).
+int classifier_input_size(const Config& config, int64_t updates_left);
 
 }  // namespace yolo2

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "yolo2/config.hpp"
+#include "yolo2/data/image_folder.hpp"
 #include "yolo2/data/loader.hpp"
 #include "yolo2/data/voc.hpp"
 #include "yolo2/eval/detector.hpp"
@@ -24,6 +25,10 @@ data::ParseOptions parse_options(const Config& config, bool train, std::vector<s
 // batch is train.batch / train.subdivisions when training, eval.batch otherwise. Multi-scale, the
 // stream position and sharding are the trainer's.
 data::LoaderOptions loader_options(const Config& config, bool train);
+
+// The classifier's crop (classify.min_crop, max_crop, aspect, angle), or with `finetune` the
+// fine-tune stage's (classify.finetune_min_crop, finetune_max_crop; the same aspect and angle).
+data::CropOptions crop_options(const ClassifyConfig& classify, bool finetune);
 
 // The loss section, the anchors, the class count and data.max_boxes. loss.focal.alpha: auto is
 // left undefined here: the trainer fills it from the training set (loss::inverse_frequency_alpha).

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "../config_words.hpp"
 #include "verbs.hpp"
 #include "yolo2/data/voc.hpp"
 #include "yolo2/error.hpp"
@@ -77,8 +78,7 @@ void evaluate_network(const EvalFlags& f) {
   if (const std::string skipped = data::skipped_images_summary(ds); !skipped.empty())
     spdlog::warn("eval: {} (left out of the evaluation: neither their objects nor detections count)", skipped);
   spdlog::info("eval: {} images at {} px ({}), metric {}, device {}", ds.images.size(), config.data.input_size,
-               config.data.eval_transform == EvalTransform::Letterbox ? "letterbox" : "resize", config.eval.metric,
-               device.str());
+               config_word(config.data.eval_transform), config.eval.metric, device.str());
   const model::FusedYoloV2 fused(*net);
   int64_t last_pct = -1;
   const eval::EvalRun run =

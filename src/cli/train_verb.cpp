@@ -50,7 +50,7 @@ runtime::DistOptions dist_options(const TrainFlags& f, const CLI::App* cmd) {
 void launch_ranks(const TrainFlags& f, const CLI::App* cmd) {
   const std::vector<std::string> own = runtime::own_command_line();  // argv, the program first
   const int threads = f.options.resume.empty() ? runtime::resolved_threads(f.config.load().runtime)
-                                               : runtime::resolved_threads(RuntimeConfig{});
+                                               : runtime::resolved_threads(RuntimeOptions{});
   const std::vector<std::string> child =
       runtime::rank_command_line({own.begin() + (own.empty() ? 0 : 1), own.end()}, threads, f.nproc);
   runtime::LaunchOptions lo;

@@ -111,7 +111,8 @@ std::vector<BoxShape> kmeans_pp_seeds(const std::vector<BoxShape>& boxes, int k,
     throw Error("anchors: k-means++ needs 1 <= k <= the number of boxes (k " + std::to_string(k) + ", " +
                 std::to_string(boxes.size()) + " boxes)");
   util::Rng rng(seed);
-  std::vector<BoxShape> seeds{boxes[static_cast<std::size_t>(rng.uniform_int(0, static_cast<int64_t>(boxes.size()) - 1))]};
+  std::vector<BoxShape> seeds{
+      boxes[static_cast<std::size_t>(rng.uniform_int(0, static_cast<int64_t>(boxes.size()) - 1))]};
   std::vector<double> d2(boxes.size());
   while (seeds.size() < static_cast<std::size_t>(k)) {
     double total = 0;

@@ -16,7 +16,7 @@ double rand_scale(util::Rng& rng, double s) {
   return rng.uniform_int(0, 1) ? scale : 1.0 / scale;
 }
 
-AugmentDraw draw_augment(int ow, int oh, int out, const AugmentConfig& cfg, util::Rng& rng) {
+AugmentDraw draw_augment(int ow, int oh, int out, const AugmentOptions& cfg, util::Rng& rng) {
   AugmentDraw d;
   const double size = out;
   if (cfg.jitter_mode == JitterMode::Crop) {
@@ -306,7 +306,7 @@ std::vector<LabeledBox> transform_boxes(const std::vector<LabeledBox>& boxes, co
   return result;
 }
 
-Augmented augment_train(const cv::Mat& image, const std::vector<LabeledBox>& boxes, int out, const AugmentConfig& cfg,
+Augmented augment_train(const cv::Mat& image, const std::vector<LabeledBox>& boxes, int out, const AugmentOptions& cfg,
                         util::Rng& rng, bool colour) {
   Augmented a;
   a.draw = draw_augment(image.cols, image.rows, out, cfg, rng);

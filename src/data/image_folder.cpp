@@ -93,9 +93,7 @@ std::vector<int64_t> images_per_class(const ImageFolderDataset& dataset) {
   return n;
 }
 
-CropOptions crop_options(const ClassifyConfig& c) { return {c.min_crop, c.max_crop, c.aspect, c.angle}; }
-
-cv::Mat augment_classify(const cv::Mat& image, int out, const CropOptions& crop, const AugmentConfig& cfg,
+cv::Mat augment_classify(const cv::Mat& image, int out, const CropOptions& crop, const AugmentOptions& cfg,
                          util::Rng& rng) {
   // darknet's random_augment_args (image.c): aspect = rand_scale(aspect), the shorter side (after
   // the aspect change) scaled to rand_int(min_crop, max_crop), rotation, and a crop offset.

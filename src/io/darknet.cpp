@@ -202,8 +202,7 @@ void write_net_section(std::ostream& os, const NetworkSpec& spec, const Config& 
   const auto& a = config.data.augment;
   const bool classifier = spec.head == Head::Classifier;
   // A classifier with a fine-tune stage ends trained at its size (darknet19_448.cfg).
-  const int size =
-      classifier && config.classify.finetune_batches > 0 ? config.classify.finetune_size : config.data.input_size;
+  const int size = classifier ? classifier_input_size(config, 0) : config.data.input_size;
   os << (classifier ? "# Written by yolo2 (Darknet19 classifier, darknet19.cfg layout).\n[net]\n"
                     : "# Written by yolo2 (YOLOv2, darknet yolov2-voc layout).\n[net]\n")
      << "batch=" << t.batch << "\nsubdivisions=" << t.subdivisions << "\n"

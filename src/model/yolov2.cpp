@@ -75,7 +75,7 @@ std::vector<LayerSpec> darknet19_backbone(double width) {
           c(512, 3), maxpool(), c(1024, 3), c(512, 1), c(1024, 3), c(512, 1), c(1024, 3)};
 }
 
-NetworkSpec yolov2_spec(const ModelConfig& model, int num_classes) {
+NetworkSpec yolov2_spec(const ModelOptions& model, int num_classes) {
   if (num_classes < 1) throw Error("the model needs at least one class");
   if (model.anchors.empty() || model.anchors.size() % 2 != 0) throw Error("model.anchors must hold (w, h) pairs");
   NetworkSpec spec;
@@ -96,7 +96,7 @@ NetworkSpec yolov2_spec(const ModelConfig& model, int num_classes) {
   return spec;
 }
 
-NetworkSpec darknet19_classifier_spec(const ModelConfig& model, int num_classes) {
+NetworkSpec darknet19_classifier_spec(const ModelOptions& model, int num_classes) {
   if (num_classes < 1) throw Error("the classifier needs at least one class");
   NetworkSpec spec;
   spec.head = Head::Classifier;
@@ -108,7 +108,7 @@ NetworkSpec darknet19_classifier_spec(const ModelConfig& model, int num_classes)
   return spec;
 }
 
-NetworkSpec network_spec(const ModelConfig& model, int num_classes) {
+NetworkSpec network_spec(const ModelOptions& model, int num_classes) {
   return model.head == Head::Classifier ? darknet19_classifier_spec(model, num_classes)
                                         : yolov2_spec(model, num_classes);
 }

@@ -66,7 +66,7 @@ int local_batch_size(int global_batch, int world_size) {
 
 struct Distributed::Impl {
   DistOptions options;
-  DistributedConfig config;
+  GroupOptions config;
   c10::Device device{c10::kCPU};
   std::string backend;
   c10::intrusive_ptr<c10d::Store> store;
@@ -93,7 +93,7 @@ struct Distributed::Impl {
   }
 };
 
-Distributed::Distributed(const DistOptions& options, const DistributedConfig& config, const c10::Device& device)
+Distributed::Distributed(const DistOptions& options, const GroupOptions& config, const c10::Device& device)
     : impl_(std::make_unique<Impl>()) {
   Impl& d = *impl_;
   d.options = options;

@@ -21,12 +21,12 @@ void setup_logging(bool verbose) {
   spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
 }
 
-int resolved_threads(const RuntimeConfig& runtime) {
+int resolved_threads(const RuntimeOptions& runtime) {
   if (runtime.threads > 0) return runtime.threads;
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-int setup_runtime(const RuntimeConfig& runtime) {
+int setup_runtime(const RuntimeOptions& runtime) {
   const int threads = resolved_threads(runtime);
   at::set_num_threads(threads);
   cv::setNumThreads(1);

@@ -31,9 +31,7 @@ class ClassifierEvaluation : public Evaluation {
     TrainerParts& p = t.parts();
     const auto t0 = std::chrono::steady_clock::now();
     // The size the network trains at when evaluated (the fine-tune stage's after it started).
-    const bool finetuned = p.config.classify.finetune_batches > 0 &&
-                           p.state.iteration > t.max_batches() - p.config.classify.finetune_batches;
-    const int size = finetuned ? p.config.classify.finetune_size : p.config.data.input_size;
+    const int size = classifier_input_size(p.config, t.max_batches() - p.state.iteration);
     const int rank = p.dist ? p.dist->rank() : 0, world = p.dist ? p.dist->world_size() : 1;
     const eval::ClassifyCounts c = eval::count_correct(*p.net, val_, size, p.config.eval.batch, p.device, rank, world);
     at::Tensor sums = at::tensor(
@@ -91,12 +89,13 @@ class ClassificationTask : public StreamTask {
   void prepare(const TrainerParts& p) override {
     data::LoaderOptions o = loader_options(p.config, true);
     const int sub = p.config.train.subdivisions;
-    const int64_t main_stage = main_stage_;
-    const int size = p.config.data.input_size, ft_size = p.config.classify.finetune_size;
-    o.size_for_batch = [sub, main_stage, size, ft_size](int64_t b) { return b / sub < main_stage ? size : ft_size; };
-    const ClassifyConfig& cc = p.config.classify;
-    crop_ = data::crop_options(cc);
-    finetune_crop_ = data::CropOptions{cc.finetune_min_crop, cc.finetune_max_crop, cc.aspect, cc.angle};
+    const int64_t updates = max_batches();
+    // Micro-batch b belongs to update b / sub + 1 (1-based).
+    o.size_for_batch = [config = p.config, sub, updates](int64_t b) {
+      return classifier_input_size(config, updates - (b / sub + 1));
+    };
+    crop_ = crop_options(p.config.classify, false);
+    finetune_crop_ = crop_options(p.config.classify, true);
     finetune_from_ = main_stage_ * sub;  // the first micro-batch of the fine-tune stage
     loader_ = stream_options(p, o);
   }

@@ -117,6 +117,7 @@ class DetectionTask : public StreamTask {
   void load(Config& c, bool evaluate) override {
     train_ = c.train;
     focal_ = c.loss.focal;
+    class_loss_ = c.loss.classification;
     if (make_) {
       max_batches_ = total_iterations(c.train, source_images_);
       return;
@@ -155,11 +156,12 @@ class DetectionTask : public StreamTask {
     static const std::vector<std::string> s{"gamma"};
     return s;
   }
-  // The focal gamma at the fraction of training done before this step (schedule.hpp; ignored by
-  // cross-entropy, reported all the same).
+  // The focal gamma at the fraction of training done before this step (schedule.hpp). Cross-entropy
+  // has none: it is reported as 0 (softmax focal loss with gamma 0 is cross-entropy), not as the
+  // unused loss.focal.gamma.
   std::vector<double> begin_step(const Trainer& t) override {
     gamma_ = focal_gamma(focal_, static_cast<double>(t.parts().state.iteration) / static_cast<double>(max_batches_));
-    return {gamma_};
+    return {class_loss_ == ClassLoss::CrossEntropy ? 0.0 : gamma_};
   }
 
   void open(const Trainer& t) override {
@@ -198,6 +200,7 @@ class DetectionTask : public StreamTask {
   std::optional<data::VocDataset> test_set_;
   TrainConfig train_;
   FocalConfig focal_;
+  ClassLoss class_loss_ = ClassLoss::CrossEntropy;
   int64_t max_batches_ = 0;
   loss::RegionLossOptions loss_;
   data::LoaderOptions loader_;

@@ -12,7 +12,7 @@
 
 #include <vector>
 
-#include "yolo2/config.hpp"
+#include "yolo2/data/choices.hpp"
 #include "yolo2/util/rng.hpp"
 
 namespace yolo2::data {
@@ -42,7 +42,7 @@ struct AugmentDraw {
 double rand_scale(util::Rng& rng, double s);
 
 // Draws the geometric and colour parameters for an image of ow x oh to an out x out input.
-AugmentDraw draw_augment(int ow, int oh, int out, const AugmentConfig& cfg, util::Rng& rng);
+AugmentDraw draw_augment(int ow, int oh, int out, const AugmentOptions& cfg, util::Rng& rng);
 
 // The evaluation map (letterbox like darknet's letterbox_image, or plain resize).
 Affine eval_affine(int ow, int oh, int out, EvalTransform transform);
@@ -79,7 +79,7 @@ struct Augmented {
   std::vector<LabeledBox> boxes;  // pixel coordinates of `image`
   AugmentDraw draw;
 };
-Augmented augment_train(const cv::Mat& image, const std::vector<LabeledBox>& boxes, int out, const AugmentConfig& cfg,
+Augmented augment_train(const cv::Mat& image, const std::vector<LabeledBox>& boxes, int out, const AugmentOptions& cfg,
                         util::Rng& rng, bool colour = true);
 
 }  // namespace yolo2::data

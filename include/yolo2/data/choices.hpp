@@ -1,8 +1,10 @@
 // The data pipeline's choices (config: data.eval_transform, data.augment.jitter_mode,
-// data.augment.hsv, data.sample, data.cache) and what a dataset entry names (data.train, data.test).
+// data.augment.hsv, data.sample, data.cache), what a dataset entry names (data.train, data.test) and
+// the augmentation's options (the config's data.augment section is this struct).
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace yolo2::data {
 
@@ -17,5 +19,19 @@ enum class JitterMode { Crop, Letterbox };       // darknet's crop jitter, or le
 enum class HsvMode { Darknet, AlexeyAB };        // float HSV (PJ darknet) or 8-bit OpenCV HSV (AlexeyAB)
 enum class SampleMode { Shuffle, Random };       // each epoch a permutation, or draws with replacement
 enum class CacheMode { None, Ram };              // decode every JPEG each time, or once (kept decoded in memory)
+
+// Training augmentation (yolov2-reference.md §5): darknet's jitter, flip and HSV distortion.
+struct AugmentOptions {
+  JitterMode jitter_mode = JitterMode::Crop;
+  double jitter = 0.3;
+  bool flip = true;
+  double hue = 0.1;
+  double saturation = 1.5;
+  double exposure = 1.5;
+  HsvMode hsv = HsvMode::Darknet;  // colour arithmetic: darknet's float HSV, or AlexeyAB's 8-bit OpenCV HSV
+  std::vector<double> letterbox_scale{0.25, 2.0};  // letterbox jitter: placed-image scale drawn from [lo, hi]
+  double min_box_size = 0.001;  // boxes narrower or lower than this (fraction of the input) are dropped
+  bool box_holes = false;       // a dropped box ends the image's ground truths (PJ darknet before 2018-01-16)
+};
 
 }  // namespace yolo2::data

@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "yolo2/config.hpp"
 #include "yolo2/data/loader.hpp"
 
 namespace yolo2::data {
@@ -40,10 +39,9 @@ struct CropOptions {
   double aspect = 1.0;
   double angle = 0.0;  // degrees
 };
-CropOptions crop_options(const ClassifyConfig& classify);
 
 // darknet's random_augment_image + flip + HSV distortion of one image to out x out (8-bit BGR).
-cv::Mat augment_classify(const cv::Mat& image, int out, const CropOptions& crop, const AugmentConfig& cfg,
+cv::Mat augment_classify(const cv::Mat& image, int out, const CropOptions& crop, const AugmentOptions& cfg,
                          util::Rng& rng);
 // The shorter side resized to `out`, then the centre out x out crop.
 cv::Mat center_crop(const cv::Mat& image, int out);

@@ -19,8 +19,8 @@
 #include <thread>
 #include <vector>
 
-#include "yolo2/config.hpp"
 #include "yolo2/data/augment.hpp"
+#include "yolo2/data/choices.hpp"
 #include "yolo2/data/voc.hpp"
 
 namespace yolo2::data {
@@ -64,7 +64,7 @@ struct LoaderOptions {
   bool train = true;                        // shuffle each epoch, augment, drop the last partial batch
   int max_boxes = 30;                       // M; extra boxes are dropped at random (darknet shuffles, then truncates)
   SampleMode sample = SampleMode::Shuffle;  // training order (epoch_order)
-  AugmentConfig augment;
+  AugmentOptions augment;
   EvalTransform eval_transform = EvalTransform::Letterbox;
   int input_size = 416;
   // Training: input size of batch k (multi-scale); unset means input_size.

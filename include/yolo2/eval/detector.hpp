@@ -14,7 +14,7 @@ namespace yolo2::eval {
 
 struct DetectorOptions {
   int input_size = 416;
-  EvalTransform eval_transform = EvalTransform::Letterbox;  // as the network was evaluated
+  data::EvalTransform eval_transform = data::EvalTransform::Letterbox;  // as the network was evaluated
 };
 
 class Detector {

@@ -16,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include "yolo2/config.hpp"
 #include "yolo2/model/choices.hpp"
 #include "yolo2/model/onednn_plan.hpp"
 
@@ -41,7 +40,7 @@ struct NetworkSpec {
   int num_classes = 20;
   std::vector<double> anchors;  // w,h pairs in grid cells
   double bn_momentum = 0.01;
-  double objectness_prior = 0;  // see ModelConfig
+  double objectness_prior = 0;  // see ModelOptions
   std::vector<LayerSpec> layers;
   int num_anchors() const { return static_cast<int>(anchors.size() / 2); }
   int outputs_per_anchor() const { return 5 + num_classes; }
@@ -50,13 +49,13 @@ struct NetworkSpec {
 // Darknet19's first 23 layers (darknet19_448.conv.23), channels scaled by `width`.
 std::vector<LayerSpec> darknet19_backbone(double width);
 // The full yolov2-voc network for a config (model.width, model.anchors, data.classes).
-NetworkSpec yolov2_spec(const ModelConfig& model, int num_classes);
+NetworkSpec yolov2_spec(const ModelOptions& model, int num_classes);
 // The Darknet19 classifier of darknet19.cfg / darknet19_448.cfg: the 23 backbone layers, a 1x1
 // linear convolution (with bias, no batch norm) to the classes and a global average pool; darknet's
 // final [softmax] is applied by the loss and the predictions (its .cfg export writes it).
-NetworkSpec darknet19_classifier_spec(const ModelConfig& model, int num_classes);
+NetworkSpec darknet19_classifier_spec(const ModelOptions& model, int num_classes);
 // The network model.head names.
-NetworkSpec network_spec(const ModelConfig& model, int num_classes);
+NetworkSpec network_spec(const ModelOptions& model, int num_classes);
 // Channels of a scaled layer: round(filters * width), at least 8.
 int scaled_channels(int filters, double width);
 

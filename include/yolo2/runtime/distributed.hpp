@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "yolo2/config.hpp"
+#include "yolo2/runtime/choices.hpp"
 
 namespace yolo2::model {
 class YoloV2Impl;
@@ -43,7 +43,7 @@ int local_batch_size(int global_batch, int world_size);
 class Distributed {
  public:
   // Joins the group (blocks until every rank has arrived, at most config.timeout seconds).
-  Distributed(const DistOptions& options, const DistributedConfig& config, const c10::Device& device);
+  Distributed(const DistOptions& options, const GroupOptions& config, const c10::Device& device);
   ~Distributed();
   Distributed(const Distributed&) = delete;
   Distributed& operator=(const Distributed&) = delete;

@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "yolo2/config.hpp"
+#include "yolo2/runtime/choices.hpp"
 
 namespace yolo2::runtime {
 
@@ -17,10 +17,10 @@ void setup_logging(bool verbose);
 // Sets LibTorch's intra-op threads (runtime.threads, 0 = all cores) and keeps OpenCV's own pool
 // to one thread so the two never oversubscribe the cores; seeds LibTorch's generator. Logs what
 // it set. Returns the thread count.
-int setup_runtime(const RuntimeConfig& runtime);
+int setup_runtime(const RuntimeOptions& runtime);
 
 // Resolves `runtime.threads` (0: all cores).
-int resolved_threads(const RuntimeConfig& runtime);
+int resolved_threads(const RuntimeOptions& runtime);
 
 // data.workers resolved: -1 -> one loader worker per core of this process's share of the machine
 // (hardware threads / LOCAL_WORLD_SIZE, which --nproc and torchrun set), less one for the training
