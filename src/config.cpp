@@ -180,25 +180,6 @@ struct Codec<std::vector<T>> {
 };
 
 template <>
-struct Codec<DatasetSplit> {
-  static const char* name() { return "a {root: PATH, split: NAME} map"; }
-  static bool decode(const YAML::Node& n, DatasetSplit& out) {
-    if (!n.IsMap() || n.size() != 2 || !n["root"] || !n["split"]) return false;
-    if (!n["root"].IsScalar() || !n["split"].IsScalar()) return false;
-    out.root = n["root"].Scalar();
-    out.split = n["split"].Scalar();
-    return !out.root.empty() && !out.split.empty();
-  }
-  static YAML::Node encode(const DatasetSplit& v) {
-    YAML::Node n(YAML::NodeType::Map);
-    n["root"] = v.root;
-    n["split"] = v.split;
-    n.SetStyle(YAML::EmitterStyle::Flow);
-    return n;
-  }
-};
-
-template <>
 struct Codec<AlphaSpec> {
   static const char* name() { return "a number, a list of numbers (one per class) or 'auto'"; }
   static bool decode(const YAML::Node& n, AlphaSpec& out) {
@@ -361,6 +342,48 @@ struct Codec<CacheMode> : EnumCodec<CacheMode> {};
 template <>
 struct Codec<Head> : EnumCodec<Head> {};
 
+template <>
+struct EnumNames<DatasetFormat> {
+  static std::vector<std::pair<DatasetFormat, const char*>> get() {
+    return {{DatasetFormat::Auto, "auto"},
+            {DatasetFormat::Voc, "voc"},
+            {DatasetFormat::Darknet, "darknet"},
+            {DatasetFormat::Coco, "coco"}};
+  }
+};
+
+// {root: PATH, split: NAME} plus, optionally, format: auto|voc|darknet|coco and images: DIR (COCO).
+// The split may be left out where the root names a file (a darknet list, a COCO JSON).
+template <>
+struct Codec<DatasetSplit> {
+  static const char* name() {
+    return "a {root: PATH, split: NAME} map (optional: format: auto|voc|darknet|coco, images: DIR)";
+  }
+  static bool decode(const YAML::Node& n, DatasetSplit& out) {
+    if (!n.IsMap() || !n["root"] || !n["root"].IsScalar()) return false;
+    for (const auto& kv : n) {
+      const std::string key = kv.first.Scalar();
+      if (key != "root" && key != "split" && key != "format" && key != "images") return false;
+      if (!kv.second.IsScalar()) return false;
+    }
+    out = DatasetSplit{};
+    out.root = n["root"].Scalar();
+    if (n["split"]) out.split = n["split"].Scalar();
+    if (n["images"]) out.images = n["images"].Scalar();
+    if (n["format"] && !EnumCodec<DatasetFormat>::decode(n["format"], out.format)) return false;
+    return !out.root.empty() && (!n["split"] || !out.split.empty());
+  }
+  static YAML::Node encode(const DatasetSplit& v) {
+    YAML::Node n(YAML::NodeType::Map);
+    n["root"] = v.root;
+    if (!v.split.empty()) n["split"] = v.split;
+    if (v.format != DatasetFormat::Auto) n["format"] = word_of(v.format);
+    if (!v.images.empty()) n["images"] = v.images;
+    n.SetStyle(YAML::EmitterStyle::Flow);
+    return n;
+  }
+};
+
 // ---- the registry ----------------------------------------------------------------------
 
 struct Field {
@@ -478,8 +501,11 @@ void add_data_keys(std::vector<Field>& f) {
           YOLO2_KEY(std::vector<std::string>, data.classes,
                     "Class names in label order (default: the 20 VOC classes)."),
           YOLO2_KEY(std::vector<DatasetSplit>, data.train,
-                    "Training sets: list of {root, split}; root is a VOC folder holding Annotations/, "
-                    "JPEGImages/, ImageSets/Main/<split>.txt."),
+                    "Training sets: list of {root, split} entries, each in its own form (format: auto detects it): "
+                    "a VOC folder (Annotations/, JPEGImages/, ImageSets/Main/<split>.txt); darknet labels (an "
+                    "obj.data or ultralytics data.yaml whose <split> key lists the images, a folder with "
+                    "images/<split>/ or <split>.txt, or an image list .txt; labels/*.txt beside images/); COCO "
+                    "JSON (a folder with annotations/instances_<split>.json, or the .json itself; images: DIR)."),
           YOLO2_KEY(std::vector<DatasetSplit>, data.test, "Test sets, same form as data.train."),
           YOLO2_KEY(bool, data.train_difficult,
                     "Train on objects marked difficult (darknet: false). Evaluation always keeps them."),
@@ -895,6 +921,7 @@ void finish(Config& c, const std::vector<std::string>& overrides) {
 
 }  // namespace
 
+const char* config_word(data::DatasetFormat value) { return word_of(value); }
 const char* config_word(data::EvalTransform value) { return word_of(value); }
 const char* config_word(data::JitterMode value) { return word_of(value); }
 const char* config_word(data::HsvMode value) { return word_of(value); }

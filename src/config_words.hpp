@@ -10,6 +10,7 @@
 
 namespace yolo2 {
 
+const char* config_word(data::DatasetFormat value);  // "auto", "voc", "darknet" or "coco"
 const char* config_word(data::EvalTransform value);  // "letterbox" or "resize"
 const char* config_word(data::JitterMode value);
 const char* config_word(data::HsvMode value);

@@ -113,7 +113,7 @@ TEST(Anchors, SameSeedSameClustersAndEmptyClustersAreRefilled) {
 }
 
 TEST(Anchors, BoxShapesAreRelativeSizesTimesTheGrid) {
-  VocDataset ds;
+  Dataset ds;
   ImageRecord r;
   r.width = 200, r.height = 100;
   Object o;

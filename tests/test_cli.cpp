@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "test_util.hpp"
+#include "yolo2/data/dataset.hpp"
 #include "yolo2/data/synth.hpp"
-#include "yolo2/data/voc.hpp"
 #include "yolo2/eval/evaluator.hpp"
 #include "yolo2/eval/results_io.hpp"
 #include "yolo2/runtime/build_info.hpp"
@@ -136,7 +136,7 @@ TEST(EvalCli, ScoringResultsFilesEqualsTheLibrary) {
   const auto synth = data::write_synth(so);
   data::ParseOptions po;
   po.class_names = synth.class_names;
-  const auto ds = data::load_voc({{so.out_dir, "test"}}, po);
+  const auto ds = data::load_dataset({{so.out_dir, "test"}}, po);
   // Detections: ground truths jittered, some dropped, some false positives.
   std::vector<eval::Detection> dets;
   uint64_t state = 12345;

@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "test_util.hpp"
-#include "yolo2/data/voc.hpp"
+#include "yolo2/data/dataset.hpp"
 #include "yolo2/eval/detect_files.hpp"
 #include "yolo2/runtime/launch.hpp"
 
@@ -21,10 +21,10 @@ TEST(ClassNamesForRoot, ListedThenClassesTxtThenFallback) {
   TempDir dir;
   fs::create_directories(dir.file("root"));
   const std::vector<std::string> fallback{"x", "y"};
-  EXPECT_EQ(data::class_names_for_root(dir.file("root"), {}, fallback), fallback);
+  EXPECT_EQ(data::class_names_for_root({dir.file("root"), "test"}, {}, fallback), fallback);
   write_text(dir.file("root/classes.txt"), "a\r\nb \n\n");
-  EXPECT_EQ(data::class_names_for_root(dir.file("root"), {}, fallback), (std::vector<std::string>{"a", "b"}));
-  EXPECT_EQ(data::class_names_for_root(dir.file("root"), {"c"}, fallback), (std::vector<std::string>{"c"}));
+  EXPECT_EQ(data::class_names_for_root({dir.file("root"), "test"}, {}, fallback), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(data::class_names_for_root({dir.file("root"), "test"}, {"c"}, fallback), (std::vector<std::string>{"c"}));
 }
 
 // --nproc in either spelling is dropped (its value too), everything else kept in order, and the

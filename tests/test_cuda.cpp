@@ -16,8 +16,8 @@
 #include "train_fixtures.hpp"
 #include "yolo2/bench/bench.hpp"
 #include "yolo2/config.hpp"
+#include "yolo2/data/dataset.hpp"
 #include "yolo2/data/loader.hpp"
-#include "yolo2/data/voc.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/eval/decode.hpp"
 #include "yolo2/io/checkpoint.hpp"
@@ -302,11 +302,11 @@ TEST(Cuda, MixedPrecisionRunsLearn) {
 }
 
 // A generated VOC set of `images` 96-px images, loaded.
-static std::shared_ptr<const data::VocDataset> shapes_dataset(const TempDir& dir, int images, uint64_t seed) {
+static std::shared_ptr<const data::Dataset> shapes_dataset(const TempDir& dir, int images, uint64_t seed) {
   data::ParseOptions po;
   po.class_names = kClasses;
-  return std::make_shared<const data::VocDataset>(
-      data::load_voc({{make_dataset(dir, images, 96, seed), "trainval"}}, po));
+  return std::make_shared<const data::Dataset>(
+      data::load_dataset({{make_dataset(dir, images, 96, seed), "trainval"}}, po));
 }
 
 // pin_memory (training on CUDA): the images and a classification batch's labels are pinned, for

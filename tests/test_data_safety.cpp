@@ -17,9 +17,9 @@
 
 #include "test_util.hpp"
 #include "train_fixtures.hpp"
+#include "yolo2/data/dataset.hpp"
 #include "yolo2/data/image_io.hpp"
 #include "yolo2/data/synth.hpp"
-#include "yolo2/data/voc.hpp"
 #include "yolo2/eval/results_io.hpp"
 #include "yolo2/eval/voc_ap.hpp"
 #include "yolo2/io/checkpoint.hpp"
@@ -345,11 +345,11 @@ TEST(RunFolderSafety, BrokenImagesAreNamedOrSkippedAndCounted) {
   write_text(jpg, bytes.substr(0, bytes.size() / 2));
   write_text(root + "/JPEGImages/000003.jpg", "");
   Config c = tiny_config(root, dir.file("run"));
-  EXPECT_CONTAINS(error_of([&] { data::load_voc(c.data.train, parse_options(c, true)); }),
+  EXPECT_CONTAINS(error_of([&] { data::load_dataset(c.data.train, parse_options(c, true)); }),
                   "000002.jpg: truncated JPEG");
   EXPECT_CONTAINS(error_of([&] { data::read_image_file(root + "/JPEGImages/000003.jpg"); }), "empty file");
   c.data.skip_bad_images = true;
-  const data::VocDataset ds = data::load_voc(c.data.train, parse_options(c, true));
+  const data::Dataset ds = data::load_dataset(c.data.train, parse_options(c, true));
   EXPECT_EQ(ds.images.size(), 4u);
   int bad = 0;
   for (const auto& i : ds.issues) bad += i.kind == data::ParseIssue::Kind::BadImage ? 1 : 0;
@@ -455,7 +455,7 @@ TEST(RunFolderSafety, SplitListsWeightsFoldersAndSkippedImagesAreNamed) {
   Config c = tiny_config(root, dir.file("run"));
   c.train.max_batches = 2;
   c.model.width = 0.125;
-  const std::string dup = error_of([&] { data::load_voc(c.data.train, parse_options(c, true)); });
+  const std::string dup = error_of([&] { data::load_dataset(c.data.train, parse_options(c, true)); });
   EXPECT_CONTAINS(dup, split + ":7: image id '");
   EXPECT_CONTAINS(dup, "(first at line 1)");
   write_text(split, ids);
@@ -472,7 +472,7 @@ TEST(RunFolderSafety, SplitListsWeightsFoldersAndSkippedImagesAreNamed) {
 
   write_text(root + "/JPEGImages/000002.jpg", "");
   c.data.skip_bad_images = true;
-  const data::VocDataset ds = data::load_voc(c.data.train, parse_options(c, true));
+  const data::Dataset ds = data::load_dataset(c.data.train, parse_options(c, true));
   const std::string skipped = data::skipped_images_summary(ds);
   EXPECT_CONTAINS(skipped, "1 image(s) skipped (data.skip_bad_images): ");
   EXPECT_CONTAINS(skipped, "000002.jpg: empty file");
@@ -645,9 +645,9 @@ TEST(RunFolderSafety, CorruptJpegDataIsAnErrorNamingTheFile) {
   EXPECT_CONTAINS(read_text(dir.file("log")), "000003.jpg: corrupt JPEG data");
   // data.skip_bad_images decodes every image at load: the damaged one is left out and named.
   Config c = tiny_config(root, dir.file("run"));
-  EXPECT_EQ(data::load_voc(c.data.train, parse_options(c, true)).images.size(), 6u);  // found only when decoded
+  EXPECT_EQ(data::load_dataset(c.data.train, parse_options(c, true)).images.size(), 6u);  // found only when decoded
   c.data.skip_bad_images = true;
-  const data::VocDataset ds = data::load_voc(c.data.train, parse_options(c, true));
+  const data::Dataset ds = data::load_dataset(c.data.train, parse_options(c, true));
   EXPECT_EQ(ds.images.size(), 5u);
   EXPECT_CONTAINS(data::skipped_images_summary(ds), "000003.jpg: corrupt JPEG data");
 }

@@ -8,7 +8,7 @@
 
 #include "test_util.hpp"
 #include "yolo2/data/augment.hpp"
-#include "yolo2/data/voc.hpp"
+#include "yolo2/data/dataset.hpp"
 #include "yolo2/eval/decode.hpp"
 #include "yolo2/eval/evaluator.hpp"
 

@@ -13,8 +13,8 @@
 
 #include "test_util.hpp"
 #include "train_fixtures.hpp"
+#include "yolo2/data/dataset.hpp"
 #include "yolo2/data/loader.hpp"
-#include "yolo2/data/voc.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/io/checkpoint.hpp"
 #include "yolo2/options.hpp"
@@ -26,7 +26,7 @@ using namespace yolo2::testing;
 
 namespace {
 
-data::VocDataset load(const Config& c) { return data::load_voc(c.data.train, parse_options(c, false)); }
+data::Dataset load(const Config& c) { return data::load_dataset(c.data.train, parse_options(c, false)); }
 
 // Sets environment variables for one scope.
 struct Env {

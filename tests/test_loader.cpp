@@ -28,19 +28,19 @@
 namespace {
 
 using yolo2::data::Batch;
+using yolo2::data::Dataset;
 using yolo2::data::ImageRecord;
 using yolo2::data::Loader;
 using yolo2::data::LoaderOptions;
 using yolo2::data::Object;
-using yolo2::data::VocDataset;
 using yolo2::testing::TempDir;
 
 constexpr int kClasses = 3;
 
 // `n` small noisy JPEGs (80x60 and 64x64 alternately) with 1..4 objects each; image i has its
 // objects at positions that depend on i. Noise makes every augmentation draw visible in pixels.
-std::shared_ptr<VocDataset> make_dataset(const TempDir& dir, int n, int objects_max = 4) {
-  auto ds = std::make_shared<VocDataset>();
+std::shared_ptr<Dataset> make_dataset(const TempDir& dir, int n, int objects_max = 4) {
+  auto ds = std::make_shared<Dataset>();
   ds->class_names = {"a", "b", "c"};
   yolo2::util::Rng rng(123);
   for (int i = 0; i < n; ++i) {
@@ -49,7 +49,7 @@ std::shared_ptr<VocDataset> make_dataset(const TempDir& dir, int n, int objects_
     r.width = i % 2 ? 64 : 80;
     r.height = i % 2 ? 64 : 60;
     r.image_path = dir.file(r.id + ".jpg");
-    r.xml_path = dir.file(r.id + ".xml");
+    r.annotation = dir.file(r.id + ".xml");
     cv::Mat img(r.height, r.width, CV_8UC3);
     cv::randu(img, cv::Scalar::all(0), cv::Scalar::all(256));
     const int objects = 1 + i % objects_max;
@@ -83,7 +83,7 @@ LoaderOptions train_options() {
   return o;
 }
 
-std::vector<Batch> collect(std::shared_ptr<const VocDataset> ds, const LoaderOptions& o) {
+std::vector<Batch> collect(std::shared_ptr<const Dataset> ds, const LoaderOptions& o) {
   Loader loader(std::move(ds), o);
   std::vector<Batch> out;
   while (auto b = loader.next()) out.push_back(std::move(*b));
@@ -466,7 +466,7 @@ TEST(Loader, MaxBoxesTruncates) {
 }
 
 // Writes garbage over image `index` of the dataset.
-void corrupt(const VocDataset& ds, int index) {
+void corrupt(const Dataset& ds, int index) {
   yolo2::testing::write_text(ds.images[static_cast<std::size_t>(index)].image_path,
                              "this is not a JPEG \x01\x02\x03\xff\xd8 garbage");
 }

@@ -118,7 +118,7 @@ TEST_F(SynthDataset, WritesVocLayoutAndSplits) {
     EXPECT_TRUE(fs::is_regular_file(root() / "Annotations" / (rec.id + ".xml"))) << rec.id;
     EXPECT_TRUE(fs::is_regular_file(root() / "JPEGImages" / (rec.id + ".jpg"))) << rec.id;
     EXPECT_EQ(fs::path(rec.image_path), root() / "JPEGImages" / (rec.id + ".jpg"));
-    EXPECT_EQ(fs::path(rec.xml_path), root() / "Annotations" / (rec.id + ".xml"));
+    EXPECT_EQ(fs::path(rec.annotation), root() / "Annotations" / (rec.id + ".xml"));
   }
   const fs::path sets = root() / "ImageSets" / "Main";
   const auto trainval = read_lines(sets / "trainval.txt");
@@ -171,7 +171,7 @@ TEST_F(SynthDataset, AnnotationsParseBackToTheResult) {
   po.class_names = result().class_names;
   for (const ImageRecord& rec : result().images) {
     std::vector<yolo2::data::ParseIssue> issues;
-    const ImageRecord parsed = yolo2::data::parse_voc_xml(rec.xml_path, po, &issues);
+    const ImageRecord parsed = yolo2::data::parse_voc_xml(rec.annotation, po, &issues);
     EXPECT_TRUE(issues.empty()) << rec.id << ": " << issues.front().message;
     EXPECT_EQ(parsed.width, rec.width);
     EXPECT_EQ(parsed.height, rec.height);
@@ -199,7 +199,7 @@ TEST_F(SynthDataset, AnnotationsParseBackToTheResult) {
 TEST_F(SynthDataset, XmlFollowsTheVocSchemaWithOneBasedCoordinates) {
   for (const ImageRecord& rec : result().images) {
     pugi::xml_document doc;
-    ASSERT_TRUE(doc.load_file(rec.xml_path.c_str())) << rec.xml_path;
+    ASSERT_TRUE(doc.load_file(rec.annotation.c_str())) << rec.annotation;
     const pugi::xml_node ann = doc.child("annotation");
     std::vector<std::string> order;
     for (const auto& child : ann.children()) order.push_back(child.name());

@@ -321,20 +321,20 @@ struct VocWriter {
   }
 };
 
-TEST(VocDataset, LoadsImagesInSplitOrderWithPaths) {
+TEST(Dataset, LoadsImagesInSplitOrderWithPaths) {
   TempDir dir("yolo2-voc");
   const VocWriter w{dir.file("VOC2007")};
   w.image("000002", object_xml("dog", "1", "1", "10", "10"));
   w.image("000001", object_xml("cat", "2", "2", "20", "20") + object_xml("person", "3", "3", "9", "9"));
   // Per-class files carry a flag column; blank lines and CRLF are tolerated.
   w.split("trainval", "000002\r\n\n000001  1\n");
-  const auto ds = yolo2::data::load_voc({{w.root, "trainval"}}, options());
+  const auto ds = yolo2::data::load_dataset({{w.root, "trainval"}}, options());
   ASSERT_EQ(ds.images.size(), 2u);
   EXPECT_EQ(ds.images[0].id, "000002");
   EXPECT_EQ(ds.images[1].id, "000001");
   EXPECT_EQ(ds.images[1].objects.size(), 2u);
   EXPECT_EQ(ds.images[0].image_path, w.root + "/JPEGImages/000002.jpg");
-  EXPECT_EQ(ds.images[0].xml_path, w.root + "/Annotations/000002.xml");
+  EXPECT_EQ(ds.images[0].annotation, w.root + "/Annotations/000002.xml");
   // Coordinates were shifted once, at parse time, and not again by the dataset.
   EXPECT_FLOAT_EQ(ds.images[0].objects[0].x1, 0.0f);
   EXPECT_EQ(ds.class_names, kClasses);
@@ -343,7 +343,7 @@ TEST(VocDataset, LoadsImagesInSplitOrderWithPaths) {
 }
 
 // A split file saved with a UTF-8 byte-order mark (Windows editors) reads its first id without it.
-TEST(VocDataset, ByteOrderMarkInASplitFileIsNotPartOfTheFirstId) {
+TEST(Dataset, ByteOrderMarkInASplitFileIsNotPartOfTheFirstId) {
   TempDir dir("yolo2-voc");
   const VocWriter w{dir.file("VOC2007")};
   w.image("000001", object_xml("cat", "2", "2", "20", "20"));
@@ -351,12 +351,12 @@ TEST(VocDataset, ByteOrderMarkInASplitFileIsNotPartOfTheFirstId) {
   w.split("trainval",
           "\xEF\xBB\xBF"
           "000001\n000002\n");
-  const auto ds = yolo2::data::load_voc({{w.root, "trainval"}}, options());
+  const auto ds = yolo2::data::load_dataset({{w.root, "trainval"}}, options());
   ASSERT_EQ(ds.images.size(), 2u);
   EXPECT_EQ(ds.images[0].id, "000001");
 }
 
-TEST(VocDataset, TwoSplitsConcatenateInOrder) {
+TEST(Dataset, TwoSplitsConcatenateInOrder) {
   TempDir dir("yolo2-voc");
   const VocWriter a{dir.file("VOC2007")}, b{dir.file("VOC2012")};
   a.image("a1", object_xml("dog", "1", "1", "10", "10"));
@@ -364,7 +364,7 @@ TEST(VocDataset, TwoSplitsConcatenateInOrder) {
   b.image("b1", object_xml("cat", "1", "1", "10", "10"));
   a.split("trainval", "a2\na1\n");
   b.split("train", "b1\n");
-  const auto ds = yolo2::data::load_voc({{b.root, "train"}, {a.root, "trainval"}}, options());
+  const auto ds = yolo2::data::load_dataset({{b.root, "train"}, {a.root, "trainval"}}, options());
   ASSERT_EQ(ds.images.size(), 3u);
   EXPECT_EQ(ds.images[0].id, "b1");
   EXPECT_EQ(ds.images[1].id, "a2");
@@ -374,46 +374,50 @@ TEST(VocDataset, TwoSplitsConcatenateInOrder) {
   EXPECT_EQ(ds.sources.size(), 2u);
 }
 
-TEST(VocDataset, MissingSplitFileNamesThePath) {
+TEST(Dataset, MissingSplitFileNamesThePath) {
   TempDir dir("yolo2-voc");
-  const std::string msg = error_of([&] { yolo2::data::load_voc({{dir.file("VOC2007"), "trainval"}}, options()); });
+  std::filesystem::create_directories(dir.file("VOC2007/Annotations"));
+  const std::string msg = error_of([&] { yolo2::data::load_dataset({{dir.file("VOC2007"), "trainval"}}, options()); });
   EXPECT_CONTAINS(msg, dir.file("VOC2007") + "/ImageSets/Main/trainval.txt");
+  // A root that is not there at all is named as such.
+  const std::string gone = error_of([&] { yolo2::data::load_dataset({{dir.file("VOC2012"), "trainval"}}, options()); });
+  EXPECT_CONTAINS(gone, dir.file("VOC2012") + ": the dataset root does not exist");
 }
 
-TEST(VocDataset, EmptySplitNamesThePath) {
+TEST(Dataset, EmptySplitNamesThePath) {
   TempDir dir("yolo2-voc");
   const VocWriter w{dir.file("VOC2007")};
   w.split("test", "\n  \n");
-  const std::string msg = error_of([&] { yolo2::data::load_voc({{w.root, "test"}}, options()); });
+  const std::string msg = error_of([&] { yolo2::data::load_dataset({{w.root, "test"}}, options()); });
   EXPECT_CONTAINS(msg, w.root + "/ImageSets/Main/test.txt");
 }
 
-TEST(VocDataset, MissingXmlNamesThePath) {
+TEST(Dataset, MissingXmlNamesThePath) {
   TempDir dir("yolo2-voc");
   const VocWriter w{dir.file("VOC2007")};
   w.image("000001", object_xml("dog", "1", "1", "10", "10"));
   w.split("test", "000001\n000007\n");
-  const std::string msg = error_of([&] { yolo2::data::load_voc({{w.root, "test"}}, options()); });
+  const std::string msg = error_of([&] { yolo2::data::load_dataset({{w.root, "test"}}, options()); });
   EXPECT_CONTAINS(msg, w.root + "/Annotations/000007.xml");
 }
 
-TEST(VocDataset, MissingImageNamesThePath) {
+TEST(Dataset, MissingImageNamesThePath) {
   TempDir dir("yolo2-voc");
   const VocWriter w{dir.file("VOC2007")};
   w.image("000001", object_xml("dog", "1", "1", "10", "10"));
   w.image("000003", object_xml("dog", "1", "1", "10", "10"), 40, 30, /*with_jpeg=*/false);
   w.split("test", "000001\n000003\n");
-  const std::string msg = error_of([&] { yolo2::data::load_voc({{w.root, "test"}}, options()); });
+  const std::string msg = error_of([&] { yolo2::data::load_dataset({{w.root, "test"}}, options()); });
   EXPECT_CONTAINS(msg, w.root + "/JPEGImages/000003");
 }
 
-TEST(VocDataset, ParseIssuesAndEmptyImagesAreCollected) {
+TEST(Dataset, ParseIssuesAndEmptyImagesAreCollected) {
   TempDir dir("yolo2-voc");
   const VocWriter w{dir.file("VOC2007")};
   w.image("000001", object_xml("dog", "1", "1", "50", "10"));   // clipped (image is 40 wide)
   w.image("000002", object_xml("dog", "30", "1", "20", "10"));  // degenerate: image left empty
   w.split("test", "000001\n000002\n");
-  const auto ds = yolo2::data::load_voc({{w.root, "test"}}, options());
+  const auto ds = yolo2::data::load_dataset({{w.root, "test"}}, options());
   ASSERT_EQ(ds.images.size(), 2u);  // an image without usable objects is still listed
   EXPECT_EQ(count_kind(ds.issues, ParseIssue::Kind::ClippedBox), 1);
   EXPECT_EQ(count_kind(ds.issues, ParseIssue::Kind::DegenerateBox), 1);
@@ -421,7 +425,7 @@ TEST(VocDataset, ParseIssuesAndEmptyImagesAreCollected) {
 }
 
 TEST(VocStats, CountsOnAHandMadeDataset) {
-  yolo2::data::VocDataset ds;
+  yolo2::data::Dataset ds;
   ds.class_names = {"a", "b", "c"};
   auto obj = [](int label, float x1, float y1, float x2, float y2, bool difficult, bool truncated) {
     Object o;
@@ -471,7 +475,7 @@ TEST(VocStats, CountsOnAHandMadeDataset) {
 }
 
 TEST(VocStats, ReportListsIssuesUpToTheLimit) {
-  yolo2::data::VocDataset ds;
+  yolo2::data::Dataset ds;
   ds.class_names = {"a"};
   ImageRecord r;
   r.width = r.height = 10;

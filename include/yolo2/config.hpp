@@ -23,6 +23,7 @@ using data::DatasetSplit;  // data/choices.hpp
 // stays light and the component includes its own options, not the config. The config names them here.
 using data::AugmentOptions;
 using data::CacheMode;
+using data::DatasetFormat;
 using data::EvalTransform;
 using data::HsvMode;
 using data::JitterMode;

@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "yolo2/config.hpp"
+#include "yolo2/data/dataset.hpp"
 #include "yolo2/data/image_folder.hpp"
 #include "yolo2/data/loader.hpp"
-#include "yolo2/data/voc.hpp"
 #include "yolo2/eval/detector.hpp"
 #include "yolo2/eval/evaluator.hpp"
 #include "yolo2/loss/region_loss.hpp"

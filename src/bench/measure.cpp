@@ -9,9 +9,9 @@
 #include <string>
 
 #include "yolo2/data/augment.hpp"
+#include "yolo2/data/dataset.hpp"
 #include "yolo2/data/image_io.hpp"
 #include "yolo2/data/loader.hpp"
-#include "yolo2/data/voc.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/eval/voc_ap.hpp"
 #include "yolo2/loss/region_loss.hpp"
@@ -183,7 +183,7 @@ TrainStep train_step(const Config& config, int repeats, bool channels_last, cons
 }
 
 double loader_rate(const Config& config, int batches, bool cached) {
-  auto ds = std::make_shared<const data::VocDataset>(data::load_voc(config.data.train, parse_options(config, true)));
+  auto ds = std::make_shared<const data::Dataset>(data::load_dataset(config.data.train, parse_options(config, true)));
   data::LoaderOptions lo = loader_options(config, true);
   if (cached) {  // fill the cache with one pass over the set (the first epoch's decoding is not timed)
     lo.cache = std::make_shared<data::ImageCache>(ds->images.size());
@@ -203,7 +203,7 @@ double loader_rate(const Config& config, int batches, bool cached) {
 }
 
 LoaderStages loader_stages(const Config& config) {
-  const data::VocDataset ds = data::load_voc(config.data.train, parse_options(config, true));
+  const data::Dataset ds = data::load_dataset(config.data.train, parse_options(config, true));
   const int n = std::min<int>(64, static_cast<int>(ds.images.size()));
   const int s = config.data.input_size;
   std::vector<double> passes[6];

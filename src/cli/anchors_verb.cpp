@@ -9,7 +9,7 @@
 
 #include "verbs.hpp"
 #include "yolo2/data/anchors.hpp"
-#include "yolo2/data/voc.hpp"
+#include "yolo2/data/dataset.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/options.hpp"
 
@@ -82,10 +82,10 @@ void add_anchors(CLI::App& app) {
     std::vector<DatasetSplit> splits = config.data.train;
     if (!root->empty()) {
       if (split->empty()) throw Error("anchors: --data needs --split");
-      po = parse_options(config, true, classes_for_root(*root, *classes, config));
+      po = parse_options(config, true, classes_for_root({*root, *split}, *classes, config));
       splits = {{*root, *split}};
     }
-    const data::VocDataset ds = data::load_voc(splits, po);
+    const data::Dataset ds = data::load_dataset(splits, po);
     const std::vector<data::BoxShape> boxes = data::box_shapes(ds, input);
     const auto t0 = std::chrono::steady_clock::now();
     const data::AnchorClusters clusters = data::dimension_clusters(boxes, *k, *seed, *restarts);

@@ -6,7 +6,7 @@
 
 #include "../config_words.hpp"
 #include "verbs.hpp"
-#include "yolo2/data/voc.hpp"
+#include "yolo2/data/dataset.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/eval/evaluator.hpp"
 #include "yolo2/eval/report.hpp"
@@ -31,8 +31,8 @@ struct EvalFlags {
 void score_results_files(const EvalFlags& f) {
   if (f.data.empty() || f.split.empty()) throw Error("eval --detections needs --data ROOT and --split NAME");
   Config config = f.config.load();
-  const data::ParseOptions po = parse_options(config, false, classes_for_root(f.data, f.classes, config));
-  const data::VocDataset ds = data::load_voc({{f.data, f.split}}, po);
+  const data::ParseOptions po = parse_options(config, false, classes_for_root({f.data, f.split}, f.classes, config));
+  const data::Dataset ds = data::load_dataset({{f.data, f.split}}, po);
   std::vector<std::string> ids;
   for (const auto& im : ds.images) ids.push_back(im.id);
   const auto dets = eval::read_voc_results(f.detections, f.split, po.class_names, ids);
@@ -74,7 +74,7 @@ void evaluate_network(const EvalFlags& f) {
   net->to(device);
   if (!f.json.empty()) util::check_writable(f.json);  // before the evaluation, not after it
   if (!f.output.empty()) util::check_writable((std::filesystem::path(f.output) / "map.json").string());
-  const data::VocDataset ds = data::load_voc(splits, parse_options(config, false));
+  const data::Dataset ds = data::load_dataset(splits, parse_options(config, false));
   if (const std::string skipped = data::skipped_images_summary(ds); !skipped.empty())
     spdlog::warn("eval: {} (left out of the evaluation: neither their objects nor detections count)", skipped);
   spdlog::info("eval: {} images at {} px ({}), metric {}, device {}", ds.images.size(), config.data.input_size,

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "verbs.hpp"
-#include "yolo2/data/voc.hpp"
+#include "yolo2/data/dataset.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/options.hpp"
 
@@ -26,18 +26,16 @@ std::vector<std::string> split_list(const std::string& text) {
 
 }  // namespace
 
-// Class names for a bare VOC root: --classes, else <root>/classes.txt (written by `synth`), else
-// the config's (VOC's 20 by default).
-std::vector<std::string> classes_for_root(const std::string& root, const std::string& classes_flag,
+std::vector<std::string> classes_for_root(const DatasetSplit& entry, const std::string& classes_flag,
                                           const Config& config) {
-  return data::class_names_for_root(root, split_list(classes_flag), config.data.classes);
+  return data::class_names_for_root(entry, split_list(classes_flag), config.data.classes);
 }
 
 namespace {
 
-// The images load_voc left out: with data.skip_bad_images (which --check-images sets) it decodes
+// The images load_dataset left out: with data.skip_bad_images (which --check-images sets) it decodes
 // every image, so these are all the images that fail to decode.
-std::vector<std::string> bad_images(const data::VocDataset& ds) {
+std::vector<std::string> bad_images(const data::Dataset& ds) {
   std::vector<std::string> bad;
   for (const auto& issue : ds.issues)
     if (issue.kind == data::ParseIssue::Kind::BadImage) bad.push_back(issue.message);
@@ -68,7 +66,7 @@ void add_stats(CLI::App& app) {
     data::ParseOptions po = parse_options(config, false);
     if (!root->empty()) {
       if (split->empty()) throw Error("stats: --data needs --split");
-      po = parse_options(config, false, classes_for_root(*root, *classes, config));
+      po = parse_options(config, false, classes_for_root({*root, *split}, *classes, config));
       sets.push_back({*split, {{*root, *split}}});
     } else {
       sets.push_back({"train (data.train)", config.data.train});
@@ -77,7 +75,7 @@ void add_stats(CLI::App& app) {
     po.skip_bad_images = po.skip_bad_images || *check_images;  // listed below instead of stopping the load
     std::size_t bad_total = 0;
     for (const auto& [name, splits] : sets) {
-      const data::VocDataset ds = data::load_voc(splits, po);
+      const data::Dataset ds = data::load_dataset(splits, po);
       std::cout << name << ":\n" << data::format_stats(ds, data::dataset_stats(ds), *max_issues) << "\n";
       if (!*check_images) continue;
       const std::vector<std::string> bad = bad_images(ds);

@@ -1,11 +1,11 @@
-// `yolo2 synth`: write the generated VOC-format dataset.
+// `yolo2 synth`: write the generated dataset (VOC, darknet or COCO form).
 #include <spdlog/spdlog.h>
 
 #include <iostream>
 
 #include "verbs.hpp"
+#include "yolo2/data/dataset.hpp"
 #include "yolo2/data/synth.hpp"
-#include "yolo2/data/voc.hpp"
 
 namespace yolo2::cli {
 
@@ -28,12 +28,25 @@ void add_synth(CLI::App& app) {
                   "Background distractors (lines, specks, colour blobs): 0 none .. 2 twice the default")
       ->capture_default_str();
   cmd->add_option("--threads", opt->threads, "Writer threads (0: all cores)")->capture_default_str();
+  auto format = std::make_shared<std::string>("voc");
+  cmd->add_option("--format", *format,
+                  "Dataset form: voc (VOCdevkit), darknet (images/, labels/, lists, obj.data, data.yaml; no "
+                  "difficult objects) or coco (images/, annotations/instances_<split>.json; difficult as iscrowd)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"voc", "darknet", "coco"}));
+  auto no_difficult = std::make_shared<bool>(false);
+  cmd->add_flag("--no-difficult", *no_difficult,
+                "Mark no object difficult (the darknet form's rule; the same data in VOC or COCO form then)");
   cmd->add_flag("--classification", opt->classification,
                 "Write an ImageFolder classification set for `yolo2 pretrain` instead: OUT/train/<class>/*.jpg "
                 "(--train images) and OUT/val/<class>/*.jpg (--test images), one shape per image, 14 classes "
                 "unless --classes says otherwise (the detection shapes among them)");
-  cmd->callback([opt, cmd] {
+  cmd->callback([opt, cmd, format, no_difficult] {
     if (opt->classification && cmd->count("--classes") == 0) opt->num_classes = 14;
+    opt->format = *format == "darknet" ? DatasetFormat::Darknet
+                  : *format == "coco"  ? DatasetFormat::Coco
+                                       : DatasetFormat::Voc;
+    opt->difficult = !*no_difficult;
     const data::SynthResult r = data::write_synth(*opt);
     if (opt->classification) {
       spdlog::info("synth: wrote {} classification images ({} classes; {} train, {} val) to {} in {:.2f} s",
@@ -43,12 +56,12 @@ void add_synth(CLI::App& app) {
     const int n = static_cast<int>(r.images.size());
     spdlog::info("synth: wrote {} images to {} in {:.2f} s ({:.0f} images/s)", n, opt->out_dir, r.seconds,
                  r.seconds > 0 ? n / r.seconds : 0.0);
-    // Read it back through the same path as a real VOCdevkit, and print its statistics.
+    // Read it back through the same path as a real dataset of its form, and print its statistics.
     data::ParseOptions po;
     po.class_names = r.class_names;
     for (const char* split : {"trainval", "test"}) {
       if (std::string(split) == "test" && opt->test == 0) continue;
-      const data::VocDataset ds = data::load_voc({{opt->out_dir, split}}, po);
+      const data::Dataset ds = data::load_dataset({{opt->out_dir, split}}, po);
       std::cout << "\n" << split << ":\n" << data::format_stats(ds, data::dataset_stats(ds), 10);
     }
   });

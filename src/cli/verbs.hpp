@@ -33,8 +33,9 @@ CLI::Validator input_side();
 void set_exit_status(int status);
 int exit_status();
 
-// Class names for a bare VOC root: the flag's comma list, else <root>/classes.txt, else the config's.
-std::vector<std::string> classes_for_root(const std::string& root, const std::string& classes_flag,
+// Class names for a bare dataset root (--data): the flag's comma list, else the dataset's own (a
+// VOC root's classes.txt, darknet's names, COCO's categories), else the config's.
+std::vector<std::string> classes_for_root(const DatasetSplit& entry, const std::string& classes_flag,
                                           const Config& config);
 
 // --config FILE and repeated --set key=value, shared by the verbs that take a config.

@@ -11,7 +11,7 @@
 
 namespace yolo2::data {
 
-std::vector<BoxShape> box_shapes(const VocDataset& dataset, int input_size) {
+std::vector<BoxShape> box_shapes(const Dataset& dataset, int input_size) {
   const double cells = input_size / 32.0;
   std::vector<BoxShape> out;
   for (const auto& image : dataset.images) {

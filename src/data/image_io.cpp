@@ -223,6 +223,40 @@ cv::Mat decode_image(const std::string& path, const std::string& bytes) {
   return image;
 }
 
+cv::Size image_size(const std::string& path) {
+  std::string b;
+  if (std::optional<std::string> problem = read_all(path, b)) throw Error(*problem);
+  const auto u = [&](std::size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(b[i])); };
+  const auto size = [&](uint32_t w, uint32_t h) {
+    if (auto bad = check_pixels(path, w, h)) throw Error(*bad);
+    return cv::Size(static_cast<int>(w), static_cast<int>(h));
+  };
+  if (is_jpeg(b)) {
+    // The segments before the first frame header (SOF0-SOF15 but DHT C4, JPG C8, DAC CC).
+    for (std::size_t pos = 2; pos + 9 <= b.size() && u(pos) == 0xFF;) {
+      const uint32_t marker = u(pos + 1);
+      if (marker == 0xFF) {  // fill byte
+        ++pos;
+        continue;
+      }
+      if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC)
+        return size((u(pos + 7) << 8) | u(pos + 8), (u(pos + 5) << 8) | u(pos + 6));
+      if (marker == 0xDA || marker == 0xD9) break;
+      pos += 2 + ((u(pos + 2) << 8) | u(pos + 3));
+    }
+    throw Error(path + ": JPEG without a frame header (no image size before the image data)");
+  }
+  if (b.size() >= 24 && b.compare(1, 3, "PNG") == 0)
+    return size((u(16) << 24) | (u(17) << 16) | (u(18) << 8) | u(19),
+                (u(20) << 24) | (u(21) << 16) | (u(22) << 8) | u(23));
+  if (b.size() >= 26 && b[0] == 'B' && b[1] == 'M') {
+    const auto le32 = [&](std::size_t i) { return u(i) | (u(i + 1) << 8) | (u(i + 2) << 16) | (u(i + 3) << 24); };
+    const auto h = static_cast<int32_t>(le32(22));
+    return size(le32(18), static_cast<uint32_t>(h < 0 ? -static_cast<int64_t>(h) : h));
+  }
+  throw Error(path + ": not a JPEG, PNG or BMP image (by its first bytes)");
+}
+
 cv::Mat read_image_file(const std::string& path) {
   std::string bytes;
   if (std::optional<std::string> problem = read_all(path, bytes)) throw Error(*problem);

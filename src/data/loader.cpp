@@ -55,7 +55,7 @@ cv::Mat read_image(const ImageRecord& rec) {
   }
   if (image.cols != rec.width || image.rows != rec.height)
     throw Error(rec.image_path + ": image is " + std::to_string(image.cols) + "x" + std::to_string(image.rows) +
-                " but its annotation " + rec.xml_path + " says " + std::to_string(rec.width) + "x" +
+                " but its annotation " + rec.annotation + " says " + std::to_string(rec.width) + "x" +
                 std::to_string(rec.height));
   return image;
 }
@@ -210,7 +210,7 @@ void put_image(Batch& batch, int64_t j, const Sized& sized, const LoaderOptions&
 
 }  // namespace
 
-Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) {
+Batch make_batch(const Dataset& ds, const LoaderOptions& opt, int64_t index) {
   const BatchPlan plan = plan_batch(static_cast<int>(ds.images.size()), opt, index);
   Batch batch;
   batch.index = index;
@@ -239,7 +239,7 @@ Batch make_batch(const VocDataset& ds, const LoaderOptions& opt, int64_t index) 
 }
 
 namespace {
-BatchMaker voc_batches(std::shared_ptr<const VocDataset> dataset, LoaderOptions options) {
+BatchMaker voc_batches(std::shared_ptr<const Dataset> dataset, LoaderOptions options) {
   if (!dataset || dataset->images.empty()) throw Error("the loader was given an empty dataset");
   if (options.cache_images && !options.cache) options.cache = std::make_shared<ImageCache>(dataset->images.size());
   if (options.cache && options.cache->size() != dataset->images.size())
@@ -249,7 +249,7 @@ BatchMaker voc_batches(std::shared_ptr<const VocDataset> dataset, LoaderOptions 
 }
 }  // namespace
 
-Loader::Loader(std::shared_ptr<const VocDataset> dataset, LoaderOptions options)
+Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
     // `options` is copied twice, not moved: the order in which arguments are evaluated is unspecified.
     : Loader(voc_batches(dataset, options), dataset ? static_cast<int64_t>(dataset->images.size()) : 0, options) {}
 

@@ -21,6 +21,8 @@
 #include <opencv2/imgproc.hpp>
 #include <pugixml.hpp>
 
+#include "synth_forms.hpp"
+#include "yolo2/data/voc.hpp"
 #include "yolo2/error.hpp"
 
 namespace yolo2::data {
@@ -495,12 +497,19 @@ ImageRecord make_image(const Context& ctx, int index) {
     if (auto o = draw_object(ctx, label, min_side, max_side, canvas, rng)) rec.objects.push_back(*o);
   }
   rec.objects = visible_objects(rec.objects, canvas);
+  if (!opt.difficult || opt.format == DatasetFormat::Darknet)
+    for (Object& o : rec.objects) o.difficult = false;  // after the draws: the pixels stay the same
   add_noise(canvas.img, rng);
 
   rec.image_path = (ctx.images / (rec.id + ".jpg")).string();
-  rec.xml_path = (ctx.annotations / (rec.id + ".xml")).string();
   write_jpeg(rec.image_path, canvas.img, opt.jpeg_quality);
-  write_xml(rec, rec.xml_path);
+  if (opt.format == DatasetFormat::Voc) {
+    rec.annotation = (ctx.annotations / (rec.id + ".xml")).string();
+    write_xml(rec, rec.annotation);
+  } else if (opt.format == DatasetFormat::Darknet) {
+    rec.annotation = (ctx.annotations / (rec.id + ".txt")).string();
+    synth_forms::write_darknet_labels(rec, rec.annotation);
+  }
   return rec;
 }
 
@@ -583,6 +592,9 @@ void validate(const SynthOptions& o) {
   if (o.jpeg_quality < 1 || o.jpeg_quality > 100)
     fail("jpeg_quality: " + std::to_string(o.jpeg_quality) + " (need 1..100)");
   if (o.threads < 0) fail("threads: " + std::to_string(o.threads) + " (need >= 0)");
+  if (o.format == DatasetFormat::Auto) fail("format: auto (need voc, darknet or coco)");
+  if (o.classification && o.format != DatasetFormat::Voc)
+    fail("format: the classification set is an ImageFolder tree; --format is for detection sets");
 }
 
 // Class k is drawn with weight imbalance^(-k / (classes - 1)): a long tail from the first class
@@ -655,8 +667,10 @@ std::string set_file(int split, const std::string& class_name = "") {
   return (class_name.empty() ? "" : class_name + "_") + kSplits[split] + ".txt";
 }
 
-void write_image_sets(const fs::path& sets, const Context& ctx, const std::vector<ImageRecord>& images,
-                      const std::vector<std::vector<int>>& split_ids) {
+std::vector<std::string> write_image_sets(const fs::path& sets, const Context& ctx,
+                                          const std::vector<ImageRecord>& images,
+                                          const std::vector<std::vector<int>>& split_ids) {
+  std::vector<std::string> files;
   for (int s = 0; s < 4; ++s) {
     std::vector<std::string> ids;
     for (int i : split_ids[s]) ids.push_back(images[i].id);
@@ -672,8 +686,11 @@ void write_image_sets(const fs::path& sets, const Context& ctx, const std::vecto
         lines.push_back(images[i].id + buf);
       }
       write_lines(sets / set_file(s, ctx.names[k]), lines);
+      files.push_back("ImageSets/Main/" + set_file(s, ctx.names[k]));
     }
+    files.push_back("ImageSets/Main/" + set_file(s));
   }
+  return files;
 }
 
 void count_objects(SynthResult& result, int classes) {
@@ -714,18 +731,16 @@ void write_marker(const fs::path& root, const std::vector<std::string>& files, b
   write_lines(root / kMarker, lines);
 }
 
-// What a finished run wrote, from its images and the files every dataset has.
-std::vector<std::string> written_files(const fs::path& root, const SynthResult& result, bool classification) {
+// What a finished run wrote: its images, their annotation files, `extra` (the form's own files) and
+// classes.txt.
+std::vector<std::string> written_files(const fs::path& root, const SynthResult& result,
+                                       const std::vector<std::string>& extra) {
   std::vector<std::string> files;
   for (const auto& rec : result.images) {
     files.push_back(fs::path(rec.image_path).lexically_relative(root).generic_string());
-    if (!classification) files.push_back(fs::path(rec.xml_path).lexically_relative(root).generic_string());
+    if (!rec.annotation.empty()) files.push_back(fs::path(rec.annotation).lexically_relative(root).generic_string());
   }
-  if (!classification)
-    for (int split = 0; split < 4; ++split) {
-      files.push_back("ImageSets/Main/" + set_file(split));
-      for (const auto& name : result.class_names) files.push_back("ImageSets/Main/" + set_file(split, name));
-    }
+  files.insert(files.end(), extra.begin(), extra.end());
   files.emplace_back("classes.txt");
   return files;
 }
@@ -834,7 +849,7 @@ SynthResult write_classification(const SynthOptions& options) {
     write_jpeg(rec.image_path, img, options.jpeg_quality);
   });
   write_lines(root / "classes.txt", result.class_names);
-  write_marker(root, written_files(root, result, true), true);
+  write_marker(root, written_files(root, result, {}), true);
   count_objects(result, options.num_classes);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
@@ -848,20 +863,28 @@ SynthResult write_synth(const SynthOptions& options) {
   claim_out_dir(options);
   if (options.classification) return write_classification(options);
   const fs::path root(options.out_dir);
-  Context ctx{options, synth_class_names(options.num_classes), class_cdf(options), root / "Annotations",
-              root / "JPEGImages"};
+  const bool voc = options.format == DatasetFormat::Voc;
+  Context ctx{options, synth_class_names(options.num_classes), class_cdf(options),
+              root / (voc ? "Annotations" : "labels"), root / (voc ? "JPEGImages" : "images")};
   const fs::path sets = root / "ImageSets" / "Main";
-  for (const auto& dir : {ctx.annotations, ctx.images, sets}) make_dir(dir);
+  make_dir(ctx.images);
+  if (options.format != DatasetFormat::Coco) make_dir(ctx.annotations);
+  if (voc) make_dir(sets);
   write_marker(root, {}, false);
 
   SynthResult result;
   result.images.resize(options.train + options.test);
   make_images(ctx, result.images);
-  write_image_sets(sets, ctx, result.images, split_indices(options));
+  const std::vector<std::vector<int>> split_ids = split_indices(options);
+  const synth_forms::Splits splits{{std::begin(kSplits), std::end(kSplits)}, split_ids};
+  const std::vector<std::string> extra = voc ? write_image_sets(sets, ctx, result.images, split_ids)
+                                         : options.format == DatasetFormat::Darknet
+                                             ? synth_forms::write_darknet_files(root, ctx.names, result.images, splits)
+                                             : synth_forms::write_coco_files(root, ctx.names, result.images, splits);
   write_lines(root / "classes.txt", ctx.names);
 
   result.class_names = ctx.names;
-  write_marker(root, written_files(root, result, false), true);
+  write_marker(root, written_files(root, result, extra), true);
   count_objects(result, options.num_classes);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -17,7 +17,7 @@
 
 namespace yolo2::eval {
 
-std::vector<std::vector<GroundTruthBox>> ground_truth(const data::VocDataset& ds) {
+std::vector<std::vector<GroundTruthBox>> ground_truth(const data::Dataset& ds) {
   std::vector<std::vector<GroundTruthBox>> gt(ds.images.size());
   for (std::size_t i = 0; i < ds.images.size(); ++i)
     for (const auto& o : ds.images[i].objects)
@@ -25,14 +25,14 @@ std::vector<std::vector<GroundTruthBox>> ground_truth(const data::VocDataset& ds
   return gt;
 }
 
-EvalRun evaluate_model(const model::FusedYoloV2& fused, const data::VocDataset& ds, const EvalOptions& options,
+EvalRun evaluate_model(const model::FusedYoloV2& fused, const data::Dataset& ds, const EvalOptions& options,
                        const c10::Device& device, const std::function<void(int64_t, int64_t)>& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   const bool cuda = device.is_cuda();
   const auto format = cuda && options.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   model::FusedYoloV2 net = fused;  // shares the folded weights unless the layout changes
   if (format != at::MemoryFormat::Contiguous) net.set_memory_format(format);
-  auto shared = std::make_shared<const data::VocDataset>(ds);
+  auto shared = std::make_shared<const data::Dataset>(ds);
   data::LoaderOptions lo = options.loader;
   lo.pin_memory = device.is_cuda();   // asynchronous copies to the GPU
   lo.device_side = device.is_cuda();  // of bytes, made float there
@@ -125,7 +125,7 @@ void write_map_json(const std::string& path, const MapResult& r) {
 }
 
 std::vector<std::string> write_eval_report(const std::string& dir, const std::string& split_name,
-                                           const data::VocDataset& ds, const EvalRun& run) {
+                                           const data::Dataset& ds, const EvalRun& run) {
   std::vector<std::string> ids;
   ids.reserve(ds.images.size());
   for (const auto& im : ds.images) ids.push_back(im.id);

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "stream_task.hpp"
-#include "yolo2/data/voc.hpp"
+#include "yolo2/data/dataset.hpp"
 #include "yolo2/error.hpp"
 #include "yolo2/eval/evaluator.hpp"
 #include "yolo2/eval/report.hpp"
@@ -23,10 +23,10 @@ namespace {
 
 // Rank r runs the network on test images r, r + w, r + 2w, ...; the detections are gathered and
 // rank 0 scores the whole split (the others get no metrics).
-eval::EvalRun evaluate_sharded(const model::FusedYoloV2& net, const data::VocDataset& test,
+eval::EvalRun evaluate_sharded(const model::FusedYoloV2& net, const data::Dataset& test,
                                const eval::EvalOptions& options, const c10::Device& device, Distributed& dist) {
   const auto t0 = std::chrono::steady_clock::now();
-  data::VocDataset shard;
+  data::Dataset shard;
   shard.class_names = test.class_names;
   std::vector<int> global;  // shard index -> test index
   for (auto i = static_cast<std::size_t>(dist.rank()); i < test.images.size();
@@ -61,7 +61,7 @@ eval::EvalRun evaluate_sharded(const model::FusedYoloV2& net, const data::VocDat
 
 class DetectionEvaluation : public Evaluation {
  public:
-  explicit DetectionEvaluation(data::VocDataset test) : test_(std::move(test)) {}
+  explicit DetectionEvaluation(data::Dataset test) : test_(std::move(test)) {}
   std::vector<std::string> columns(const Config& config) const override {
     std::vector<std::string> c{"map"};
     for (const auto& n : config.data.classes) c.push_back("ap_" + n);
@@ -95,7 +95,7 @@ class DetectionEvaluation : public Evaluation {
   }
 
  private:
-  data::VocDataset test_;
+  data::Dataset test_;
   std::shared_ptr<data::ImageCache> cache_;
 };
 
@@ -122,8 +122,8 @@ class DetectionTask : public StreamTask {
       max_batches_ = total_iterations(c.train, source_images_);
       return;
     }
-    train_set_ = std::make_shared<const data::VocDataset>(data::load_voc(c.data.train, parse_options(c, true)));
-    if (evaluate) test_set_ = data::load_voc(c.data.test, parse_options(c, false));
+    train_set_ = std::make_shared<const data::Dataset>(data::load_dataset(c.data.train, parse_options(c, true)));
+    if (evaluate) test_set_ = data::load_dataset(c.data.test, parse_options(c, false));
     const std::string skipped_train = data::skipped_images_summary(*train_set_),
                       skipped_test = test_set_ ? data::skipped_images_summary(*test_set_) : std::string();
     if (!skipped_train.empty()) spdlog::warn("data (training): {}", skipped_train);
@@ -196,8 +196,8 @@ class DetectionTask : public StreamTask {
 
   data::BatchMaker make_;  // the bench's stream instead of data.train
   int64_t source_images_ = 0;
-  std::shared_ptr<const data::VocDataset> train_set_;
-  std::optional<data::VocDataset> test_set_;
+  std::shared_ptr<const data::Dataset> train_set_;
+  std::optional<data::Dataset> test_set_;
   TrainConfig train_;
   FocalConfig focal_;
   ClassLoss class_loss_ = ClassLoss::CrossEntropy;

@@ -1,9 +1,8 @@
 // libFuzzer targets for every parser a user feeds yolo2 (issue 29): VOC XML, ImageSets lists,
-// classes.txt, the YAML config with --set overrides, VOC results files, checkpoint archives (the
-// zip directory and records yolo2 checks itself, not LibTorch's reader) and image headers with the
-// JPEG decoder. A parser may refuse its input with yolo2::Error (a named error, the expected
-// outcome for bad input); anything else (another exception, a crash, a sanitizer report, a hang,
-// a huge allocation) is a finding.
+// darknet label files, COCO JSON, classes.txt, the YAML config with --set overrides, VOC results files, checkpoint
+// archives (the zip directory and records yolo2 checks itself, not LibTorch's reader) and image headers with the JPEG
+// decoder. A parser may refuse its input with yolo2::Error (a named error, the expected outcome for bad input);
+// anything else (another exception, a crash, a sanitizer report, a hang, a huge allocation) is a finding.
 //
 // Built twice: with clang's -fsanitize=fuzzer,address,undefined as `yolo2_fuzz` by scripts/fuzz.sh
 // (tests/fuzz/CMakeLists.txt; YOLO2_FUZZ_TARGET picks the target), and with the project's compiler
@@ -19,6 +18,8 @@
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include <opencv2/imgcodecs.hpp>
 
 #include "yolo2/config.hpp"
 #include "yolo2/data/image_io.hpp"
@@ -88,7 +89,37 @@ void split_list(const uint8_t* d, std::size_t n) {
   put("voc/ImageSets/Main/s.txt", d, n);
   data::ParseOptions o = parse_options();
   o.skip_bad_images = true;
-  data::load_voc({{(scratch() / "voc").string(), "s"}}, o);
+  data::load_dataset({{(scratch() / "voc").string(), "s"}}, o);
+}
+
+// A tiny PNG for the dataset forms whose boxes scale by the image's own size.
+void put_png(const std::string& name) {
+  std::vector<uint8_t> png;
+  cv::imencode(".png", cv::Mat(6, 10, CV_8UC3, cv::Scalar(9, 9, 9)), png);
+  put(name, png.data(), png.size());
+}
+
+// A darknet label file of one listed 10 x 6 image (darknet_labels.cpp: `class cx cy w h` lines).
+void darknet_labels(const uint8_t* d, std::size_t n) {
+  static const bool once = [] {
+    put_png("dk/images/a.png");
+    const std::string list = "images/a.png\n";
+    put("dk/list.txt", reinterpret_cast<const uint8_t*>(list.data()), list.size());
+    return true;
+  }();
+  (void)once;
+  put("dk/labels/a.txt", d, n);
+  data::load_dataset({{(scratch() / "dk" / "list.txt").string(), ""}}, parse_options());
+}
+
+// A COCO instances JSON whose images may name x.png (a 10 x 6 image beside it).
+void coco_json(const uint8_t* d, std::size_t n) {
+  static const bool once = [] {
+    put_png("coco/x.png");
+    return true;
+  }();
+  (void)once;
+  data::load_dataset({{put("coco/c.json", d, n), ""}}, parse_options());
 }
 
 void classes_txt(const uint8_t* d, std::size_t n) { data::read_class_names(put("classes.txt", d, n)); }
@@ -126,9 +157,15 @@ void image(const uint8_t* d, std::size_t n) {
 
 const std::vector<Target>& targets() {
   static const std::vector<Target> all{
-      {"voc_xml", voc_xml}, {"split_list", split_list}, {"classes_txt", classes_txt},
-      {"config", config},   {"results", results},       {"checkpoint_zip", checkpoint_zip},
+      {"voc_xml", voc_xml},
+      {"split_list", split_list},
+      {"classes_txt", classes_txt},
+      {"config", config},
+      {"results", results},
+      {"checkpoint_zip", checkpoint_zip},
       {"image", image},
+      {"darknet_labels", darknet_labels},
+      {"coco_json", coco_json},
   };
   return all;
 }

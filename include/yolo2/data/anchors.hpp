@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "yolo2/data/voc.hpp"
+#include "yolo2/data/dataset.hpp"
 
 namespace yolo2::data {
 
@@ -19,7 +19,7 @@ struct BoxShape {
 // The shape of every object of `dataset` in grid cells at `input_size` (stride 32): its width and
 // height relative to the image, times input_size / 32 (the image is resized to the input, as in
 // darknet's training and the region loss). Degenerate boxes (zero width or height) are left out.
-std::vector<BoxShape> box_shapes(const VocDataset& dataset, int input_size);
+std::vector<BoxShape> box_shapes(const Dataset& dataset, int input_size);
 
 // IoU of two shapes centred on the same point: min(w) min(h) / (area_a + area_b - min(w) min(h)).
 double shape_iou(const BoxShape& a, const BoxShape& b);

@@ -4,14 +4,27 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace yolo2::data {
 
-// One (VOC root, image set) pair, e.g. {"data/VOCdevkit/VOC2007", "trainval"}.
+// The form a dataset entry is in (dataset.hpp): detected from what is on disk, or named.
+enum class DatasetFormat { Auto, Voc, Darknet, Coco };
+
+// One dataset entry of data.train / data.test, e.g. {"data/VOCdevkit/VOC2007", "trainval"}: a VOC
+// root and image set; a darknet obj.data / data.yaml (split: its train / valid / val key), a folder
+// (images/<split>/ or <split>.txt) or an image list; a COCO folder (annotations/instances_<split>.json)
+// or JSON file, its images in `images` when given.
 struct DatasetSplit {
+  DatasetSplit() = default;
+  DatasetSplit(std::string root_, std::string split_, DatasetFormat format_ = DatasetFormat::Auto,
+               std::string images_ = {})
+      : root(std::move(root_)), split(std::move(split_)), format(format_), images(std::move(images_)) {}
   std::string root;
   std::string split;
+  DatasetFormat format = DatasetFormat::Auto;
+  std::string images;  // COCO: the image folder (default: found beside the annotations)
 };
 
 enum class EvalTransform { Letterbox, Resize };  // how an image becomes the network input for evaluation

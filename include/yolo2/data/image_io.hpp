@@ -19,6 +19,10 @@ std::optional<std::string> check_image_file(const std::string& path);
 // file and the problem.
 cv::Mat read_image_file(const std::string& path);
 
+// The width and height an image's header gives (JPEG's frame header, PNG's IHDR, BMP's info
+// header), without decoding it. Throws yolo2::Error naming the file when there is none.
+cv::Size image_size(const std::string& path);
+
 // read_image_file on bytes already read from `path` (the name is for messages).
 cv::Mat decode_image(const std::string& path, const std::string& bytes);
 

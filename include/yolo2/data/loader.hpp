@@ -21,7 +21,7 @@
 
 #include "yolo2/data/augment.hpp"
 #include "yolo2/data/choices.hpp"
-#include "yolo2/data/voc.hpp"
+#include "yolo2/data/dataset.hpp"
 
 namespace yolo2::data {
 
@@ -121,14 +121,14 @@ void pack_image(const cv::Mat& bgr, float* dst);
 void pack_image_bytes(const cv::Mat& bgr, uint8_t* dst);
 
 // Builds batch `index` directly (what the workers run); thread-safe.
-Batch make_batch(const VocDataset& dataset, const LoaderOptions& options, int64_t index);
+Batch make_batch(const Dataset& dataset, const LoaderOptions& options, int64_t index);
 
 // Builds batch k of a stream (thread-safe); the Loader runs it on its workers.
 using BatchMaker = std::function<Batch(int64_t)>;
 
 class Loader {
  public:
-  Loader(std::shared_ptr<const VocDataset> dataset, LoaderOptions options);
+  Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options);
   // Any dataset of `images` images (classification: image_folder.hpp).
   Loader(BatchMaker make, int64_t images, LoaderOptions options);
   ~Loader();

@@ -1,7 +1,13 @@
-// `yolo2 synth`: a generated, VOC-format detection dataset. It has VOCdevkit's exact layout
+// `yolo2 synth`: a generated detection dataset, in VOC form by default: VOCdevkit's exact layout
 // (Annotations/, JPEGImages/, ImageSets/Main/) so the same code path reads it and a real
 // VOCdevkit/VOC2007 folder; the content is made to exercise a detector (shapes of many sizes,
 // overlaps, truncation at borders, clutter, difficult objects, long-tailed class frequencies).
+// The same dataset (same pixels, same boxes) in darknet or COCO form, for the other readers:
+//   darknet: images/<id>.jpg, labels/<id>.txt, <split>.txt lists, obj.names, obj.data (train =
+//            trainval.txt, valid = test.txt) and an ultralytics data.yaml; no object is difficult
+//            (darknet's labels cannot say it; `difficult = false` makes the VOC form match);
+//   coco:    images/<id>.jpg and annotations/instances_<split>.json, a difficult object written as
+//            a crowd box (iscrowd: 1), which yolo2 reads back as difficult.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +38,8 @@ struct SynthOptions {
   // (`train` images) and out_dir/val/<class>/*.jpg (`test` images), one shape per image, classes
   // balanced; its own random streams, so it shares no draws with a detection set of the same seed.
   bool classification = false;
+  DatasetFormat format = DatasetFormat::Voc;  // voc, darknet or coco (not auto)
+  bool difficult = true;  // mark tiny and mostly hidden objects difficult (false, and for darknet: none)
 };
 
 struct SynthResult {

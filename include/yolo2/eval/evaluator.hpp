@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "yolo2/data/dataset.hpp"
 #include "yolo2/data/loader.hpp"
-#include "yolo2/data/voc.hpp"
 #include "yolo2/eval/decode.hpp"
 #include "yolo2/eval/voc_ap.hpp"
 #include "yolo2/model/yolov2.hpp"
@@ -22,7 +22,7 @@ struct EvalRun {
 };
 
 // Ground truth of a dataset in evaluation form (difficult objects kept and flagged).
-std::vector<std::vector<GroundTruthBox>> ground_truth(const data::VocDataset& dataset);
+std::vector<std::vector<GroundTruthBox>> ground_truth(const data::Dataset& dataset);
 
 struct EvalOptions {
   data::LoaderOptions loader;  // evaluation loader: input size, eval transform, batch, workers
@@ -37,7 +37,7 @@ struct EvalOptions {
 
 // Runs the network over every image of `dataset`, decodes, applies NMS and scores with the VOC
 // protocol. `progress(done, total)` is called after each batch.
-EvalRun evaluate_model(const model::FusedYoloV2& net, const data::VocDataset& dataset, const EvalOptions& options,
+EvalRun evaluate_model(const model::FusedYoloV2& net, const data::Dataset& dataset, const EvalOptions& options,
                        const c10::Device& device, const std::function<void(int64_t, int64_t)>& progress = {});
 
 // The terminal table: class, ground truths (difficult apart), detections, recall, AP, and mAP.
@@ -48,6 +48,6 @@ void write_map_json(const std::string& path, const MapResult& result);
 
 // comp4 results files, map.json and PR-curve PNGs into `dir`; returns the files written.
 std::vector<std::string> write_eval_report(const std::string& dir, const std::string& split_name,
-                                           const data::VocDataset& dataset, const EvalRun& run);
+                                           const data::Dataset& dataset, const EvalRun& run);
 
 }  // namespace yolo2::eval
