@@ -5,6 +5,8 @@
 #   scripts/setup.sh --torch pypi    Debian packages, LibTorch 2.x from PyPI's torch wheel (with CUDA)
 #                                    into .torch-pypi/ (about 2.7 GB to download, 4.6 GB on disk)
 #   scripts/setup.sh --fuzz          also clang and its libFuzzer / sanitizer runtimes (scripts/fuzz.sh)
+# Test references from PyPI (pycocotools for the COCO evaluation test) go into .test-deps/, for the
+# tests only: yolo2 itself never imports or links them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/torch-choice.sh
@@ -24,10 +26,11 @@ PACKAGES=(
   libjpeg-dev            # libjpeg-turbo's API: JPEG decoding with its damaged-data warnings as errors
   clang-format           # scripts/format.sh (the code style)
   python3                # scripts/experiment_report.py and its test, scripts/gpu-check.sh's reference
+  python3-pip            # the tests' references from PyPI (.test-deps/)
 )
 case "$YOLO2_TORCH" in
   debian) PACKAGES+=(libtorch-dev) ;;                 # LibTorch 1.13.1 (CPU), the C++ frontend
-  pypi) PACKAGES+=(python3-pip) ;;                    # to install the wheel
+  pypi) ;;                                            # the wheel comes through pip (above)
 esac
 if [ "$FUZZ" = 1 ]; then PACKAGES+=(clang libclang-rt-14-dev); fi  # libFuzzer, ASan and UBSan (clang 14)
 
@@ -72,5 +75,20 @@ if [ "$YOLO2_TORCH" = pypi ]; then
     rm -rf "$YOLO2_TORCH_PYPI_DIR"
     mv "$YOLO2_TORCH_PYPI_DIR.partial" "$YOLO2_TORCH_PYPI_DIR"
   fi
+fi
+# The tests' references, pinned (tests/coco_eval_test.py: pycocotools and its numpy).
+TEST_DEPS_DIR=${YOLO2_TEST_DEPS_DIR:-$PWD/.test-deps}
+TEST_DEPS=("pycocotools==2.0.8" "numpy==2.2.6")
+test_deps_marker="$TEST_DEPS_DIR/.installed-$(printf '%s ' "${TEST_DEPS[@]}" | cksum | cut -d' ' -f1)"
+if [ -f "$test_deps_marker" ]; then
+  echo "setup: test references present in $TEST_DEPS_DIR"
+else
+  echo "setup: installing the test references ${TEST_DEPS[*]} from PyPI into $TEST_DEPS_DIR"
+  rm -rf "$TEST_DEPS_DIR.partial"
+  # --no-deps: pycocotools' plotting dependencies (matplotlib) are not needed to evaluate.
+  python3 -m pip install --quiet --no-deps --target "$TEST_DEPS_DIR.partial" "${TEST_DEPS[@]}"
+  rm -rf "$TEST_DEPS_DIR"
+  mv "$TEST_DEPS_DIR.partial" "$TEST_DEPS_DIR"
+  touch "$test_deps_marker"
 fi
 echo "setup: done ($YOLO2_TORCH LibTorch)"

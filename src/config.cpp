@@ -670,26 +670,27 @@ void add_train_keys(std::vector<Field>& f) {
 }
 
 void add_eval_keys(std::vector<Field>& f) {
-  f.insert(
-      f.end(),
-      {
-          YOLO2_KEY(std::string, eval.metric, "AP metric: voc07 (11-point, VOC2007 test) or voc12 (area, VOC2010+).",
-                    Check<std::string>([](const std::string& v) -> std::optional<std::string> {
-                      if (v == "voc07" || v == "voc12") return std::nullopt;
-                      return "must be voc07 or voc12, got '" + v + "'";
-                    })),
-          YOLO2_KEY(double, eval.iou, "IoU for a true positive.", in_range<double>(0.01, 1)),
-          YOLO2_KEY(bool, eval.strict_iou,
-                    "A match needs IoU > eval.iou (py-faster-rcnn's voc_eval.py) instead of >= (the VOC "
-                    "devkit's VOCevaldet.m)."),
-          YOLO2_KEY(double, eval.conf_thresh, "Score threshold for mAP (darknet: 0.005).", in_range<double>(0, 1)),
-          YOLO2_KEY(double, eval.detect_thresh, "Score threshold for `yolo2 detect`.", in_range<double>(0, 1)),
-          YOLO2_KEY(double, eval.nms, "Per-class NMS IoU threshold.", in_range<double>(0, 1)),
-          YOLO2_KEY(int, eval.max_detections, "Detections kept per image.", in_range<int>(1, 100000)),
-          YOLO2_KEY(int, eval.every, "Iterations between evaluations during training (0: only at the end).",
-                    in_range<int>(0, 1 << 30)),
-          YOLO2_KEY(int, eval.batch, "Images per forward pass in evaluation.", in_range<int>(1, 4096)),
-      });
+  f.insert(f.end(),
+           {
+               YOLO2_KEY(std::string, eval.metric,
+                         "AP metric: voc07 (11-point, VOC2007 test), voc12 (area, VOC2010+) or coco (COCO's AP at IoU "
+                         ".50:.95 with AP50, AP75, APs/m/l and AR, as pycocotools' COCOeval).",
+                         Check<std::string>([](const std::string& v) -> std::optional<std::string> {
+                           if (v == "voc07" || v == "voc12" || v == "coco") return std::nullopt;
+                           return "must be voc07, voc12 or coco, got '" + v + "'";
+                         })),
+               YOLO2_KEY(double, eval.iou, "IoU for a true positive.", in_range<double>(0.01, 1)),
+               YOLO2_KEY(bool, eval.strict_iou,
+                         "A match needs IoU > eval.iou (py-faster-rcnn's voc_eval.py) instead of >= (the VOC "
+                         "devkit's VOCevaldet.m)."),
+               YOLO2_KEY(double, eval.conf_thresh, "Score threshold for mAP (darknet: 0.005).", in_range<double>(0, 1)),
+               YOLO2_KEY(double, eval.detect_thresh, "Score threshold for `yolo2 detect`.", in_range<double>(0, 1)),
+               YOLO2_KEY(double, eval.nms, "Per-class NMS IoU threshold.", in_range<double>(0, 1)),
+               YOLO2_KEY(int, eval.max_detections, "Detections kept per image.", in_range<int>(1, 100000)),
+               YOLO2_KEY(int, eval.every, "Iterations between evaluations during training (0: only at the end).",
+                         in_range<int>(0, 1 << 30)),
+               YOLO2_KEY(int, eval.batch, "Images per forward pass in evaluation.", in_range<int>(1, 4096)),
+           });
 }
 
 void add_classify_keys(std::vector<Field>& f) {

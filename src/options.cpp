@@ -70,7 +70,8 @@ eval::DetectOptions detect_options(const EvalConfig& e, bool for_map) {
 
 eval::VocEvalOptions voc_options(const EvalConfig& e) {
   eval::VocEvalOptions o;
-  o.metric = eval::ap_metric_from_string(e.metric);
+  // coco: COCO's figures head the report; the VOC protocol beside them is VOC2007's.
+  o.metric = e.metric == "coco" ? eval::ApMetric::Voc07 : eval::ap_metric_from_string(e.metric);
   o.iou_threshold = e.iou;
   o.inclusive_threshold = !e.strict_iou;
   return o;
@@ -81,6 +82,7 @@ eval::EvalOptions eval_options(const Config& c) {
   o.loader = loader_options(c, false);
   o.detect = detect_options(c.eval, true);
   o.voc = voc_options(c.eval);
+  o.coco = c.eval.metric == "coco";
   return o;
 }
 

@@ -106,7 +106,13 @@ const json& array_member(const json& root, const char* key, const At& at) {
 }
 
 // Category id -> label (categories sorted by id), and the names in label order.
-std::pair<std::unordered_map<int64_t, int>, std::vector<std::string>> categories(const json& root, const At& top) {
+struct Categories {
+  std::unordered_map<int64_t, int> label;  // category id -> label
+  std::vector<std::string> names;          // in label order
+  std::vector<int64_t> ids;                // label -> category id
+};
+
+Categories categories(const json& root, const At& top) {
   const At at = top / "categories";
   const json& cats = array_member(root, "categories", top);
   std::map<int64_t, std::string> by_id;
@@ -119,15 +125,15 @@ std::pair<std::unordered_map<int64_t, int>, std::vector<std::string>> categories
       (c / "id").fail("category id " + std::to_string(id) + " appears twice");
   }
   if (by_id.empty()) at.fail("lists no category");
-  std::unordered_map<int64_t, int> label;
-  std::vector<std::string> names;
+  Categories c;
   for (const auto& [id, name] : by_id) {
-    if (std::find(names.begin(), names.end(), name) != names.end())
+    if (std::find(c.names.begin(), c.names.end(), name) != c.names.end())
       at.fail("the name '" + name + "' is given to two categories");
-    label[id] = static_cast<int>(names.size());
-    names.push_back(name);
+    c.label[id] = static_cast<int>(c.names.size());
+    c.names.push_back(name);
+    c.ids.push_back(id);
   }
-  return {label, names};
+  return c;
 }
 
 // The images, in the file's order, with their index by id.
@@ -184,6 +190,7 @@ void annotations(const json& root, const At& top, const std::unordered_map<int64
     o.name = options.class_names[static_cast<std::size_t>(o.label)];
     const auto crowd = ann.find("iscrowd");
     o.crowd = crowd != ann.end() && integer(*crowd, a / "iscrowd") != 0;
+    if (const auto area = ann.find("area"); area != ann.end()) o.area = number(*area, a / "area");
     o.difficult = o.crowd;
     if (!clip_box(v[0], v[1], v[0] + v[2], v[1] + v[3], rec, a.path, a.file, o, issues)) continue;
     if (o.difficult && !options.keep_difficult) {
@@ -199,7 +206,7 @@ void annotations(const json& root, const At& top, const std::unordered_map<int64
 std::pair<std::vector<std::string>, std::string> coco_class_names(const DatasetSplit& entry) {
   const CocoFiles files = coco_files(entry);
   const std::string file = files.json_file.string();
-  return {categories(read_json(files.json_file), At{file, "$"}).second, file};
+  return {categories(read_json(files.json_file), At{file, "$"}).names, file};
 }
 
 void load_coco_entry(const DatasetSplit& entry, const ParseOptions& options, Dataset& ds) {
@@ -208,11 +215,14 @@ void load_coco_entry(const DatasetSplit& entry, const ParseOptions& options, Dat
   const json root = read_json(files.json_file);
   const At top{file, "$"};
   if (!root.is_object()) top.fail("must be an object with images, annotations and categories");
-  const auto [label, names] = categories(root, top);
-  check_class_names(names, file, options.class_names);
+  const Categories cats = categories(root, top);
+  check_class_names(cats.names, file, options.class_names);
+  if (!ds.category_ids.empty() && ds.category_ids != cats.ids)
+    throw Error(file + ": its category ids differ from those of the dataset's other COCO entries");
+  ds.category_ids = cats.ids;
   std::unordered_map<int64_t, std::size_t> index;
   std::vector<ImageRecord> recs = images(root, top, files, index);
-  annotations(root, top, label, index, options, recs, ds.issues);
+  annotations(root, top, cats.label, index, options, recs, ds.issues);
   for (auto& rec : recs) add_image(std::move(rec), options, ds);
   ds.sources.push_back(file + ": " + std::to_string(index.size()) + " images");
 }

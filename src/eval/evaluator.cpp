@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "yolo2/data/loader.hpp"
+#include "yolo2/eval/coco_json.hpp"
 #include "yolo2/eval/report.hpp"
 #include "yolo2/eval/results_io.hpp"
 #include "yolo2/model/autocast_scope.hpp"
@@ -67,7 +68,7 @@ EvalRun evaluate_model(const model::FusedYoloV2& fused, const data::Dataset& ds,
     done += static_cast<int64_t>(batch->image_indices.size());
     if (progress) progress(done, total);
   }
-  run.metrics = evaluate_voc(ground_truth(ds), run.detections, ds.class_names, options.voc);
+  score(run, ds, options);
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   run.images_per_second = run.seconds > 0 ? static_cast<double>(total) / run.seconds : 0;
   return run;
@@ -136,7 +137,54 @@ std::vector<std::string> write_eval_report(const std::string& dir, const std::st
   files.push_back(json);
   const auto plots = save_pr_plots(run.metrics, (std::filesystem::path(dir) / "pr").string());
   files.insert(files.end(), plots.begin(), plots.end());
+  if (run.coco) {
+    files.push_back((std::filesystem::path(dir) / "coco.json").string());
+    write_coco_json(files.back(), *run.coco, ds.class_names);
+    files.push_back((std::filesystem::path(dir) / "detections.json").string());
+    write_coco_results(files.back(), ds, run.detections);
+  }
   return files;
+}
+
+void score(EvalRun& run, const data::Dataset& ds, const EvalOptions& options) {
+  run.metrics = evaluate_voc(ground_truth(ds), run.detections, ds.class_names, options.voc);
+  if (options.coco)
+    run.coco = evaluate_coco(coco_ground_truth(ds), coco_detections(run.detections), static_cast<int>(ds.images.size()),
+                             static_cast<int>(ds.class_names.size()));
+}
+
+double headline_map(const EvalRun& run) { return run.coco ? run.coco->stats[0] : run.metrics.map; }
+
+std::vector<double> per_class_ap(const EvalRun& run) {
+  std::vector<double> out;
+  if (run.coco) {
+    for (double ap : run.coco->per_class_ap) out.push_back(ap > -1 ? ap : std::nan(""));
+  } else {
+    for (const auto& c : run.metrics.per_class) out.push_back(c.ap);
+  }
+  return out;
+}
+
+std::string format_run_table(const EvalRun& run, const std::vector<std::string>& class_names) {
+  return run.coco ? format_coco_table(*run.coco, class_names) : format_map_table(run.metrics);
+}
+
+void write_coco_json(const std::string& path, const CocoResult& r, const std::vector<std::string>& class_names) {
+  nlohmann::ordered_json j;
+  j["metric"] = "coco";
+  j["stat_names"] = coco_stat_names();
+  nlohmann::ordered_json stats = nlohmann::ordered_json::object();
+  for (std::size_t i = 0; i < r.stats.size(); ++i) stats[coco_stat_names()[i]] = r.stats[i];
+  j["stats"] = stats;
+  j["per_class_ap"] = r.per_class_ap;
+  nlohmann::ordered_json classes = nlohmann::ordered_json::object();
+  for (std::size_t k = 0; k < class_names.size() && k < r.per_class_ap.size(); ++k)
+    classes[class_names[k]] =
+        r.per_class_ap[k] > -1 ? nlohmann::ordered_json(r.per_class_ap[k]) : nlohmann::ordered_json();
+  j["classes"] = classes;
+  j["images"] = r.images;
+  j["detections"] = r.detections;
+  util::write_file_atomic(path, j.dump(2) + "\n");
 }
 
 }  // namespace yolo2::eval

@@ -53,7 +53,7 @@ eval::EvalRun evaluate_sharded(const model::FusedYoloV2& net, const data::Datase
     d.box = {static_cast<float>(a[3]), static_cast<float>(a[4]), static_cast<float>(a[5]), static_cast<float>(a[6])};
     run.detections.push_back(d);
   }
-  run.metrics = eval::evaluate_voc(eval::ground_truth(test), run.detections, test.class_names, options.voc);
+  eval::score(run, test, options);
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   run.images_per_second = run.seconds > 0 ? static_cast<double>(test.images.size()) / run.seconds : 0;
   return run;
@@ -88,9 +88,9 @@ class DetectionEvaluation : public Evaluation {
                                    : eval::evaluate_model(fused, test_, options, p.device);
     if (!t.main_rank()) return std::nullopt;
     spdlog::info("evaluation at iteration {} on {} test images ({:.1f} images/s):\n{}", p.state.iteration,
-                 test_.images.size(), r.images_per_second, eval::format_map_table(r.metrics));
-    std::vector<double> row{r.metrics.map};
-    for (const auto& c : r.metrics.per_class) row.push_back(c.ap);
+                 test_.images.size(), r.images_per_second, eval::format_run_table(r, test_.class_names));
+    std::vector<double> row{eval::headline_map(r)};
+    for (double ap : eval::per_class_ap(r)) row.push_back(ap);
     return row;
   }
 

@@ -1,8 +1,9 @@
 // libFuzzer targets for every parser a user feeds yolo2 (issue 29): VOC XML, ImageSets lists,
-// darknet label files, COCO JSON, classes.txt, the YAML config with --set overrides, VOC results files, checkpoint
-// archives (the zip directory and records yolo2 checks itself, not LibTorch's reader) and image headers with the JPEG
-// decoder. A parser may refuse its input with yolo2::Error (a named error, the expected outcome for bad input);
-// anything else (another exception, a crash, a sanitizer report, a hang, a huge allocation) is a finding.
+// darknet label files, COCO JSON, classes.txt, the YAML config with --set overrides, VOC and COCO
+// results files, checkpoint archives (the zip directory and records yolo2 checks itself, not
+// LibTorch's reader) and image headers with the JPEG decoder. A parser may refuse its input with
+// yolo2::Error (a named error, the expected outcome for bad input); anything else (another
+// exception, a crash, a sanitizer report, a hang, a huge allocation) is a finding.
 //
 // Built twice: with clang's -fsanitize=fuzzer,address,undefined as `yolo2_fuzz` by scripts/fuzz.sh
 // (tests/fuzz/CMakeLists.txt; YOLO2_FUZZ_TARGET picks the target), and with the project's compiler
@@ -25,6 +26,7 @@
 #include "yolo2/data/image_io.hpp"
 #include "yolo2/data/voc.hpp"
 #include "yolo2/error.hpp"
+#include "yolo2/eval/coco_json.hpp"
 #include "yolo2/eval/results_io.hpp"
 #include "yolo2/util/zip_check.hpp"
 
@@ -147,6 +149,23 @@ void results(const uint8_t* d, std::size_t n) {
   eval::read_voc_results((scratch() / "res").string(), "test", kClasses, {"000001", "000002", "2008_000003"});
 }
 
+// A COCO results JSON against a two-image VOC-form dataset (string image ids, category = label + 1),
+// scored with COCO's evaluation when it reads.
+void coco_results(const uint8_t* d, std::size_t n) {
+  data::Dataset ds;
+  ds.class_names = kClasses;
+  for (const char* id : {"000001", "2008_000003"}) {
+    data::ImageRecord rec;
+    rec.id = id, rec.width = 64, rec.height = 48;
+    data::Object o;
+    o.label = 1, o.x1 = 4, o.y1 = 4, o.x2 = 30, o.y2 = 20;
+    rec.objects.push_back(o);
+    ds.images.push_back(rec);
+  }
+  const auto dets = eval::read_coco_results(put("r.json", d, n), ds);
+  eval::evaluate_coco(eval::coco_ground_truth(ds), dets, 2, static_cast<int>(kClasses.size()));
+}
+
 void checkpoint_zip(const uint8_t* d, std::size_t n) { util::verify_zip_checksums(put("c.ckpt", d, n)); }
 
 void image(const uint8_t* d, std::size_t n) {
@@ -166,6 +185,7 @@ const std::vector<Target>& targets() {
       {"image", image},
       {"darknet_labels", darknet_labels},
       {"coco_json", coco_json},
+      {"coco_results", coco_results},
   };
   return all;
 }

@@ -23,6 +23,7 @@ struct Object {
   bool difficult = false;  // VOC's flag; a COCO crowd box is difficult too (ignored by VOC's evaluation)
   bool truncated = false;
   bool crowd = false;  // COCO's iscrowd
+  double area = 0;     // COCO's `area` (the segment's, in real COCO); 0: none given (w * h is used)
 };
 
 // One image and its annotation.
@@ -71,8 +72,9 @@ const char* to_string(ParseIssue::Kind kind);
 struct Dataset {
   std::vector<ImageRecord> images;
   std::vector<std::string> class_names;
-  std::vector<ParseIssue> issues;    // every clip, drop and skip made while reading
-  std::vector<std::string> sources;  // "root/ImageSets/Main/split.txt: N images"
+  std::vector<int64_t> category_ids;  // COCO: the category id of each label; empty for the other forms
+  std::vector<ParseIssue> issues;     // every clip, drop and skip made while reading
+  std::vector<std::string> sources;   // "root/ImageSets/Main/split.txt: N images"
 };
 
 // The form of an entry, `auto` resolved from what is on disk (Throws yolo2::Error naming the root
