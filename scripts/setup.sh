@@ -27,6 +27,7 @@ PACKAGES=(
   clang-format           # scripts/format.sh (the code style)
   python3                # scripts/experiment_report.py and its test, scripts/gpu-check.sh's reference
   python3-pip            # the tests' references from PyPI (.test-deps/)
+  curl                   # scripts/get-voc.sh (VOC's archives) and its test
 )
 case "$YOLO2_TORCH" in
   debian) PACKAGES+=(libtorch-dev) ;;                 # LibTorch 1.13.1 (CPU), the C++ frontend
