@@ -9,11 +9,12 @@
 # - Mirrors are tried in turn: YOLO2_VOC_MIRRORS (spaces between them; "{year}" in a mirror becomes
 #   2007 or 2012), by default the official host, then pjreddie.com (darknet's).
 # - Every archive's size and MD5 (torchvision's, the official archives') are checked before it is
-#   unpacked; a wrong one is refused with both values named, kept as <archive>.bad (for a look), and
-#   the script ends with status 1.
+#   unpacked; a wrong one is kept as <archive>.bad (for a look) and the next mirror tried; when none
+#   serves a right one the script names both values and ends with status 1. A network failure keeps
+#   the .part: the next run resumes it.
 # - An existing copy is never touched: a VOC folder whose image lists, images and annotations are all
 #   there (or that this script unpacked, DIR/VOCdevkit/.get-voc-<archive>) is left as it is, and
-#   unpacking never replaces a file that exists (tar --skip-old-files).
+#   unpacking (into a staging folder first) never replaces a file that exists.
 # YOLO2_VOC_ARCHIVES replaces the table below (lines "archive md5 bytes year folder split"), for tests.
 set -euo pipefail
 
@@ -33,15 +34,17 @@ mkdir -p "$DIR/downloads" "$DIR/VOCdevkit"
 split_complete() {  # folder split
   local root=$1 list="$1/ImageSets/Main/$2.txt" id
   [ -s "$list" ] || return 1
-  while read -r id _; do
+  while read -r id _ || [ -n "${id:-}" ]; do
     [ -z "$id" ] && continue
     [ -f "$root/JPEGImages/$id.jpg" ] && [ -f "$root/Annotations/$id.xml" ] || return 1
   done < "$list"
 }
 
-# Downloads one archive into DIR/downloads/<archive> (resuming a .part), trying each mirror.
-fetch() {  # archive bytes year
-  local name=$1 bytes=$2 year=$3 part="$DIR/downloads/$1.part" have mirror url
+# Downloads one archive into DIR/downloads/<archive> and checks it, trying each mirror: a network
+# failure keeps the .part for the next mirror (or the next run) to resume; a file the mirror calls
+# complete but of the wrong size or MD5 becomes <archive>.bad and the next mirror starts afresh.
+fetch() {  # archive md5 bytes year
+  local name=$1 md5=$2 bytes=$3 year=$4 part="$DIR/downloads/$1.part" have mirror url got problem=""
   [ -f "$DIR/downloads/$name" ] && return 0
   for mirror in $MIRRORS; do
     url="${mirror//\{year\}/$year}$name"
@@ -49,30 +52,39 @@ fetch() {  # archive bytes year
     if [ "$have" -gt "$bytes" ]; then
       fail "$part is $have bytes, more than the $bytes of $name: not a partial download of it (delete it to start over)"
     fi
-    [ "$have" -eq "$bytes" ] && break
-    say "$name: from $url$([ "$have" -gt 0 ] && echo " (resuming at byte $have)")"
-    if curl --fail --location --silent --show-error --retry 3 --connect-timeout 20 -C - -o "$part" "$url"; then
-      break
+    if [ "$have" -lt "$bytes" ]; then
+      say "$name: from $url$([ "$have" -gt 0 ] && echo " (resuming at byte $have)")"
+      if ! curl --fail --location --silent --show-error --retry 3 --connect-timeout 20 -C - -o "$part" "$url"; then
+        say "$name: $url did not serve it (the partial download is kept); next mirror"
+        continue
+      fi
     fi
-    say "$name: $url did not serve it; next mirror"
+    got=$(stat -c %s "$part")
+    if [ "$got" -ne "$bytes" ]; then
+      problem="$got bytes, expected $bytes (a truncated or different file)"
+    else
+      got=$(md5sum "$part" | cut -d' ' -f1)
+      [ "$got" = "$md5" ] && { mv "$part" "$DIR/downloads/$name"; return 0; }
+      problem="MD5 $got, expected $md5 (a damaged or different file)"
+    fi
+    mv "$part" "$DIR/downloads/$name.bad"
+    say "$name from $url: $problem; kept as $DIR/downloads/$name.bad"
   done
-  [ -f "$part" ] || fail "$name: no mirror served it (tried: $MIRRORS)"
-  mv "$part" "$DIR/downloads/$name"
+  [ -n "$problem" ] && fail "$name: $problem; not unpacked (kept as $DIR/downloads/$name.bad)"
+  fail "$name: no mirror served it completely (tried: $MIRRORS); run again to resume from $part"
 }
 
-# Size, then MD5; a wrong archive becomes <archive>.bad and stops the script.
-verify() {  # archive md5 bytes
-  local file="$DIR/downloads/$1" got
-  got=$(stat -c %s "$file")
-  if [ "$got" -ne "$3" ]; then
-    mv "$file" "$file.bad"
-    fail "$1: $got bytes, expected $3 (a truncated or different file; kept as $file.bad, not unpacked)"
-  fi
-  got=$(md5sum "$file" | cut -d' ' -f1)
-  if [ "$got" != "$2" ]; then
-    mv "$file" "$file.bad"
-    fail "$1: MD5 $got, expected $2 (a damaged or different file; kept as $file.bad, not unpacked)"
-  fi
+# Unpacks into a staging folder first (an interrupted tar leaves nothing half-written in VOCdevkit),
+# then moves each file in unless one of that name is already there.
+unpack() {  # archive
+  local stage="$DIR/downloads/.unpack-$1" f
+  rm -rf "$stage" && mkdir -p "$stage"
+  tar -x -f "$DIR/downloads/$1" -C "$stage"
+  (cd "$stage" && find . -type d -print0) | while IFS= read -r -d '' f; do mkdir -p "$DIR/$f"; done
+  (cd "$stage" && find . -type f -print0) | while IFS= read -r -d '' f; do
+    [ -e "$DIR/$f" ] || mv "$stage/$f" "$DIR/$f"
+  done
+  rm -rf "$stage"
 }
 
 while read -r name md5 bytes year folder split; do
@@ -83,11 +95,10 @@ while read -r name md5 bytes year folder split; do
     say "$folder $split: complete in $root, left untouched"
     continue
   fi
-  fetch "$name" "$bytes" "$year"
-  verify "$name" "$md5" "$bytes"
+  fetch "$name" "$md5" "$bytes" "$year"
   say "$name: size and MD5 right; unpacking into $DIR/VOCdevkit"
   # The archives hold VOCdevkit/<folder>/...; files already there are kept as they are.
-  tar -x --skip-old-files -f "$DIR/downloads/$name" -C "$DIR"
+  unpack "$name"
   split_complete "$root" "$split" || fail "$name: unpacked, but $root lacks files of its $split list"
   touch "$marker"
   say "$folder $split: ready ($(wc -l < "$root/ImageSets/Main/$split.txt") images)"

@@ -10,7 +10,8 @@ declared sizes) and a results JSON, runs
 
 and compares its 12 figures and its per-class AP with pycocotools' COCOeval (iouType bbox) to 1e-6.
 Every coordinate is a multiple of 1/4 and every score a multiple of 2**-20, so yolo2's float32 boxes
-hold the very values pycocotools reads; scores are distinct, so no tie order can differ.
+hold the very values pycocotools reads. The images are listed out of id order, and one case has only
+16 distinct scores, so ties across images are broken as pycocotools breaks them (by image id).
 
     python3 tests/coco_eval_test.py build/yolo2
 Exit status 77 (ctest's skip) when pycocotools is not installed (scripts/setup.sh installs it).
@@ -53,11 +54,12 @@ def quarter_below(x):
     return math.floor(x * 4) / 4
 
 
-def make_case(seed, num_images, num_classes):
+def make_case(seed, num_images, num_classes, ties):
     rng = random.Random(seed)
     cat_ids = sorted(rng.sample(range(1, 200), num_classes))
     images, anns, dets = [], [], []
-    scores = rng.sample(range(1, 1 << 20), 20000)  # distinct, exact in float32
+    # Distinct scores, or (ties) only 16 values, so that equal scores meet across and within images.
+    scores = [rng.randint(1, 16) << 16 for _ in range(20000)] if ties else rng.sample(range(1, 1 << 20), 20000)
     next_score = iter(scores)
     for i in range(num_images):
         w, h = rng.choice([(640, 480), (320, 240), (500, 375), (200, 300)])
@@ -89,6 +91,7 @@ def make_case(seed, num_images, num_classes):
         dets.append({"image_id": first["id"], "category_id": cat_ids[0],
                      "bbox": [quarter(rng.uniform(0, 300)), quarter(rng.uniform(0, 200)), 40.0, 30.0],
                      "score": next(next_score) / (1 << 20)})
+    rng.shuffle(images)  # the file's order is not the ids' (pycocotools evaluates by sorted id)
     cats = [{"id": c, "name": f"class{c}"} for c in cat_ids]
     rng.shuffle(cats)  # yolo2 orders them by id, as pycocotools' getCatIds does
     return {"images": images, "annotations": anns, "categories": cats}, dets
@@ -112,8 +115,8 @@ def reference(gt_path, dets):
 def main():
     yolo2 = sys.argv[1] if len(sys.argv) > 1 else "build/yolo2"
     failures = 0
-    for seed, num_images, num_classes in [(1, 40, 12), (2, 25, 30), (3, 60, 5)]:
-        gt, dets = make_case(seed, num_images, num_classes)
+    for seed, num_images, num_classes, ties in [(1, 40, 12, False), (2, 25, 30, False), (3, 60, 5, True)]:
+        gt, dets = make_case(seed, num_images, num_classes, ties)
         with tempfile.TemporaryDirectory(prefix="yolo2-coco-") as root:
             os.makedirs(os.path.join(root, "annotations"))
             os.makedirs(os.path.join(root, "test"))

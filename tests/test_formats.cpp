@@ -305,6 +305,30 @@ TEST(CocoJson, CategoriesByIdCrowdBoxesAndNamedErrors) {
           .find("differ from the model's"),
       std::string::npos);
   EXPECT_NE(coco_error(R"({"images": [)").find("malformed JSON"), std::string::npos);
+  // A number beyond a double's range is nlohmann's out_of_range, named all the same.
+  EXPECT_NE(coco_error(R"({"images": [], "x": 1e400})").find("JSON"), std::string::npos);
+}
+
+TEST(DatasetForms, SynthOverwriteChangesTheFormCleanlyAndNeverAUsersFile) {
+  TempDir dir("yolo2-forms");
+  const std::string out = dir.file("d");
+  write_synth(synth_options(out, DatasetFormat::Voc, true));
+  // VOC -> COCO: no empty Annotations/ is left to make the folder read as VOC.
+  SynthOptions coco = synth_options(out, DatasetFormat::Coco, true);
+  coco.overwrite = true;
+  const SynthResult r = write_synth(coco);
+  EXPECT_FALSE(fs::exists(dir.file("d/Annotations")));
+  EXPECT_EQ(resolve_format({out, "test"}), DatasetFormat::Coco);
+  EXPECT_EQ(load_dataset({{out, "test"}}, parse_options(r, false)).images.size(), 6u);
+  // A file the user added, which the darknet form would write, is refused (before synth deletes
+  // anything) and kept.
+  write_text(dir.file("d/data.yaml"), "mine\n");
+  SynthOptions darknet = synth_options(out, DatasetFormat::Darknet, false);
+  darknet.overwrite = true;
+  const std::string e = error_of([&] { write_synth(darknet); });
+  EXPECT_NE(e.find(dir.file("d/data.yaml") + ": exists and synth did not write it"), std::string::npos) << e;
+  EXPECT_EQ(yolo2::testing::read_text(dir.file("d/data.yaml")), "mine\n");
+  EXPECT_TRUE(fs::exists(dir.file("d/annotations/instances_test.json"))) << "refused before anything was deleted";
 }
 
 TEST(DatasetForms, AnUnrecognisedRootNamesWhatWasLookedFor) {

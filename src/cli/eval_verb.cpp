@@ -55,7 +55,7 @@ void score_results_files(const EvalFlags& f) {
   if (config.eval.metric == "coco") {
     const eval::CocoResult r =
         eval::evaluate_coco(eval::coco_ground_truth(ds), coco_form, static_cast<int>(ds.images.size()),
-                            static_cast<int>(ds.class_names.size()));
+                            static_cast<int>(ds.class_names.size()), eval::coco_image_order(ds));
     std::cout << eval::format_coco_table(r, ds.class_names);
     if (!f.json.empty()) eval::write_coco_json(f.json, r, ds.class_names);
     return;

@@ -321,8 +321,15 @@ void load_darknet_entry(const DatasetSplit& entry, const ParseOptions& options, 
       add_image(std::move(rec), options, ds);  // throws, or counts the skip
       continue;
     }
-    const cv::Size size = image_size(path);
-    rec.width = size.width, rec.height = size.height;
+    try {
+      const cv::Size size = image_size(path);
+      rec.width = size.width, rec.height = size.height;
+    } catch (const Error& e) {
+      if (!options.skip_bad_images)
+        throw Error(std::string(e.what()) + " (data.skip_bad_images: true skips such images)");
+      ds.issues.push_back({ParseIssue::Kind::BadImage, path, e.what()});
+      continue;
+    }
     std::error_code ec;
     if (!fs::exists(labels, ec)) {
       // darknet and ultralytics: an image without a label file is an image without objects.

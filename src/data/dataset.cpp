@@ -140,11 +140,12 @@ std::optional<DatasetFormat> detect_format(const DatasetSplit& entry) {
     if (ext == ".data" || ext == ".yaml" || ext == ".yml" || ext == ".txt") return DatasetFormat::Darknet;
     return std::nullopt;
   }
+  // COCO first: on a case-insensitive file system its annotations/ is also Annotations/.
+  if (fs::is_regular_file(root / "annotations" / ("instances_" + entry.split + ".json"), ec))
+    return DatasetFormat::Coco;
   if (fs::is_regular_file(root / "ImageSets" / "Main" / (entry.split + ".txt"), ec) ||
       fs::is_directory(root / "Annotations", ec))
     return DatasetFormat::Voc;
-  if (fs::is_regular_file(root / "annotations" / ("instances_" + entry.split + ".json"), ec))
-    return DatasetFormat::Coco;
   if (fs::is_regular_file(root / "obj.data", ec) || fs::is_directory(root / "images" / entry.split, ec) ||
       fs::is_regular_file(root / (entry.split + ".txt"), ec))
     return DatasetFormat::Darknet;

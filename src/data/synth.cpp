@@ -806,19 +806,63 @@ void claim_out_dir(const SynthOptions& o) {
         remove_if(root / split / name, [](const fs::path& p) { return six_digit_stem(p, ".jpg"); });
     removed += remove_listed(root, "classes.txt");
   }
-  // The classification layout's class folders, when synth's removal left them empty.
+  // The folders of every layout (the classification set's class folders, VOC's, darknet's and
+  // COCO's), when synth's removal left them empty: an empty Annotations/ would still read as VOC.
+  std::vector<fs::path> folders;
   for (const char* split : {"train", "val"})
-    for (const char* name : kShapeNames) {
-      const fs::path cls = root / split / name;
-      std::error_code ec;
-      if (fs::is_directory(fs::symlink_status(cls)) && fs::is_empty(cls, ec)) fs::remove(cls, ec);
-    }
+    for (const char* name : kShapeNames) folders.push_back(root / split / name);
+  for (const char* dir :
+       {"train", "val", "ImageSets/Main", "ImageSets", "Annotations", "JPEGImages", "images", "labels", "annotations"})
+    folders.push_back(root / dir);
+  for (const fs::path& dir : folders) {
+    std::error_code ec;
+    if (fs::is_directory(fs::symlink_status(dir)) && fs::is_empty(dir, ec)) fs::remove(dir, ec);
+  }
   spdlog::info("synth --overwrite: removed {} file(s) the earlier synth run wrote in {}", removed, o.out_dir);
 }
 
 }  // namespace
 
 namespace {
+
+// A file this run would write that is there and is not the earlier synth run's (not in its marker's
+// list; without a list, not of the names synth's fallback removal knows) is a user's, e.g. a data.yaml
+// added beside an earlier VOC form: refused before anything is deleted, never overwritten.
+void refuse_foreign_targets(const SynthOptions& o) {
+  if (o.classification || !o.overwrite) return;  // class folders are synth's alone; a non-empty --out is refused anyway
+  const fs::path root(o.out_dir);
+  const std::optional<std::vector<std::string>> listed = listed_files(root);
+  const std::set<std::string> own =
+      listed ? std::set<std::string>(listed->begin(), listed->end()) : std::set<std::string>{};
+  const auto synths = [&](const std::string& name) {
+    if (listed) return own.count(name) > 0;
+    const fs::path p(name);
+    const std::string dir = p.parent_path().generic_string();
+    return name == "classes.txt" || dir == "ImageSets/Main" || (dir == "JPEGImages" && six_digit_stem(p, ".jpg")) ||
+           (dir == "Annotations" && six_digit_stem(p, ".xml"));
+  };
+  std::vector<std::string> names{"classes.txt"};
+  const bool voc = o.format == DatasetFormat::Voc, darknet = o.format == DatasetFormat::Darknet;
+  for (int i = 0; i < o.train + o.test; ++i) {
+    names.push_back(std::string(voc ? "JPEGImages/" : "images/") + image_id(i) + ".jpg");
+    if (voc) names.push_back("Annotations/" + image_id(i) + ".xml");
+    if (darknet) names.push_back("labels/" + image_id(i) + ".txt");
+  }
+  for (int split = 0; split < 4; ++split) {
+    if (voc) names.push_back("ImageSets/Main/" + set_file(split));
+    if (darknet) names.push_back(set_file(split));
+    if (o.format == DatasetFormat::Coco)
+      names.push_back(std::string("annotations/instances_") + kSplits[split] + ".json");
+  }
+  if (darknet) names.insert(names.end(), {"obj.names", "obj.data", "data.yaml"});
+  for (const auto& name : names) {
+    std::error_code ec;
+    if (fs::exists(fs::symlink_status(root / name, ec)) && !synths(name))
+      throw Error((root / name).string() +
+                  ": exists and synth did not write it (not in its marker): yolo2 leaves it untouched; move it or "
+                  "choose another --out");
+  }
+}
 
 // --classification: ROOT/train/<class>/NNNNNN.jpg (options.train images) and ROOT/val/<class>/
 // (options.test images), classes in turn, so each class has the same number of images (+-1).
@@ -860,6 +904,7 @@ SynthResult write_classification(const SynthOptions& options) {
 SynthResult write_synth(const SynthOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   validate(options);
+  refuse_foreign_targets(options);  // before claim_out_dir deletes anything
   claim_out_dir(options);
   if (options.classification) return write_classification(options);
   const fs::path root(options.out_dir);

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
@@ -50,13 +51,16 @@ std::vector<std::string> write_darknet_files(const fs::path& root, const std::ve
   std::string names_text, yaml_names;
   for (const auto& n : names) names_text += n + "\n", yaml_names += (yaml_names.empty() ? "" : ", ") + n;
   write_text(root / "obj.names", names_text);
+  // The validation list: test, or val when there is no test split.
+  const std::size_t test =
+      static_cast<std::size_t>(std::find(splits.names.begin(), splits.names.end(), "test") - splits.names.begin());
+  const std::string valid = test < splits.names.size() && !splits.indices[test].empty() ? "test.txt" : "val.txt";
   write_text(root / "obj.data",
              "# written by yolo2 synth (darknet's detector train / valid)\nclasses = " + std::to_string(names.size()) +
-                 "\ntrain = trainval.txt\nvalid = test.txt\nnames = obj.names\nbackup = backup/\n");
+                 "\ntrain = trainval.txt\nvalid = " + valid + "\nnames = obj.names\nbackup = backup/\n");
   write_text(root / "data.yaml",
-             "# written by yolo2 synth (ultralytics' dataset file)\npath: .\ntrain: trainval.txt\n"
-             "val: test.txt\nnc: " +
-                 std::to_string(names.size()) + "\nnames: [" + yaml_names + "]\n");
+             "# written by yolo2 synth (ultralytics' dataset file)\npath: .\ntrain: trainval.txt\nval: " + valid +
+                 "\nnc: " + std::to_string(names.size()) + "\nnames: [" + yaml_names + "]\n");
   for (const char* f : {"obj.names", "obj.data", "data.yaml"}) files.emplace_back(f);
   return files;
 }
@@ -67,7 +71,11 @@ std::vector<std::string> write_coco_files(const fs::path& root, const std::vecto
   json categories = json::array();
   for (std::size_t c = 0; c < names.size(); ++c) categories.push_back({{"id", c + 1}, {"name", names[c]}});
   std::vector<std::string> files;
-  fs::create_directories(root / "annotations");
+  std::error_code ec;
+  fs::create_directories(root / "annotations", ec);
+  if (ec || !fs::is_directory(root / "annotations"))
+    throw Error("synth: cannot create folder '" + (root / "annotations").string() + "'" +
+                (ec ? ": " + ec.message() : std::string()));
   for (std::size_t s = 0; s < splits.names.size(); ++s) {
     json imgs = json::array(), anns = json::array();
     for (int i : splits.indices[s]) {

@@ -179,6 +179,7 @@ struct Accumulated {
 // The ground truths and detections of each (class, image) cell, checked.
 struct Cells {
   int images = 0;
+  std::vector<int> order;  // the images in pycocotools' order
   std::vector<std::vector<const CocoGroundTruth*>> gts;
   std::vector<std::vector<const CocoDetection*>> dts;
   std::size_t at(int image, int label) const {
@@ -214,7 +215,7 @@ int evaluate_class(const Cells& cells, int k, Accumulated& acc) {
   const auto ks = static_cast<std::size_t>(k);
   std::array<std::vector<ImageEval>, kAreas> evals;
   int counted = 0;
-  for (int i = 0; i < cells.images; ++i) {
+  for (int i : cells.order) {
     const auto& g = cells.gts[cells.at(i, k)];
     std::vector<const CocoDetection*> d = cells.dts[cells.at(i, k)];
     if (g.empty() && d.empty()) continue;
@@ -259,8 +260,14 @@ double mean_ar(const Accumulated& acc, std::size_t a, std::size_t m) {
 }  // namespace
 
 CocoResult evaluate_coco(const std::vector<CocoGroundTruth>& ground_truth, const std::vector<CocoDetection>& detections,
-                         int num_images, int num_classes) {
-  const Cells cells = cells_of(ground_truth, detections, num_images, num_classes);
+                         int num_images, int num_classes, const std::vector<int>& image_order) {
+  Cells cells = cells_of(ground_truth, detections, num_images, num_classes);
+  cells.order = image_order;
+  if (cells.order.empty())
+    for (int i = 0; i < num_images; ++i) cells.order.push_back(i);
+  if (cells.order.size() != static_cast<std::size_t>(num_images))
+    throw Error("COCO evaluation: the image order names " + std::to_string(cells.order.size()) + " of " +
+                std::to_string(num_images) + " images");
   Accumulated acc(num_classes);
   CocoResult r;
   r.images = num_images;

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <unordered_map>
 
@@ -20,6 +21,14 @@ int64_t category_id(const data::Dataset& ds, int label) {
 
 json image_id(const data::ImageRecord& rec) { return rec.source_id >= 0 ? json(rec.source_id) : json(rec.id); }
 
+// A value's JSON text (invalid UTF-8 replaced rather than thrown on: ids come from file names). A
+// whole-number float id (1.0) reads as the integer, as pycocotools takes it.
+std::string text(const json& v) {
+  if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() && std::abs(v.get<double>()) < 9e15)
+    return std::to_string(static_cast<int64_t>(v.get<double>()));
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 }  // namespace
 
 std::vector<CocoGroundTruth> coco_ground_truth(const data::Dataset& ds) {
@@ -36,6 +45,15 @@ std::vector<CocoGroundTruth> coco_ground_truth(const data::Dataset& ds) {
       out.push_back(g);
     }
   return out;
+}
+
+std::vector<int> coco_image_order(const data::Dataset& ds) {
+  std::vector<int> order(ds.images.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return ds.images[static_cast<std::size_t>(a)].source_id < ds.images[static_cast<std::size_t>(b)].source_id;
+  });
+  return order;
 }
 
 std::vector<CocoDetection> coco_detections(const std::vector<Detection>& detections) {
@@ -71,7 +89,7 @@ void write_coco_results(const std::string& path, const data::Dataset& ds, const 
                    {"bbox", {d.box.x1, d.box.y1, double(d.box.x2) - d.box.x1, double(d.box.y2) - d.box.y1}},
                    {"score", d.score}});
   }
-  util::write_file_atomic(path, out.dump() + "\n");
+  util::write_file_atomic(path, out.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
 }
 
 std::vector<CocoDetection> read_coco_results(const std::string& path, const data::Dataset& ds) {
@@ -80,10 +98,12 @@ std::vector<CocoDetection> read_coco_results(const std::string& path, const data
     doc = json::parse(util::read_file(path));
   } catch (const json::parse_error& e) {
     throw Error(path + ": malformed JSON (byte " + std::to_string(e.byte) + ": " + e.what() + ")");
+  } catch (const json::exception& e) {  // e.g. a number beyond a double's range
+    throw Error(path + ": unreadable JSON (" + e.what() + ")");
   }
   if (!doc.is_array()) throw Error(path + ": a COCO results file is a list of {image_id, category_id, bbox, score}");
   std::unordered_map<std::string, int> images;  // the id's JSON text -> index
-  for (std::size_t i = 0; i < ds.images.size(); ++i) images.emplace(image_id(ds.images[i]).dump(), static_cast<int>(i));
+  for (std::size_t i = 0; i < ds.images.size(); ++i) images.emplace(text(image_id(ds.images[i])), static_cast<int>(i));
   std::unordered_map<int64_t, int> labels;
   for (std::size_t k = 0; k < ds.class_names.size(); ++k)
     labels.emplace(category_id(ds, static_cast<int>(k)), static_cast<int>(k));
@@ -94,7 +114,7 @@ std::vector<CocoDetection> read_coco_results(const std::string& path, const data
     if (!e.is_object()) throw Error(at + ": must be an object");
     for (const char* key : {"image_id", "category_id", "bbox", "score"})
       if (!e.contains(key)) throw Error(at + ": has no \"" + key + "\"");
-    const auto img = images.find(e["image_id"].dump());
+    const auto img = images.find(text(e["image_id"]));
     if (img == images.end()) throw Error(at + ".image_id: no image " + e["image_id"].dump() + " in the dataset");
     const json& cat = e["category_id"];
     const auto lab = cat.is_number_integer() ? labels.find(cat.get<int64_t>()) : labels.end();

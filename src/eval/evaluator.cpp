@@ -122,7 +122,7 @@ void write_map_json(const std::string& path, const MapResult& r) {
   j["images"] = r.images;
   j["detections"] = r.detections;
   j["classes"] = details;
-  util::write_file_atomic(path, j.dump(2) + "\n");
+  util::write_file_atomic(path, j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n");
 }
 
 std::vector<std::string> write_eval_report(const std::string& dir, const std::string& split_name,
@@ -150,7 +150,7 @@ void score(EvalRun& run, const data::Dataset& ds, const EvalOptions& options) {
   run.metrics = evaluate_voc(ground_truth(ds), run.detections, ds.class_names, options.voc);
   if (options.coco)
     run.coco = evaluate_coco(coco_ground_truth(ds), coco_detections(run.detections), static_cast<int>(ds.images.size()),
-                             static_cast<int>(ds.class_names.size()));
+                             static_cast<int>(ds.class_names.size()), coco_image_order(ds));
 }
 
 double headline_map(const EvalRun& run) { return run.coco ? run.coco->stats[0] : run.metrics.map; }
@@ -184,7 +184,7 @@ void write_coco_json(const std::string& path, const CocoResult& r, const std::ve
   j["classes"] = classes;
   j["images"] = r.images;
   j["detections"] = r.detections;
-  util::write_file_atomic(path, j.dump(2) + "\n");
+  util::write_file_atomic(path, j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n");
 }
 
 }  // namespace yolo2::eval

@@ -77,12 +77,13 @@ struct Dataset {
   std::vector<std::string> sources;   // "root/ImageSets/Main/split.txt: N images"
 };
 
-// The form of an entry, `auto` resolved from what is on disk (Throws yolo2::Error naming the root
-// when it matches none):
+// The form of an entry, `auto` resolved from what is on disk, in this order (Throws yolo2::Error
+// naming the root when it matches none):
 //   a .json file, or a folder with annotations/instances_<split>.json  -> coco
-//   a .data, .yaml / .yml or .txt file, or a folder with obj.data, images/<split>/ or <split>.txt -> darknet
-//   a folder with ImageSets/Main/<split>.txt                           -> voc (first: darknet's
-//     voc_label.py writes labels/ into VOC roots, which stay VOC)
+//   a .data, .yaml / .yml or .txt file                                 -> darknet
+//   a folder with ImageSets/Main/<split>.txt or Annotations/           -> voc (even when darknet's
+//     voc_label.py wrote labels/ into it)
+//   a folder with obj.data, images/<split>/ or <split>.txt              -> darknet
 DatasetFormat resolve_format(const DatasetSplit& entry);
 
 // Reads every entry (each in its own form). The class names the dataset's own files give

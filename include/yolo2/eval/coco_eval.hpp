@@ -43,10 +43,11 @@ const std::vector<std::string>& coco_stat_names();
 
 // Every image 0..num_images-1 and class 0..num_classes-1 is evaluated (pycocotools' imgIds and
 // catIds: all of the ground truth's). Ground truths keep their order (pycocotools' annotation
-// order); detections are ranked by score with a stable sort. Throws yolo2::Error on an image or
+// order); detections are ranked by score with a stable sort, equal scores of different images in
+// `image_order` (pycocotools': by image id; empty: by index). Throws yolo2::Error on an image or
 // label out of range or a score that is not finite.
 CocoResult evaluate_coco(const std::vector<CocoGroundTruth>& ground_truth, const std::vector<CocoDetection>& detections,
-                         int num_images, int num_classes);
+                         int num_images, int num_classes, const std::vector<int>& image_order = {});
 
 // A table of the 12 figures and the per-class AP, as pycocotools' summarize() prints them.
 std::string format_coco_table(const CocoResult& result, const std::vector<std::string>& class_names);

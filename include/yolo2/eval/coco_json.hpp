@@ -18,6 +18,10 @@ namespace yolo2::eval {
 // (w * h when it has none), crowd as COCO's iscrowd; a crowd or difficult object is ignored.
 std::vector<CocoGroundTruth> coco_ground_truth(const data::Dataset& dataset);
 
+// The images by COCO image id (pycocotools evaluates them in that order, which breaks score ties
+// across images); by index for the other forms.
+std::vector<int> coco_image_order(const data::Dataset& dataset);
+
 // Detections (Detection::image indexes the dataset's images) in COCO's form.
 std::vector<CocoDetection> coco_detections(const std::vector<Detection>& detections);
 
