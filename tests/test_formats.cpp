@@ -215,6 +215,16 @@ TEST(DarknetLabels, AMissingLabelFileIsAnImageWithoutObjectsAndCounted) {
   EXPECT_TRUE(counted);
 }
 
+TEST(DatasetForms, ImageIdsAreUniqueOverTheWholeDataset) {
+  // The same image twice (here one darknet list given as two entries) would give results-file
+  // lines that cannot be told apart.
+  TinyDarknet t;
+  const std::string e = error_of([&] {
+    load_dataset({{t.dir.file("list.txt"), ""}, {t.dir.file("list.txt"), ""}}, t.po);
+  });
+  EXPECT_NE(e.find("image id 'x' (the file name without extension) is also that of"), std::string::npos) << e;
+}
+
 TEST(DarknetLabels, NamesFromTheDatasetMustMatchTheModels) {
   TinyDarknet t;
   write_text(t.dir.file("obj.names"), "a\nc\n");

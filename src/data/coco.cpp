@@ -224,18 +224,6 @@ void load_coco_entry(const DatasetSplit& entry, const ParseOptions& options, Dat
   ds.category_ids = cats.ids;
   std::unordered_map<int64_t, std::size_t> index;
   std::vector<ImageRecord> recs = images(root, top, files, index);
-  // Across entries too: results files key on the image id (COCO's number, or the file stem).
-  std::unordered_map<int64_t, std::string> numbers;
-  std::unordered_map<std::string, std::string> stems;
-  for (const auto& im : ds.images) numbers.emplace(im.source_id, im.image_path), stems.emplace(im.id, im.image_path);
-  for (const auto& rec : recs) {
-    if (const auto n = numbers.find(rec.source_id); n != numbers.end() && rec.source_id >= 0)
-      throw Error(rec.annotation + ": image id " + std::to_string(rec.source_id) + " is also that of " + n->second +
-                  " (another entry); ids name results-file entries and must be unique");
-    if (const auto [at, fresh] = stems.emplace(rec.id, rec.image_path); !fresh)
-      throw Error(rec.annotation + ": image '" + rec.id + "' (the file name without extension) is also that of " +
-                  at->second + "; ids name results-file lines and must be unique");
-  }
   annotations(root, top, cats.label, index, options, recs, ds.issues);
   for (auto& rec : recs) add_image(std::move(rec), options, ds);
   ds.sources.push_back(file + ": " + std::to_string(index.size()) + " images");

@@ -303,15 +303,10 @@ std::pair<std::vector<std::string>, std::string> darknet_class_names(const Datas
 void load_darknet_entry(const DatasetSplit& entry, const ParseOptions& options, Dataset& ds) {
   const Described d = describe(entry);
   if (!d.names.empty()) check_class_names(d.names, d.names_file, options.class_names);
-  std::map<std::string, std::string> ids;  // id -> image, for duplicate stems
-  for (const auto& image : ds.images) ids.emplace(image.id, image.image_path);
   for (const auto& path : d.images) {
     ImageRecord rec;
     rec.image_path = path;
     rec.id = fs::path(path).stem().string();
-    if (const auto [at, fresh] = ids.emplace(rec.id, path); !fresh)
-      throw Error(path + ": image id '" + rec.id + "' (the file name without extension) is also that of " + at->second +
-                  "; ids name results-file lines and must be unique");
     const fs::path labels = label_path(path);
     rec.annotation = labels.string();
     // The size the normalised boxes scale by: the image's own (its header; a bad image is named by

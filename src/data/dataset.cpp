@@ -7,6 +7,7 @@
 #include <iomanip>
 #include <optional>
 #include <sstream>
+#include <unordered_map>
 
 #include "formats.hpp"
 #include "yolo2/data/image_io.hpp"
@@ -167,6 +168,26 @@ DatasetFormat resolve_format(const DatasetSplit& entry) {
               entry.split + "/ or " + entry.split + ".txt); give the entry `format: voc|darknet|coco`");
 }
 
+namespace {
+
+// Image ids name results-file lines (VOC's comp4 files, COCO's results JSON), so they are unique over
+// the whole dataset, whatever the forms of its entries: the file stem, and COCO's number.
+void check_unique_ids(const Dataset& ds) {
+  std::unordered_map<std::string, const ImageRecord*> by_id;
+  std::unordered_map<int64_t, const ImageRecord*> by_number;
+  for (const auto& im : ds.images) {
+    if (const auto [at, fresh] = by_id.emplace(im.id, &im); !fresh)
+      throw Error(im.image_path + ": image id '" + im.id + "' (the file name without extension) is also that of " +
+                  at->second->image_path + "; ids name results-file lines and must be unique in a dataset");
+    if (im.source_id < 0) continue;
+    if (const auto [at, fresh] = by_number.emplace(im.source_id, &im); !fresh)
+      throw Error(im.annotation + ": COCO image id " + std::to_string(im.source_id) + " is also that of " +
+                  at->second->annotation + "; ids name results-file entries and must be unique in a dataset");
+  }
+}
+
+}  // namespace
+
 Dataset load_dataset(const std::vector<DatasetSplit>& entries, const ParseOptions& options) {
   if (entries.empty()) throw Error("no dataset given (data.train / data.test is empty)");
   Dataset ds;
@@ -184,6 +205,7 @@ Dataset load_dataset(const std::vector<DatasetSplit>& entries, const ParseOption
       case DatasetFormat::Auto:
         break;  // resolved above
     }
+  check_unique_ids(ds);
   return ds;
 }
 
