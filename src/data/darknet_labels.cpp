@@ -309,20 +309,15 @@ void load_darknet_entry(const DatasetSplit& entry, const ParseOptions& options, 
     rec.id = fs::path(path).stem().string();
     const fs::path labels = label_path(path);
     rec.annotation = labels.string();
-    // The size the normalised boxes scale by: the image's own (its header; a bad image is named by
-    // add_image's checks first).
-    if (check_image_file(path)) {
-      rec.width = rec.height = 0;
-      add_image(std::move(rec), options, ds);  // throws, or counts the skip
-      continue;
-    }
+    // The size the normalised boxes scale by: the image's own, from its header (add_image checks
+    // the whole file after). Where there is no header, the cheap checks name what is wrong, if they can.
     try {
       const cv::Size size = image_size(path);
       rec.width = size.width, rec.height = size.height;
     } catch (const Error& e) {
-      if (!options.skip_bad_images)
-        throw Error(std::string(e.what()) + " (data.skip_bad_images: true skips such images)");
-      ds.issues.push_back({ParseIssue::Kind::BadImage, path, e.what()});
+      const std::string why = check_image_file(path).value_or(e.what());
+      if (!options.skip_bad_images) throw Error(why + " (data.skip_bad_images: true skips such images)");
+      ds.issues.push_back({ParseIssue::Kind::BadImage, path, why});
       continue;
     }
     std::error_code ec;

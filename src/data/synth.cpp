@@ -559,18 +559,12 @@ cv::Mat make_classification_image(const SynthOptions& opt, int index, int label)
   return img;
 }
 
-void make_dir(const fs::path& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir))
-    throw Error("synth: cannot create folder '" + dir.string() + "'" + (ec ? ": " + ec.message() : std::string()));
-}
+using synth_forms::make_dir;
 
 void write_lines(const fs::path& path, const std::vector<std::string>& lines) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  for (const auto& line : lines) out << line << '\n';
-  out.close();
-  if (!out) throw Error("synth: cannot write '" + path.string() + "'");
+  std::string text;
+  for (const auto& line : lines) text += line + '\n';
+  synth_forms::write_text(path, text);
 }
 
 void validate(const SynthOptions& o) {

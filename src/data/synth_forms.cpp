@@ -11,7 +11,12 @@
 namespace yolo2::data::synth_forms {
 namespace fs = std::filesystem;
 
-namespace {
+void make_dir(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir))
+    throw Error("synth: cannot create folder '" + dir.string() + "'" + (ec ? ": " + ec.message() : std::string()));
+}
 
 void write_text(const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -19,6 +24,8 @@ void write_text(const fs::path& path, const std::string& text) {
   out.close();
   if (!out) throw Error("synth: cannot write '" + path.string() + "'");
 }
+
+namespace {
 
 std::string relative_image(const ImageRecord& rec, const fs::path& root) {
   return fs::path(rec.image_path).lexically_relative(root).generic_string();
@@ -71,11 +78,7 @@ std::vector<std::string> write_coco_files(const fs::path& root, const std::vecto
   json categories = json::array();
   for (std::size_t c = 0; c < names.size(); ++c) categories.push_back({{"id", c + 1}, {"name", names[c]}});
   std::vector<std::string> files;
-  std::error_code ec;
-  fs::create_directories(root / "annotations", ec);
-  if (ec || !fs::is_directory(root / "annotations"))
-    throw Error("synth: cannot create folder '" + (root / "annotations").string() + "'" +
-                (ec ? ": " + ec.message() : std::string()));
+  make_dir(root / "annotations");
   for (std::size_t s = 0; s < splits.names.size(); ++s) {
     json imgs = json::array(), anns = json::array();
     for (int i : splits.indices[s]) {

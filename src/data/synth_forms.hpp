@@ -11,6 +11,10 @@
 
 namespace yolo2::data::synth_forms {
 
+// synth's file writing: a folder made (or a named error), a file written whole (or a named error).
+void make_dir(const std::filesystem::path& dir);
+void write_text(const std::filesystem::path& path, const std::string& text);
+
 // Split names and the image indices of each, in the order of synth's splits.
 struct Splits {
   std::vector<std::string> names;
