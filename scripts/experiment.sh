@@ -146,9 +146,30 @@ run_one() {
   local name=$1 seed=$2 run="$OUT/$1/seed$2" start end
   args_for "$name" "$seed"
   printf '%q ' "$YOLO2" "${ARGS[@]}" > "$run.cmd"; echo >> "$run.cmd"
-  start=$(date +%s.%N)
-  "$YOLO2" "${ARGS[@]}" > "$run.log" 2>&1 || { echo "run failed: $run.log"; tail -5 "$run.log"; return 1; }
-  end=$(date +%s.%N)
+  # An interrupted run (a last.ckpt and $run.elapsed, no `done`) continues from its checkpoint:
+  # --overwrite would throw its iterations away. Its log is appended to. $run.elapsed holds the
+  # first start, the seconds earlier processes ran up to their last checkpoint (the work after it
+  # is done again) and this process's start; `time` gets the first start and that start plus the
+  # seconds of work (the gap before a resume not counted).
+  local resumed="" before=0 t0 prev ckpt_time
+  t0=$(date +%s.%N)
+  if [ -f "$run/last.ckpt" ] && [ ! -f "$run/done" ] && [ -f "$run.elapsed" ]; then
+    resumed=1; read -r start before prev < "$run.elapsed"
+    ckpt_time=$(stat -c %Y "$run/last.ckpt")
+    before=$(python3 -c "import sys; b, p, c = map(float, sys.argv[1:]); print(f'{b + max(0.0, c - p):.6f}')" \
+             "$before" "$prev" "$ckpt_time")
+  else
+    start=$t0
+  fi
+  echo "$start $before $t0" > "$run.elapsed"
+  if [ -n "$resumed" ]; then
+    echo "== $name seed $seed: resumed from $run/last.ckpt"
+    "$YOLO2" train --resume "$run/last.ckpt" >> "$run.log" 2>&1 || { echo "run failed: $run.log"; tail -5 "$run.log"; return 1; }
+  else
+    "$YOLO2" "${ARGS[@]}" > "$run.log" 2>&1 || { echo "run failed: $run.log"; tail -5 "$run.log"; return 1; }
+  fi
+  end=$(python3 -c "import sys; s, b, t0, t1 = map(float, sys.argv[1:]); print(f'{s + b + t1 - t0:.6f}')" \
+        "$start" "$before" "$t0" "$(date +%s.%N)")
   echo "$start $end $PARALLEL" > "$run/time"
   touch "$run/done"
   if [ -n "$RECORDS" ]; then save_record "$name" "$seed"; fi
