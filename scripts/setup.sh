@@ -5,7 +5,7 @@
 #   scripts/setup.sh --torch pypi    Debian packages, LibTorch 2.x from PyPI's torch wheel (with CUDA)
 #                                    into .torch-pypi/ (about 2.7 GB to download, 4.6 GB on disk)
 #   scripts/setup.sh --fuzz          also clang and its libFuzzer / sanitizer runtimes (scripts/fuzz.sh)
-# Test references from PyPI (pycocotools for the COCO evaluation test) go into .test-deps/, for the
+# Test references from PyPI (pycocotools, onnxruntime, tensorboard) go into .test-deps/, for the
 # tests only: yolo2 itself never imports or links them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,8 @@ PACKAGES=(
   libgloo-dev            # c10d Gloo process groups (distributed training); the torch wheel has no gloo headers
   libdnnl-dev            # oneDNN's C++ API: the compiled CPU inference plan
   zlib1g-dev             # CRC-32 checks of checkpoints
+  libonnx-dev            # ONNX's protobuf classes, checker and shape inference: export --format onnx
+  libprotobuf-dev protobuf-compiler  # TensorBoard's event records (train.tensorboard)
   libjpeg-dev            # libjpeg-turbo's API: JPEG decoding with its damaged-data warnings as errors
   clang-format           # scripts/format.sh (the code style)
   python3                # scripts/experiment_report.py and its test, scripts/gpu-check.sh's reference
@@ -77,16 +79,20 @@ if [ "$YOLO2_TORCH" = pypi ]; then
     mv "$YOLO2_TORCH_PYPI_DIR.partial" "$YOLO2_TORCH_PYPI_DIR"
   fi
 fi
-# The tests' references, pinned (tests/coco_eval_test.py: pycocotools and its numpy).
+# The tests' references, pinned: pycocotools and its numpy (tests/coco_eval_test.py), ONNX Runtime
+# (tests/onnx_check.py; also `yolo2 bench`'s ONNX Runtime figures where it is importable) and
+# TensorBoard's event loader with what it imports (tests/tensorboard_check.py). Never yolo2's runtime.
 TEST_DEPS_DIR=${YOLO2_TEST_DEPS_DIR:-$PWD/.test-deps}
-TEST_DEPS=("pycocotools==2.0.8" "numpy==2.2.6")
+TEST_DEPS=("pycocotools==2.0.8" "numpy==2.2.6" "onnxruntime==1.20.1" "tensorboard==2.21.0" "protobuf==7.36.2"
+           "absl-py==2.5.1" "six==1.17.0" "packaging==26.4")
 test_deps_marker="$TEST_DEPS_DIR/.installed-$(printf '%s ' "${TEST_DEPS[@]}" | cksum | cut -d' ' -f1)"
 if [ -f "$test_deps_marker" ]; then
   echo "setup: test references present in $TEST_DEPS_DIR"
 else
   echo "setup: installing the test references ${TEST_DEPS[*]} from PyPI into $TEST_DEPS_DIR"
   rm -rf "$TEST_DEPS_DIR.partial"
-  # --no-deps: pycocotools' plotting dependencies (matplotlib) are not needed to evaluate.
+  # --no-deps: the pins above are all that the tests import (not pycocotools' matplotlib, nor
+  # TensorBoard's web server or onnxruntime's flatbuffers, coloredlogs and sympy).
   python3 -m pip install --quiet --no-deps --target "$TEST_DEPS_DIR.partial" "${TEST_DEPS[@]}"
   rm -rf "$TEST_DEPS_DIR"
   mv "$TEST_DEPS_DIR.partial" "$TEST_DEPS_DIR"

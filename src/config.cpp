@@ -661,6 +661,10 @@ void add_train_keys(std::vector<Field>& f) {
                     "file is written on a background thread while training goes on.",
                     in_range<double>(0, 1e6)),
           YOLO2_KEY(int, train.log_every, "Iterations between progress lines.", in_range<int>(1, 1 << 30)),
+          YOLO2_KEY(bool, train.tensorboard,
+                    "Write TensorBoard event files in the run folder (events.out.tfevents.*.yolo2): every "
+                    "metrics.csv column, the evaluation scores and the loss, mAP and PR plots; `tensorboard "
+                    "--logdir runs` shows them."),
           YOLO2_KEY(bool, train.skip_nonfinite,
                     "Skip a batch whose loss is NaN or infinite instead of stopping the run."),
           YOLO2_KEY(bool, train.freeze_bn,

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <fstream>
 #include <set>
 
@@ -32,6 +33,9 @@ TEST(Bench, ReportFollowsTheSchemaAndHoldsWhatWasAsked) {
   o.repeats = 3;
   o.batches = 2;
   o.opencv = false;
+  // ONNX Runtime through python3, from the test references where setup.sh installed them.
+  ::setenv("PYTHONPATH", YOLO2_SOURCE_DIR "/.test-deps", 1);
+  const bool have_ort = std::system("python3 -c 'import onnxruntime' > /dev/null 2>&1") == 0;
   const bench::BenchReport r = bench::run_bench(c, o);
 
   const nlohmann::json s = schema();
@@ -63,7 +67,9 @@ TEST(Bench, ReportFollowsTheSchemaAndHoldsWhatWasAsked) {
                          "forward_batch1", "forward_batch8", "decode_nms", "voc_scoring", "loader", "loader_decode",
                          "loader_host_gpu_path", "loader_host_gpu_path_cached", "loader_cached"})
     EXPECT_TRUE(seen.count(id)) << "missing: " << id;
-  EXPECT_FALSE(seen.count("opencv_forward_batch1"));  // not asked for
+  EXPECT_FALSE(seen.count("opencv_forward_batch1"));                        // not asked for
+  EXPECT_EQ(seen.count("onnxruntime_forward_batch1"), have_ort ? 1u : 0u);  // skipped, with a message, without it
+  EXPECT_EQ(seen.count("onnxruntime_forward_batch8"), have_ort ? 1u : 0u);
   EXPECT_FALSE(seen.count("train_iteration_other_layout"));
   EXPECT_FALSE(seen.count("train_peak_gpu_memory"));  // the GPU's figures
   EXPECT_FALSE(seen.count("forward_batch64"));

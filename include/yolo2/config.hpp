@@ -118,6 +118,7 @@ struct TrainConfig {
   int checkpoint_every = 100;     // iterations
   double checkpoint_minutes = 0;  // > 0: also save when this many minutes have passed since the last save
   int log_every = 1;
+  bool tensorboard = true;      // TensorBoard event files in the run folder (train/tensorboard_hook.cpp)
   bool skip_nonfinite = false;  // skip a batch with a NaN/inf loss instead of stopping
   bool freeze_bn = false;       // batch norm in eval mode, gamma/beta fixed (fine-tuning; mmdet's norm_eval)
 };

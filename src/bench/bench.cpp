@@ -4,8 +4,13 @@
 #include <unistd.h>
 #include <opencv2/dnn.hpp>
 
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <sstream>
 #include <string>
 
 #include "../config_words.hpp"
@@ -13,10 +18,12 @@
 #include "yolo2/error.hpp"
 #include "yolo2/eval/decode.hpp"
 #include "yolo2/io/darknet.hpp"
+#include "yolo2/io/onnx_export.hpp"
 #include "yolo2/model/yolov2.hpp"
 #include "yolo2/options.hpp"
 #include "yolo2/runtime/precision.hpp"
 #include "yolo2/runtime/setup.hpp"
+#include "yolo2/util/atomic_file.hpp"
 
 namespace yolo2::bench {
 namespace {
@@ -98,6 +105,62 @@ void opencv_section(Run& r, model::YoloV2Impl& net, double t1, double t8, const 
         ratio(c8 / t8) + " slower than " + how);
 }
 
+// ONNX Runtime's timing script (run with the user's python3; onnxruntime is not yolo2's dependency):
+// MODEL SIZE THREADS REPEATS -> "batch1_s batch8_s" (medians), exit 77 when onnxruntime is missing.
+constexpr const char* kOrtScript = R"(import sys, time
+try:
+    import numpy as np, onnxruntime as ort
+except ImportError as e:
+    print(e); sys.exit(77)
+model, size, threads, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+so = ort.SessionOptions()
+so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+def median(batch, warmup, n):
+    x = np.random.rand(batch, 3, size, size).astype(np.float32)
+    for _ in range(warmup): sess.run(None, {"images": x})
+    t = []
+    for _ in range(n):
+        s = time.perf_counter(); sess.run(None, {"images": x}); t.append(time.perf_counter() - s)
+    return sorted(t)[len(t) // 2]
+print(ort.__version__, median(1, 2, reps), median(8, 1, max(3, reps // 2)))
+)";
+
+// ONNX Runtime (through python3, where onnxruntime is importable) on the exported ONNX model with the
+// same threads, against our forward times t1 (batch 1) and t8 (batch 8).
+void onnxruntime_section(Run& r, model::YoloV2Impl& net, double t1, double t8, const std::string& how) {
+  const auto dir = std::filesystem::temp_directory_path() / ("yolo2-bench-ort-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string model = (dir / "net.onnx").string(), script = (dir / "ort.py").string();
+  io::OnnxExportOptions o;
+  o.size = r.config.data.input_size;
+  io::export_onnx(net, r.config, model, o);
+  util::write_file_atomic(script, kOrtScript);
+  const std::string cmd = "python3 " + script + " " + model + " " + std::to_string(o.size) + " " +
+                          std::to_string(r.report.threads) + " " + std::to_string(r.options.repeats) + " 2>&1";
+  std::string out;
+  int rc = -1;
+  if (std::FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    rc = ::pclose(p);
+  }
+  std::filesystem::remove_all(dir);
+  std::istringstream in(out);
+  std::string version;
+  double o1 = 0, o8 = 0;
+  if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0 || !(in >> version >> o1 >> o8) || o1 <= 0 || o8 <= 0) {
+    spdlog::info("bench: ONNX Runtime skipped: python3 cannot run it ({})",
+                 out.empty() ? "no output" : out.substr(0, out.find('\n')));
+    return;
+  }
+  r.add("onnxruntime_forward_batch1", "ONNX Runtime " + version + " forward batch 1", o1 * 1000, "ms",
+        how + " takes " + ratio(t1 / o1) + " of its time");
+  r.add("onnxruntime_forward_batch8", "ONNX Runtime " + version + " forward batch 8", 8 / o8, "images/s",
+        how + " takes " + ratio(t8 / o8) + " of its time");
+}
+
 // The forward's latency at batch 1 (t1 seconds) and throughput at batch `b` (tb seconds), against
 // the reference convolution.
 void add_forward(Run& r, double t1, int b, double tb, const std::string& how) {
@@ -175,6 +238,7 @@ void inference(Run& r) {
           num(8 * gflop / o8) + " GFLOP/s; plan " + ratio(o8 / t8) + " faster");
   }
   if (r.options.opencv) opencv_section(r, *net, t1, t8, how);
+  if (r.options.onnxruntime) onnxruntime_section(r, *net, t1, t8, how);
   add_decode_nms(r, *net, fused.forward(x1), "");
 }
 

@@ -28,6 +28,8 @@ const std::vector<std::string>& measurement_ids() {
                                             "forward_batch8_libtorch",
                                             "opencv_forward_batch1",
                                             "opencv_forward_batch8",
+                                            "onnxruntime_forward_batch1",
+                                            "onnxruntime_forward_batch8",
                                             "decode_nms",
                                             "voc_scoring",
                                             "loader",

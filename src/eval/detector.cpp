@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "yolo2/data/augment.hpp"
@@ -33,7 +34,9 @@ std::vector<Detection> Detector::detect(const cv::Mat& bgr, const DetectOptions&
 cv::Mat draw_detections(const cv::Mat& bgr, const std::vector<Detection>& dets, const std::vector<std::string>& names) {
   cv::Mat out = bgr.clone();
   const int thick = std::max(1, static_cast<int>(std::lround(std::max(out.cols, out.rows) / 300.0)));
-  const double font = std::max(0.4, std::max(out.cols, out.rows) / 800.0);
+  // The font follows the image: 0.65 at 416 px, 1.7 at 1080 px, no smaller than 0.3 (a 128-px image).
+  const double font = std::clamp(std::min(out.cols, out.rows) / 640.0, 0.3, 2.5);
+  const int text_thick = std::max(1, static_cast<int>(std::lround(font)));
   // Lowest scores first so the strongest boxes are drawn on top.
   std::vector<const Detection*> order;
   for (const auto& d : dets) order.push_back(&d);
@@ -49,13 +52,16 @@ cv::Mat draw_detections(const cv::Mat& bgr, const std::vector<Detection>& dets, 
                                  : std::to_string(d->label);
     std::snprintf(text, sizeof(text), "%s %.2f", name.c_str(), d->score);
     int base = 0;
-    const cv::Size ts = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, font, 1, &base);
-    const int ty = std::max(ts.height + 2, p1.y);
-    cv::rectangle(out, cv::Point(p1.x, ty - ts.height - 2), cv::Point(p1.x + ts.width + 2, ty + base - 1), colour,
-                  cv::FILLED);
+    const cv::Size ts = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, font, text_thick, &base);
+    // The label stays inside the image: above the box where there is room, else inside its top edge;
+    // shifted left at the right edge.
+    const int lw = ts.width + 2, lh = ts.height + base + 2;
+    const int lx = std::clamp(p1.x, 0, std::max(0, out.cols - lw));
+    const int top = p1.y - lh >= 0 ? p1.y - lh : std::clamp(p1.y, 0, std::max(0, out.rows - lh));
+    cv::rectangle(out, cv::Point(lx, top), cv::Point(lx + lw - 1, top + lh - 1), colour, cv::FILLED);
     const double lum = 0.299 * colour[2] + 0.587 * colour[1] + 0.114 * colour[0];
-    cv::putText(out, text, cv::Point(p1.x + 1, ty - 1), cv::FONT_HERSHEY_SIMPLEX, font,
-                lum > 140 ? cv::Scalar(0, 0, 0) : cv::Scalar(255, 255, 255), 1, cv::LINE_AA);
+    cv::putText(out, text, cv::Point(lx + 1, top + ts.height + 1), cv::FONT_HERSHEY_SIMPLEX, font,
+                lum > 140 ? cv::Scalar(0, 0, 0) : cv::Scalar(255, 255, 255), text_thick, cv::LINE_AA);
   }
   return out;
 }

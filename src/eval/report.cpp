@@ -73,7 +73,6 @@ util::PlotOptions pr_options(std::string title, int width, int height) {
 std::vector<std::string> save_pr_plots(const MapResult& result, const std::string& dir) {
   namespace fs = std::filesystem;
   std::vector<std::string> written;
-  std::vector<util::Series> summary;
   for (std::size_t k = 0; k < result.per_class.size(); ++k) {
     const ClassResult& c = result.per_class[k];
     if (std::isnan(c.ap)) continue;
@@ -83,17 +82,25 @@ std::vector<std::string> save_pr_plots(const MapResult& result, const std::strin
                          pr_options(c.name + ": AP " + fixed(c.ap, 4) + " (" + protocol(result) + ")", kClassPlotWidth,
                                     kClassPlotHeight));
     written.push_back(path);
-    summary.push_back(pr_series(c, colour, c.name + " " + fixed(c.ap, 3)));
+  }
+  written.push_back((fs::path(dir) / "pr_summary.png").string());
+  save_pr_summary(result, written.back());
+  return written;
+}
+
+void save_pr_summary(const MapResult& result, const std::string& path) {
+  std::vector<util::Series> summary;
+  for (std::size_t k = 0; k < result.per_class.size(); ++k) {
+    const ClassResult& c = result.per_class[k];
+    if (std::isnan(c.ap)) continue;
+    summary.push_back(pr_series(c, static_cast<int>(k), c.name + " " + fixed(c.ap, 3)));
     summary.back().thickness = 1;  // up to 20 overlapping curves
   }
   const std::string map_text = std::isnan(result.map) ? "n/a" : fixed(result.map, 4);
-  const std::string path = (fs::path(dir) / "pr_summary.png").string();
   util::save_line_plot(path, summary,
                        pr_options("mAP " + map_text + " over " + std::to_string(result.evaluated_classes) +
                                       " classes (" + protocol(result) + ")",
                                   kSummaryWidth, kSummaryHeight));
-  written.push_back(path);
-  return written;
 }
 
 }  // namespace yolo2::eval

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "yolo2/error.hpp"
+#include "yolo2/model/fold.hpp"
 #include "yolo2/model/layers.hpp"
 
 namespace yolo2::model {
@@ -278,19 +279,20 @@ struct FusedYoloV2::PlanCache {
   static constexpr std::size_t kMaxPlans = 4;
 };
 
-FusedYoloV2::FusedYoloV2(YoloV2Impl& model)
-    : spec_(model.spec()), conv_of_layer_(model.conv_of_layer()), plans_(std::make_shared<PlanCache>()) {
+std::vector<FoldedConv> fold_batch_norms(YoloV2Impl& model) {
   torch::NoGradGuard no_grad;
-  for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
-    const int k = conv_of_layer_[i];
+  const NetworkSpec& spec = model.spec();
+  std::vector<FoldedConv> out;
+  for (std::size_t i = 0; i < spec.layers.size(); ++i) {
+    const int k = model.conv_of_layer()[i];
     if (k < 0) continue;
     const auto ku = static_cast<std::size_t>(k);
     const auto& conv = model.convs()[ku];
     const auto& bn = model.norms()[ku];
     FoldedConv c;
-    c.stride = spec_.layers[i].stride;
-    c.padding = spec_.layers[i].size / 2;
-    c.leaky = spec_.layers[i].leaky;
+    c.stride = spec.layers[i].stride;
+    c.padding = spec.layers[i].size / 2;
+    c.leaky = spec.layers[i].leaky;
     if (bn.is_empty()) {
       c.weight = conv->weight.detach().clone(at::MemoryFormat::Contiguous);
       c.bias = conv->bias.detach().clone();
@@ -300,9 +302,16 @@ FusedYoloV2::FusedYoloV2(YoloV2Impl& model)
       c.weight = (conv->weight.detach() * scale.view({-1, 1, 1, 1})).contiguous();
       c.bias = bn->bias.detach() - bn->running_mean.detach() * scale;
     }
-    convs_.push_back(std::move(c));
+    out.push_back(std::move(c));
   }
+  return out;
 }
+
+FusedYoloV2::FusedYoloV2(YoloV2Impl& model)
+    : spec_(model.spec()),
+      conv_of_layer_(model.conv_of_layer()),
+      convs_(fold_batch_norms(model)),
+      plans_(std::make_shared<PlanCache>()) {}
 
 bool FusedYoloV2::uses_onednn(const at::Tensor& x) const {
   // The oneDNN plan covers the layer types model/layers.cpp marks planned (not the classifier's

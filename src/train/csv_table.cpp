@@ -20,9 +20,11 @@ namespace yolo2::train {
 
 namespace {
 
+constexpr int kCsvDigits = 8;
+
 std::string format_rows(const std::vector<std::vector<double>>& rows, std::size_t from) {
   std::ostringstream os;
-  os << std::setprecision(8);
+  os << std::setprecision(kCsvDigits);
   for (std::size_t k = from; k < rows.size(); ++k) {
     for (std::size_t i = 0; i < rows[k].size(); ++i) os << (i ? "," : "") << rows[k][i];
     os << "\n";
@@ -31,6 +33,13 @@ std::string format_rows(const std::vector<std::vector<double>>& rows, std::size_
 }
 
 }  // namespace
+
+double csv_value(double v) {
+  if (!std::isfinite(v)) return v;
+  std::ostringstream os;
+  os << std::setprecision(kCsvDigits) << v;
+  return std::strtod(os.str().c_str(), nullptr);
+}
 
 void CsvTable::load(const std::string& path, int64_t max_iteration) {
   rows.clear();

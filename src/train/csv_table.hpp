@@ -29,4 +29,7 @@ struct CsvTable {
   std::size_t saved_ = 0;  // rows in the file since this table last wrote it whole (0: rewrite it)
 };
 
+// A value as a CSV row holds it (8 significant digits), read back: what a reader of the file sees.
+double csv_value(double v);
+
 }  // namespace yolo2::train

@@ -89,6 +89,8 @@ class DetectionEvaluation : public Evaluation {
     if (!t.main_rank()) return std::nullopt;
     spdlog::info("evaluation at iteration {} on {} test images ({:.1f} images/s):\n{}", p.state.iteration,
                  test_.images.size(), r.images_per_second, eval::format_run_table(r, test_.class_names));
+    // The latest evaluation's precision-recall curves (the TensorBoard hook logs the picture too).
+    eval::save_pr_summary(r.metrics, p.folder.file("pr.png"));
     std::vector<double> row{eval::headline_map(r)};
     for (double ap : eval::per_class_ap(r)) row.push_back(ap);
     return row;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "csv_table.hpp"
+#include "metrics_row.hpp"
 #include "yolo2/util/plot.hpp"
 #include "yolo2/util/signals.hpp"
 
@@ -22,30 +23,27 @@ std::string fmt_duration(double seconds) {
   return os.str();
 }
 
+// loss.png's lines and the progress line's "avg": avg = w * avg + (1 - w) * loss, from the first value
+// on (darknet's avg_loss weight); a non-finite value leaves the average where it was.
+constexpr double kLossSmoothing = 0.9;
+
+std::vector<double> moving_average(const std::vector<double>& y, double w) {
+  std::vector<double> out(y.size(), std::nan(""));
+  double avg = std::nan("");
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    if (std::isfinite(y[i])) avg = std::isfinite(avg) ? w * avg + (1 - w) * y[i] : y[i];
+    out[i] = avg;
+  }
+  return out;
+}
+
 class MetricsHook : public Hook {
  public:
   void before_train(Trainer& t) override {
-    // iteration, epoch, images_seen, lr, the task's settings (gamma), size, loss, the task's scalars,
-    // count, images_per_s, loss_scale (fp16's; 1 without) and overflow_skips (fp16 steps skipped so far)
-    for (const auto& name : t.parts().task->settings()) table_.header.push_back(name);
-    table_.header.insert(table_.header.end(), {"size", "loss"});
-    for (const auto& sc : t.parts().task->scalars()) table_.header.push_back(sc.name);
-    table_.header.insert(table_.header.end(), {"count", "images_per_s", "loss_scale", "overflow_skips"});
+    table_.header = metrics_columns(t);
     if (t.state().iteration > 0) table_.load(t.parts().folder.file("metrics.csv"), t.state().iteration);
   }
-  void after_scalars(Trainer& t, const StepRecord& s) override {
-    std::vector<double> row{static_cast<double>(s.iteration), t.epoch(s.images_seen),
-                            static_cast<double>(s.images_seen), s.lr};
-    row.insert(row.end(), s.settings.begin(), s.settings.end());
-    row.push_back(static_cast<double>(s.size));
-    row.push_back(s.loss);
-    row.insert(row.end(), s.values.begin(), s.values.end());
-    row.push_back(static_cast<double>(s.count));
-    row.push_back(t.config().train.batch / s.seconds);
-    row.push_back(s.loss_scale);
-    row.push_back(static_cast<double>(s.overflow_skips));
-    table_.rows.push_back(std::move(row));
-  }
+  void after_scalars(Trainer& t, const StepRecord& s) override { table_.rows.push_back(metrics_row(t, s)); }
   void before_save(Trainer& t) override { table_.save(t.parts().folder.file("metrics.csv")); }
   void after_eval(Trainer& t) override { plot(t); }
   void after_train(Trainer& t) override {
@@ -55,27 +53,38 @@ class MetricsHook : public Hook {
   }
 
  private:
+  // Each term as its moving average over its faint per-iteration values (the raw loss of one batch
+  // is noise at a glance).
   void plot(Trainer& t) const {
     const auto it = table_.column("iteration");
     if (it.empty()) return;
-    std::vector<util::Series> s{{"loss", it, table_.column("loss"), {}, 2}};
+    std::vector<std::string> names{"loss"};
     for (const auto& sc : t.parts().task->scalars())
-      if (sc.kind == ScalarKind::Term && sc.drawn) s.push_back({sc.name, it, table_.column(sc.name), {}, 2});
+      if (sc.kind == ScalarKind::Term && sc.drawn) names.push_back(sc.name);
+    std::vector<util::Series> raw, smooth;
+    for (std::size_t k = 0; k < names.size(); ++k) {
+      const cv::Scalar colour = util::palette_colour(static_cast<int>(k));
+      const std::vector<double> y = table_.column(names[k]);
+      raw.push_back({"", it, y, colour * 0.3 + cv::Scalar(255, 255, 255) * 0.7, 1});
+      smooth.push_back({names[k], it, moving_average(y, kLossSmoothing), colour, 2});
+    }
+    raw.insert(raw.end(), smooth.begin(), smooth.end());
     util::PlotOptions po;
-    po.title = "training loss (per image)";
+    po.title = "training loss per image (lines: moving average " + fmt::format("{:g}", kLossSmoothing) +
+               "; faint: each iteration)";
     po.x_label = "iteration";
     po.y_label = "loss";
     po.log_y = true;
-    util::save_line_plot(t.parts().folder.file("loss.png"), s, po);
+    util::save_line_plot(t.parts().folder.file("loss.png"), raw, po);
   }
 
-  CsvTable table_{{"iteration", "epoch", "images_seen", "lr"}, {}};
+  CsvTable table_{{}, {}};
 };
 
 class ProgressHook : public Hook {
  public:
   void after_scalars(Trainer& t, const StepRecord& s) override {
-    ema_loss_ = ema_loss_ < 0 ? s.loss : 0.9 * ema_loss_ + 0.1 * s.loss;
+    ema_loss_ = ema_loss_ < 0 ? s.loss : kLossSmoothing * ema_loss_ + (1 - kLossSmoothing) * s.loss;
     const int64_t it = s.iteration, max = t.max_batches();
     if (it % t.config().train.log_every != 0 && it != max) return;
     const double elapsed = t.loop_seconds();
@@ -150,6 +159,31 @@ class CheckpointHook : public Hook {
 };
 
 }  // namespace
+
+std::vector<std::string> metrics_columns(Trainer& t) {
+  // iteration, epoch, images_seen, lr, the task's settings (gamma), size, loss, the task's scalars,
+  // count, images_per_s, loss_scale (fp16's; 1 without) and overflow_skips (fp16 steps skipped so far)
+  std::vector<std::string> c{"iteration", "epoch", "images_seen", "lr"};
+  for (const auto& name : t.parts().task->settings()) c.push_back(name);
+  c.insert(c.end(), {"size", "loss"});
+  for (const auto& sc : t.parts().task->scalars()) c.push_back(sc.name);
+  c.insert(c.end(), {"count", "images_per_s", "loss_scale", "overflow_skips"});
+  return c;
+}
+
+std::vector<double> metrics_row(Trainer& t, const StepRecord& s) {
+  std::vector<double> row{static_cast<double>(s.iteration), t.epoch(s.images_seen), static_cast<double>(s.images_seen),
+                          s.lr};
+  row.insert(row.end(), s.settings.begin(), s.settings.end());
+  row.push_back(static_cast<double>(s.size));
+  row.push_back(s.loss);
+  row.insert(row.end(), s.values.begin(), s.values.end());
+  row.push_back(static_cast<double>(s.count));
+  row.push_back(t.config().train.batch / s.seconds);
+  row.push_back(s.loss_scale);
+  row.push_back(static_cast<double>(s.overflow_skips));
+  return row;
+}
 
 std::unique_ptr<Hook> metrics_hook() { return std::make_unique<MetricsHook>(); }
 std::unique_ptr<Hook> progress_hook() { return std::make_unique<ProgressHook>(); }

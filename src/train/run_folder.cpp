@@ -37,6 +37,9 @@ std::vector<std::string> earlier_results(const fs::path& dir) {
   std::vector<std::string> found;
   for (const auto& f : run_files())
     if (f != kLockName && f != "config.yaml" && fs::exists(dir / f)) found.push_back(f);
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (is_tensorboard_file(e.path().filename().string())) found.push_back(e.path().filename().string());
   return found;
 }
 
@@ -75,13 +78,19 @@ RunLock::~RunLock() {
 
 const std::vector<std::string>& run_files() {
   static const std::vector<std::string> files = [] {
-    std::vector<std::string> f{"config.yaml",    "last.ckpt",          "best.ckpt", "metrics.csv",
-                               "eval.csv",       "loss.png",           "map.png",   "accuracy.png",
-                               "classifier.cfg", "classifier.weights", kLockName};
+    std::vector<std::string> f{"config.yaml",        "last.ckpt", "best.ckpt",    "metrics.csv", "eval.csv",
+                               "loss.png",           "map.png",   "accuracy.png", "pr.png",      "classifier.cfg",
+                               "classifier.weights", kLockName};
     for (int n = 1; n <= 23; ++n) f.push_back("backbone.conv." + std::to_string(n));  // pretrain's detector prefix
     return f;
   }();
   return files;
+}
+
+bool is_tensorboard_file(const std::string& name) {
+  const std::string head = "events.out.tfevents.", tail = ".yolo2";
+  return name.size() > head.size() + tail.size() && name.rfind(head, 0) == 0 &&
+         name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
 }
 
 std::string RunFolder::file(const std::string& name) const { return (fs::path(dir) / name).string(); }

@@ -159,6 +159,7 @@ TrainSummary run_task(std::unique_ptr<Task> task, Config config, const TrainOpti
     copy_run_history(RunFolder{std::filesystem::path(options.resume).parent_path().string()}, p.folder);
   Trainer trainer(std::move(p));
   trainer.add_hook(metrics_hook());
+  trainer.add_hook(tensorboard_hook());  // after the metrics hook: its loss.png is drawn first
   trainer.add_hook(progress_hook());
   trainer.add_hook(stop_hook(options.stop_after));
   trainer.add_hook(checkpoint_hook());

@@ -17,6 +17,7 @@ struct BenchOptions {
   int repeats = 5;            // timed repeats per measurement (the median is reported)
   bool loader = true;         // needs the config's training data
   bool opencv = true;         // OpenCV DNN on the exported network
+  bool onnxruntime = true;    // ONNX Runtime (python3's onnxruntime, where importable) on the ONNX export
   bool train = true;          // the training iteration and its peak memory
   bool both_layouts = false;  // also the other memory format than runtime.channels_last
 };

@@ -15,5 +15,7 @@ namespace yolo2::eval {
 // letters, digits, '-', '_' and '.' become '_'). Returns the paths written, summary last.
 // Throws yolo2::Error on I/O failure.
 std::vector<std::string> save_pr_plots(const MapResult& result, const std::string& dir);
+// The summary plot alone (pr_summary.png's drawing) at `path`: a training run's pr.png.
+void save_pr_summary(const MapResult& result, const std::string& path);
 
 }  // namespace yolo2::eval

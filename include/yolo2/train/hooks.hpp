@@ -14,6 +14,10 @@ namespace yolo2::train {
 // metrics.csv (one row per step; written with every last.ckpt and at the end) and loss.png.
 std::unique_ptr<Hook> metrics_hook();
 
+// TensorBoard event files in the run folder (train.tensorboard; main rank): metrics.csv's columns,
+// eval.csv's scores and the plots, written with each last.ckpt (tensorboard_hook.cpp).
+std::unique_ptr<Hook> tensorboard_hook();
+
 // One log line every train.log_every steps and at the end: the loss terms, darknet's diagnostics,
 // learning rate, the task's settings (the focal gamma), input size, rate and ETA.
 std::unique_ptr<Hook> progress_hook();

@@ -25,6 +25,9 @@ struct RunFolder {
 
 // The files yolo2 writes in a run folder (the only ones --overwrite deletes).
 const std::vector<std::string>& run_files();
+// TensorBoard's event files that yolo2 writes in a run folder: events.out.tfevents.<time>.<pid>.<n>.yolo2
+// (one per process of a run; train/tensorboard_hook.cpp).
+bool is_tensorboard_file(const std::string& name);
 
 // The folder of a run: a branch's folder, else the resumed checkpoint's folder, else train.output,
 // else runs/<train.name>.
