@@ -30,11 +30,13 @@ def main(run):
     if not files:
         print(f"FAIL: no event files in {run}")
         return False
-    scalars, images, versions = {}, {}, 0
+    scalars, images, versions, starts = {}, {}, 0, []
     for path in files:
         for event in LegacyEventFileLoader(path).Load():  # raises on a bad checksum
             if event.HasField("file_version"):
                 versions += event.file_version == "brain.Event:2"
+            if event.HasField("session_log") and event.session_log.status == event.session_log.START:
+                starts.append(event.step)
             for v in event.summary.value:
                 which = v.WhichOneof("value")
                 key = (v.tag, event.step)
@@ -48,6 +50,11 @@ def main(run):
     ok = versions == len(files)
     if not ok:
         print(f"FAIL: {versions} file_version records in {len(files)} files")
+    # Each resumed process's file starts its curves after its checkpoint (RESUMED_AT: the steps).
+    resumed = [int(s) + 1 for s in os.environ.get("RESUMED_AT", "").split()]
+    if starts != resumed:
+        print(f"FAIL: SessionLog START at steps {starts}, expected {resumed}")
+        ok = False
     expected = {}
     for name, prefix, first in (("metrics.csv", "train/", 1), ("eval.csv", "eval/", 2)):
         header, rows = read_csv(os.path.join(run, name))

@@ -250,13 +250,25 @@ TEST(TensorBoard, EventFilesEqualTheCsvFilesAcrossAResume) {
   train::TrainOptions first;
   first.stop_after = 5;  // saves at 3 and at the stop (5); steps 4-5 were logged before it
   train::run_training(c, first);
+  // A branch from the stop copies the event files with metrics.csv and adds its own.
+  train::TrainOptions branch;
+  branch.resume = dir.file("run/last.ckpt");
+  branch.branch = dir.file("branch");
+  branch.stop_after = 1;
+  branch.evaluate = false;
+  train::run_training(Config{}, branch);
+  int branch_files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.file("branch")))
+    branch_files += train::is_tensorboard_file(e.path().filename().string());
+  EXPECT_EQ(branch_files, 2);
   train::TrainOptions rest;
   rest.resume = dir.file("run/last.ckpt");
   train::run_training(Config{}, rest);
   int files = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir.file("run")))
     files += train::is_tensorboard_file(e.path().filename().string());
-  EXPECT_EQ(files, 2);  // one per process
+  EXPECT_EQ(files, 2);             // one per process
+  ::setenv("RESUMED_AT", "5", 1);  // the resume from the stop's checkpoint
   const int rc = run_python("tensorboard_check.py", dir.file("run"), dir.file("log"));
   if (rc == 77) GTEST_SKIP() << read_log(dir.file("log"));
   EXPECT_EQ(rc, 0) << read_log(dir.file("log"));

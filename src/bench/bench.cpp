@@ -131,28 +131,39 @@ print(ort.__version__, median(1, 2, reps), median(8, 1, max(3, reps // 2)))
 // same threads, against our forward times t1 (batch 1) and t8 (batch 8).
 void onnxruntime_section(Run& r, model::YoloV2Impl& net, double t1, double t8, const std::string& how) {
   const auto dir = std::filesystem::temp_directory_path() / ("yolo2-bench-ort-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
   const std::string model = (dir / "net.onnx").string(), script = (dir / "ort.py").string();
-  io::OnnxExportOptions o;
-  o.size = r.config.data.input_size;
-  io::export_onnx(net, r.config, model, o);
-  util::write_file_atomic(script, kOrtScript);
-  const std::string cmd = "python3 " + script + " " + model + " " + std::to_string(o.size) + " " +
-                          std::to_string(r.report.threads) + " " + std::to_string(r.options.repeats) + " 2>&1";
-  std::string out;
+  const auto quoted = [](const std::string& s) {  // for the shell: '...' with ' as '\''
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+  };
+  std::string last;  // the script's last line: "VERSION BATCH1_S BATCH8_S", or why it cannot run
   int rc = -1;
-  if (std::FILE* p = ::popen(cmd.c_str(), "r")) {
-    char buf[512];
-    while (std::fgets(buf, sizeof buf, p)) out += buf;
-    rc = ::pclose(p);
+  try {
+    std::filesystem::create_directories(dir);
+    io::OnnxExportOptions o;
+    o.size = r.config.data.input_size;
+    io::export_onnx(net, r.config, model, o);
+    util::write_file_atomic(script, kOrtScript);
+    const std::string cmd = "python3 " + quoted(script) + " " + quoted(model) + " " + std::to_string(o.size) + " " +
+                            std::to_string(r.report.threads) + " " + std::to_string(r.options.repeats) + " 2>/dev/null";
+    if (std::FILE* p = ::popen(cmd.c_str(), "r")) {
+      char buf[512];
+      while (std::fgets(buf, sizeof buf, p))
+        if (buf[0] != '\n') last = buf;
+      rc = ::pclose(p);
+    }
+  } catch (const std::exception& e) {
+    last = e.what();
   }
-  std::filesystem::remove_all(dir);
-  std::istringstream in(out);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  std::istringstream in(last);
   std::string version;
   double o1 = 0, o8 = 0;
-  if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0 || !(in >> version >> o1 >> o8) || o1 <= 0 || o8 <= 0) {
-    spdlog::info("bench: ONNX Runtime skipped: python3 cannot run it ({})",
-                 out.empty() ? "no output" : out.substr(0, out.find('\n')));
+  if (rc == -1 || !WIFEXITED(rc) || WEXITSTATUS(rc) != 0 || !(in >> version >> o1 >> o8) || o1 <= 0 || o8 <= 0) {
+    spdlog::info("bench: ONNX Runtime skipped: {}",
+                 last.empty() ? "python3 gave no answer" : last.substr(0, last.find('\n')));
     return;
   }
   r.add("onnxruntime_forward_batch1", "ONNX Runtime " + version + " forward batch 1", o1 * 1000, "ms",

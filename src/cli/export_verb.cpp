@@ -95,8 +95,8 @@ void run_export(const ExportFlags& f) {
     return;
   }
   if (f.prefix.empty()) throw Error("export: give --darknet PREFIX (or --format onnx --output FILE.onnx)");
-  if (!f.output.empty() || f.onnx.decode || f.onnx.nms || f.keep_bn || f.onnx.size > 0)
-    throw Error("export: --output, --decode, --nms, --keep-bn and --size are options of --format onnx");
+  if (!f.output.empty() || f.onnx.decode || f.onnx.nms || f.keep_bn || f.onnx.size > 0 || f.conf >= 0 || f.iou >= 0)
+    throw Error("export: --output, --size, --keep-bn, --decode, --nms, --conf and --iou are options of --format onnx");
   export_darknet_files(f);
 }
 

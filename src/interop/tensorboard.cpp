@@ -58,6 +58,14 @@ std::string tb_file_version_record(double wall_time) {
   return frame(e);
 }
 
+std::string tb_session_start_record(double wall_time, int64_t step, const std::string& checkpoint) {
+  yolo2::tensorboard::Event e = event_at(wall_time, step);
+  yolo2::tensorboard::SessionLog& log = *e.mutable_session_log();
+  log.set_status(yolo2::tensorboard::SessionLog::START);
+  log.set_checkpoint_path(checkpoint);
+  return frame(e);
+}
+
 std::string tb_scalar_record(double wall_time, int64_t step, const std::string& tag, float value) {
   yolo2::tensorboard::Event e = event_at(wall_time, step);
   yolo2::tensorboard::SummaryValue& v = *e.mutable_summary()->add_value();

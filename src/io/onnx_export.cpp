@@ -114,7 +114,8 @@ std::vector<std::pair<std::string, std::string>> metadata(const model::NetworkSp
     if (o.decode)
       md.emplace_back("window",
                       "input window [batch, 4]: x1, y1, x2, y2 of the image inside the input, in input "
-                      "pixels (letterbox: dx, dy, dx + (w-1)*s, dy + (h-1)*s); boxes are clipped to it");
+                      "pixels, boxes are clipped to it: dx, dy, dx + (w-1)*sx, dy + (h-1)*sy with letterbox's "
+                      "sx = new_w/w, sy = new_h/h; 0, 0, (w-1)*S/w, (h-1)*S/h with resize");
   }
   return md;
 }
@@ -124,11 +125,12 @@ std::vector<std::pair<std::string, std::string>> metadata(const model::NetworkSp
 OnnxExportSummary export_onnx(model::YoloV2Impl& m, const Config& config, const std::string& path,
                               const OnnxExportOptions& o) {
   const model::NetworkSpec& spec = m.spec();
-  const int size = o.size > 0 ? o.size : config.data.input_size;
+  const bool detector = spec.head == model::Head::Region;
+  // A classifier's default is the size it finished at (its fine-tune stage's), as the darknet export's.
+  const int size = o.size > 0 ? o.size : detector ? config.data.input_size : classifier_input_size(config, 0);
   if (size % 32 != 0 || size <= 0)
     throw Error("export --size " + std::to_string(size) + ": the input size must be a positive multiple of 32");
   if (o.nms && !o.decode) throw Error("export --nms: needs --decode (NMS runs on the decoded boxes)");
-  const bool detector = spec.head == model::Head::Region;
   if (o.decode && !detector) throw Error("export --decode: the checkpoint is a classifier; it has no region outputs");
   const std::vector<model::LayerInfo> shapes = model::infer_shapes(spec, size, size);
   const std::vector<model::FoldedConv> folded = model::fold_batch_norms(m);

@@ -144,11 +144,15 @@ void copy_run_history(const RunFolder& from, const RunFolder& to) {
     spdlog::info("branch: the run continues in {}; {} is not a run folder, so no history is copied", to.dir, from.dir);
     return;
   }
+  std::vector<std::string> files{"metrics.csv", "eval.csv", "best.ckpt"};
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(from.dir, ec))  // TensorBoard's curves up to the branch
+    if (is_tensorboard_file(e.path().filename().string())) files.push_back(e.path().filename().string());
   std::vector<std::string> copied;
-  for (const char* f : {"metrics.csv", "eval.csv", "best.ckpt"}) {
+  for (const auto& f : files) {
     if (!fs::is_regular_file(from.file(f))) continue;
     util::write_file_atomic(to.file(f), util::read_file(from.file(f)));
-    copied.emplace_back(f);
+    copied.push_back(f);
   }
   spdlog::info("branch: the run continues in {}; copied from {}: {}", to.dir, from.dir,
                copied.empty() ? std::string("nothing") : join(copied));

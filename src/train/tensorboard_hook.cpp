@@ -7,8 +7,10 @@
 // when last.ckpt is written (and at the end), as metrics.csv does, so a file never holds a step
 // past the last checkpoint; a resumed process starts a new file (events.out.tfevents.<time>.<pid>.<n>
 // .yolo2, sorted after the earlier ones) from the checkpoint's step on, and TensorBoard joins them
-// into one curve. A run resumed from an older checkpoint than its last (best.ckpt) would repeat
-// steps: TensorBoard shows the later file's points.
+// into one curve. A resumed file starts with SessionLog START at the checkpoint's step + 1, on which
+// TensorBoard's loader drops the earlier files' points from that step on: where a file went past its
+// checkpoint (killed while the background save of last.ckpt ran, or resumed from best.ckpt), the
+// resumed run's points replace them.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -56,8 +58,10 @@ class TensorBoardHook : public Hook {
     for (int n = 0; path_.empty() || std::filesystem::exists(path_); ++n)
       path_ = t.parts().folder.file(fmt::format("events.out.tfevents.{:010d}.{}.{}.yolo2", secs, ::getpid(), n));
     columns_ = metrics_columns(t);
-    pending_ = interop::tb_file_version_record(now_seconds());
-    flush();  // the file exists from the start (TensorBoard lists the run)
+    // Resumed: TensorBoard's loader drops any point of the earlier files past the checkpoint (a
+    // background save cut short, or a resume from best.ckpt) when it meets this record.
+    if (const int64_t it = t.state().iteration; it > 0)
+      pending_ = interop::tb_session_start_record(now_seconds(), it + 1, t.parts().folder.last());
     spdlog::info("tensorboard: {} (tensorboard --logdir {})", path_, t.parts().folder.dir);
   }
   void after_scalars(Trainer& t, const StepRecord& s) override {
@@ -122,14 +126,16 @@ class TensorBoardHook : public Hook {
       pending_ += interop::tb_image_record(wall, step, "plots/" + stem, png, h, w);
     }
   }
-  // Appends the waiting records; a failure is logged and the records kept for the next try (the
-  // event file is a view of the run, not a reason to stop it).
+  // The file is made by the first flush (a run that fails before its first save leaves none), its
+  // first record the file version. Appends the waiting records; a failure is logged and the records
+  // kept for the next try (the event file is a view of the run, not a reason to stop it).
   void flush() {
     if (pending_.empty()) return;
+    const std::string data = (started_ ? std::string() : interop::tb_file_version_record(now_seconds())) + pending_;
     std::error_code ec;
     const auto before = std::filesystem::exists(path_, ec) ? std::filesystem::file_size(path_, ec) : 0;
     std::FILE* f = std::fopen(path_.c_str(), "ab");
-    const bool ok = f && std::fwrite(pending_.data(), 1, pending_.size(), f) == pending_.size() && std::fflush(f) == 0;
+    const bool ok = f && std::fwrite(data.data(), 1, data.size(), f) == data.size() && std::fflush(f) == 0;
     const std::string reason = std::strerror(errno);
     if (f) std::fclose(f);
     if (!ok) {
@@ -138,6 +144,7 @@ class TensorBoardHook : public Hook {
       spdlog::warn("tensorboard: cannot append to {}: {} (kept for the next save)", path_, reason);
       return;
     }
+    started_ = true;
     pending_.clear();
   }
 
@@ -146,6 +153,7 @@ class TensorBoardHook : public Hook {
   std::string pending_;
   int64_t plotted_step_ = -1;
   bool ending_ = false;
+  bool started_ = false;  // the file holds its file-version record
 };
 
 }  // namespace

@@ -15,6 +15,9 @@ uint32_t masked_crc32c(const std::string& data);
 
 // One framed record of an Event holding file_version "brain.Event:2" (the first record of a file).
 std::string tb_file_version_record(double wall_time);
+// One framed record of an Event holding SessionLog START at `step`: TensorBoard's loader drops the
+// points of earlier files at `step` and after (a run restarted from a checkpoint).
+std::string tb_session_start_record(double wall_time, int64_t step, const std::string& checkpoint);
 // One framed record of an Event with one scalar (Summary.Value.simple_value) at `step`.
 std::string tb_scalar_record(double wall_time, int64_t step, const std::string& tag, float value);
 // One framed record of an Event with one image (Summary.Value.image: an encoded PNG, RGB).
