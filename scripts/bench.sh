@@ -10,6 +10,8 @@ source scripts/torch-choice.sh
 torch_choice "$@"
 torch_build --target yolo2
 YOLO2=$BUILD_DIR/yolo2
+# ONNX Runtime for the bench's comparison, from the test references where setup.sh installed them.
+export PYTHONPATH=$PWD/.test-deps${PYTHONPATH:+:$PYTHONPATH}
 SUFFIX=$([ "$YOLO2_TORCH" = debian ] && echo "" || echo "-$YOLO2_TORCH")
 mkdir -p bench
 
