@@ -53,6 +53,7 @@ void CsvTable::load(const std::string& path, int64_t max_iteration) {
   std::vector<std::string> names;
   std::stringstream hs(line);
   for (std::string cell; std::getline(hs, cell, ',');) names.push_back(cell);
+  if (header.empty()) header = names;  // a reader of the file as it is (the TensorBoard hook)
   std::vector<long> where(header.size(), -1);
   for (std::size_t k = 0; k < header.size(); ++k) {
     const auto it = std::find(names.begin(), names.end(), header[k]);

@@ -20,7 +20,8 @@ struct CsvTable {
 
   // Reads the rows of `path` whose first column (the iteration) is <= max_iteration: a resumed run
   // continues the log of the run it resumes and forgets what came after its checkpoint. Columns
-  // are matched by name, so a log written with other columns keeps its rows (missing cells: NaN).
+  // are matched by name, so a log written with other columns keeps its rows (missing cells: NaN);
+  // an empty header takes the file's columns.
   void load(const std::string& path, int64_t max_iteration);
   void save(const std::string& path);
   std::vector<double> column(const std::string& name) const;  // empty when there is no such column

@@ -75,10 +75,8 @@ class TensorBoardHook : public Hook {
   void after_eval(Trainer& t) override {
     if (path_.empty()) return;
     const int64_t it = t.state().iteration;
-    CsvTable eval{{}, {}};
-    const std::string file = t.parts().folder.file("eval.csv");
-    read_header(file, eval.header);
-    eval.load(file, it);
+    CsvTable eval{{}, {}};  // the file's own columns
+    eval.load(t.parts().folder.file("eval.csv"), it);
     const double wall = now_seconds();
     if (!eval.rows.empty() && static_cast<int64_t>(eval.rows.back().at(0)) == it) {
       const std::vector<double>& row = eval.rows.back();
@@ -100,19 +98,6 @@ class TensorBoardHook : public Hook {
   }
 
  private:
-  static void read_header(const std::string& file, std::vector<std::string>& header) {
-    std::ifstream in(file);
-    std::string line;
-    if (!in || !std::getline(in, line)) return;
-    std::string cell;
-    for (char c : line + ",") {
-      if (c == ',') {
-        header.push_back(cell), cell.clear();
-      } else if (c != '\r') {
-        cell += c;
-      }
-    }
-  }
   void add_plots(Trainer& t, int64_t step, double wall) {
     plotted_step_ = step;
     for (const char* name : {"loss.png", "map.png", "accuracy.png", "pr.png"}) {
