@@ -9,6 +9,9 @@
 # that crashes is written to build-fuzz/crashes/<target>/ and the script exits 1. Keep such an
 # input, once fixed, in tests/fuzz/regressions/<target>/: ctest replays the corpus and the
 # regressions (Fuzz.ReplayCorpusAndRegressions). Prints execs/s and coverage per target.
+# Every target's run is appended to tests/fuzz/ledger.tsv (date, commit, CPU, seconds, execs, execs/s,
+# coverage, corpus size, result; commit it): the fuzzing hours add up across sessions and machines,
+# and the script ends with each target's total from the ledger.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER=${1:-60}
@@ -33,13 +36,24 @@ run_target() {
   rate=$(( ${execs:-0} / (SECONDS_PER > 0 ? SECONDS_PER : 1) ))
   printf '%-16s %10s %10s %8s %8s %s\n' "$t" "$SECONDS_PER" "${execs:-?}" "$rate" "${cov:-?}" \
     "$([ $rc = 0 ] && echo ok || echo "FAILED (rc $rc, see $log and build-fuzz/crashes/$t/)")"
+  local corpus cpu
+  corpus=$(find "build-fuzz/corpus/$t" -type f | wc -l)
+  cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //; s/\t/ /g')
+  (flock 9
+   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(git describe --always --dirty)" \
+     "$t" "$SECONDS_PER" "${execs:-0}" "$rate" "${cov:-0}" "$corpus" "$([ $rc = 0 ] && echo ok || echo "failed rc $rc")" \
+     "$cpu" >>"$LEDGER") 9>>"$LEDGER"
   return $rc
 }
+LEDGER=tests/fuzz/ledger.tsv
+[ -s "$LEDGER" ] || printf 'date\tcommit\ttarget\tseconds\texecs\texecs_per_s\tcoverage\tcorpus_files\tresult\tcpu\n' >"$LEDGER"
 export -f run_target
-export SECONDS_PER
+export SECONDS_PER LEDGER
 if [ "$JOBS" -gt 1 ]; then
   printf '%s\n' $TARGETS | xargs -P "$JOBS" -I{} bash -c 'run_target {}' || status=1
 else
   for t in $TARGETS; do run_target "$t" || status=1; done
 fi
+echo "fuzzed in total (tests/fuzz/ledger.tsv, runs that ended ok; target: 3600 s each):"
+awk -F'\t' 'NR > 1 && $9 == "ok" { s[$3] += $4 } END { for (t in s) printf "  %-16s %7d s\n", t, s[t] }' "$LEDGER" | sort
 exit $status

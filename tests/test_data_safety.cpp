@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <zlib.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -610,8 +611,10 @@ TEST(RunFolderSafety, HugeImageHeadersAreRefusedBeforeDecoding) {
   std::string j(jpg.begin(), jpg.end()), p(png.begin(), png.end());
   const auto sof = j.find("\xFF\xC0");
   ASSERT_NE(sof, std::string::npos);
-  j[sof + 5] = j[sof + 7] = '\xFD', j[sof + 6] = j[sof + 8] = '\xE8';          // 65000 x 65000
-  p[16] = p[20] = 0, p[17] = p[21] = 1, p[18] = p[22] = 0, p[19] = p[23] = 0;  // 65536 x 65536
+  j[sof + 5] = j[sof + 7] = '\xFD', j[sof + 6] = j[sof + 8] = '\xE8';                                // 65000 x 65000
+  p[16] = p[20] = 0, p[17] = p[21] = 1, p[18] = p[22] = 0, p[19] = p[23] = 0;                        // 65536 x 65536
+  const uLong crc = crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(p.data() + 12), 17);  // IHDR's
+  for (int k = 0; k < 4; ++k) p[29 + k] = static_cast<char>((crc >> (24 - 8 * k)) & 0xFF);
   write_text(dir.file("big.jpg"), j);
   write_text(dir.file("big.png"), p);
   EXPECT_CONTAINS(error_of([&] { data::read_image_file(dir.file("big.jpg")); }),
@@ -650,6 +653,52 @@ TEST(RunFolderSafety, CorruptJpegDataIsAnErrorNamingTheFile) {
   const data::Dataset ds = data::load_dataset(c.data.train, parse_options(c, true));
   EXPECT_EQ(ds.images.size(), 5u);
   EXPECT_CONTAINS(data::skipped_images_summary(ds), "000003.jpg: corrupt JPEG data");
+}
+
+// A PNG damaged in the middle (bytes overwritten in its image data) or cut short is an error naming
+// the file, the chunk and its byte offset; a chunk whose CRC was recomputed over the changed bytes is
+// libpng's to judge (here zlib's own check refuses it); a damaged ancillary chunk is skipped, as
+// libpng skips it.
+TEST(RunFolderSafety, DamagedPngIsAnErrorNamingTheChunk) {
+  TempDir dir;
+  cv::Mat img(48, 64, CV_8UC3);
+  cv::randu(img, 0, 255);
+  std::vector<uchar> enc;
+  cv::imencode(".png", img, enc);
+  std::string png(enc.begin(), enc.end());
+  const auto be32 = [&](std::size_t i) {
+    return (static_cast<uint32_t>(static_cast<unsigned char>(png[i])) << 24) |
+           (static_cast<uint32_t>(static_cast<unsigned char>(png[i + 1])) << 16) |
+           (static_cast<uint32_t>(static_cast<unsigned char>(png[i + 2])) << 8) |
+           static_cast<uint32_t>(static_cast<unsigned char>(png[i + 3]));
+  };
+  const std::size_t idat = png.find("IDAT") - 4, idat_len = be32(idat);
+  ASSERT_GT(idat_len, 100u);
+  const std::string path = dir.file("a.png");
+  write_text(path, png);
+  EXPECT_EQ(cv::norm(data::read_image_file(path), img, cv::NORM_INF), 0.0);
+  std::string bad = png;
+  for (std::size_t i = idat + 8 + idat_len / 2; i < idat + 8 + idat_len / 2 + 8; ++i)
+    bad[i] = static_cast<char>(~bad[i]);
+  write_text(path, bad);
+  EXPECT_CONTAINS(error_of([&] { data::read_image_file(path); }),
+                  path + ": damaged PNG (chunk IDAT at byte " + std::to_string(idat) + " fails its CRC check");
+  EXPECT_TRUE(data::check_image_file(path).has_value());
+  // The same bytes with the chunk's CRC made to match: no longer ours to catch, and libpng/zlib refuse it.
+  const uLong crc = crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(bad.data() + idat + 4),
+                          static_cast<uInt>(idat_len + 4));
+  for (int k = 0; k < 4; ++k) bad[idat + 8 + idat_len + k] = static_cast<char>((crc >> (24 - 8 * k)) & 0xFF);
+  write_text(path, bad);
+  EXPECT_CONTAINS(error_of([&] { data::read_image_file(path); }), path + ": cannot decode image");
+  // Cut inside IDAT, and cut after it (no IEND).
+  write_text(path, png.substr(0, idat + 8 + idat_len / 2));
+  EXPECT_CONTAINS(error_of([&] { data::read_image_file(path); }), path + ": truncated PNG (chunk IDAT at byte ");
+  write_text(path, png.substr(0, png.size() - 12));
+  EXPECT_CONTAINS(error_of([&] { data::read_image_file(path); }), path + ": truncated PNG (no IEND chunk");
+  // An ancillary text chunk with a bad CRC before IDAT: the pixels are intact and read.
+  const std::string text("\0\0\0\x07tEXtComment\x55\x55\x55\x55", 19);
+  write_text(path, png.substr(0, idat) + text + png.substr(idat));
+  EXPECT_EQ(cv::norm(data::read_image_file(path), img, cv::NORM_INF), 0.0);
 }
 
 // eval checks where --json and -o will write before it evaluates (not after the whole evaluation);

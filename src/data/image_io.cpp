@@ -13,6 +13,7 @@ extern "C" {
 #include <jerror.h>
 #include <jpeglib.h>
 }
+#include <zlib.h>
 
 #include "yolo2/error.hpp"
 #include "yolo2/util/atomic_file.hpp"
@@ -81,6 +82,34 @@ std::optional<std::string> check_pixels(const std::string& path, uint64_t width,
   return std::nullopt;
 }
 
+// A PNG's chunks up to IEND: each one's length within the file, and each critical chunk's CRC-32
+// (IHDR, PLTE, IDAT, IEND: the ones the pixels come from). libpng would refuse a critical chunk
+// with a bad CRC as well, but its reason goes to stderr without the file's name; a damaged
+// ancillary chunk (text, colour metadata) libpng only warns about and skips, and so does yolo2.
+std::optional<std::string> check_png_chunks(const std::string& path, const std::string& b) {
+  const auto u = [&](std::size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(b[i])); };
+  const auto be32 = [&](std::size_t i) { return (u(i) << 24) | (u(i + 1) << 16) | (u(i + 2) << 8) | u(i + 3); };
+  for (std::size_t pos = 8; pos + 12 <= b.size();) {
+    std::string type = b.substr(pos + 4, 4);
+    for (char& c : type)
+      if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))) c = '?';
+    const uint32_t length = be32(pos);
+    if (length > b.size() - pos - 12)
+      return path + ": truncated PNG (chunk " + type + " at byte " + std::to_string(pos) + " declares " +
+             std::to_string(length) + " bytes, more than the file holds; the file was cut short or is damaged)";
+    const bool critical = (u(pos + 4) & 0x20) == 0;  // an upper-case first letter
+    if (critical) {
+      const uLong crc = crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(b.data() + pos + 4), length + 4);
+      if (crc != be32(pos + 8 + length))
+        return path + ": damaged PNG (chunk " + type + " at byte " + std::to_string(pos) +
+               " fails its CRC check: bytes of the file were changed)";
+    }
+    if (type == "IEND") return std::nullopt;
+    pos += 12 + length;
+  }
+  return path + ": truncated PNG (no IEND chunk; the file was cut short)";
+}
+
 // What is wrong with an image's bytes, judged by its signature.
 std::optional<std::string> check_bytes(const std::string& path, const std::string& b) {
   if (b.empty()) return path + ": empty file (0 bytes)";
@@ -106,9 +135,8 @@ std::optional<std::string> check_bytes(const std::string& path, const std::strin
   const unsigned char png[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
   if (b.size() >= 8 &&
       std::equal(png, png + 8, b.begin(), [](unsigned char p, char c) { return p == static_cast<unsigned char>(c); })) {
-    const std::string tail(b.end() - static_cast<long>(std::min<std::size_t>(b.size(), 12)), b.end());
-    if (tail.find("IEND") == std::string::npos) return path + ": truncated PNG (no IEND chunk; the file was cut short)";
     if (b.size() < 24) return path + ": truncated PNG (no header chunk)";
+    if (auto bad = check_png_chunks(path, b)) return bad;
     return check_pixels(path, be32(16), be32(20));  // IHDR: width, height
   }
   if (b.size() >= 26 && u(0) == 'B' && u(1) == 'M') {

@@ -43,27 +43,6 @@ std::vector<int> in_channels(const NetworkSpec& spec) {
   return in;
 }
 
-// Fills `h` from the start of a weights file and returns the header's size in bytes.
-std::size_t read_header(const std::string& bytes, const std::string& path, DarknetHeader& h) {
-  if (bytes.size() < 16)
-    throw Error(path + ": " + std::to_string(bytes.size()) + " bytes is too short for a darknet weights header");
-  std::memcpy(&h.major, bytes.data(), 4);
-  std::memcpy(&h.minor, bytes.data() + 4, 4);
-  std::memcpy(&h.revision, bytes.data() + 8, 4);
-  const std::size_t header = static_cast<std::size_t>(h.header_bytes());
-  if (bytes.size() < header)
-    throw Error(path + ": " + std::to_string(bytes.size()) + " bytes is too short for a v" + std::to_string(h.major) +
-                "." + std::to_string(h.minor) + " header");
-  if (header == 20) {
-    std::memcpy(&h.seen, bytes.data() + 12, 8);
-  } else {
-    int32_t seen32 = 0;
-    std::memcpy(&seen32, bytes.data() + 12, 4);
-    h.seen = static_cast<uint64_t>(static_cast<uint32_t>(seen32));
-  }
-  return header;
-}
-
 std::string describe(const LayerSpec& l, std::size_t i, int in_c) {
   std::ostringstream os;
   os << "layer " << i << " (conv " << l.filters << " " << l.size << "x" << l.size << ", " << in_c << " input channels"
@@ -72,11 +51,6 @@ std::string describe(const LayerSpec& l, std::size_t i, int in_c) {
 }
 
 }  // namespace
-
-int DarknetHeader::header_bytes() const {
-  // darknet's reader: an 8-byte `seen` from version 0.2 on (parser.c load_weights_upto).
-  return (major * 10 + minor >= 2 && major < 1000 && minor < 1000) ? 20 : 16;
-}
 
 int64_t darknet_weight_floats(const NetworkSpec& spec, int upto) {
   const std::vector<int> in = in_channels(spec);
@@ -88,73 +62,25 @@ int64_t darknet_weight_floats(const NetworkSpec& spec, int upto) {
   return total;
 }
 
-namespace {
-
-// Where each convolution's floats start in the body (planned before anything is written: nothing is
-// loaded unless the file fits the network); throws naming the layer where the floats run out, or
-// what is left over.
-struct LoadStep {
-  std::size_t layer;
-  int64_t offset;
-};
-std::vector<LoadStep> plan_load(const NetworkSpec& spec, const std::string& path, int64_t available, bool allow_prefix,
-                                WeightsLoad& r) {
-  const std::vector<int> in_c = in_channels(spec);
-  std::vector<LoadStep> plan;
-  int64_t offset = 0;
-  for (std::size_t i = 0; i < spec.layers.size(); ++i) {
-    const LayerSpec& l = spec.layers[i];
-    if (l.type != LayerSpec::Type::Conv) continue;
-    ++r.conv_layers_total;
-    const int64_t need = conv_floats(l, in_c[i]);
-    if (offset == available && allow_prefix) continue;  // a prefix file ends here
-    if (offset + need > available) {
-      std::ostringstream os;
-      os << path << ": expected " << (allow_prefix ? offset + need : darknet_weight_floats(spec)) << " floats, found "
-         << available << ": they ran out at " << describe(l, i, in_c[i]) << ", which needs " << need
-         << " floats from offset " << offset << " but only " << (available - offset) << " are left"
-         << (allow_prefix ? " (a prefix file must end at a layer boundary)" : "");
-      throw Error(os.str());
-    }
-    plan.push_back({i, offset});
-    offset += need;
-  }
-  r.floats_read = offset;
-  if (offset == available) return plan;
-  // One float too many is what a header whose version claims a 32-bit `seen` (before 0.2) gives
-  // when the writer stored 64 bits (or the version words are damaged): the header, not the network.
-  const std::string version = std::to_string(r.header.major) + "." + std::to_string(r.header.minor);
-  const std::string hint =
-      available - offset == 1 && r.header.header_bytes() == 16
-          ? "; one 4-byte word too many: the header says version " + version +
-                " (a 4-byte `seen`), but the file may have been written with an 8-byte one (versions 0.2 and "
-                "later): check the header's first two words"
-          : "";
-  throw Error(path + ": the file has " + std::to_string(available) + " floats but the network holds only " +
-              std::to_string(darknet_weight_floats(spec)) + " (" + std::to_string(available - offset) +
-              " left over): is this the weights file of another network or class count?" + hint);
-}
-
-}  // namespace
-
 WeightsLoad load_darknet_weights(YoloV2Impl& model, const std::string& path, bool allow_prefix) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open darknet weights file");
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const NetworkSpec& spec = model.spec();
+  const std::vector<int> in_c = in_channels(spec);
+  std::vector<WeightsConv> convs;
+  for (std::size_t i = 0; i < spec.layers.size(); ++i)
+    if (spec.layers[i].type == LayerSpec::Type::Conv)
+      convs.push_back({i, conv_floats(spec.layers[i], in_c[i]), describe(spec.layers[i], i, in_c[i])});
+  // The whole file is checked (header, size, finite floats) before any tensor is written.
+  const WeightsLayout layout = check_darknet_weights(bytes, path, convs, allow_prefix);
   WeightsLoad r;
-  const std::size_t header = read_header(bytes, path, r.header);
-  const std::size_t body = bytes.size() - header;
-  if (body % 4 != 0)
-    throw Error(path + ": the body is " + std::to_string(body) + " bytes, not a whole number of floats");
-  const std::vector<LoadStep> plan = plan_load(model.spec(), path, static_cast<int64_t>(body / 4), allow_prefix, r);
-  const float* data = reinterpret_cast<const float*>(bytes.data() + header);
-  // Diverged or damaged weights would only show as an mAP of 0: refused, naming the first bad float.
-  for (int64_t k = 0; k < r.floats_read; ++k)
-    if (!std::isfinite(data[k]))
-      throw Error(path + ": float " + std::to_string(k) + " of the body is " + std::to_string(data[k]) +
-                  " (the weights are damaged or come from a diverged run)");
+  r.header = layout.header;
+  r.conv_layers_total = layout.conv_layers_total;
+  r.floats_read = layout.floats_read;
+  const float* data = reinterpret_cast<const float*>(bytes.data() + layout.header_bytes);
   torch::NoGradGuard no_grad;
-  for (const LoadStep& s : plan) {
+  for (const WeightsStep& s : layout.steps) {
     const auto k = static_cast<std::size_t>(model.conv_of_layer()[s.layer]);
     int64_t pos = s.offset;
     for (at::Tensor t : conv_tensors(model, k)) {

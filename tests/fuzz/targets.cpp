@@ -1,15 +1,14 @@
 // libFuzzer targets for every parser a user feeds yolo2 (issue 29): VOC XML, ImageSets lists,
 // darknet label files, COCO JSON, classes.txt, the YAML config with --set overrides, VOC and COCO
 // results files, checkpoint archives (the zip directory and records yolo2 checks itself, not
-// LibTorch's reader) and image headers with the JPEG decoder. A parser may refuse its input with
+// LibTorch's reader), darknet .weights (header, layout and floats, against a small network) and
+// image headers with the JPEG decoder. A parser may refuse its input with
 // yolo2::Error (a named error, the expected outcome for bad input); anything else (another
 // exception, a crash, a sanitizer report, a hang, a huge allocation) is a finding.
 //
 // Built twice: with clang's -fsanitize=fuzzer,address,undefined as `yolo2_fuzz` by scripts/fuzz.sh
 // (tests/fuzz/CMakeLists.txt; YOLO2_FUZZ_TARGET picks the target), and with the project's compiler
 // as `yolo2_fuzz_replay` (replay.cpp), which ctest runs over the committed corpus and regressions.
-// darknet .weights are fuzzed through their header and layer plan in the replay only: reading them
-// needs the network (LibTorch), which the sanitizer build leaves out.
 #include "targets.hpp"
 
 #include <unistd.h>
@@ -28,6 +27,7 @@
 #include "yolo2/error.hpp"
 #include "yolo2/eval/coco_json.hpp"
 #include "yolo2/eval/results_io.hpp"
+#include "yolo2/io/darknet_weights.hpp"
 #include "yolo2/util/zip_check.hpp"
 
 namespace yolo2::fuzz {
@@ -168,6 +168,18 @@ void coco_results(const uint8_t* d, std::size_t n) {
 
 void checkpoint_zip(const uint8_t* d, std::size_t n) { util::verify_zip_checksums(put("c.ckpt", d, n)); }
 
+// A .weights file for a two-convolution network: 4 filters 3x3 on 1 channel with batch norm
+// (4 * 4 + 4 * 9 = 52 floats), then 2 filters 1x1 on 4 channels with biases (2 + 8 = 10), read as a
+// full file and as a prefix (what load_darknet_weights checks before it writes any tensor).
+void darknet_weights(const uint8_t* d, std::size_t n) {
+  static const std::vector<io::WeightsConv> convs{{0, 52, "layer 0 (conv 4 3x3)"}, {2, 10, "layer 2 (conv 2 1x1)"}};
+  const std::string bytes(reinterpret_cast<const char*>(d), n);
+  try {
+    io::check_darknet_weights(bytes, "fuzz.weights", convs, false);
+  } catch (const Error&) {}
+  io::check_darknet_weights(bytes, "fuzz.weights", convs, true);
+}
+
 void image(const uint8_t* d, std::size_t n) {
   data::decode_image("fuzz-image", std::string(reinterpret_cast<const char*>(d), n));
 }
@@ -182,6 +194,7 @@ const std::vector<Target>& targets() {
       {"config", config},
       {"results", results},
       {"checkpoint_zip", checkpoint_zip},
+      {"darknet_weights", darknet_weights},
       {"image", image},
       {"darknet_labels", darknet_labels},
       {"coco_json", coco_json},

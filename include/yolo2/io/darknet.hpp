@@ -6,18 +6,13 @@
 #include <string>
 
 #include "yolo2/config.hpp"
+#include "yolo2/io/darknet_weights.hpp"
 #include "yolo2/model/yolov2.hpp"
 
 namespace yolo2::io {
 
 using model::NetworkSpec;
 using model::YoloV2Impl;
-
-struct DarknetHeader {
-  int32_t major = 0, minor = 2, revision = 0;
-  uint64_t seen = 0;         // images seen in training (32-bit in v0.1 files, 64-bit since v0.2)
-  int header_bytes() const;  // 16 or 20, by darknet's reader rule
-};
 
 struct WeightsLoad {
   DarknetHeader header;
