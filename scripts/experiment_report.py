@@ -398,8 +398,10 @@ def confirm_block(seed_maps, per_class_new, times):
                 if k in committed.get(name, {}) and f"{seed_maps[name][k]:.4f}" == f"{committed[name][k]:.4f}"]
         beside.append(f"- Rerun of seed {k[4:]}: CE {map_b[k]:.4f} (table above: {committed.get('ce', {}).get(k, float('nan')):.4f}), "
                     f"soft gamma {map_a[k]:.4f} (above: {committed.get('soft_gamma_linear', {}).get(k, float('nan')):.4f}): "
-                    + ("reproduced to 4 decimals." if len(same) == 2 else "not reproduced bit for bit (another build and "
-                       "processor can round differently)."))
+                    + ("reproduced to 4 decimals." if len(same) == 2 else "not reproduced bit for bit (seeds 1-5 above ran in "
+                       "an earlier session, from the backbone pretrained there (`runs/synth_pretrain` is made on each "
+                       "checkout, not committed), with another build and processor: each can round differently; the "
+                       "reruns use the backbone of seeds 6-15)."))
     if beside:
         body += ["Beside it, not part of the decision:\n"] + beside
     body.append("")
