@@ -131,10 +131,18 @@ def check_confirm(tmp, data, check):
         all15 = next((l for l in text.splitlines() if l.startswith("- All seeds (1-15")), "")
         check(f"over 15 paired seeds, 95 % interval [{lo15:+.4f}, {hi15:+.4f}]" in all15,
               f"confirm ({case}): all 15 seeds {all15!r}, expected [{lo15:+.4f}, {hi15:+.4f}] (t with 14 df)")
-        check("Rerun of seed 1" in text and "reproduced to 4 decimals" in next(
-            l for l in text.splitlines() if l.startswith("- Rerun of seed 1:")), f"confirm ({case}): seed 1 reproduced")
-        check("not reproduced" in next((l for l in text.splitlines() if l.startswith("- Rerun of seed 2:")), ""),
-              f"confirm ({case}): seed 2 differs from the table by 0.01")
+        m5, lo5, hi5 = interval([rare_ap["soft_gamma_linear", s] - rare_ap["ce", s] for s in range(1, 6)])
+        alone = next((l for l in text.splitlines() if l.startswith("- Seeds 1-5 alone")), "")
+        check(f"over 5 paired seeds, 95 % interval [{lo5:+.4f}, {hi5:+.4f}]" in alone,
+              f"confirm ({case}): seeds 1-5 alone {alone!r}, expected [{lo5:+.4f}, {hi5:+.4f}] (t with 4 df)")
+        reruns = next((l for l in text.splitlines() if l.startswith("- Reruns of seeds 1-5")), "")
+        seed1 = f"{final['ce', 1]:.4f} / {final['soft_gamma_linear', 1]:.4f}"
+        seed2 = (f"{final['ce', 2]:.4f} / {final['soft_gamma_linear', 2]:.4f} (above: {final['ce', 2] + 0.01:.4f} / "
+                 f"{final['soft_gamma_linear', 2] + 0.01:.4f})")
+        check(f"seed 1 {seed1} (above: {seed1})" in reruns and f"seed 2 {seed2}" in reruns,
+              f"confirm ({case}): the reruns' line {reruns!r} should give seed 1 as the table and seed 2 0.01 apart")
+        check("Reproduced to 4 decimals: 4 of 5 (" in reruns and "earlier session" in reruns,
+              f"confirm ({case}): seed 2 differs from the table by 0.01, the others reproduce: {reruns!r}")
     check(outcomes == {"up": "Confirmed", "flat": "Undecided", "down": "Refuted"},
           f"the three made-up studies should give confirmed / undecided / refuted, got {outcomes}")
     # With 7 new seeds the interval is interim: no decision is read.
