@@ -9,9 +9,9 @@
 # that crashes is written to build-fuzz/crashes/<target>/ and the script exits 1. Keep such an
 # input, once fixed, in tests/fuzz/regressions/<target>/: ctest replays the corpus and the
 # regressions (Fuzz.ReplayCorpusAndRegressions). Prints execs/s and coverage per target.
-# Every target's run is appended to tests/fuzz/ledger.tsv (date, commit, CPU, seconds, execs, execs/s,
-# coverage, corpus size, result; commit it): the fuzzing hours add up across sessions and machines,
-# and the script ends with each target's total from the ledger.
+# Every target's run is appended to tests/fuzz/ledger.tsv (date, commit fuzzed, seconds, execs,
+# execs/s, coverage, corpus size, result, CPU; commit it): the fuzzing hours add up across sessions
+# and machines, and the script ends with each target's total from the ledger.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER=${1:-60}
@@ -40,15 +40,19 @@ run_target() {
   corpus=$(find "build-fuzz/corpus/$t" -type f | wc -l)
   cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //; s/\t/ /g')
   (flock 9
-   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(git describe --always --dirty)" \
+   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$BUILT" \
      "$t" "$SECONDS_PER" "${execs:-0}" "$rate" "${cov:-0}" "$corpus" "$([ $rc = 0 ] && echo ok || echo "failed rc $rc")" \
      "$cpu" >>"$LEDGER") 9>>"$LEDGER"
   return $rc
 }
 LEDGER=tests/fuzz/ledger.tsv
+# The commit the fuzz build was made from, "-dirty" when a source it compiles differs from it (the
+# ledger itself, which the runs append to, does not count).
+BUILT=$(git describe --always)
+git diff --quiet HEAD -- src include cmake tests/fuzz ':(exclude)tests/fuzz/ledger.tsv' || BUILT="$BUILT-dirty"
 [ -s "$LEDGER" ] || printf 'date\tcommit\ttarget\tseconds\texecs\texecs_per_s\tcoverage\tcorpus_files\tresult\tcpu\n' >"$LEDGER"
 export -f run_target
-export SECONDS_PER LEDGER
+export SECONDS_PER LEDGER BUILT
 if [ "$JOBS" -gt 1 ]; then
   printf '%s\n' $TARGETS | xargs -P "$JOBS" -I{} bash -c 'run_target {}' || status=1
 else
