@@ -245,8 +245,13 @@ std::optional<std::string> check_image_file(const std::string& path) {
 cv::Mat decode_image(const std::string& path, const std::string& bytes) {
   if (std::optional<std::string> problem = check_bytes(path, bytes)) throw Error(*problem);
   if (is_jpeg(bytes)) return decode_jpeg(path, bytes);
-  cv::Mat image = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
-                               cv::IMREAD_COLOR);
+  cv::Mat image;
+  try {
+    image = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
+                         cv::IMREAD_COLOR);
+  } catch (const cv::Exception& e) {  // OpenCV 4.6 throws past imdecode for some headers it misreads
+    throw Error(path + ": cannot decode image (OpenCV: " + e.err + ")");
+  }
   if (image.empty()) throw Error(path + ": cannot decode image (not a JPEG, PNG or BMP OpenCV can read)");
   return image;
 }
