@@ -30,6 +30,15 @@ std::optional<std::string> read_all(const std::string& path, std::string& bytes)
   return std::nullopt;
 }
 
+// Unsigned 32-bit words of an image file's bytes, big-endian (PNG) and little-endian (BMP).
+uint32_t byte_at(const std::string& b, std::size_t i) { return static_cast<unsigned char>(b[i]); }
+uint32_t be32(const std::string& b, std::size_t i) {
+  return (byte_at(b, i) << 24) | (byte_at(b, i + 1) << 16) | (byte_at(b, i + 2) << 8) | byte_at(b, i + 3);
+}
+uint32_t le32(const std::string& b, std::size_t i) {
+  return byte_at(b, i) | (byte_at(b, i + 1) << 8) | (byte_at(b, i + 2) << 16) | (byte_at(b, i + 3) << 24);
+}
+
 // The EXIF Orientation of a JPEG (tag 0x0112 of IFD0 in its APP1 "Exif" segment), or 1 (as stored)
 // when it has none. Only the markers before the image data are read; a malformed segment ends the
 // search (the decoder judges the rest).
@@ -87,20 +96,18 @@ std::optional<std::string> check_pixels(const std::string& path, uint64_t width,
 // with a bad CRC as well, but its reason goes to stderr without the file's name; a damaged
 // ancillary chunk (text, colour metadata) libpng only warns about and skips, and so does yolo2.
 std::optional<std::string> check_png_chunks(const std::string& path, const std::string& b) {
-  const auto u = [&](std::size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(b[i])); };
-  const auto be32 = [&](std::size_t i) { return (u(i) << 24) | (u(i + 1) << 16) | (u(i + 2) << 8) | u(i + 3); };
   for (std::size_t pos = 8; pos + 12 <= b.size();) {
     std::string type = b.substr(pos + 4, 4);
     for (char& c : type)
       if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))) c = '?';
-    const uint32_t length = be32(pos);
+    const uint32_t length = be32(b, pos);
     if (length > b.size() - pos - 12)
       return path + ": truncated PNG (chunk " + type + " at byte " + std::to_string(pos) + " declares " +
              std::to_string(length) + " bytes, more than the file holds; the file was cut short or is damaged)";
-    const bool critical = (u(pos + 4) & 0x20) == 0;  // an upper-case first letter
+    const bool critical = (byte_at(b, pos + 4) & 0x20) == 0;  // an upper-case first letter
     if (critical) {
       const uLong crc = crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(b.data() + pos + 4), length + 4);
-      if (crc != be32(pos + 8 + length))
+      if (crc != be32(b, pos + 8 + length))
         return path + ": damaged PNG (chunk " + type + " at byte " + std::to_string(pos) +
                " fails its CRC check: bytes of the file were changed)";
     }
@@ -129,20 +136,17 @@ std::optional<std::string> check_bytes(const std::string& path, const std::strin
       if (u(i - 2) == 0xFF && u(i - 1) == 0xD9) return std::nullopt;
     return path + ": truncated JPEG (no end-of-image marker; the file was cut short)";
   }
-  const auto w = [&](std::size_t i) { return static_cast<uint32_t>(u(i)); };  // unsigned shifts, no sign
-  const auto be32 = [&](std::size_t i) { return (w(i) << 24) | (w(i + 1) << 16) | (w(i + 2) << 8) | w(i + 3); };
-  const auto le32 = [&](std::size_t i) { return (w(i + 3) << 24) | (w(i + 2) << 16) | (w(i + 1) << 8) | w(i); };
   const unsigned char png[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
   if (b.size() >= 8 &&
       std::equal(png, png + 8, b.begin(), [](unsigned char p, char c) { return p == static_cast<unsigned char>(c); })) {
     if (b.size() < 24) return path + ": truncated PNG (no header chunk)";
     if (auto bad = check_png_chunks(path, b)) return bad;
-    return check_pixels(path, be32(16), be32(20));  // IHDR: width, height
+    return check_pixels(path, be32(b, 16), be32(b, 20));  // IHDR: width, height
   }
   if (b.size() >= 26 && u(0) == 'B' && u(1) == 'M') {
     // BITMAPINFOHEADER: width, then height (negative: stored top-down).
-    const auto h = static_cast<int32_t>(le32(22));
-    return check_pixels(path, le32(18), static_cast<uint32_t>(h < 0 ? -static_cast<int64_t>(h) : h));
+    const auto h = static_cast<int32_t>(le32(b, 22));
+    return check_pixels(path, le32(b, 18), static_cast<uint32_t>(h < 0 ? -static_cast<int64_t>(h) : h));
   }
   return path + ": not a JPEG, PNG or BMP image (by its first bytes)";
 }
@@ -279,13 +283,10 @@ cv::Size image_size(const std::string& path) {
     }
     throw Error(path + ": JPEG without a frame header (no image size before the image data)");
   }
-  if (b.size() >= 24 && b.compare(1, 3, "PNG") == 0)
-    return size((u(16) << 24) | (u(17) << 16) | (u(18) << 8) | u(19),
-                (u(20) << 24) | (u(21) << 16) | (u(22) << 8) | u(23));
+  if (b.size() >= 24 && b.compare(1, 3, "PNG") == 0) return size(be32(b, 16), be32(b, 20));
   if (b.size() >= 26 && b[0] == 'B' && b[1] == 'M') {
-    const auto le32 = [&](std::size_t i) { return u(i) | (u(i + 1) << 8) | (u(i + 2) << 16) | (u(i + 3) << 24); };
-    const auto h = static_cast<int32_t>(le32(22));
-    return size(le32(18), static_cast<uint32_t>(h < 0 ? -static_cast<int64_t>(h) : h));
+    const auto h = static_cast<int32_t>(le32(b, 22));
+    return size(le32(b, 18), static_cast<uint32_t>(h < 0 ? -static_cast<int64_t>(h) : h));
   }
   throw Error(path + ": not a JPEG, PNG or BMP image (by its first bytes)");
 }
