@@ -622,6 +622,16 @@ TEST(RunFolderSafety, HugeImageHeadersAreRefusedBeforeDecoding) {
   EXPECT_CONTAINS(error_of([&] { data::read_image_file(dir.file("big.png")); }),
                   dir.file("big.png") + ": the image header says 65536 x 65536 pixels");
   EXPECT_TRUE(data::check_image_file(dir.file("big.png")).has_value());  // found at load time too
+  // Under 100 megapixels but taller than OpenCV's 2^20 a side (its decoder would throw): the BMP the
+  // image fuzzer found, a damaged header that reads as 54 x 1,048,616.
+  const std::string bmp =
+      read_text(std::string(YOLO2_SOURCE_DIR) + "/tests/fuzz/regressions/image/bmp_header_opencv_throws.bmp");
+  write_text(dir.file("tall.bmp"), bmp);
+  EXPECT_CONTAINS(error_of([&] { data::read_image_file(dir.file("tall.bmp")); }),
+                  dir.file("tall.bmp") +
+                      ": the image header says 54 x 1048616 pixels (yolo2 reads images of 1 to 100 "
+                      "megapixels, at most 1048576 pixels a side)");
+  EXPECT_TRUE(data::check_image_file(dir.file("tall.bmp")).has_value());
   write_text(dir.file("x.jpg"), "GIF89a and more bytes");
   EXPECT_CONTAINS(error_of([&] { data::read_image_file(dir.file("x.jpg")); }), "not a JPEG, PNG or BMP image");
   cv::imwrite(dir.file("ok.png"), img);

@@ -83,11 +83,15 @@ bool is_jpeg(const std::string& b) {
 // 60,000 x 60,000 pixels) cannot make yolo2 allocate gigabytes: 100 megapixels (300 MB decoded) is
 // beyond any camera photo a detector trains on.
 constexpr uint64_t kMaxPixels = 100'000'000;
+// OpenCV's own limit on a side (CV_IO_MAX_IMAGE_WIDTH and _HEIGHT, 2^20): past it cv::imdecode throws
+// from validateInputImageSize instead of decoding, e.g. for a damaged BMP header of 54 x 1,048,616.
+constexpr uint64_t kMaxSide = uint64_t{1} << 20;
 
 std::optional<std::string> check_pixels(const std::string& path, uint64_t width, uint64_t height) {
-  if (width == 0 || height == 0 || width * height > kMaxPixels)
+  if (width == 0 || height == 0 || width > kMaxSide || height > kMaxSide || width * height > kMaxPixels)
     return path + ": the image header says " + std::to_string(width) + " x " + std::to_string(height) +
-           " pixels (yolo2 reads images of 1 to " + std::to_string(kMaxPixels / 1'000'000) + " megapixels)";
+           " pixels (yolo2 reads images of 1 to " + std::to_string(kMaxPixels / 1'000'000) + " megapixels, at most " +
+           std::to_string(kMaxSide) + " pixels a side)";
   return std::nullopt;
 }
 
