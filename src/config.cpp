@@ -24,6 +24,7 @@
 
 #include "config_words.hpp"
 #include "yolo2/error.hpp"
+#include "yolo2/util/atomic_file.hpp"
 
 namespace yolo2 {
 
@@ -878,13 +879,14 @@ void apply_tree(Config& c, const YAML::Node& node, const std::string& prefix, co
 }
 
 YAML::Node load_yaml_file(const std::string& path) {
-  if (!std::filesystem::exists(path)) throw Error(path + ": config file not found");
-  if (std::filesystem::is_directory(path)) throw Error(path + ": is a folder, not a config file");
-  std::ifstream probe(path);
-  if (!probe) throw Error(path + ": cannot read the config file: " + std::strerror(errno));
+  std::error_code ec;  // a status that cannot be read (a symlink loop, ...) is named by read_file below
+  const std::filesystem::file_status status = std::filesystem::status(path, ec);
+  if (status.type() == std::filesystem::file_type::not_found) throw Error(path + ": config file not found");
+  if (std::filesystem::is_directory(status)) throw Error(path + ": is a folder, not a config file");
+  const std::string text = util::read_file(path);  // an error names the file and the system's reason
   try {
     // Every document of the file: a second one (after `---`) would otherwise be ignored silently.
-    const std::vector<YAML::Node> docs = YAML::LoadAllFromFile(path);
+    const std::vector<YAML::Node> docs = YAML::LoadAll(text);
     const auto second = std::find_if(docs.begin() + (docs.empty() ? 0 : 1), docs.end(),
                                      [](const YAML::Node& d) { return !d.IsNull(); });
     if (second != docs.end())

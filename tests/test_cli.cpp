@@ -2,6 +2,7 @@
 // on debug logging, before or after the verb, and does not change what the verb does), `version`,
 // and `eval --detections` scoring results files exactly as the library does.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 #include <nlohmann/json.hpp>
@@ -38,7 +39,8 @@ struct CliResult {
 CliResult run_yolo2(const TempDir& dir, const std::string& args) {
   const std::string log = dir.file("out.txt");
   CliResult r;
-  r.status = std::system((std::string(YOLO2_EXE) + " " + args + " > " + log + " 2>&1").c_str());
+  const int wait = std::system((std::string(YOLO2_EXE) + " " + args + " > " + log + " 2>&1").c_str());
+  r.status = WIFEXITED(wait) ? WEXITSTATUS(wait) : -1;  // -1: ended by a signal
   r.output = read_text(log);
   return r;
 }
@@ -77,29 +79,31 @@ TEST(Cli, VerboseIsAcceptedAfterTheVerbWithTheVerbsOwnOptions) {
 TEST(Cli, UnknownOptionAfterTheVerbIsStillAnError) {
   TempDir dir;
   const CliResult r = run_yolo2(dir, "config --no-such-flag");
-  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_EQ(r.status, 2) << r.output;  // a usage error
   EXPECT_CONTAINS(r.output, "--no-such-flag");
 }
 
-// Flag values out of their range are errors naming the flag, before any work: a threshold that is
-// NaN or negative (--conf), an IoU above 1 (--nms), a negative --stop-after or synth --seed, an info
-// --size that is no input side.
+// Flag values out of their range are usage errors (exit status 2) naming the flag and the value,
+// before any work: a threshold that is NaN or negative (--conf), an IoU above 1 (--nms), a negative
+// --stop-after or synth --seed, an info --size that is no input side.
 TEST(Cli, OutOfRangeFlagValuesAreErrorsNamingTheFlag) {
   TempDir dir;
   yolo2::testing::write_text(dir.file("x.ckpt"), "not a checkpoint");
   yolo2::testing::write_text(dir.file("c.yaml"), "train:\n  lr: 0.1\n");
   const std::string detect = "detect --checkpoint " + dir.file("x.ckpt") + " -i " + dir.str();
-  for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
-           {detect + " --conf nan", "--conf"},
-           {detect + " --conf -1", "--conf"},
-           {detect + " --nms 5", "--nms"},
-           {"train --config " + dir.file("c.yaml") + " --stop-after -1", "--stop-after"},
-           {"synth --out " + dir.file("s") + " --seed -1", "--seed"},
-           {"info --size 0", "--size"},
-           {"info --size 100", "--size"}}) {
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {detect + " --conf nan", "--conf: 'nan' is not in [0, 1]"},
+           {detect + " --conf -1", "--conf: '-1' is not in [0, 1]"},
+           {detect + " --nms 5", "--nms: '5' is not in [0, 1]"},
+           {"train --config " + dir.file("c.yaml") + " --stop-after -1",
+            "--stop-after: '-1' is not a whole number >= 1"},
+           {"train --config " + dir.file("c.yaml") + " --stop-after 2.5", "--stop-after: '2.5' is not a whole number"},
+           {"synth --out " + dir.file("s") + " --seed -1", "--seed: '-1' is not a whole number >= 0"},
+           {"info --size 0", "--size: '0' is not an input size"},
+           {"info --size 100", "--size: '100' is not an input size"}}) {
     const CliResult r = run_yolo2(dir, args);
-    EXPECT_NE(r.status, 0) << args << "\n" << r.output;
-    EXPECT_CONTAINS(r.output, flag);
+    EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
+    EXPECT_CONTAINS(r.output, message);
     EXPECT_EQ(r.output.find("Segmentation"), std::string::npos) << args;
   }
   EXPECT_FALSE(std::filesystem::exists(dir.file("s"))) << "synth wrote nothing";

@@ -8,6 +8,7 @@
 
 #include "test_util.hpp"
 #include "yolo2/data/dataset.hpp"
+#include "yolo2/data/image_io.hpp"
 #include "yolo2/eval/detect_files.hpp"
 #include "yolo2/runtime/launch.hpp"
 
@@ -52,6 +53,21 @@ TEST(DetectFiles, ListsChecksAndReports) {
   EXPECT_EQ(fs::path(files[0]).filename(), "a.jpg");
   EXPECT_EQ(fs::path(files[2]).filename(), "c.JPEG");
   EXPECT_CONTAINS(error_of([&] { eval::list_detect_images(dir.file("none")); }), "no such image or folder");
+  // A symlink loop or a link to nothing under an image's name is listed (detect then names it and goes
+  // on with the others); one under another name is passed over; neither ends the listing.
+  fs::create_directories(dir.file("links"));
+  cv::imwrite(dir.file("links/a.jpg"), img);
+  fs::create_symlink("loop2.jpg", dir.file("links/loop1.jpg"));
+  fs::create_symlink("loop1.jpg", dir.file("links/loop2.jpg"));
+  fs::create_symlink("gone.png", dir.file("links/dangling.png"));
+  fs::create_symlink("loop4", dir.file("links/loop3"));
+  fs::create_symlink("loop3", dir.file("links/loop4"));
+  const auto linked = eval::list_detect_images(dir.file("links"));
+  ASSERT_EQ(linked.size(), 4u);
+  EXPECT_EQ(fs::path(linked[0]).filename(), "a.jpg");
+  EXPECT_EQ(fs::path(linked[1]).filename(), "dangling.png");
+  EXPECT_CONTAINS(error_of([&] { data::read_image_file(linked[2]); }), linked[2] + ": cannot read");
+  EXPECT_CONTAINS(error_of([&] { data::read_image_file(linked[1]); }), linked[1] + ": cannot read");
   EXPECT_CONTAINS(error_of([&] { eval::check_detect_outputs("", dir.file("in"), dir.file("in"), files); }),
                   "--output is the input folder");
   EXPECT_CONTAINS(error_of([&] { eval::check_detect_outputs("", dir.file("in"), files[0], {files[0]}); }),

@@ -347,6 +347,16 @@ TEST(ConfigFile, SecondYamlDocumentIsAnErrorNamingItsLine) {
   EXPECT_DOUBLE_EQ(yolo2::load_config(dir.file("one.yaml")).train.lr, 0.1);
 }
 
+// A config the system cannot read is an error naming it and the system's reason: one that cannot be
+// opened, and one whose read fails after opening (EIO; /proc/self/mem reads so at offset 0, even as root).
+TEST(ConfigFile, UnreadableConfigNamesTheFileAndTheReason) {
+  TempDir dir("yolo2-config");
+  std::filesystem::create_symlink("loop.yaml", dir.file("loop.yaml"));
+  EXPECT_CONTAINS(error_of([&] { yolo2::load_config(dir.file("loop.yaml")); }), dir.file("loop.yaml") + ": ");
+  EXPECT_CONTAINS(error_of([&] { yolo2::load_config("/proc/self/mem"); }),
+                  "/proc/self/mem: cannot read: Input/output error");
+}
+
 TEST(ConfigValidate, ValidationErrorNamesTheFile) {
   TempDir dir("yolo2-config");
   const std::string path = dir.file("v.yaml");

@@ -354,6 +354,11 @@ TEST(Dataset, ByteOrderMarkInASplitFileIsNotPartOfTheFirstId) {
   const auto ds = yolo2::data::load_dataset({{w.root, "trainval"}}, options());
   ASSERT_EQ(ds.images.size(), 2u);
   EXPECT_EQ(ds.images[0].id, "000001");
+  // The same in a classes.txt: the first class is "cat", not an invisible "\xEF\xBB\xBFcat".
+  yolo2::testing::write_text(dir.file("classes.txt"),
+                             "\xEF\xBB\xBF"
+                             "cat\r\ndog\r\n");
+  EXPECT_EQ(yolo2::data::read_class_names(dir.file("classes.txt")), (std::vector<std::string>{"cat", "dog"}));
 }
 
 TEST(Dataset, TwoSplitsConcatenateInOrder) {

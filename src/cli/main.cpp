@@ -31,6 +31,19 @@ CLI::Validator number_in(double lo, double hi) {
       "NUMBER in " + range);
 }
 
+CLI::Validator whole_number_from(long lo) {
+  const std::string what = "a whole number >= " + std::to_string(lo);
+  return CLI::Validator(
+      [lo, what](std::string& text) -> std::string {
+        long long v = 0;
+        unsigned long long big = 0;  // past long long's range (a 64-bit seed)
+        const bool ok = CLI::detail::lexical_cast(text, v) ? v >= lo : lo >= 0 && CLI::detail::lexical_cast(text, big);
+        if (!ok) return "'" + text + "' is not " + what;
+        return {};
+      },
+      "INT >= " + std::to_string(lo));
+}
+
 CLI::Validator input_side() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
@@ -75,7 +88,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 prints the message; a usage error (unknown flag, bad value) exits 2, as getopt and
+    // argparse programs do (CLI11's own codes, 105 and up, would mean nothing to a script).
+    return app.exit(e) == 0 ? 0 : 2;
   } catch (const yolo2::Error& e) {
     spdlog::error("{}", e.what());
     return 1;

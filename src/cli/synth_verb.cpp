@@ -19,7 +19,7 @@ void add_synth(CLI::App& app) {
   cmd->add_option("--train", opt->train, "Images in trainval")->capture_default_str();
   cmd->add_option("--test", opt->test, "Images in test")->capture_default_str();
   cmd->add_option("--size", opt->size, "Longest image side in pixels")->capture_default_str();
-  cmd->add_option("--seed", opt->seed, "Random seed")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--seed", opt->seed, "Random seed")->capture_default_str()->check(whole_number_from(0));
   cmd->add_option("--classes", opt->num_classes, "Number of shape classes (6-10)")->capture_default_str();
   cmd->add_option("--imbalance", opt->imbalance, "Most / least frequent class ratio")->capture_default_str();
   cmd->add_option("--max-objects", opt->max_objects, "Objects per image: 1..N")->capture_default_str();

@@ -126,7 +126,7 @@ void add_training_verb(CLI::App& app, const train::TaskInfo& task) {
   cmd->add_flag("--no-eval", f->no_eval, "Skip periodic and final evaluation");
   cmd->add_option("--stop-after", f->options.stop_after,
                   "Save and stop after N iterations of this process (resume later)")
-      ->check(CLI::PositiveNumber);
+      ->check(whole_number_from(1));
   cmd->add_option("--nproc", f->nproc,
                   "Train with N processes on this machine (c10d/Gloo data parallel; each gets runtime.threads / N "
                   "threads)")

@@ -25,6 +25,8 @@ void add_version(CLI::App& app);
 
 // A number in [lo, hi] (CLI::Range lets NaN through; this does not): for thresholds such as --conf.
 CLI::Validator number_in(double lo, double hi);
+// A whole number from lo up (CLI::PositiveNumber's message prints its bound as a 300-digit number).
+CLI::Validator whole_number_from(long lo);
 // A network input side: a positive multiple of 32 (the detector's stride).
 CLI::Validator input_side();
 

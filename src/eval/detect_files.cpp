@@ -31,7 +31,12 @@ std::vector<std::string> list_detect_images(const std::string& input) {
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(input)) {
     const std::string ext = lower_extension(e.path());
-    if (e.is_regular_file() && (ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp"))
+    if (ext != ".jpg" && ext != ".jpeg" && ext != ".png" && ext != ".bmp") continue;
+    // An image's name on a symlink that loops or leads nowhere is listed all the same: detect then
+    // reports it with the reason it cannot be read and goes on with the others (exit status 1).
+    std::error_code ec, link_ec;
+    const fs::file_status target = e.status(ec);  // through the link
+    if (fs::is_regular_file(target) || (e.is_symlink(link_ec) && (ec || !fs::exists(target))))
       files.push_back(e.path().string());
   }
   std::sort(files.begin(), files.end());

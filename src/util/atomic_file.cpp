@@ -99,7 +99,12 @@ void write_file_atomic(const std::string& path, const std::string& content) {
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot read: " + std::strerror(errno));
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  try {  // libstdc++'s file buffer throws a nameless ios_base::failure when read(2) fails (EIO, ...)
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } catch (const std::ios_base::failure&) {
+    const int err = errno;
+    throw Error(path + ": cannot read: " + (err != 0 ? std::strerror(err) : "read error"));
+  }
 }
 
 std::string temporary_name(const std::string& path) {
