@@ -232,6 +232,18 @@ TEST(RunFolderSafety, ResumeBranchesAndNeverWritesIntoAForeignFolder) {
   EXPECT_CONTAINS(error_of([&] { train::run_training(big, ow); }), "fewer than one batch");
   EXPECT_EQ(read_text(dir.file("run/last.ckpt")), before);
   EXPECT_EQ(read_text(dir.file("run/metrics.csv")), log);
+  // --output naming the checkpoint's own folder, even with --overwrite, continues the run in place:
+  // its history is kept (as a branch, --overwrite had deleted the metrics.csv it was to copy).
+  const std::size_t rows = testing::csv_rows(dir.file("run/metrics.csv")).size();
+  ASSERT_LT(rows, 4u);
+  train::TrainOptions self = r;
+  self.resume = dir.file("run/last.ckpt");
+  self.branch = dir.file("run") + "/.";
+  self.overwrite = true;
+  train::run_training(c, self);
+  EXPECT_EQ(testing::csv_rows(dir.file("run/metrics.csv")).size(), 4u);
+  EXPECT_EQ(io::load_checkpoint(dir.file("run/last.ckpt")).state->iteration, 4);
+  EXPECT_EQ(read_text(dir.file("run/metrics.csv")).substr(0, log.size()), log);
 }
 
 // An export writes its .cfg and .weights as a pair: a full disk during the second leaves the earlier

@@ -114,6 +114,20 @@ void check_batch(const TrainerParts& p) {
                 " was changed");
 }
 
+// The folder a resumed run branches into (--output with --resume), or "" to continue in place. An
+// --output naming the checkpoint's own folder is a resume in place: as a branch, --overwrite would
+// first delete the history there (metrics.csv, eval.csv, best.ckpt) that the branch copies.
+std::string branch_folder(const TrainOptions& options, bool resumed) {
+  if (options.branch.empty()) return {};
+  if (!resumed) throw Error("a branch (--output with --resume) needs --resume CKPT");
+  std::error_code ec;
+  if (std::filesystem::equivalent(options.branch, std::filesystem::path(options.resume).parent_path(), ec)) {
+    spdlog::info("--output {} is the checkpoint's own run folder: the run continues there", options.branch);
+    return {};
+  }
+  return options.branch;
+}
+
 }  // namespace
 
 TrainSummary run_task(std::unique_ptr<Task> task, Config config, const TrainOptions& options) {
@@ -130,18 +144,16 @@ TrainSummary run_task(std::unique_ptr<Task> task, Config config, const TrainOpti
   p.deferred_scalars = options.deferred_scalars.value_or(p.device.is_cuda()) && !config.train.skip_nonfinite;
   if (options.deferred_scalars.value_or(false) && config.train.skip_nonfinite)
     spdlog::warn("train.skip_nonfinite checks the loss before each backward pass: the scalars are read every step");
-  if (!options.branch.empty()) {
-    if (!resumed) throw Error("a branch (--output with --resume) needs --resume CKPT");
-    config.train.output = options.branch;  // the run now lives there (its config.yaml says so)
-  }
+  const std::string branch = branch_folder(options, resumed.has_value());
+  if (!branch.empty()) config.train.output = branch;  // the run now lives there (its config.yaml says so)
   p.config = config;
   p.task = std::move(task);
-  p.folder = locate_run_folder(config, options.resume, options.branch);
+  p.folder = locate_run_folder(config, options.resume, branch);
   const bool main_rank = !p.dist || p.dist->is_main();
   // Claimed (locked, refused if not ours or busy) before anything is loaded; written only once the
   // config, the data and the model have been checked.
   std::unique_ptr<RunLock> lock;
-  const bool continues_in_place = resumed.has_value() && options.branch.empty();
+  const bool continues_in_place = resumed.has_value() && branch.empty();
   if (main_rank) lock = claim_run_folder(p.folder, continues_in_place, options.overwrite);
   p.task->load(p.config, options.evaluate);
   build_model(p, resumed, options.resume);
@@ -155,7 +167,7 @@ TrainSummary run_task(std::unique_ptr<Task> task, Config config, const TrainOpti
   std::unique_ptr<Hook> evaluation = evaluation_hook(p.task->evaluation());
   check_batch(p);
   if (main_rank) prepare_run_folder(p.folder, p.config, continues_in_place);
-  if (main_rank && !options.branch.empty())
+  if (main_rank && !branch.empty())
     copy_run_history(RunFolder{std::filesystem::path(options.resume).parent_path().string()}, p.folder);
   Trainer trainer(std::move(p));
   trainer.add_hook(metrics_hook());
