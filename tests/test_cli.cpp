@@ -109,6 +109,17 @@ TEST(Cli, OutOfRangeFlagValuesAreErrorsNamingTheFlag) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("s"))) << "synth wrote nothing";
 }
 
+// --weights with --resume is an error naming both (a resumed run continues from its checkpoint's
+// weights), before the checkpoint is even read.
+TEST(Cli, ResumeWithWeightsIsAnError) {
+  TempDir dir;
+  yolo2::testing::write_text(dir.file("x.ckpt"), "not read");
+  const CliResult r = run_yolo2(dir, "train --resume " + dir.file("x.ckpt") + " --weights " + dir.file("w.weights"));
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_CONTAINS(r.output, "--resume " + dir.file("x.ckpt") + " --weights " + dir.file("w.weights") +
+                                ": a resumed run continues from the checkpoint's weights");
+}
+
 namespace yolo2 {
 using testing::read_text;
 using testing::TempDir;
