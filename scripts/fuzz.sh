@@ -4,11 +4,15 @@
 # other on one core each (JOBS in parallel, default 1):
 #   scripts/fuzz.sh [SECONDS]          all targets
 #   TARGETS="image config" scripts/fuzz.sh 600
+#   scripts/fuzz.sh --grow             refresh the grown corpus (below) from this machine's runs
 # Each target starts from the committed seed corpus (tests/fuzz/corpus/<target>) and keeps what it
 # finds in build-fuzz/corpus/<target> (kept between runs); an input over 1 s, over 1 GB of memory or
 # that crashes is written to build-fuzz/crashes/<target>/ and the script exits 1. Keep such an
 # input, once fixed, in tests/fuzz/regressions/<target>/: ctest replays the corpus and the
 # regressions (Fuzz.ReplayCorpusAndRegressions). Prints execs/s and coverage per target.
+# The grown corpus, tests/fuzz/grown/<target> (committed; ctest replays it and every run starts
+# from it too): what the runs found, minimized by libFuzzer's merge to the inputs that add coverage
+# beyond the seed corpus, each cut to 4 KiB. `--grow` rebuilds it from build-fuzz/corpus and itself.
 # Every target's run is appended to tests/fuzz/ledger.tsv (date, commit fuzzed, seconds, execs,
 # execs/s, coverage, corpus size, result, CPU; commit it): the fuzzing hours add up across sessions
 # and machines, and the script ends with each target's total from the ledger.
@@ -21,6 +25,20 @@ cmake --build build-fuzz -j"${BUILD_JOBS:-2}" >/dev/null
 ALL=$(ls tests/fuzz/corpus)
 TARGETS=${TARGETS:-$ALL}
 JOBS=${JOBS:-1}
+if [ "$SECONDS_PER" = --grow ]; then
+  for t in $TARGETS; do
+    new=build-fuzz/grown.$t
+    rm -rf "$new" && mkdir -p "$new" "build-fuzz/corpus/$t" "tests/fuzz/grown/$t" build-fuzz/logs
+    cp tests/fuzz/corpus/"$t"/* "$new"/  # merge keeps what adds to these; they are removed after
+    YOLO2_FUZZ_TARGET=$t build-fuzz/yolo2_fuzz -merge=1 -timeout=1 -rss_limit_mb=1024 -max_len=4096 "$new" \
+      "tests/fuzz/grown/$t" "build-fuzz/corpus/$t" >"build-fuzz/logs/grow-$t.log" 2>&1
+    for f in tests/fuzz/corpus/"$t"/*; do rm -f -- "$new/$(basename "$f")"; done
+    rm -rf "tests/fuzz/grown/$t" && mv "$new" "tests/fuzz/grown/$t"
+    printf '%-16s %5d inputs %8d bytes\n' "$t" "$(ls "tests/fuzz/grown/$t" | wc -l)" \
+      "$(cat "tests/fuzz/grown/$t"/* /dev/null | wc -c)"
+  done
+  exit 0
+fi
 status=0
 printf '%-16s %10s %10s %8s %8s %s\n' target seconds execs execs/s cov result
 run_target() {
@@ -29,7 +47,7 @@ run_target() {
   local rc=0
   YOLO2_FUZZ_TARGET=$t build-fuzz/yolo2_fuzz -max_total_time="$SECONDS_PER" -timeout=1 -rss_limit_mb=1024 \
     -max_len=1048576 -print_final_stats=1 -artifact_prefix="build-fuzz/crashes/$t/" \
-    "build-fuzz/corpus/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
+    "build-fuzz/corpus/$t" "tests/fuzz/corpus/$t" $(ls -d "tests/fuzz/grown/$t" 2>/dev/null) >"$log" 2>&1 || rc=$?
   local execs cov rate
   execs=$(grep -oP 'stat::number_of_executed_units:\s*\K[0-9]+' "$log" | tail -1 || true)
   cov=$(grep -oP '\bcov: \K[0-9]+' "$log" | tail -1 || true)
