@@ -516,6 +516,25 @@ TEST(RunFolderSafety, SigtermSavesAndExits143) {
   EXPECT_CONTAINS(out, "yolo2 train --resume");
 }
 
+// With data.skip_bad_images, `train` names every image it leaves out, in its log (the smaller fault:
+// they were skipped without a name).
+TEST(RunFolderSafety, TrainNamesTheImagesItSkips) {
+  TempDir dir;
+  Config c = short_run(dir, dir.file("run"));
+  c.data.skip_bad_images = true;
+  c.train.batch = 4;  // 7 images are left
+  write_text(dir.file("voc/JPEGImages/000002.jpg"), "");
+  write_text(dir.file("c.yaml"), to_yaml(c));
+  const std::string log = dir.file("log");
+  EXPECT_EQ(run_status(std::string(YOLO2_EXE) + " train --config " + dir.file("c.yaml") +
+                       " --no-eval --stop-after 1 > " + log + " 2>&1"),
+            0)
+      << read_text(log);
+  const std::string out = read_text(log);
+  EXPECT_CONTAINS(out, "data (training): 1 image(s) skipped (data.skip_bad_images): ");
+  EXPECT_CONTAINS(out, "000002.jpg: empty file");
+}
+
 // 10. detect: inputs that share a stem stay apart, a broken image does not stop the others (exit 1,
 // JSON for all), and an unwritable --json fails before any work.
 // export and detect never write over their own inputs: the checkpoint as --darknet (with --prefix,
