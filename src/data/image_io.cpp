@@ -6,6 +6,7 @@
 #include <csetjmp>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 // libjpeg's C API (libjpeg-turbo on Debian); jpeglib.h needs stdio's FILE and size_t first.
@@ -37,6 +38,12 @@ uint32_t be32(const std::string& b, std::size_t i) {
 }
 uint32_t le32(const std::string& b, std::size_t i) {
   return byte_at(b, i) | (byte_at(b, i + 1) << 8) | (byte_at(b, i + 2) << 16) | (byte_at(b, i + 3) << 24);
+}
+// A BMP's width and height from its BITMAPINFOHEADER (at least 26 bytes; a negative height means
+// stored top-down).
+std::pair<uint32_t, uint32_t> bmp_size(const std::string& b) {
+  const auto h = static_cast<int32_t>(le32(b, 22));
+  return {le32(b, 18), static_cast<uint32_t>(h < 0 ? -static_cast<int64_t>(h) : h)};
 }
 
 // The EXIF Orientation of a JPEG (tag 0x0112 of IFD0 in its APP1 "Exif" segment), or 1 (as stored)
@@ -148,9 +155,8 @@ std::optional<std::string> check_bytes(const std::string& path, const std::strin
     return check_pixels(path, be32(b, 16), be32(b, 20));  // IHDR: width, height
   }
   if (b.size() >= 26 && u(0) == 'B' && u(1) == 'M') {
-    // BITMAPINFOHEADER: width, then height (negative: stored top-down).
-    const auto h = static_cast<int32_t>(le32(b, 22));
-    return check_pixels(path, le32(b, 18), static_cast<uint32_t>(h < 0 ? -static_cast<int64_t>(h) : h));
+    const auto [width, height] = bmp_size(b);
+    return check_pixels(path, width, height);
   }
   return path + ": not a JPEG, PNG or BMP image (by its first bytes)";
 }
@@ -289,8 +295,8 @@ cv::Size image_size(const std::string& path) {
   }
   if (b.size() >= 24 && b.compare(1, 3, "PNG") == 0) return size(be32(b, 16), be32(b, 20));
   if (b.size() >= 26 && b[0] == 'B' && b[1] == 'M') {
-    const auto h = static_cast<int32_t>(le32(b, 22));
-    return size(le32(b, 18), static_cast<uint32_t>(h < 0 ? -static_cast<int64_t>(h) : h));
+    const auto [width, height] = bmp_size(b);
+    return size(width, height);
   }
   throw Error(path + ": not a JPEG, PNG or BMP image (by its first bytes)");
 }
