@@ -3,7 +3,7 @@
 # classification set and pretrain the Darknet19 backbone on it (cached in runs/synth_pretrain,
 # rebuilt when missing or when its config or data arguments change), generate a VOC-format
 # detection set, train configs/synth_focal_pretrained.yaml from the pretrained backbone on the CPU,
-# evaluate the best checkpoint (VOC07 mAP, at 160 px) and show where the plots are. About 11-12 minutes on 2
+# evaluate the best checkpoint (VOC07 mAP, at 160 px) and show where the plots are. About 11-14 minutes on 2
 # cores without the build. SEED=N changes the seed of both trainings (runtime.seed); YOLO2=PATH runs
 # that binary and skips the build.
 # `--torch pypi` builds against PyPI's LibTorch 2.x instead (scripts/torch-choice.sh).
