@@ -38,6 +38,7 @@ namespace fs = std::filesystem;
 using testing::error_of;
 using testing::make_dataset;
 using testing::read_text;
+using testing::run_status;
 using testing::TempDir;
 using testing::tiny_config;
 using testing::write_text;
@@ -493,11 +494,6 @@ TEST(RunFolderSafety, SplitListsWeightsFoldersAndSkippedImagesAreNamed) {
 }
 
 #ifdef YOLO2_EXE
-
-int run_status(const std::string& command) {
-  const int s = std::system(command.c_str());
-  return WIFEXITED(s) ? WEXITSTATUS(s) : -1;
-}
 
 // 7. SIGTERM during training saves and exits 143 (SIGINT's 130 is in test_train.cpp).
 TEST(RunFolderSafety, SigtermSavesAndExits143) {

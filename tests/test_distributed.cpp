@@ -116,9 +116,7 @@ TEST(Distributed, TorchrunEnvironment) {
 namespace {
 
 int run_yolo2(const std::string& args, const std::string& log) {
-  const std::string cmd = std::string(YOLO2_EXE) + " " + args + " > " + log + " 2>&1";
-  const int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return run_status(std::string(YOLO2_EXE) + " " + args + " > " + log + " 2>&1");
 }
 
 // The equivalence setting: 4 iterations of batch 8 on 16 images with full augmentation and

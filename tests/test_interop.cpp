@@ -35,8 +35,7 @@ using testing::TempDir;
 int run_python(const std::string& script, const std::string& args, const std::string& log) {
   const std::string cmd = std::string("PYTHONPATH=") + YOLO2_SOURCE_DIR + "/.test-deps python3 " + YOLO2_SOURCE_DIR +
                           "/tests/" + script + " " + args + " > " + log + " 2>&1";
-  const int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return testing::run_status(cmd);
 }
 
 void write_floats(const std::string& path, const at::Tensor& t) {

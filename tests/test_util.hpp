@@ -1,9 +1,11 @@
-// Shared helpers for the test suite: temporary folders and small file utilities.
+// Shared helpers for the test suite: temporary folders, small file utilities, shell commands.
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <opencv2/core.hpp>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -66,6 +68,12 @@ std::string error_of(Fn&& fn) {
   }
   ADD_FAILURE() << "expected yolo2::Error, nothing was thrown";
   return {};
+}
+
+// Runs `command` through the shell; its exit status, or -1 when a signal ended it.
+inline int run_status(const std::string& command) {
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 // Pixels of `image` exactly equal to `colour` (plots draw in exact palette colours).

@@ -120,15 +120,14 @@ void add_export(CLI::App& app) {
   cmd->add_option("--size", f->onnx.size,
                   "ONNX: input side, a multiple of 32 (default data.input_size); the batch "
                   "axis is dynamic")
-      ->check(CLI::Range(32, 4096));
+      ->check(input_side());
   cmd->add_flag("--keep-bn", f->keep_bn, "ONNX: BatchNormalization nodes instead of batch norm folded into the convs");
   cmd->add_flag("--decode", f->onnx.decode,
                 "ONNX: the region decode in the graph (outputs boxes in input pixels and scores; input window)");
   cmd->add_flag("--nms", f->onnx.nms, "ONNX: also NonMaxSuppression (output selected_indices); needs --decode");
   cmd->add_option("--conf", f->conf, "ONNX --nms: score threshold (default eval.detect_thresh)")
-      ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--iou", f->iou, "ONNX --nms: per-class IoU threshold (default eval.nms)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(number_in(0, 1));
+  cmd->add_option("--iou", f->iou, "ONNX --nms: per-class IoU threshold (default eval.nms)")->check(number_in(0, 1));
   cmd->callback([f] { run_export(*f); });
 }
 
